@@ -1,0 +1,318 @@
+// Signed client for the privchat API. Every request but health and registration carries an
+// RFC 9421 signature made with the device key; `credentials: "include"` lets a Cloudflare
+// Access session cookie ride along when the API sits behind Access.
+
+import { signRequest } from "./signing.js";
+import { readSSE } from "./sse.js";
+import { isLoopbackOrigin } from "./config.js";
+
+/** An error answer from the API: {"error": {"code", "message"}}. */
+export class ApiError extends Error {
+  constructor(status, code, message, { retryAfter = null } = {}) {
+    super(message || `The server answered ${status}.`);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code || `http_${status}`;
+    this.retryAfter = retryAfter;
+  }
+}
+
+/**
+ * The request never got an answer we could read. kind:
+ *   "offline"      the browser says it is offline
+ *   "access"       Cloudflare Access wants a sign-in (redirect, opaque answer)
+ *   "unreachable"  connection refused / CORS failure / DNS; on a non-loopback https origin
+ *                  this may also be Access (a cross-origin redirect to the login page fails like this)
+ *   "aborted"      we aborted it ourselves
+ */
+export class NetworkError extends Error {
+  constructor(kind, message, cause) {
+    super(message);
+    this.name = "NetworkError";
+    this.kind = kind;
+    this.cause = cause;
+  }
+}
+
+function retryAfterSeconds(res) {
+  const v = res.headers.get("Retry-After");
+  if (!v) return null;
+  const n = Number(v);
+  if (Number.isFinite(n)) return Math.max(0, n);
+  const d = Date.parse(v);
+  return Number.isFinite(d) ? Math.max(0, Math.round((d - Date.now()) / 1000)) : null;
+}
+
+async function errorFromResponse(res) {
+  let code = null;
+  let message = null;
+  try {
+    const body = await res.json();
+    if (body && body.error) {
+      code = body.error.code || null;
+      message = body.error.message || null;
+    }
+  } catch {
+    /* not JSON: keep the generic sentence */
+  }
+  if (!code && res.status === 403) code = "access_denied";
+  if (!message) {
+    message =
+      res.status === 403
+        ? "Access was denied (Cloudflare Access sign-in may be needed)."
+        : res.status >= 500
+          ? `The server had a problem (HTTP ${res.status}).`
+          : `The request failed (HTTP ${res.status}).`;
+  }
+  return new ApiError(res.status, code, message, { retryAfter: retryAfterSeconds(res) });
+}
+
+export class ApiClient {
+  /**
+   * @param {string} origin  API origin, e.g. "http://127.0.0.1:8765"
+   * @param {{getDevice?: () => Promise<{keyPair, deviceId}|null>}} opts
+   */
+  constructor(origin, { getDevice = async () => null } = {}) {
+    this.origin = origin;
+    this.getDevice = getDevice;
+    this.offsetMs = 0; // serverTime - localTime
+    this.lastHealth = null;
+  }
+
+  now() {
+    return Date.now() + this.offsetMs;
+  }
+
+  url(path) {
+    return this.origin + path;
+  }
+
+  networkError(err) {
+    if (err && err.name === "AbortError") return new NetworkError("aborted", "The request was stopped.", err);
+    if (typeof navigator !== "undefined" && navigator.onLine === false) {
+      return new NetworkError("offline", "The browser is offline.", err);
+    }
+    if (isLoopbackOrigin(this.origin)) {
+      return new NetworkError("unreachable", "Server not reachable — start it with `privchat serve`.", err);
+    }
+    return new NetworkError(
+      "unreachable",
+      "The API could not be reached: Cloudflare Access sign-in may be needed, or the server is not running.",
+      err,
+    );
+  }
+
+  async rawFetch(path, init) {
+    let res;
+    try {
+      res = await fetch(this.url(path), {
+        mode: "cors",
+        credentials: "include",
+        cache: "no-store",
+        redirect: "manual", // the API never redirects; a redirect means Access wants a sign-in
+        referrerPolicy: "no-referrer",
+        ...init,
+      });
+    } catch (err) {
+      throw this.networkError(err);
+    }
+    if (res.type === "opaqueredirect" || res.type === "opaque" || (res.status >= 300 && res.status < 400)) {
+      throw new NetworkError("access", "Cloudflare Access sign-in needed.");
+    }
+    return res;
+  }
+
+  /** GET /api/health (public). Also corrects the clock offset used for `created`. */
+  async health({ signal } = {}) {
+    const t0 = Date.now();
+    const res = await this.rawFetch("/api/health", { method: "GET", signal });
+    const t1 = Date.now();
+    if (!res.ok) throw await errorFromResponse(res);
+    let body;
+    try {
+      body = await res.json();
+    } catch (err) {
+      // An HTML login page instead of JSON also means Access is in the way.
+      throw new NetworkError("access", "Cloudflare Access sign-in needed.", err);
+    }
+    if (body && typeof body.time === "number" && Number.isFinite(body.time)) {
+      this.offsetMs = Math.round(body.time * 1000 - (t0 + t1) / 2);
+    }
+    this.lastHealth = body;
+    return body;
+  }
+
+  async signedHeaders(method, path, bodyText, device) {
+    const dev = device || (await this.getDevice());
+    if (!dev) throw new ApiError(401, "device_unknown", "This device is not paired yet.");
+    return signRequest({
+      privateKey: dev.keyPair.privateKey,
+      keyId: dev.deviceId,
+      method,
+      url: this.url(path),
+      body: bodyText,
+      now: this.now(),
+    });
+  }
+
+  /**
+   * Sends a signed request and returns the Response (status 2xx) or throws ApiError/NetworkError.
+   * A clock_skew answer re-syncs the clock from /api/health and retries once.
+   */
+  async send(method, path, { json, body, device, signal, headers = {}, retried = false } = {}) {
+    const bodyText = json !== undefined ? JSON.stringify(json) : body !== undefined ? body : "";
+    const sig = await this.signedHeaders(method, path, bodyText, device);
+    const h = { ...headers, ...sig };
+    if (json !== undefined && !h["Content-Type"]) h["Content-Type"] = "application/json";
+    const init = { method, headers: h, signal };
+    if (method !== "GET" && method !== "HEAD") init.body = bodyText;
+    const res = await this.rawFetch(path, init);
+    if (res.ok) return res;
+    const err = await errorFromResponse(res);
+    if (err.code === "clock_skew" && !retried) {
+      await this.health({ signal });
+      return this.send(method, path, { json, body, device, signal, headers, retried: true });
+    }
+    throw err;
+  }
+
+  async json(method, path, opts) {
+    const res = await this.send(method, path, opts);
+    if (res.status === 204) return null;
+    const text = await res.text();
+    return text ? JSON.parse(text) : null;
+  }
+
+  // ------------------------------------------------------------ devices
+
+  /** Registers a new device key with a pairing code. The request is signed by that new key. */
+  registerDevice({ pairingCode, publicJwk, name, device }) {
+    return this.json("POST", "/api/auth/device", {
+      json: { pairing_code: pairingCode, public_key: publicJwk, name },
+      device,
+    });
+  }
+
+  whoAmI(opts) {
+    return this.json("GET", "/api/auth/device", opts);
+  }
+
+  listDevices() {
+    return this.json("GET", "/api/devices");
+  }
+
+  revokeDevice(id) {
+    return this.json("DELETE", `/api/devices/${encodeURIComponent(id)}`);
+  }
+
+  // ------------------------------------------------------------ chat
+
+  /**
+   * POST /api/chat and stream the reply. Handlers: onStart, onToken, onDone, onError (stream
+   * error event), onPing. Resolves when the stream ends; throws ApiError before the stream starts,
+   * NetworkError if the connection drops (kind "aborted" when the signal fired).
+   */
+  async chat({ conversationId, message, options, signal }, handlers = {}) {
+    const payload = { message };
+    if (conversationId) payload.conversation_id = conversationId;
+    if (options && Object.keys(options).length) payload.options = options;
+    const res = await this.send("POST", "/api/chat", {
+      json: payload,
+      signal,
+      headers: { Accept: "text/event-stream" },
+    });
+    const type = res.headers.get("Content-Type") || "";
+    if (!type.startsWith("text/event-stream")) {
+      throw new ApiError(res.status, "bad_stream", "The server did not answer with an event stream.");
+    }
+    let finished = false;
+    try {
+      await readSSE(
+        res,
+        (ev) => {
+          let data = null;
+          try {
+            data = ev.data ? JSON.parse(ev.data) : null;
+          } catch {
+            return; // not ours
+          }
+          if (ev.event === "start" && handlers.onStart) handlers.onStart(data);
+          else if (ev.event === "token" && handlers.onToken) handlers.onToken(data);
+          else if (ev.event === "done") {
+            finished = true;
+            if (handlers.onDone) handlers.onDone(data);
+          } else if (ev.event === "error") {
+            finished = true;
+            if (handlers.onError) handlers.onError(data);
+          }
+        },
+        { signal, onComment: handlers.onPing },
+      );
+    } catch (err) {
+      if (finished) return;
+      throw this.networkError(signal && signal.aborted ? Object.assign(new Error("aborted"), { name: "AbortError" }) : err);
+    }
+    if (!finished) {
+      if (signal && signal.aborted) throw new NetworkError("aborted", "The request was stopped.");
+      throw new NetworkError("interrupted", "The connection closed before the reply was finished.");
+    }
+  }
+
+  cancel(assistantMessageId) {
+    return this.json("POST", `/api/chat/${encodeURIComponent(assistantMessageId)}/cancel`, { json: {} });
+  }
+
+  // ------------------------------------------------------------ history
+
+  listConversations({ limit = 50, before = null } = {}) {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (before !== null && before !== undefined) q.set("before", String(before));
+    return this.json("GET", `/api/history?${q}`);
+  }
+
+  getConversation(id) {
+    return this.json("GET", `/api/history/${encodeURIComponent(id)}`);
+  }
+
+  deleteConversation(id) {
+    return this.json("DELETE", `/api/history/${encodeURIComponent(id)}`);
+  }
+
+  clearHistory() {
+    return this.json("DELETE", "/api/history");
+  }
+
+  /** Returns {blob, filename}. */
+  async exportHistory(format) {
+    const res = await this.send("GET", `/api/history/export?format=${encodeURIComponent(format)}`);
+    const blob = await res.blob();
+    let filename = null;
+    const cd = res.headers.get("Content-Disposition");
+    if (cd) {
+      const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+      if (m) filename = decodeURIComponent(m[1]).replace(/[\\/]/g, "_");
+    }
+    if (!filename) {
+      const day = new Date().toISOString().slice(0, 10);
+      filename = `privchat-export-${day}.${format === "markdown" ? "md" : "json"}`;
+    }
+    return { blob, filename };
+  }
+
+  importHistory(text) {
+    return this.json("POST", "/api/history/import", {
+      body: text,
+      headers: { "Content-Type": "application/json" },
+    });
+  }
+
+  // ------------------------------------------------------------ settings
+
+  getSettings() {
+    return this.json("GET", "/api/settings");
+  }
+
+  putSettings(settings) {
+    return this.json("PUT", "/api/settings", { json: settings });
+  }
+}
