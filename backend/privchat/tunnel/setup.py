@@ -1,0 +1,623 @@
+"""`privchat tunnel setup`: wire the tunnel, the privchat config and the page to one API hostname.
+
+Three files must agree for the phone to reach the backend: cloudflared's config (which host name
+goes to which loopback port, with Access checked per rule), privchat's config (which origins may
+call it, which Access team and AUD it trusts) and the page's API config and CSP. Getting one of
+them wrong fails quietly (a CORS error, a blank page, or worse an unchecked origin), so this
+module writes all three from one set of answers, validates each before writing, backs up what it
+changes and does nothing when nothing would change.
+
+It never reads or writes the tunnel credentials file: that file is the tunnel's secret, so only
+its path goes into the config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import yaml
+
+from privchat.config import SCHEMA, ConfigError, config_from_dict, is_loopback_host
+from privchat.tunnel.validate import validate_cloudflared_config
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
+_AUD_SHAPE = re.compile(r"^[0-9a-f]{64}$")
+ACCESS_DOMAIN_SUFFIX = ".cloudflareaccess.com"
+
+CLOUDFLARED_HEADER = """\
+# cloudflared config for privchat, written by `privchat tunnel setup`.
+# Re-run that command to change it (it validates against cloudflared's rules and keeps a backup);
+# `privchat tunnel validate FILE` checks hand edits. See tunnel/config.example.yml for every key.
+# Access is checked per rule (originRequest.access): a top-level access block would be ignored.
+"""
+PRIVCHAT_HEADER = "# privchat config (the tunnel, access and site keys were set by `privchat tunnel setup`).\n"
+
+
+class SetupError(ValueError):
+    """Bad input or a file that cannot be merged, phrased as a sentence naming the field."""
+
+
+# --------------------------------------------------------------------------------------------
+# Input: normalise and refuse bad values with a sentence naming the field.
+# --------------------------------------------------------------------------------------------
+
+def normalize_site_url(value: str) -> str:
+    """The site's origin: https, a host, nothing after it. The page is served from <origin>/chat."""
+    raw = (value or "").strip()
+    parts = urlsplit(raw)
+    if parts.scheme != "https":
+        raise SetupError(f"site URL (--site-url): {raw!r} must be an https origin like https://example.com; "
+                         "Cloudflare Pages serves https and browsers block an http page from calling an https API in a useful way.")
+    if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise SetupError(f"site URL (--site-url): {raw!r} must be an origin only (https://example.com), without path, query or user.")
+    try:
+        parts.port
+    except ValueError as exc:
+        raise SetupError(f"site URL (--site-url): {raw!r} has an invalid port.") from exc
+    return f"https://{parts.netloc.lower()}"
+
+
+def normalize_api_host(value: str) -> str:
+    """A bare host name: cloudflared ingress hostnames cannot hold a scheme, a port or a path."""
+    raw = (value or "").strip()
+    if "://" in raw:
+        raise SetupError(f"API hostname (--api-hostname): {raw!r} has a scheme; give the bare host name like chat-api.example.com.")
+    if ":" in raw:
+        raise SetupError(f"API hostname (--api-hostname): {raw!r} has a port; the tunnel is reached on 443, give the bare host name like chat-api.example.com.")
+    if "/" in raw or "*" in raw:
+        raise SetupError(f"API hostname (--api-hostname): {raw!r} must be one bare host name like chat-api.example.com, without path or wildcard.")
+    host = raw.lower().rstrip(".")
+    if not _HOST.match(host):
+        raise SetupError(f"API hostname (--api-hostname): {raw!r} is not a host name in your Cloudflare zone like chat-api.example.com.")
+    return host
+
+
+def normalize_team_name(value: str) -> str:
+    """The team name, the 'myteam' of myteam.cloudflareaccess.com; the full domain is accepted too."""
+    raw = (value or "").strip()
+    name = raw.lower()
+    if "://" in name:
+        name = urlsplit(name).hostname or ""
+    if name.endswith(ACCESS_DOMAIN_SUFFIX):
+        name = name[: -len(ACCESS_DOMAIN_SUFFIX)]
+    if not _DNS_LABEL.match(name):
+        raise SetupError(f"Access team name (--team-name): {raw!r} is not a DNS label (letters, digits and inner hyphens, "
+                         "at most 63); it is the 'myteam' of https://myteam.cloudflareaccess.com.")
+    return name
+
+
+def normalize_aud(value: str) -> str:
+    """The Access application's AUD tag; without it no token could be checked."""
+    aud = (value or "").strip()
+    if not aud:
+        raise SetupError("AUD tag (--aud): empty; copy the Application Audience (AUD) Tag from the Access application's overview page.")
+    if any(ch.isspace() for ch in aud) or not aud.isascii():
+        raise SetupError(f"AUD tag (--aud): {aud!r} contains spaces or non-ASCII characters; paste only the tag.")
+    return aud
+
+
+def normalize_tunnel(value: str) -> str:
+    """A tunnel name or UUID as `cloudflared tunnel create` knows it."""
+    name = (value or "").strip()
+    if not name or any(ch.isspace() for ch in name) or "/" in name or not name.isascii():
+        raise SetupError(f"tunnel (--tunnel): {value!r} must be the tunnel's name or UUID, without spaces or slashes.")
+    return name
+
+
+def normalize_port(value: Any) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise SetupError(f"local port (--port): {value!r} is not a number from 1 to 65535.") from None
+    if not 1 <= port <= 65535:
+        raise SetupError(f"local port (--port): {port} is not from 1 to 65535.")
+    return port
+
+
+def normalize_credentials_file(value: str) -> Path:
+    raw = (value or "").strip()
+    if not raw:
+        raise SetupError("credentials file (--credentials-file): empty; give the path cloudflared printed on `cloudflared tunnel create`, e.g. ~/.cloudflared/<UUID>.json.")
+    return Path(os.path.abspath(os.path.expanduser(raw)))
+
+
+@dataclass(frozen=True)
+class SetupInput:
+    """The owner's answers, already normalised."""
+
+    site_url: str
+    api_host: str
+    tunnel: str
+    credentials_file: Path
+    team_name: str
+    aud: str
+    port: int
+    keep_local: bool = False
+
+    @property
+    def api_origin(self) -> str:
+        return f"https://{self.api_host}"
+
+    @property
+    def team_domain(self) -> str:
+        return f"https://{self.team_name}{ACCESS_DOMAIN_SUFFIX}"
+
+
+# --------------------------------------------------------------------------------------------
+# What to write: pure functions from input (and existing content) to new content.
+# --------------------------------------------------------------------------------------------
+
+def service_url(host: str, port: int) -> str:
+    """cloudflared must reach the address privchat binds: loopback, IPv6 in brackets."""
+    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
+    return f"http://[{host.strip('[]')}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def api_rule(inp: SetupInput, host: str) -> dict[str, Any]:
+    return {
+        "hostname": inp.api_host,
+        "service": service_url(host, inp.port),
+        "originRequest": {"access": {"required": True, "teamName": inp.team_name, "audTag": [inp.aud]}},
+    }
+
+
+def build_cloudflared_config(inp: SetupInput, host: str, existing: Any = None) -> tuple[dict[str, Any], list[str]]:
+    """The cloudflared mapping: our rule first, the owner's other rules kept, a 404 catch-all last."""
+    notes: list[str] = []
+    data: dict[str, Any] = {"tunnel": inp.tunnel, "credentials-file": str(inp.credentials_file)}
+    kept_rules: list[Any] = []
+    if isinstance(existing, dict):
+        for key, value in existing.items():
+            if key not in ("tunnel", "credentials-file", "ingress", "access"):
+                data[key] = value
+        rules = existing.get("ingress") if isinstance(existing.get("ingress"), list) else []
+        for rule in rules[:-1] if rules else []:
+            if isinstance(rule, dict) and rule.get("hostname") not in (None, "", "*", inp.api_host):
+                kept_rules.append(rule)
+        if kept_rules:
+            notes.append(f"kept {len(kept_rules)} other ingress rule(s) already in the cloudflared config")
+        if "access" in existing:
+            notes.append("dropped the top-level access block, which cloudflared ignores; Access is now set on the API rule")
+    data["ingress"] = [api_rule(inp, host), *kept_rules, {"service": "http_status:404"}]
+    return data, notes
+
+
+def render_cloudflared_config(data: dict[str, Any]) -> str:
+    return CLOUDFLARED_HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The privchat config with the tunnel keys set and every other key left as the owner wrote it."""
+    notes: list[str] = []
+    merged: dict[str, Any] = {section: (dict(keys) if isinstance(keys, dict) else keys) for section, keys in raw.items()}
+    for section in ("server", "access", "site", "tunnel"):
+        if merged.get(section) is None:
+            merged[section] = {}
+        if not isinstance(merged[section], dict):
+            raise SetupError(f"{section}: the privchat config has {merged[section]!r} here instead of a mapping; fix it before running setup.")
+    server = merged["server"]
+    current = server.get("allowed_origins", SCHEMA["server"]["allowed_origins"][0])
+    if not isinstance(current, list):
+        raise SetupError(f"server.allowed_origins: expected a list of origins in the privchat config, got {current!r}; fix it before running setup.")
+    origins = [inp.site_url] + [o for o in current if isinstance(o, str) and o.lower().rstrip("/") != inp.site_url]
+    others = [o for o in origins[1:] if isinstance(o, str) and not is_loopback_host(urlsplit(o).hostname or "")]
+    if others:
+        notes.append(f"server.allowed_origins still lists {', '.join(others)}; remove them if that site is gone")
+    server["allowed_origins"] = origins
+    if server.get("port", SCHEMA["server"]["port"][0]) != inp.port:
+        server["port"] = inp.port
+        notes.append(f"server.port set to {inp.port} to match the tunnel")
+    merged["access"].update({"team_domain": inp.team_domain, "aud": [inp.aud], "public_hostnames": [inp.api_host]})
+    merged["site"].update({"url": inp.site_url, "api_origin": inp.api_origin})
+    merged["tunnel"]["config_file"] = str(cloudflared_path)
+    return merged, notes
+
+
+def rewrite_csp(text: str, api_origin: str, keep_local: bool) -> tuple[str, bool]:
+    """Point connect-src at the API origin in every CSP line of a Pages _headers file.
+
+    The page may only fetch from 'self' and the API; the loopback origins are for local
+    development and are dropped unless --keep-local asks to keep them.
+    """
+    found = False
+
+    def replace(match: re.Match[str]) -> str:
+        nonlocal found
+        found = True
+        sources = match.group(2).split()
+        kept = ["'self'", api_origin]
+        if keep_local:
+            kept += [s for s in sources if _is_loopback_source(s) and s not in kept]
+        return f"{match.group(1)} {' '.join(kept)}"
+
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if "content-security-policy" in line.lower():
+            line = re.sub(r"(connect-src)((?:[ \t]+[^;\s]+)*)", replace, line, count=1)
+        lines.append(line)
+    return "".join(lines), found
+
+
+def _is_loopback_source(source: str) -> bool:
+    host = urlsplit(source).hostname if "://" in source else None
+    return bool(host) and is_loopback_host(host)
+
+
+def merge_page_config(existing: dict[str, Any] | None, api_origin: str) -> dict[str, Any]:
+    merged = dict(existing or {})
+    merged["apiOrigin"] = api_origin
+    return merged
+
+
+def render_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: only when content changes, atomically, with a backup of what was there.
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class FileChange:
+    """What happened to one file, for the printed and the JSON summary."""
+
+    what: str
+    path: str
+    status: str  # created | updated | unchanged | skipped | missing | would-create | would-update
+    backup: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def backup_path(path: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = path.with_name(f"{path.name}.bak-{stamp}")
+    counter = 1
+    while candidate.exists():
+        candidate = path.with_name(f"{path.name}.bak-{stamp}-{counter}")
+        counter += 1
+    return candidate
+
+
+def write_file(what: str, path: Path, content: str, *, mode: int, dry_run: bool, notes: list[str] | None = None,
+               same: Callable[[str], bool] | None = None) -> FileChange:
+    """Write content unless the file already says the same; back up the old file first.
+
+    ``same`` lets a caller compare meaning instead of bytes (the privchat config keeps the
+    owner's comments when nothing would change).
+    """
+    notes = list(notes or [])
+    if path.exists():
+        old = path.read_text(encoding="utf-8")
+        if old == content or (same is not None and same(old)):
+            return FileChange(what, str(path), "unchanged", notes=notes)
+        if dry_run:
+            return FileChange(what, str(path), "would-update", notes=notes)
+        backup = backup_path(path)
+        shutil.copy2(path, backup)
+        _atomic_write(path, content, mode=path.stat().st_mode & 0o777)
+        return FileChange(what, str(path), "updated", backup=str(backup), notes=notes)
+    if dry_run:
+        return FileChange(what, str(path), "would-create", notes=notes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, content, mode=mode)
+    return FileChange(what, str(path), "created", notes=notes)
+
+
+def _atomic_write(path: Path, content: str, *, mode: int) -> None:
+    """Write beside the target and rename, so a crash never leaves half a config."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# The whole run.
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class SetupPaths:
+    privchat_config: Path
+    cloudflared_config: Path
+    pages_dir: Path | None
+
+
+@dataclass
+class SetupResult:
+    inputs: dict[str, Any]
+    changes: list[FileChange]
+    warnings: list[str]
+    next_steps: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return any(c.status not in ("unchanged", "skipped", "missing") for c in self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": True, "changed": self.changed, "inputs": self.inputs,
+                "files": [asdict(c) for c in self.changes], "warnings": self.warnings, "next_steps": self.next_steps}
+
+
+def default_pages_dir() -> Path:
+    """The repo's pages/ next to backend/, found from this file (an editable install)."""
+    return Path(__file__).resolve().parents[3] / "pages"
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """An existing YAML file as a mapping ({} when absent); anything else is refused."""
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SetupError(f"{what} {path}: not valid YAML ({exc}); fix or move it before running setup.") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SetupError(f"{what} {path}: expected a mapping at the top, got {type(data).__name__}; fix or move it before running setup.")
+    return data
+
+
+def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> SetupResult:
+    """Plan every file first (so bad input or a bad existing file writes nothing), then write."""
+    warnings: list[str] = []
+    privchat_raw = read_yaml_mapping(paths.privchat_config, "privchat config")
+    cloudflared_path = Path(os.path.abspath(os.path.expanduser(str(paths.cloudflared_config))))
+    protected = inp.credentials_file.resolve()
+    for out in (cloudflared_path, paths.privchat_config):
+        if out.resolve() == protected:
+            raise SetupError(f"credentials file (--credentials-file): {inp.credentials_file} is also an output path; "
+                             "setup never writes the tunnel's credentials, choose another path.")
+
+    # 1. privchat config: merged and validated with privchat's own rules.
+    merged, privchat_notes = merge_privchat_config(privchat_raw, inp, cloudflared_path)
+    try:
+        config = config_from_dict(merged, config_dir=paths.privchat_config.parent)
+    except ConfigError as exc:
+        raise SetupError(f"the privchat config would be invalid after setup: {exc}") from exc
+    privchat_text = PRIVCHAT_HEADER + yaml.safe_dump(merged, sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+    # 2. cloudflared config: built from the input, validated with cloudflared's rules.
+    existing_cloudflared = read_yaml_mapping(cloudflared_path, "cloudflared config")
+    cloudflared_data, cloudflared_notes = build_cloudflared_config(inp, config.host, existing_cloudflared)
+    problems = validate_cloudflared_config(cloudflared_data)
+    if problems:
+        raise SetupError("the cloudflared config would be invalid, so nothing was written: " + " ".join(problems))
+    cloudflared_text = render_cloudflared_config(cloudflared_data)
+
+    # 3. the page: API origin and CSP.
+    page_plan: list[tuple[str, Path, str | None, list[str]]] = []
+    if paths.pages_dir is not None and paths.pages_dir.is_dir():
+        config_json = paths.pages_dir / "public" / "chat" / "config.json"
+        existing_json: dict[str, Any] | None = None
+        if config_json.exists():
+            try:
+                existing_json = json.loads(config_json.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise SetupError(f"page config {config_json}: not valid JSON ({exc}); fix or remove it before running setup.") from exc
+            if not isinstance(existing_json, dict):
+                raise SetupError(f"page config {config_json}: expected a JSON object, fix or remove it before running setup.")
+        page_plan.append(("page API config", config_json, render_json(merge_page_config(existing_json, inp.api_origin)), []))
+        headers = paths.pages_dir / "_headers"
+        if headers.exists():
+            new_headers, found = rewrite_csp(headers.read_text(encoding="utf-8"), inp.api_origin, inp.keep_local)
+            if found:
+                page_plan.append(("page CSP (_headers)", headers, new_headers, []))
+            else:
+                page_plan.append(("page CSP (_headers)", headers, None,
+                                  [f"no Content-Security-Policy line with connect-src found; add `connect-src 'self' {inp.api_origin};` to it by hand"]))
+        else:
+            page_plan.append(("page CSP (_headers)", headers, None,
+                              [f"{headers} is missing; its CSP must allow `connect-src 'self' {inp.api_origin}` or the page cannot call the API"]))
+
+    # Nothing refused: write.
+    changes = [
+        write_file("cloudflared config", cloudflared_path, cloudflared_text, mode=0o600, dry_run=dry_run, notes=cloudflared_notes),
+        write_file("privchat config", paths.privchat_config, privchat_text, mode=0o600, dry_run=dry_run, notes=privchat_notes,
+                   same=lambda old: (yaml.safe_load(old) or {}) == merged),
+    ]
+    if paths.pages_dir is None or not paths.pages_dir.is_dir():
+        changes.append(FileChange("page files", str(paths.pages_dir), "skipped",
+                                  notes=["pages directory not found; set apiOrigin in pages/public/chat/config.json and the CSP connect-src in pages/_headers yourself, or pass --pages-dir"]))
+    for what, path, content, notes in page_plan:
+        if content is None:
+            changes.append(FileChange(what, str(path), "missing", notes=notes))
+        else:
+            changes.append(write_file(what, path, content, mode=0o644, dry_run=dry_run, notes=notes))
+    if changes[1].status == "updated":
+        warnings.append("the privchat config was rewritten from its parsed form, so any comments in it are only in the backup")
+
+    if not inp.credentials_file.exists():
+        warnings.append(f"the credentials file {inp.credentials_file} does not exist yet; `cloudflared tunnel create {inp.tunnel}` writes it "
+                        "(use the path it prints, then re-run setup if it differs)")
+    if not _AUD_SHAPE.match(inp.aud):
+        warnings.append(f"the AUD tag {inp.aud!r} is not 64 hexadecimal characters like the tags Cloudflare shows; check you copied the Application Audience (AUD) Tag")
+
+    inputs = {"site_url": inp.site_url, "api_hostname": inp.api_host, "api_origin": inp.api_origin, "tunnel": inp.tunnel,
+              "credentials_file": str(inp.credentials_file), "team_name": inp.team_name, "team_domain": inp.team_domain,
+              "aud": inp.aud, "port": inp.port, "keep_local": inp.keep_local,
+              "cloudflared_config": str(cloudflared_path), "privchat_config": str(paths.privchat_config)}
+    return SetupResult(inputs=inputs, changes=changes, warnings=warnings,
+                       next_steps=next_steps(inp, cloudflared_path, paths.privchat_config))
+
+
+def next_steps(inp: SetupInput, cloudflared_path: Path, privchat_config: Path) -> list[str]:
+    """The exact commands and dashboard clicks that remain; setup cannot do them without your account."""
+    name = inp.tunnel
+    cfg = str(cloudflared_path)
+    return [
+        "Log in to Cloudflare once (writes ~/.cloudflared/cert.pem): `cloudflared tunnel login`",
+        f"Create the tunnel if it does not exist yet (`cloudflared tunnel list` shows it): `cloudflared tunnel create {name}`"
+        f" -- it writes the credentials file; setup expects it at {inp.credentials_file}",
+        f"Point the API hostname at the tunnel (a proxied CNAME): `cloudflared tunnel route dns {name} {inp.api_host}`",
+        "In the Cloudflare Zero Trust dashboard, Access > Applications (see tunnel/ACCESS.md): one self-hosted application "
+        f"covering {inp.api_host}; a policy with action Allow and include 'Emails' = your own email; under CORS settings turn on "
+        "'Bypass OPTIONS requests to origin' (privchat answers CORS itself); a session duration such as 24h or 1 month (730h); "
+        f"its Application Audience (AUD) Tag must be {inp.aud} and the team domain {inp.team_domain}.",
+        f"Start privchat (`privchat --config {privchat_config} serve`), then try the tunnel in the foreground: "
+        f"`cloudflared --config {cfg} tunnel run`",
+        f"Run the tunnel at boot as a system service: `sudo cloudflared --config {cfg} service install` -- "
+        "under sudo ~ means root's home, so the absolute --config path is required; the Linux installer copies the file to "
+        "/etc/cloudflared/config.yml, so after re-running setup copy it there again and `sudo systemctl restart cloudflared`.",
+        "Deploy the site so the page's config.json and _headers go live, then open "
+        f"{inp.site_url}/chat once and sign in to Access at {inp.api_origin} when the page asks.",
+        f"Pair your phone: `privchat --config {privchat_config} pair`",
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Gathering input from flags, the existing files and (on a TTY) questions.
+# --------------------------------------------------------------------------------------------
+
+def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> dict[str, Any]:
+    """Answers from an earlier run, so re-running needs no flags and changes nothing."""
+    found: dict[str, Any] = {}
+    try:
+        raw = read_yaml_mapping(privchat_config, "privchat config")
+    except SetupError:
+        raw = {}
+    site = raw.get("site") if isinstance(raw.get("site"), dict) else {}
+    access = raw.get("access") if isinstance(raw.get("access"), dict) else {}
+    server = raw.get("server") if isinstance(raw.get("server"), dict) else {}
+    tunnel = raw.get("tunnel") if isinstance(raw.get("tunnel"), dict) else {}
+    if isinstance(site.get("url"), str):
+        found["site_url"] = site["url"]
+    hostnames = access.get("public_hostnames")
+    if isinstance(hostnames, list) and hostnames and isinstance(hostnames[0], str):
+        found["api_host"] = hostnames[0]
+    elif isinstance(site.get("api_origin"), str):
+        found["api_host"] = urlsplit(site["api_origin"]).hostname
+    team_domain = access.get("team_domain")
+    if isinstance(team_domain, str):
+        host = urlsplit(team_domain if "://" in team_domain else f"https://{team_domain}").hostname or ""
+        if host.endswith(ACCESS_DOMAIN_SUFFIX):
+            found["team_name"] = host[: -len(ACCESS_DOMAIN_SUFFIX)]
+    aud = access.get("aud")
+    if isinstance(aud, list) and aud and isinstance(aud[0], str):
+        found["aud"] = aud[0]
+    found["port"] = server.get("port", SCHEMA["server"]["port"][0])
+    if cloudflared_path is None and isinstance(tunnel.get("config_file"), str):
+        cloudflared_path = Path(os.path.expanduser(tunnel["config_file"]))
+    if cloudflared_path is not None:
+        found["cloudflared_config"] = cloudflared_path
+        try:
+            cf = read_yaml_mapping(cloudflared_path, "cloudflared config")
+        except SetupError:
+            cf = {}
+        if isinstance(cf.get("tunnel"), str):
+            found["tunnel"] = cf["tunnel"]
+        if isinstance(cf.get("credentials-file"), str):
+            found["credentials_file"] = cf["credentials-file"]
+    return found
+
+
+FIELDS: list[tuple[str, str, str, Callable[[Any], Any]]] = [
+    ("site_url", "--site-url", "Site origin where /chat lives (https://example.com)", normalize_site_url),
+    ("api_host", "--api-hostname", "API hostname for the tunnel (chat-api.example.com)", normalize_api_host),
+    ("tunnel", "--tunnel", "Tunnel name or UUID", normalize_tunnel),
+    ("credentials_file", "--credentials-file", "Tunnel credentials file (~/.cloudflared/<UUID>.json)", normalize_credentials_file),
+    ("team_name", "--team-name", "Access team name (the 'myteam' of myteam.cloudflareaccess.com)", normalize_team_name),
+    ("aud", "--aud", "Access application AUD tag", normalize_aud),
+    ("port", "--port", "Local privchat port", normalize_port),
+]
+
+
+def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive: bool, keep_local: bool,
+                 ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> SetupInput:
+    """Flags win, then earlier answers; a TTY is asked for what is still missing (or invalid)."""
+    values: dict[str, Any] = {}
+    for key, flag, prompt, normalize in FIELDS:
+        value = given.get(key)
+        default = defaults.get(key)
+        if key == "credentials_file" and defaults.get("tunnel") not in (None, values.get("tunnel")):
+            default = None  # the earlier credentials belong to another tunnel
+        if key == "credentials_file" and default is None and _UUID.match(str(values.get("tunnel", ""))):
+            default = f"~/.cloudflared/{values['tunnel']}.json"
+        if value is None and not interactive and default is not None:
+            value = default
+        while True:
+            if value is None:
+                if not interactive:
+                    raise SetupError(f"{prompt[0].lower() + prompt[1:]} ({flag}): missing; pass {flag} (no terminal to ask on).")
+                suffix = f" [{default}]" if default is not None else ""
+                answer = ask(f"{prompt}{suffix}: ").strip()
+                value = answer or default
+                if value is None:
+                    say(f"{flag} is required.")
+                    continue
+            try:
+                values[key] = normalize(value)
+                break
+            except SetupError as exc:
+                if not interactive or key in given and given[key] is not None and value == given[key]:
+                    raise
+                say(str(exc))
+                value = None
+    return SetupInput(keep_local=keep_local, **values)
+
+
+def print_result(result: SetupResult, out: Callable[[str], None] = print) -> None:
+    for change in result.changes:
+        line = f"{change.status:>12}  {change.what}: {change.path}"
+        if change.backup:
+            line += f" (backup: {change.backup})"
+        out(line)
+        for note in change.notes:
+            out(f"{'':>14}note: {note}")
+    if not result.changed:
+        out("Nothing changed: every file already matches these answers.")
+    for warning in result.warnings:
+        out(f"warning: {warning}")
+    out("")
+    out("Remaining steps:")
+    for number, step in enumerate(result.next_steps, 1):
+        out(f"  {number}. {step}")
+
+
+def main_setup(args: Any) -> int:
+    """The `privchat tunnel setup` command: returns the exit code (0 ok, 2 refused input)."""
+    from privchat.config import default_config_path
+
+    privchat_config = Path(os.path.abspath(os.path.expanduser(str(args.config or default_config_path()))))
+    explicit_cf = Path(os.path.abspath(os.path.expanduser(args.cloudflared_config))) if args.cloudflared_config else None
+    interactive = not args.yes and sys.stdin.isatty() and not args.json
+    try:
+        defaults = existing_defaults(privchat_config, explicit_cf)
+        cloudflared_path = explicit_cf or defaults.get("cloudflared_config") or privchat_config.parent / "cloudflared.yml"
+        given = {"site_url": args.site_url, "api_host": args.api_hostname, "tunnel": args.tunnel,
+                 "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud, "port": args.port}
+        inp = gather_input(given, defaults, interactive=interactive, keep_local=args.keep_local,
+                           say=lambda s: print(s, file=sys.stderr))
+        pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()
+        result = run_setup(inp, SetupPaths(privchat_config, Path(cloudflared_path), pages_dir), dry_run=args.dry_run)
+    except SetupError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}))
+        else:
+            print(f"privchat tunnel setup: {exc}", file=sys.stderr)
+        return 2
+    except (EOFError, KeyboardInterrupt):
+        print("\nprivchat tunnel setup: cancelled, nothing written.", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print_result(result)
+    return 0
