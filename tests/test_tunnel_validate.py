@@ -1,0 +1,184 @@
+"""The cloudflared validator refuses what cloudflared refuses (and the silent top-level access block)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from privchat.tunnel.setup import SetupInput, build_cloudflared_config
+from privchat.tunnel.validate import validate_cloudflared_config, validate_cloudflared_file
+
+REPO = Path(__file__).resolve().parents[1]
+UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+AUD = "0123456789abcdef" * 4
+
+
+def valid() -> dict[str, Any]:
+    return {
+        "tunnel": UUID,
+        "credentials-file": f"/home/me/.cloudflared/{UUID}.json",
+        "ingress": [
+            {"hostname": "chat-api.example.com", "service": "http://127.0.0.1:8765",
+             "originRequest": {"access": {"required": True, "teamName": "myteam", "audTag": [AUD]}}},
+            {"service": "http_status:404"},
+        ],
+    }
+
+
+def errors_for(change) -> list[str]:
+    data = copy.deepcopy(valid())
+    change(data)
+    return validate_cloudflared_config(data)
+
+
+def assert_one_error(errors: list[str], field: str, words: str) -> None:
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(field), errors
+    assert words in errors[0], errors
+
+
+def test_valid_config_passes() -> None:
+    assert validate_cloudflared_config(valid()) == []
+
+
+def test_no_ingress() -> None:
+    assert_one_error(errors_for(lambda d: d.pop("ingress")), "ingress", "no ingress rules")
+    assert_one_error(errors_for(lambda d: d.update(ingress=[])), "ingress", "no ingress rules")
+
+
+def test_catch_all_not_last() -> None:
+    def change(d):
+        d["ingress"].insert(0, {"service": "http_status:404"})
+    assert_one_error(errors_for(change), "ingress[0]", "only the last rule may match everything")
+
+
+def test_wildcard_star_rule_is_catch_all_too() -> None:
+    def change(d):
+        d["ingress"].insert(0, {"hostname": "*", "service": "http://127.0.0.1:9"})
+    assert_one_error(errors_for(change), "ingress[0]", "only the last rule")
+
+
+def test_last_rule_not_catch_all() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"].pop()), "ingress[0]", "last ingress rule must match every request")
+    assert_one_error(errors_for(lambda d: d["ingress"][1].update(path="^/api")), "ingress[1]", "last ingress rule")
+
+
+def test_port_in_hostname() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(hostname="chat-api.example.com:443")),
+                     "ingress[0].hostname", "contains a port")
+
+
+def test_two_wildcards() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(hostname="*.*.example.com")),
+                     "ingress[0].hostname", "at most one wildcard")
+
+
+def test_wildcard_not_as_prefix() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(hostname="chat.*.example.com")),
+                     "ingress[0].hostname", "leading '*.'")
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(hostname="*chat.example.com")),
+                     "ingress[0].hostname", "leading '*.'")
+
+
+def test_leading_wildcard_is_fine() -> None:
+    assert errors_for(lambda d: d["ingress"][0].update(hostname="*.example.com")) == []
+
+
+def test_service_with_path() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(service="http://127.0.0.1:8765/api")),
+                     "ingress[0].service", "has a path")
+    # cloudflared refuses even a bare trailing slash (the URL's path is "/").
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(service="http://127.0.0.1:8765/")),
+                     "ingress[0].service", "has a path")
+
+
+def test_service_without_scheme() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(service="127.0.0.1:8765")),
+                     "ingress[0].service", "needs a scheme and a host")
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(service="localhost:8765")),
+                     "ingress[0].service", "needs a scheme and a host")
+
+
+@pytest.mark.parametrize("service", ["http_status:abc", "http_status:99", "http_status:1000", "http_status:"])
+def test_bad_http_status(service: str) -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][1].update(service=service)), "ingress[1].service", "not a valid HTTP status")
+
+
+@pytest.mark.parametrize("service", ["https://localhost:8443", "tcp://127.0.0.1:22", "ssh://localhost:22", "rdp://localhost:3389",
+                                     "unix:/run/privchat.sock", "unix+tls:/run/x.sock", "hello_world", "http_status:503", "bastion"])
+def test_services_cloudflared_accepts(service: str) -> None:
+    assert errors_for(lambda d: d["ingress"][0].update(service=service)) == []
+
+
+def test_missing_service() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].pop("service")), "ingress[0].service", "missing")
+
+
+def test_aud_tag_without_team_name() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0]["originRequest"]["access"].pop("teamName")),
+                     "ingress[0].originRequest.access.teamName", "cannot be blank")
+
+
+def test_top_level_access_is_an_error() -> None:
+    def change(d):
+        d["access"] = d["ingress"][0]["originRequest"].pop("access")
+    assert_one_error(errors_for(change), "access", "ignores an access block at the top level")
+
+
+def test_access_directly_under_rule_is_an_error() -> None:
+    def change(d):
+        d["ingress"][0]["access"] = d["ingress"][0].pop("originRequest")["access"]
+    assert_one_error(errors_for(change), "ingress[0].access", "belongs under ingress[0].originRequest.access")
+
+
+def test_bad_path_regex() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(path="^/api/(")), "ingress[0].path", "not a valid regular expression")
+
+
+def test_path_regex_python_accepts_but_go_does_not() -> None:
+    assert_one_error(errors_for(lambda d: d["ingress"][0].update(path="^/(?!admin)")), "ingress[0].path", "RE2")
+
+
+def test_good_path_regex() -> None:
+    assert errors_for(lambda d: d["ingress"][0].update(path=r"^/api/.*\.json$")) == []
+
+
+def test_missing_tunnel() -> None:
+    assert_one_error(errors_for(lambda d: d.pop("tunnel")), "tunnel", "missing")
+
+
+def test_missing_credentials_file() -> None:
+    assert_one_error(errors_for(lambda d: d.pop("credentials-file")), "credentials-file", "missing")
+
+
+def test_not_a_mapping() -> None:
+    assert validate_cloudflared_config(["ingress"])[0].startswith("The cloudflared config must be a mapping")
+
+
+def test_example_template_with_placeholders_filled(tmp_path: Path) -> None:
+    text = (REPO / "tunnel" / "config.example.yml").read_text(encoding="utf-8")
+    assert validate_cloudflared_config(yaml.safe_load(text)), "unfilled placeholders must be reported"
+    for placeholder, value in {"<TUNNEL-UUID>": UUID, "<HOME>": "/home/me", "<API-HOST>": "chat-api.example.com",
+                               "<TEAM-NAME>": "myteam", "<AUD-TAG>": AUD}.items():
+        text = text.replace(placeholder, value)
+    filled = tmp_path / "config.yml"
+    filled.write_text(text, encoding="utf-8")
+    assert validate_cloudflared_file(filled) == []
+
+
+def test_setup_generated_config_passes() -> None:
+    inp = SetupInput(site_url="https://example.com", api_host="chat-api.example.com", tunnel=UUID,
+                     credentials_file=Path(f"/home/me/.cloudflared/{UUID}.json"), team_name="myteam", aud=AUD, port=8765)
+    data, _notes = build_cloudflared_config(inp, "127.0.0.1")
+    assert validate_cloudflared_config(data) == []
+
+
+def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:
+    assert "cannot read" in validate_cloudflared_file(tmp_path / "absent.yml")[0]
+    broken = tmp_path / "broken.yml"
+    broken.write_text("ingress: [\n", encoding="utf-8")
+    assert "not valid YAML" in validate_cloudflared_file(broken)[0]
