@@ -1,0 +1,224 @@
+"""`privchat tunnel setup` on flags alone: valid, exact, idempotent output; bad input refused by name."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from privchat.config import load_config
+from privchat.tunnel.cli import add_commands
+from privchat.tunnel.validate import validate_cloudflared_file
+
+UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+AUD = "0123456789abcdef" * 4
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_HEADERS = """\
+/*
+  X-Content-Type-Options: nosniff
+
+/chat/*
+  Content-Security-Policy: default-src 'self'; script-src 'self'; connect-src 'self' http://127.0.0.1:8765 http://localhost:8765; img-src 'self' data:; frame-ancestors 'none'
+  Referrer-Policy: no-referrer
+"""
+
+
+def run_cli(*argv: str) -> int:
+    """A throwaway stand-in for the main CLI: global --config, then our command groups."""
+    parser = argparse.ArgumentParser(prog="privchat")
+    parser.add_argument("--config")
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, Path]:
+    pages = tmp_path / "pages"
+    (pages / "public" / "chat").mkdir(parents=True)
+    repo_headers = REPO / "pages" / "_headers"
+    (pages / "_headers").write_text(repo_headers.read_text() if repo_headers.exists() else SAMPLE_HEADERS, encoding="utf-8")
+    repo_json = REPO / "pages" / "public" / "chat" / "config.json"
+    (pages / "public" / "chat" / "config.json").write_text(
+        repo_json.read_text() if repo_json.exists() else '{\n  "apiOrigin": "http://127.0.0.1:8765"\n}\n', encoding="utf-8")
+    creds = tmp_path / "dotcloudflared" / f"{UUID}.json"
+    creds.parent.mkdir()
+    creds.write_text('{"AccountTag":"x","TunnelSecret":"not-a-real-secret","TunnelID":"%s"}' % UUID, encoding="utf-8")
+    os.utime(creds, (1_600_000_000, 1_600_000_000))
+    return {"root": tmp_path, "pages": pages, "creds": creds, "config": tmp_path / "cfg" / "config.yaml",
+            "cloudflared": tmp_path / "cf" / "cloudflared.yml"}
+
+
+def setup_args(env: dict[str, Path], **overrides: str) -> list[str]:
+    flags = {"--site-url": "https://example.com", "--api-hostname": "chat-api.example.com", "--tunnel": UUID,
+             "--credentials-file": str(env["creds"]), "--team-name": "myteam", "--aud": AUD,
+             "--cloudflared-config": str(env["cloudflared"]), "--pages-dir": str(env["pages"])}
+    flags.update(overrides)
+    argv = ["--config", str(env["config"]), "tunnel", "setup", "--yes"]
+    return argv + [f"{flag}={value}" for flag, value in flags.items()]  # '=' so values may start with '-'
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_setup_writes_exact_valid_configs(env: dict[str, Path]) -> None:
+    assert run_cli(*setup_args(env)) == 0
+
+    assert validate_cloudflared_file(env["cloudflared"]) == []
+    cloudflared = yaml.safe_load(env["cloudflared"].read_text())
+    assert cloudflared == {
+        "tunnel": UUID,
+        "credentials-file": str(env["creds"]),
+        "ingress": [
+            {"hostname": "chat-api.example.com", "service": "http://127.0.0.1:8765",
+             "originRequest": {"access": {"required": True, "teamName": "myteam", "audTag": [AUD]}}},
+            {"service": "http_status:404"},
+        ],
+    }
+    assert env["cloudflared"].read_text().startswith("# cloudflared config for privchat")
+
+    config = load_config(env["config"])
+    assert config.get("access", "team_domain") == "https://myteam.cloudflareaccess.com"
+    assert config.get("access", "aud") == [AUD]
+    assert config.get("access", "public_hostnames") == ["chat-api.example.com"]
+    assert config.get("site", "url") == "https://example.com"
+    assert config.api_origin == "https://chat-api.example.com"
+    assert config.tunnel_config_file == env["cloudflared"]
+    origins = config.get("server", "allowed_origins")
+    assert origins[0] == "https://example.com"
+    assert "http://127.0.0.1:8080" in origins and "http://localhost:8080" in origins
+
+    assert json.loads((env["pages"] / "public" / "chat" / "config.json").read_text())["apiOrigin"] == "https://chat-api.example.com"
+    csp = [line for line in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in line]
+    assert csp and all("connect-src 'self' https://chat-api.example.com;" in line for line in csp)
+    assert not any("127.0.0.1:8765" in line or "localhost:8765" in line for line in csp)
+    assert list(env["pages"].glob("_headers.bak-*")), "the changed _headers must be backed up"
+
+
+def test_second_run_changes_nothing(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*setup_args(env)) == 0
+    before = snapshot(env["root"])
+    capsys.readouterr()
+    assert run_cli(*setup_args(env)) == 0
+    assert snapshot(env["root"]) == before  # same bytes, no new backup
+    assert "Nothing changed" in capsys.readouterr().out
+    # Without any value flags, the earlier answers are reused and still nothing changes.
+    assert run_cli("--config", str(env["config"]), "tunnel", "setup", "--yes", "--pages-dir", str(env["pages"])) == 0
+    assert snapshot(env["root"]) == before
+
+
+def test_owner_keys_are_kept(env: dict[str, Path]) -> None:
+    env["config"].parent.mkdir(parents=True)
+    env["config"].write_text("# mine\nserver:\n  port: 9000\n  allowed_origins: [http://127.0.0.1:5173]\n"
+                             "generation:\n  temperature: 0.2\n", encoding="utf-8")
+    assert run_cli(*setup_args(env)) == 0
+    config = load_config(env["config"])
+    assert config.port == 9000 and config.get("generation", "temperature") == 0.2
+    assert config.get("server", "allowed_origins") == ["https://example.com", "http://127.0.0.1:5173"]
+    assert yaml.safe_load(env["cloudflared"].read_text())["ingress"][0]["service"] == "http://127.0.0.1:9000"
+    assert list(env["config"].parent.glob("config.yaml.bak-*"))
+
+
+def test_keep_local_keeps_loopback_connect_src(env: dict[str, Path]) -> None:
+    assert run_cli(*setup_args(env), "--keep-local") == 0
+    line = next(l for l in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in l)
+    assert "connect-src 'self' https://chat-api.example.com http://127.0.0.1:8765 http://localhost:8765;" in line
+
+
+def test_json_summary(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*setup_args(env), "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ok"] is True and summary["changed"] is True
+    assert {f["what"] for f in summary["files"]} >= {"cloudflared config", "privchat config"}
+    steps = "\n".join(summary["next_steps"])
+    for command in ("cloudflared tunnel login", f"cloudflared tunnel create {UUID}",
+                    f"cloudflared tunnel route dns {UUID} chat-api.example.com",
+                    f"cloudflared --config {env['cloudflared']} tunnel run",
+                    f"sudo cloudflared --config {env['cloudflared']} service install", "Bypass OPTIONS requests to origin", "pair"):
+        assert command in steps
+
+
+def test_credentials_file_untouched(env: dict[str, Path]) -> None:
+    before = (env["creds"].read_bytes(), env["creds"].stat().st_mtime_ns, env["creds"].stat().st_atime_ns)
+    assert run_cli(*setup_args(env)) == 0
+    assert run_cli(*setup_args(env)) == 0
+    after = (env["creds"].read_bytes(), env["creds"].stat().st_mtime_ns)
+    assert after == before[:2]
+    assert env["creds"].stat().st_atime_ns == before[2], "setup must not even read the credentials"
+    assert not list(env["creds"].parent.glob("*.bak-*"))
+
+
+def test_missing_credentials_file_is_a_warning(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    missing = env["root"] / "nope" / f"{UUID}.json"
+    assert run_cli(*setup_args(env, **{"--credentials-file": str(missing)})) == 0
+    assert "does not exist yet" in capsys.readouterr().out
+    assert not missing.exists()
+
+
+def test_missing_pages_dir_is_skipped(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*setup_args(env, **{"--pages-dir": str(env["root"] / "no-pages")})) == 0
+    assert "pages directory not found" in capsys.readouterr().out
+
+
+def test_missing_headers_is_reported_and_config_json_created(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    (env["pages"] / "_headers").unlink()
+    (env["pages"] / "public" / "chat" / "config.json").unlink()
+    assert run_cli(*setup_args(env)) == 0
+    out = capsys.readouterr().out
+    assert "_headers is missing" in out
+    assert json.loads((env["pages"] / "public" / "chat" / "config.json").read_text()) == {"apiOrigin": "https://chat-api.example.com"}
+
+
+@pytest.mark.parametrize(("flag", "value", "field", "words"), [
+    ("--api-hostname", "chat-api.example.com:443", "--api-hostname", "port"),
+    ("--api-hostname", "https://chat-api.example.com", "--api-hostname", "scheme"),
+    ("--site-url", "http://example.com", "--site-url", "https"),
+    ("--site-url", "https://example.com/chat", "--site-url", "origin only"),
+    ("--aud", "   ", "--aud", "empty"),
+    ("--team-name", "my_team", "--team-name", "DNS label"),
+    ("--team-name", "-team", "--team-name", "DNS label"),
+    ("--port", "70000", "--port", "65535"),
+])
+def test_bad_input_refused_by_name(env: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                   flag: str, value: str, field: str, words: str) -> None:
+    assert run_cli(*setup_args(env, **{flag: value})) == 2
+    err = capsys.readouterr().err
+    assert field in err and words in err, err
+    assert not env["config"].exists() and not env["cloudflared"].exists(), "refused input must write nothing"
+    assert (env["pages"] / "_headers").read_text().count("http://127.0.0.1:8765") >= 1
+
+
+def test_team_domain_form_is_accepted(env: dict[str, Path]) -> None:
+    assert run_cli(*setup_args(env, **{"--team-name": "https://MyTeam.cloudflareaccess.com"})) == 0
+    assert yaml.safe_load(env["cloudflared"].read_text())["ingress"][0]["originRequest"]["access"]["teamName"] == "myteam"
+
+
+def test_refuses_to_write_over_credentials(env: dict[str, Path]) -> None:
+    assert run_cli(*setup_args(env, **{"--cloudflared-config": str(env["creds"])})) == 2
+    assert json.loads(env["creds"].read_text())["TunnelID"] == UUID
+
+
+def test_missing_value_without_terminal_names_the_flag(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [arg for arg in setup_args(env) if not arg.startswith("--aud=")]
+    assert run_cli(*argv) == 2
+    assert "--aud" in capsys.readouterr().err
+
+
+def test_top_level_access_in_existing_cloudflared_config_is_dropped(env: dict[str, Path]) -> None:
+    env["cloudflared"].parent.mkdir(parents=True)
+    env["cloudflared"].write_text(yaml.safe_dump({
+        "tunnel": UUID, "credentials-file": str(env["creds"]), "loglevel": "info",
+        "access": {"required": True, "teamName": "myteam", "audTag": [AUD]},
+        "ingress": [{"hostname": "files.example.com", "service": "http://127.0.0.1:9000"}, {"service": "http_status:404"}],
+    }), encoding="utf-8")
+    assert run_cli(*setup_args(env)) == 0
+    data = yaml.safe_load(env["cloudflared"].read_text())
+    assert "access" not in data and data["loglevel"] == "info"
+    assert [r.get("hostname") for r in data["ingress"]] == ["chat-api.example.com", "files.example.com", None]
+    assert validate_cloudflared_file(env["cloudflared"]) == []
