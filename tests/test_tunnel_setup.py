@@ -222,3 +222,16 @@ def test_top_level_access_in_existing_cloudflared_config_is_dropped(env: dict[st
     assert "access" not in data and data["loglevel"] == "info"
     assert [r.get("hostname") for r in data["ingress"]] == ["chat-api.example.com", "files.example.com", None]
     assert validate_cloudflared_file(env["cloudflared"]) == []
+
+
+def test_interactive_asks_for_missing_and_reasks_bad_answers() -> None:
+    from privchat.tunnel.setup import gather_input
+
+    answers = iter(["http://example.com", "https://example.com", "chat-api.example.com:8443", "chat-api.example.com",
+                    UUID, "", "my team", "myteam", "", AUD, ""])
+    said: list[str] = []
+    inp = gather_input({}, {"port": 8765}, interactive=True, keep_local=False, ask=lambda _prompt: next(answers), say=said.append)
+    assert (inp.site_url, inp.api_host, inp.team_name, inp.aud, inp.port) == ("https://example.com", "chat-api.example.com", "myteam", AUD, 8765)
+    assert inp.credentials_file == Path(f"~/.cloudflared/{UUID}.json").expanduser()  # default offered for a UUID tunnel
+    assert any("--site-url" in s for s in said) and any("--api-hostname" in s for s in said)
+    assert any("--team-name" in s for s in said) and any("--aud is required" in s for s in said)
