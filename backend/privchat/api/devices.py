@@ -1,0 +1,68 @@
+"""Devices: registration with a pairing code, who-am-I, list and revoke."""
+
+from __future__ import annotations
+
+from quart import Blueprint, current_app
+from quart_rate_limiter import rate_limit
+from quart_schema import validate_request, validate_response
+
+from ..auth.gate import current_device, public, verify_device_signature
+from ..auth.jwk import JwkError, parse_p256_public_jwk, thumbprint
+from ..auth.pairing import PairingError
+from ..errors import ApiError
+from .ratelimits import registration_limit
+from .schemas import DeviceList, DeviceRecord, RegisterDevice
+
+blueprint = Blueprint("devices", __name__)
+
+PAIRING_STATUS = {"pairing_invalid": 403, "pairing_expired": 403, "pairing_locked": 423}
+
+
+@blueprint.post("/api/auth/device")
+@public
+@rate_limit(limits=registration_limit)
+@validate_request(RegisterDevice)
+async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
+    """Proof of possession: the request is signed by the key it registers, and redeems a one-time code."""
+    state = current_app.extensions["privchat"]
+    try:
+        public_members, key = parse_p256_public_jwk(data.public_key)
+    except JwkError as exc:
+        raise ApiError(400, "invalid_public_key", f"The device key was refused: {exc}.") from exc
+    device_id = thumbprint(public_members)
+    await verify_device_signature(registering_key=(device_id, key))
+    if await state.devices.get(device_id) is not None:
+        raise ApiError(409, "device_exists", "This key is already registered; the page should use it instead of pairing again.")
+    failure: PairingError | None = None
+    async with state.database.transaction() as conn:
+        try:
+            await state.pairing.redeem(conn, data.pairing_code)
+        except PairingError as exc:
+            failure = exc  # commit anyway: the wrong try must count
+        else:
+            device = await state.devices.add(conn, device_id, data.name.strip() or "Device", public_members)
+    if failure is not None:
+        raise ApiError(PAIRING_STATUS.get(failure.code, 403), failure.code, failure.message)
+    return DeviceRecord(**device.to_json()), 201
+
+
+@blueprint.get("/api/auth/device")
+@validate_response(DeviceRecord)
+async def who_am_i() -> DeviceRecord:
+    return DeviceRecord(**current_device().to_json())
+
+
+@blueprint.get("/api/devices")
+@validate_response(DeviceList)
+async def list_devices() -> DeviceList:
+    devices = await current_app.extensions["privchat"].devices.list()
+    return DeviceList(devices=[DeviceRecord(**d.to_json()) for d in devices])
+
+
+@blueprint.delete("/api/devices/<device_id>")
+@validate_response(DeviceRecord)
+async def revoke_device(device_id: str) -> DeviceRecord:
+    state = current_app.extensions["privchat"]
+    if await state.devices.get(device_id) is None:
+        raise ApiError(404, "not_found", "There is no device with that id.")
+    return DeviceRecord(**(await state.devices.revoke(device_id)).to_json())

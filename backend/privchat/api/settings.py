@@ -1,0 +1,24 @@
+"""The owner's preferences, shared by every device."""
+
+from __future__ import annotations
+
+from quart import Blueprint, current_app
+from quart_schema import validate_request, validate_response
+
+from .schemas import Settings, SettingsUpdate
+
+blueprint = Blueprint("settings", __name__)
+
+
+@blueprint.get("/api/settings")
+@validate_response(Settings)
+async def get_settings() -> Settings:
+    return Settings(**await current_app.extensions["privchat"].settings.get())
+
+
+@blueprint.put("/api/settings")
+@validate_request(SettingsUpdate)
+@validate_response(Settings)
+async def put_settings(data: SettingsUpdate) -> Settings:
+    changes = data.model_dump(exclude_none=True)
+    return Settings(**await current_app.extensions["privchat"].settings.put(changes))

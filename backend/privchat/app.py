@@ -1,0 +1,192 @@
+"""The Quart application: wiring of stores, engine, gate, CORS, limits and error shapes."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Quart, Response, request
+from quart_cors import cors
+from quart_rate_limiter import RateLimiter, RateLimitExceeded
+from quart_schema import QuartSchema, RequestSchemaValidationError
+from werkzeug.exceptions import HTTPException
+
+from . import __version__
+from .api import chat, devices, health, history, settings
+from .api.ratelimits import signed_limit
+from .auth.access import AccessVerifier
+from .auth.devices import DeviceStore
+from .auth.gate import install_gate
+from .auth.pairing import PairingStore
+from .auth.replay import NonceStore
+from .auth.signatures import SignatureVerifier
+from .config import Config
+from .errors import HTTP_CODES, ApiError, api_error_response, error_response
+from .llm.engine import ModelEngine
+from .llm.generations import GenerationManager
+from .storage.db import Database, PassphraseSource
+from .storage.history import HistoryStore
+from .storage.settings import SettingsStore
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADERS = ["Content-Type", "Content-Digest", "Signature", "Signature-Input"]
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+@dataclass
+class AppState:
+    """Everything a request handler needs, reachable as ``current_app.extensions["privchat"]``."""
+
+    config: Config
+    engine: ModelEngine
+    verifier: SignatureVerifier
+    access: AccessVerifier | None
+    database: Database | None = None
+    history: HistoryStore = None  # type: ignore[assignment]
+    settings: SettingsStore = None  # type: ignore[assignment]
+    devices: DeviceStore = None  # type: ignore[assignment]
+    pairing: PairingStore = None  # type: ignore[assignment]
+    nonces: NonceStore = None  # type: ignore[assignment]
+    generations: GenerationManager = None  # type: ignore[assignment]
+
+    def attach(self, database: Database) -> None:
+        auth = self.config.section("auth")
+        self.database = database
+        self.history = HistoryStore(database)
+        self.settings = SettingsStore(database, self.config)
+        self.devices = DeviceStore(database)
+        self.pairing = PairingStore(database, auth["pairing_code_ttl_seconds"], auth["pairing_max_attempts"])
+        self.nonces = NonceStore(database)
+        self.generations = GenerationManager(self.engine, self.history, self.settings, self.config.get("model", "queue_size"))
+
+
+def create_app(config: Config, *, database: Database | None = None,
+               passphrase_source: PassphraseSource | None = None) -> Quart:
+    """Build the app. Pass an open ``database`` to unlock it before serving (``privchat serve`` does)."""
+    app = Quart("privchat")
+    server = config.section("server")
+    app.config.update(
+        MAX_CONTENT_LENGTH=max(server["max_body_bytes"], server["max_import_bytes"]),
+        RESPONSE_TIMEOUT=None,
+        BODY_TIMEOUT=60,
+        SSE_PING_SECONDS=15.0,
+        PRIVCHAT_LIMITS=config.section("rate_limits"),
+        JSON_SORT_KEYS=False,
+    )
+    access_cfg = config.section("access")
+    state = AppState(
+        config=config,
+        engine=ModelEngine(config),
+        verifier=SignatureVerifier(config.get("auth", "signature_max_age_seconds"),
+                                   config.get("auth", "signature_max_future_seconds")),
+        access=AccessVerifier(access_cfg["team_domain"], access_cfg["aud"], access_cfg["certs_url"])
+        if access_cfg["team_domain"] else None,
+    )
+    if database is not None:
+        state.attach(database)
+    app.extensions["privchat"] = state
+
+    # The gate first: the rate limiter's per-device key needs the verified device.
+    install_gate(app)
+    RateLimiter(app, key_function=signed_limit.key_function, default_limits=[signed_limit])
+    QuartSchema(app, info={"title": "privchat API", "version": __version__},
+                openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
+    for module in (health, devices, chat, history, settings):
+        app.register_blueprint(module.blueprint)
+    app = cors(
+        app,
+        allow_origin=server["allowed_origins"],
+        allow_credentials=True,
+        allow_headers=SIGNATURE_HEADERS,
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        expose_headers=["Retry-After", "Content-Disposition"],
+        max_age=600,
+    )
+    _install_error_handlers(app)
+    _install_headers(app, server["allowed_origins"])
+
+    @app.before_request
+    async def limit_body_size() -> None:
+        limit = server["max_import_bytes"] if request.endpoint == "history.import_history" else server["max_body_bytes"]
+        if request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+
+    # Body size is checked before the gate reads the body to verify its digest.
+    app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())
+
+    @app.before_serving
+    async def open_everything() -> None:
+        if state.database is None:
+            state.attach(await Database.open(config, passphrase_source))
+        recovered = await state.history.mark_unfinished_interrupted()
+        if recovered:
+            log.warning("%d reply(ies) left unfinished by the last run are marked interrupted", recovered)
+        state.engine.start_loading()
+
+    @app.after_serving
+    async def close_everything() -> None:
+        if state.generations is not None:
+            await state.generations.shutdown()
+        state.engine.close()
+        if state.database is not None:
+            await state.database.close()
+
+    return app
+
+
+def _install_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def api_error(error: ApiError) -> Response:
+        return api_error_response(error)
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def schema_error(error: RequestSchemaValidationError) -> Response:
+        return error_response(400, "validation_error", describe_validation_error(error.validation_error))
+
+    @app.errorhandler(RateLimitExceeded)
+    async def rate_limited(error: RateLimitExceeded) -> Response:
+        return error_response(429, "rate_limited", "Too many requests from this device; wait a moment and try again.",
+                              retry_after=error.retry_after)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code, message = HTTP_CODES.get(status, ("http_error", error.description or "The request failed."))
+        if status == 400 and "json" in (error.description or "").lower():
+            code, message = "invalid_json", "The request body is not valid JSON."
+        return error_response(status, code, message)
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
+        return error_response(500, "internal", "The server hit an unexpected error; it is logged on the server.")
+
+
+def describe_validation_error(error: Any) -> str:
+    if isinstance(error, ValidationError):
+        parts = []
+        for item in error.errors()[:5]:
+            where = ".".join(str(p) for p in item.get("loc", ())) or "body"
+            parts.append(f"{where}: {item.get('msg', 'invalid')}")
+        return "The request body is not valid: " + "; ".join(parts) + "."
+    if isinstance(error, TypeError):
+        return "The request body must be a JSON object sent as application/json."
+    return f"The request is not valid: {error}."
+
+
+def _install_headers(app: Quart, allowed_origins: list[str]) -> None:
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers.setdefault("Content-Security-Policy", JSON_CSP)
+        if response.mimetype != "text/event-stream":
+            response.headers["Cache-Control"] = "no-store"
+        if (request.method == "OPTIONS"
+                and request.headers.get("Access-Control-Request-Private-Network") == "true"
+                and (request.headers.get("Origin") or "").lower() in allowed_origins):
+            response.headers["Access-Control-Allow-Private-Network"] = "true"
+        return response

@@ -1,0 +1,113 @@
+"""The one gate every request passes, in this order:
+
+1. Host: loopback names or a configured public hostname; anything else is refused (DNS rebinding).
+2. Cloudflare Access: a request for a public hostname must carry a valid Access JWT.
+3. Origin: a state-changing request from a browser origin that is not allowed is refused.
+4. Signature: every route not marked ``@public`` needs a valid RFC 9421 signature from an active
+   device; the device is then ``g.device``.
+
+Each check fails closed and answers with its own error code. Marking a route public is explicit
+(``@public``), so a new route is signed unless someone decides otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from quart import Quart, current_app, g, request
+
+from ..config import is_loopback_host
+from ..errors import ApiError
+from .access import ACCESS_HEADER, AccessError
+from .devices import Device
+from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def public(view: F) -> F:
+    """Mark a route as reachable without a device signature (health, registration)."""
+    view._privchat_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def request_host() -> str:
+    host = request.host or ""
+    if host.startswith("["):
+        return host[1 : host.index("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def via_tunnel() -> bool:
+    return bool(getattr(g, "access_claims", None))
+
+
+async def request_view() -> RequestView:
+    body = await request.get_data(cache=True)
+    raw_path = request.scope.get("raw_path") or request.path.encode()
+    query = request.scope.get("query_string") or b""
+    target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+    return RequestView(method=request.method, target=target, headers=dict(request.headers), body=body)
+
+
+async def verify_device_signature(*, registering_key: tuple[str, Any] | None = None) -> str:
+    """Run the signature checks; returns the verified keyid. ``registering_key`` = (id, key) of a new device."""
+    state = current_app.extensions["privchat"]
+    view = await request_view()
+    try:
+        signature_input = parse_signature_input(view.headers)
+        check_content_digest(view.headers, view.body)
+        check_freshness(signature_input.created, max_age=state.verifier.max_age, max_future=state.verifier.max_future)
+        if registering_key is not None:
+            key_id, key = registering_key
+            if signature_input.key_id != key_id:
+                raise SignatureError("signature_invalid", "The registration must be signed by the key it registers (keyid = its thumbprint).")
+        else:
+            device = await state.devices.get(signature_input.key_id)
+            if device is None:
+                raise SignatureError("device_unknown", "This device is not paired with the server. Pair it with a code from `privchat pair`.")
+            if device.status == "revoked":
+                raise SignatureError("device_revoked", "This device was revoked by the owner. Pair it again to use it.", status=403)
+            key_id, key = device.id, device.public_key()
+            g.device = device
+        state.verifier.verify(view, key_id, key)
+        if not await state.nonces.use(key_id, signature_input.nonce, state.verifier.valid_until(signature_input.created)):
+            raise SignatureError("replayed", "This exact signed request was already used once; sign it again.")
+    except SignatureError as exc:
+        g.pop("device", None)
+        raise ApiError(exc.status, exc.code, exc.message) from exc
+    return key_id
+
+
+def install_gate(app: Quart) -> None:
+    @app.before_request
+    async def privchat_gate() -> None:
+        state = app.extensions["privchat"]
+        host = request_host().lower()
+        public_hosts = state.config.get("access", "public_hostnames")
+        is_public_host = host in public_hosts
+        if not is_public_host and not is_loopback_host(host):
+            raise ApiError(403, "host_not_allowed",
+                           f"Requests for host {host!r} are not served; use the loopback address or the tunnel's hostname.")
+        if is_public_host and request.method != "OPTIONS":
+            if state.access is None:
+                raise ApiError(403, "access_denied", "Cloudflare Access is not configured on the server.")
+            try:
+                g.access_claims = await state.access.verify(request.headers.get(ACCESS_HEADER))
+            except AccessError as exc:
+                raise ApiError(403, "access_denied", f"Cloudflare Access refused this request: {exc.message}.") from exc
+        if request.method == "OPTIONS" or request.endpoint is None:
+            return
+        origin = request.headers.get("Origin")
+        if origin and request.method in STATE_CHANGING and origin.lower() not in state.config.get("server", "allowed_origins"):
+            raise ApiError(403, "origin_not_allowed", f"Requests from {origin} are not allowed; add it to server.allowed_origins.")
+        view_function = app.view_functions.get(request.endpoint)
+        if view_function is None or getattr(view_function, "_privchat_public", False):
+            return
+        await verify_device_signature()
+        await state.devices.touch(g.device)
+
+
+def current_device() -> Device:
+    return g.device

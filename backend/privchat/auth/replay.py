@@ -1,0 +1,33 @@
+"""Replay protection: each (keyid, nonce) is accepted once while its signature could still be valid.
+
+Kept in SQLite rather than memory, so restarting the server does not reopen the window.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from ..storage.db import Database
+
+PURGE_EVERY = 500
+
+
+class NonceStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._since_purge = 0
+
+    async def use(self, key_id: str, nonce: str, valid_until: float) -> bool:
+        """Record the nonce; False when it was seen before (a replay)."""
+        self._since_purge += 1
+        try:
+            async with self.database.transaction() as conn:
+                if self._since_purge >= PURGE_EVERY:
+                    self._since_purge = 0
+                    await conn.execute("DELETE FROM seen_nonces WHERE expires_at < ?", (time.time(),))
+                await conn.execute("INSERT INTO seen_nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)",
+                                   (key_id, nonce, valid_until))
+        except sqlite3.IntegrityError:
+            return False
+        return True

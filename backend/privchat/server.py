@@ -1,0 +1,58 @@
+"""Running the app on Hypercorn: loopback only, clean stops on SIGINT and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Awaitable, Callable
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
+from .app import create_app
+from .config import Config, ConfigError, is_loopback_host
+from .storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Open the database first (a wrong key stops here, before any port is bound), then serve."""
+    if not is_loopback_host(config.host):  # the config validator already refuses; this is the last line
+        raise ConfigError(f"server.host: {config.host!r} is not a loopback address; privchat listens on loopback only")
+    database = await Database.open(config)
+    app = create_app(config, database=database)
+    state = app.extensions["privchat"]
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        log.info("stopping: saving running replies")
+        # Stop generations first, so open streams end with their partial reply stored.
+        await state.generations.shutdown()
+
+    hypercorn_config = HypercornConfig()
+    hypercorn_config.bind = [bind_address(config.host, config.port)]
+    hypercorn_config.accesslog = None
+    hypercorn_config.errorlog = "-"
+    hypercorn_config.graceful_timeout = 3.0
+    hypercorn_config.keep_alive_timeout = 75.0  # longer than the edge's idle keep-alive
+
+    @app.before_serving
+    async def announce() -> None:
+        if on_ready is not None:
+            on_ready(f"http://{bind_address(config.host, config.port)}")
+
+    await hypercorn_serve(app, hypercorn_config, shutdown_trigger=shutdown_trigger)
