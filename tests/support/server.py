@@ -1,0 +1,202 @@
+"""A real privchat server in a subprocess, with its own config, data folder and key file.
+
+Tests talk to it over loopback HTTP exactly as the page does; nothing of the server is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from .signing import TestDevice
+
+REPO = Path(__file__).resolve().parents[2]
+PRIVCHAT = [sys.executable, "-m", "privchat.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_config(folder: Path, overrides: dict[str, Any] | None = None, port: int | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "server": {"port": port or free_port()},
+        "storage": {"data_dir": str(folder / "data"), "key_file": str(folder / "keys" / "privchat.key")},
+        "rate_limits": {"signed_per_minute": 100_000, "chat_per_minute": 100_000, "registration_per_minute": 1000},
+    }
+    for section, values in (overrides or {}).items():
+        config.setdefault(section, {}).update(values)
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def run_cli(config_path: Path, *args: str, input: str | None = None, timeout: float = 60, env: dict[str, str] | None = None,
+            check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*PRIVCHAT, "--config", str(config_path), *args], capture_output=True, text=True,
+                            input=input, timeout=timeout, env={**os.environ, **(env or {})}, cwd=REPO)
+    if check and result.returncode != 0:
+        raise AssertionError(f"privchat {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@dataclass
+class LiveServer:
+    folder: Path
+    config_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.log_path = self.folder / "server.log"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return yaml.safe_load(self.config_path.read_text())
+
+    @property
+    def port(self) -> int:
+        return int(self.config["server"]["port"])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, wait_for: str | None = "ready", timeout: float = 60, env: dict[str, str] | None = None) -> "LiveServer":
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([*PRIVCHAT, "--config", str(self.config_path), "serve"], stdout=log,
+                                        stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                health = httpx.get(self.url + "/api/health", timeout=2).json()
+            except (httpx.HTTPError, ValueError):
+                time.sleep(0.1)
+                continue
+            if wait_for is None or health["model"]["state"] in (wait_for, "error", "disabled"):
+                return self
+            time.sleep(0.1)
+        raise AssertionError(f"server did not become {wait_for} in {timeout}s:\n{self.log()}")
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(self.url + "/api/health", timeout=5).json()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+    def cli(self, *args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return run_cli(self.config_path, *args, **kwargs)
+
+    def pair_code(self) -> str:
+        return json.loads(self.cli("pair", "--json").stdout)["code"]
+
+    def pair(self, device: TestDevice | None = None, name: str = "test device") -> "SignedClient":
+        device = device or TestDevice(name=name)
+        client = SignedClient(self.url, device)
+        response = client.register(self.pair_code(), name)
+        assert response.status_code == 201, response.text
+        return client
+
+
+class SignedClient:
+    """httpx with every request signed by ``device``: the page's behaviour, in Python."""
+
+    def __init__(self, base_url: str, device: TestDevice, *, host: str | None = None, extra_headers: dict[str, str] | None = None) -> None:
+        self.base_url = base_url
+        self.device = device
+        self.http = httpx.Client(base_url=base_url, timeout=60)
+        self.host = host
+        self.extra_headers = extra_headers or {}
+
+    def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
+                sign: dict[str, Any] | None = None, headers: dict[str, str] | None = None, stream: bool = False) -> httpx.Response:
+        raw = body if body is not None else (json.dumps(json_body).encode() if json_body is not None else b"")
+        all_headers = {**self.extra_headers, **(headers or {})}
+        if raw or json_body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        if self.host:
+            all_headers["Host"] = self.host
+        all_headers.update(self.device.sign(method, path, raw, **(sign or {})))
+        request = self.http.build_request(method, path, content=raw, headers=all_headers)
+        return self.http.send(request, stream=stream)
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json_body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", path, json_body=json_body, **kwargs)
+
+    def put(self, path: str, json_body: Any = None, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", path, json_body=json_body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", path, **kwargs)
+
+    def register(self, code: str, name: str = "test device") -> httpx.Response:
+        return self.post("/api/auth/device", {"pairing_code": code, "public_key": self.device.public_jwk, "name": name})
+
+    def chat(self, message: str, conversation_id: str | None = None, **options: Any) -> list[tuple[str, Any]]:
+        """Send a message and read the whole event stream: [(event, data), ...]."""
+        body: dict[str, Any] = {"message": message}
+        if conversation_id:
+            body["conversation_id"] = conversation_id
+        if options:
+            body["options"] = options
+        response = self.request("POST", "/api/chat", json_body=body, stream=True)
+        try:
+            if response.status_code != 200:
+                response.read()
+                raise AssertionError(f"chat answered {response.status_code}: {response.text}")
+            return list(parse_sse(response.iter_text()))
+        finally:
+            response.close()
+
+
+def parse_sse(chunks: Any) -> Any:
+    """A small SSE reader for tests: yields (event, data) and ('ping', None) for comments."""
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            event, data_lines = "message", []
+            for line in block.split("\n"):
+                if line.startswith(":"):
+                    yield ("ping", None)
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                elif line.startswith("data:"):
+                    data_lines.append(line[5:].lstrip())
+            if data_lines:
+                yield (event, json.loads("\n".join(data_lines)))
