@@ -155,7 +155,7 @@ def _install_error_handlers(app: Quart) -> None:
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         code, message = HTTP_CODES.get(status, ("http_error", error.description or "The request failed."))
-        if status == 400 and "json" in (error.description or "").lower():
+        if status == 400 and request.mimetype == "application/json":
             code, message = "invalid_json", "The request body is not valid JSON."
         return error_response(status, code, message)
 

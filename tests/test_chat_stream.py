@@ -1,0 +1,183 @@
+"""Streaming chat with the real SmolLM2 model through a live server."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+import time
+
+import httpx
+
+from tests.support.server import LiveServer, SignedClient, parse_sse
+
+LONG_PROMPT = "Write a long story about a lighthouse keeper and the sea, with many details."
+
+
+def test_a_reply_streams_as_several_tokens_and_ends_with_done(shared_client: SignedClient) -> None:
+    events = shared_client.chat("Say hello in one short sentence.", temperature=0)
+    kinds = [kind for kind, _ in events if kind != "ping"]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    tokens = [data["text"] for kind, data in events if kind == "token"]
+    assert len(tokens) >= 3
+    done = events[-1][1]
+    assert done["finish_reason"] in ("stop", "length")
+    assert done["usage"]["completion_tokens"] >= len(tokens) - 1
+    assert done["usage"]["prompt_tokens"] > 0
+    assert done["timings"]["ttft_ms"] > 0 and done["timings"]["tokens_per_second"] > 0
+    start = events[0][1]
+    stored = shared_client.get(f"/api/history/{start['conversation_id']}").json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant"]
+    assert stored["messages"][1]["content"] == "".join(tokens)
+    assert stored["messages"][1]["status"] == "complete"
+    assert stored["title"] == "Say hello in one short sentence."
+
+
+def test_stream_headers(shared_client: SignedClient) -> None:
+    response = shared_client.request("POST", "/api/chat", json_body={"message": "Hi", "options": {"max_tokens": 4}}, stream=True)
+    try:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache, no-transform"
+        assert "content-length" not in response.headers
+        list(response.iter_text())
+    finally:
+        response.close()
+
+
+def test_a_second_turn_continues_the_conversation(shared_client: SignedClient) -> None:
+    first = shared_client.chat("My name is Ada. Remember it.", temperature=0, max_tokens=20)
+    conversation = first[0][1]["conversation_id"]
+    second = shared_client.chat("What is my name?", conversation, temperature=0, max_tokens=20)
+    assert second[0][1]["conversation_id"] == conversation
+    assert second[-1][1]["usage"]["prompt_tokens"] > first[-1][1]["usage"]["prompt_tokens"]
+    stored = shared_client.get(f"/api/history/{conversation}").json()
+    assert [m["role"] for m in stored["messages"]] == ["user", "assistant", "user", "assistant"]
+
+
+def test_cancel_stops_generation_and_keeps_the_partial_reply(shared_client: SignedClient) -> None:
+    response = shared_client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 400, "temperature": 0}}, stream=True)
+    events = []
+    cancelled_at = None
+    try:
+        for event in parse_sse(response.iter_text()):
+            events.append(event)
+            tokens = [e for e in events if e[0] == "token"]
+            if len(tokens) == 5 and cancelled_at is None:
+                reply_id = events[0][1]["assistant_message_id"]
+                cancel = shared_client.post(f"/api/chat/{reply_id}/cancel")
+                assert cancel.status_code == 200 and cancel.json() == {"cancelled": True}
+                cancelled_at = len(tokens)
+            if event[0] in ("done", "error"):
+                break
+    finally:
+        response.close()
+    done = events[-1]
+    assert done[0] == "done" and done[1]["finish_reason"] == "cancelled"
+    tokens = [data["text"] for kind, data in events if kind == "token"]
+    assert len(tokens) <= cancelled_at + 3, "decoding went on after cancel"
+    stored = shared_client.get(f"/api/history/{events[0][1]['conversation_id']}").json()["messages"][-1]
+    assert stored["status"] == "cancelled"
+    assert stored["content"] == "".join(tokens) and stored["content"]
+
+
+def test_cancel_of_an_unknown_reply_is_404(shared_client: SignedClient) -> None:
+    response = shared_client.post("/api/chat/no-such-reply/cancel")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_a_client_that_disconnects_finds_the_whole_reply_later(shared_client: SignedClient) -> None:
+    response = shared_client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 120, "temperature": 0}}, stream=True)
+    start = None
+    seen = 0
+    for event in parse_sse(response.iter_text()):
+        if event[0] == "start":
+            start = event[1]
+        if event[0] == "token":
+            seen += 1
+            if seen == 3:
+                break
+    response.close()  # the phone lost its connection
+    assert start is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        message = shared_client.get(f"/api/history/{start['conversation_id']}").json()["messages"][-1]
+        if message["status"] != "streaming":
+            break
+        time.sleep(0.2)
+    assert message["status"] == "complete"
+    assert message["completion_tokens"] > seen
+    assert len(message["content"]) > 20
+
+
+def test_health_answers_quickly_while_a_reply_streams(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    latencies: list[float] = []
+    streaming = threading.Event()
+    finished = threading.Event()
+
+    def chat() -> None:
+        response = shared_client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 200}}, stream=True)
+        try:
+            for event in parse_sse(response.iter_text()):
+                if event[0] == "token":
+                    streaming.set()
+                if event[0] in ("done", "error"):
+                    break
+        finally:
+            response.close()
+            finished.set()
+
+    thread = threading.Thread(target=chat)
+    thread.start()
+    assert streaming.wait(30)
+    with httpx.Client(base_url=shared_server.url) as client:
+        while not finished.is_set() and len(latencies) < 40:
+            started = time.perf_counter()
+            assert client.get("/api/health").status_code == 200
+            latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.02)
+    thread.join(60)
+    assert len(latencies) >= 5
+    assert statistics.median(latencies) < 100, latencies
+    assert max(latencies) < 250, latencies
+
+
+def test_a_long_history_never_fails_a_request(shared_client: SignedClient) -> None:
+    """Import a conversation far larger than the context window, then chat in it."""
+    now = time.time()
+    conversation_id = "long-history-test"
+    messages = []
+    for i in range(120):
+        role = "user" if i % 2 == 0 else "assistant"
+        messages.append({"id": f"long-{i}", "role": role, "content": f"Turn {i}: " + "lorem ipsum dolor sit amet " * 20,
+                         "status": "complete", "created_at": now + i, "completed_at": now + i})
+    export = {"format": "privchat-export", "version": 1, "exported_at": now,
+              "conversations": [{"id": conversation_id, "title": "long", "created_at": now, "updated_at": now, "messages": messages}]}
+    assert shared_client.post("/api/history/import", export).status_code == 200
+    events = shared_client.chat("Summarise our talk in one line. " + "Really. " * 2000, conversation_id, max_tokens=16)
+    done = events[-1]
+    assert done[0] == "done", events[-3:]
+    assert done[1]["dropped_messages"] > 0
+    assert done[1]["usage"]["prompt_tokens"] <= 2048
+
+
+def test_chat_into_a_missing_conversation_is_404(shared_client: SignedClient) -> None:
+    response = shared_client.post("/api/chat", {"message": "hi", "conversation_id": "missing-conversation"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+
+
+def test_bad_chat_bodies_are_400_with_the_error_shape(shared_client: SignedClient) -> None:
+    for body in ({"message": ""}, {"message": 5}, {"mesage": "typo"}, {"message": "x", "options": {"temperature": 9}}):
+        response = shared_client.post("/api/chat", body)
+        assert response.status_code == 400, body
+        assert response.json()["error"]["code"] == "validation_error"
+    response = shared_client.request("POST", "/api/chat", body=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] in ("invalid_json", "validation_error")
+
+
+def test_an_oversized_body_is_413(shared_client: SignedClient) -> None:
+    body = json.dumps({"message": "x" * 1_100_000}).encode()
+    response = shared_client.request("POST", "/api/chat", body=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
