@@ -1,0 +1,289 @@
+"""Attack matrix for the RFC 9421 request signatures, against a live server.
+
+Every case sends one crafted request and checks the exact status and error code, so a check that
+silently stopped running (or started answering with another code) fails here. Each refusal has a
+control next to it that differs only in the attacked detail and passes, so a test cannot pass just
+because the server refuses everything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.server import LiveServer, SignedClient
+from tests.support.signing import COMPONENTS, TestDevice, content_digest
+
+SETTINGS_BODY = json.dumps({"temperature": 0.5}).encode()
+
+
+def send(server: LiveServer, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> httpx.Response:
+    all_headers = dict(headers)
+    if body:
+        all_headers.setdefault("Content-Type", "application/json")
+    return httpx.request(method, server.url + path, headers=all_headers, content=body, timeout=30)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, f"expected {status} {code}, got {response.status_code}: {response.text}"
+    assert response.json()["error"]["code"] == code, response.text
+    assert response.json()["error"]["message"], response.text
+
+
+def signed(client: SignedClient, method: str, path: str, body: bytes = b"", **sign: Any) -> dict[str, str]:
+    return client.device.sign(method, path, body, **sign)
+
+
+# --- controls -------------------------------------------------------------------------------------
+
+def test_valid_signed_request_passes(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    response = send(shared_server, "GET", "/api/settings", signed(shared_client, "GET", "/api/settings"))
+    assert response.status_code == 200, response.text
+    assert set(response.json()) >= {"system_prompt", "temperature", "max_tokens"}
+
+
+def test_valid_signed_request_with_body_passes(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "PUT", "/api/settings", SETTINGS_BODY)
+    response = send(shared_server, "PUT", "/api/settings", headers, SETTINGS_BODY)
+    assert response.status_code == 200, response.text
+    assert response.json()["temperature"] == 0.5
+
+
+# --- who signs -----------------------------------------------------------------------------------
+
+def test_no_signature(shared_server: LiveServer) -> None:
+    assert_error(send(shared_server, "GET", "/api/settings", {}), 401, "signature_missing")
+
+
+def test_signature_without_signature_input(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings")
+    del headers["Signature-Input"]
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_missing")
+
+
+def test_malformed_signature_header(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings")
+    headers["Signature"] = "sig1=:not base64 ((("
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_malformed")
+
+
+def test_signature_by_unknown_key(shared_server: LiveServer) -> None:
+    stranger = TestDevice(name="stranger")
+    assert_error(send(shared_server, "GET", "/api/settings", stranger.sign("GET", "/api/settings")), 401, "device_unknown")
+
+
+def test_signature_by_wrong_key_for_a_paired_keyid(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    """An attacker who knows a paired device's id (it is no secret) signs with their own key."""
+    attacker = TestDevice(name="attacker")
+    headers = attacker.sign("GET", "/api/settings", key_id=shared_client.device.device_id)
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_invalid")
+
+
+def test_signature_by_revoked_device(shared_server: LiveServer) -> None:
+    client = shared_server.pair(name="to be revoked")
+    shared_server.cli("devices", "revoke", client.device.device_id)
+    assert_error(client.get("/api/settings"), 403, "device_revoked")
+
+
+def test_cli_revoke_while_running_refuses_the_very_next_request(shared_server: LiveServer) -> None:
+    client = shared_server.pair(name="revoked while running")
+    assert client.get("/api/settings").status_code == 200
+    shared_server.cli("devices", "revoke", client.device.device_id)
+    assert_error(client.get("/api/settings"), 403, "device_revoked")
+    assert_error(client.get("/api/auth/device"), 403, "device_revoked")
+
+
+# --- replay and freshness --------------------------------------------------------------------------
+
+def test_same_signed_request_twice_is_replayed(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings")
+    first = send(shared_server, "GET", "/api/settings", headers)
+    assert first.status_code == 200, first.text
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "replayed")
+
+
+def test_replayed_body_request_is_refused_and_changes_nothing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    body = json.dumps({"max_tokens": 77}).encode()
+    headers = signed(shared_client, "PUT", "/api/settings", body)
+    assert send(shared_server, "PUT", "/api/settings", headers, body).status_code == 200
+    shared_client.put("/api/settings", {"max_tokens": 99})
+    assert_error(send(shared_server, "PUT", "/api/settings", headers, body), 401, "replayed")
+    assert shared_client.get("/api/settings").json()["max_tokens"] == 99
+
+
+def test_created_too_old(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", created=time.time() - 61)
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_expired")
+
+
+def test_created_inside_the_window_passes(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", created=time.time() - 40)
+    assert send(shared_server, "GET", "/api/settings", headers).status_code == 200
+
+
+def test_created_in_the_future(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", created=time.time() + 30)
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "clock_skew")
+
+
+def test_created_slightly_in_the_future_is_tolerated(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", created=time.time() + 2)
+    assert send(shared_server, "GET", "/api/settings", headers).status_code == 200
+
+
+# --- the request changed after signing ------------------------------------------------------------
+
+def test_body_changed_after_signing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    """The body is swapped in transit, the signed Content-Digest left as it was."""
+    headers = signed(shared_client, "PUT", "/api/settings", SETTINGS_BODY)
+    tampered = json.dumps({"temperature": 1.9}).encode()
+    assert_error(send(shared_server, "PUT", "/api/settings", headers, tampered), 401, "digest_mismatch")
+
+
+def test_body_and_digest_changed_after_signing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    """The body is swapped and a matching Content-Digest recomputed: the signature no longer covers it."""
+    headers = signed(shared_client, "PUT", "/api/settings", SETTINGS_BODY)
+    tampered = json.dumps({"temperature": 1.9}).encode()
+    headers["Content-Digest"] = content_digest(tampered)
+    assert_error(send(shared_server, "PUT", "/api/settings", headers, tampered), 401, "signature_invalid")
+
+
+def test_path_changed_after_signing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings")
+    assert_error(send(shared_server, "GET", "/api/devices", headers), 401, "signature_invalid")
+
+
+def test_method_changed_after_signing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/history")
+    assert_error(send(shared_server, "DELETE", "/api/history", headers), 401, "signature_invalid")
+
+
+def test_query_changed_after_signing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/history?limit=1")
+    assert_error(send(shared_server, "GET", "/api/history?limit=2", headers), 401, "signature_invalid")
+
+
+def test_query_added_after_signing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/history")
+    assert_error(send(shared_server, "GET", "/api/history?limit=2", headers), 401, "signature_invalid")
+
+
+def test_signed_query_passes(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/history?limit=1")
+    response = send(shared_server, "GET", "/api/history?limit=1", headers)
+    assert response.status_code == 200, response.text
+    assert "conversations" in response.json()
+
+
+# --- Content-Digest --------------------------------------------------------------------------------
+
+def test_content_digest_missing(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "PUT", "/api/settings", SETTINGS_BODY)
+    del headers["Content-Digest"]
+    assert_error(send(shared_server, "PUT", "/api/settings", headers, SETTINGS_BODY), 401, "digest_missing")
+
+
+def test_content_digest_missing_on_empty_body(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings")
+    del headers["Content-Digest"]
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "digest_missing")
+
+
+def test_content_digest_wrong_but_signed(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    """A correctly signed request whose (signed) digest is not the digest of the body sent."""
+    headers = signed(shared_client, "PUT", "/api/settings", SETTINGS_BODY, digest=content_digest(b"something else"))
+    assert headers["Content-Digest"] == content_digest(b"something else")
+    assert_error(send(shared_server, "PUT", "/api/settings", headers, SETTINGS_BODY), 401, "digest_mismatch")
+
+
+# --- the profile: encoding, algorithm, tag, components ---------------------------------------------
+
+def test_der_encoded_signature(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", der=True)
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_invalid")
+
+
+def test_another_algorithm(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", alg="x")
+    assert 'alg="ecdsa-p384-sha384"' in headers["Signature-Input"]
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_algorithm")
+
+
+def test_another_tag(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", tag="someone-else")
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_tag")
+
+
+def test_component_query_left_out(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    components = tuple(c for c in COMPONENTS if c != "@query")
+    headers = signed(shared_client, "GET", "/api/history?limit=1", components=components)
+    assert_error(send(shared_server, "GET", "/api/history?limit=1", headers), 401, "signature_components")
+
+
+def test_component_content_digest_left_out(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    components = tuple(c for c in COMPONENTS if c != "content-digest")
+    headers = signed(shared_client, "PUT", "/api/settings", SETTINGS_BODY, components=components)
+    headers.setdefault("Content-Digest", content_digest(SETTINGS_BODY))
+    assert_error(send(shared_server, "PUT", "/api/settings", headers, SETTINGS_BODY), 401, "signature_components")
+
+
+def test_extra_component_is_refused(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    headers = signed(shared_client, "GET", "/api/settings", components=(*COMPONENTS, "@authority"))
+    assert_error(send(shared_server, "GET", "/api/settings", headers), 401, "signature_components")
+
+
+# --- device routes ---------------------------------------------------------------------------------
+
+def test_who_am_i_returns_the_calling_device(shared_client: SignedClient) -> None:
+    response = shared_client.get("/api/auth/device")
+    assert response.status_code == 200, response.text
+    record = response.json()
+    assert record["device_id"] == shared_client.device.device_id
+    assert record["status"] == "active"
+    assert record["revoked_at"] is None
+
+
+def test_devices_list_includes_the_caller(shared_client: SignedClient) -> None:
+    response = shared_client.get("/api/devices")
+    assert response.status_code == 200, response.text
+    ids = {d["device_id"]: d["status"] for d in response.json()["devices"]}
+    assert ids[shared_client.device.device_id] == "active"
+
+
+def test_delete_device_revokes_it(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    other = shared_server.pair(name="revoked over the API")
+    assert other.get("/api/settings").status_code == 200
+    response = shared_client.delete(f"/api/devices/{other.device.device_id}")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "revoked"
+    assert_error(other.get("/api/settings"), 403, "device_revoked")
+    listed = {d["device_id"]: d["status"] for d in shared_client.get("/api/devices").json()["devices"]}
+    assert listed[other.device.device_id] == "revoked"
+    assert shared_client.get("/api/settings").status_code == 200
+
+
+def test_delete_unknown_device_is_404(shared_client: SignedClient) -> None:
+    assert_error(shared_client.delete("/api/devices/no-such-device"), 404, "not_found")
+
+
+def test_device_routes_need_a_signature(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    assert_error(send(shared_server, "GET", "/api/auth/device", {}), 401, "signature_missing")
+    assert_error(send(shared_server, "GET", "/api/devices", {}), 401, "signature_missing")
+    assert_error(send(shared_server, "DELETE", f"/api/devices/{shared_client.device.device_id}", {}), 401, "signature_missing")
+
+
+# --- replay survives a restart ---------------------------------------------------------------------
+
+def test_restart_does_not_reopen_replay(server_factory: Any) -> None:
+    server = server_factory()
+    client = server.pair()
+    headers = client.device.sign("GET", "/api/settings")
+    assert send(server, "GET", "/api/settings", headers).status_code == 200
+    server.stop()
+    server.start()
+    assert_error(send(server, "GET", "/api/settings", headers), 401, "replayed")
+    assert client.get("/api/settings").status_code == 200
