@@ -1,0 +1,182 @@
+"""Pairing a device: one-time codes (expiry, single use, lockout, stored hashed) and key checks.
+
+Every registration here is signed by the key it registers unless the test is about exactly that,
+so each refusal is caused by the one detail the test changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from privchat.auth.pairing import ALPHABET, hash_code, normalise
+from tests.support.server import LiveServer, SignedClient
+from tests.support.signing import TestDevice, b64url
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> None:
+    assert response.status_code == status, f"expected {status} {code}, got {response.status_code}: {response.text}"
+    assert response.json()["error"]["code"] == code, response.text
+
+
+def database_file(server: LiveServer) -> Path:
+    return Path(server.config["storage"]["data_dir"]) / "privchat.sqlite3"
+
+
+def register(server: LiveServer, device: TestDevice, code: str, *, public_key: dict[str, Any] | None = None,
+             sign: dict[str, Any] | None = None) -> httpx.Response:
+    client = SignedClient(server.url, device)
+    body = {"pairing_code": code, "public_key": public_key if public_key is not None else device.public_jwk, "name": device.name}
+    return client.post("/api/auth/device", body, sign=sign)
+
+
+def private_d(device: TestDevice) -> str:
+    return b64url(device.key.private_numbers().private_value.to_bytes(32, "big"))
+
+
+# --- the code's life -------------------------------------------------------------------------------
+
+def test_expired_code(server_factory: Any) -> None:
+    server = server_factory({"auth": {"pairing_code_ttl_seconds": 30}})
+    pairing = json.loads(server.cli("pair", "--json").stdout)
+    assert pairing["expires_in_seconds"] == 30
+    assert 25 <= pairing["expires_at"] - time.time() <= 31
+    with sqlite3.connect(database_file(server), timeout=10) as conn:
+        changed = conn.execute("UPDATE pairing_codes SET expires_at = 0 WHERE code_hash = ?", (hash_code(pairing["code"]),)).rowcount
+    assert changed == 1
+    assert_error(register(server, TestDevice(), pairing["code"]), 403, "pairing_expired")
+    # control: an unexpired code from the same server pairs
+    assert register(server, TestDevice(), server.pair_code()).status_code == 201
+
+
+def test_code_is_single_use(shared_server: LiveServer) -> None:
+    code = shared_server.pair_code()
+    first = register(shared_server, TestDevice(name="first"), code)
+    assert first.status_code == 201, first.text
+    assert_error(register(shared_server, TestDevice(name="second"), code), 403, "pairing_invalid")
+
+
+def test_wrong_code(shared_server: LiveServer) -> None:
+    shared_server.pair_code()  # resets the wrong-try count left by other tests
+    assert_error(register(shared_server, TestDevice(), "ZZZZZ-ZZZZZ"), 403, "pairing_invalid")
+
+
+def test_lockout_after_five_wrong_codes(server_factory: Any) -> None:
+    server = server_factory()
+    right = server.pair_code()
+    wrong = "00000-00000" if normalise(right) != "0000000000" else "11111-11111"
+    attacker = TestDevice(name="guesser")
+    for attempt in range(1, 5):
+        assert_error(register(server, attacker, wrong), 403, "pairing_invalid")
+    assert_error(register(server, attacker, wrong), 423, "pairing_locked")  # the 5th wrong try
+    owner = TestDevice(name="owner's phone")
+    assert_error(register(server, owner, right), 423, "pairing_locked")  # even the right code now
+    assert_error(register(server, owner, right), 423, "pairing_locked")
+    fresh = server.pair_code()  # the owner at the machine unlocks by asking for a new code
+    response = register(server, owner, fresh)
+    assert response.status_code == 201, response.text
+    assert response.json()["device_id"] == owner.device_id
+    # the voided code stays refused; `privchat pair` purged its row, so it is now simply unknown
+    assert_error(register(server, TestDevice(), right), 403, "pairing_invalid")
+
+
+def test_code_is_stored_only_as_a_hash(server_factory: Any) -> None:
+    server = server_factory()
+    code = server.pair_code()
+    raw = normalise(code)
+    with sqlite3.connect(database_file(server), timeout=10) as conn:
+        hashes = [row[0] for row in conn.execute("SELECT code_hash FROM pairing_codes")]
+    assert hash_code(code) in hashes  # control: the code is in the database, hashed
+    server.stop()  # checkpoints the WAL into the main file
+    files = [p for p in database_file(server).parent.iterdir() if p.name.startswith("privchat.sqlite3")]
+    assert database_file(server) in files
+    for path in files:
+        data = path.read_bytes()
+        for form in {code, raw, code.lower(), raw.lower()}:
+            assert form.encode() not in data, f"raw pairing code found in {path.name}"
+            assert form.encode("utf-16-le") not in data, f"raw pairing code (UTF-16) found in {path.name}"
+
+
+# --- the key being registered ----------------------------------------------------------------------
+
+def test_jwk_with_private_member_is_refused(shared_server: LiveServer) -> None:
+    device = TestDevice()
+    code = shared_server.pair_code()
+    leaked = {**device.public_jwk, "d": private_d(device)}
+    assert_error(register(shared_server, device, code, public_key=leaked), 400, "invalid_public_key")
+    # control: the same key and code without "d" pairs (the refusal did not use up the code)
+    assert register(shared_server, device, code).status_code == 201
+
+
+def test_off_curve_point_is_refused(shared_server: LiveServer) -> None:
+    device = TestDevice()
+    numbers = device.key.public_key().public_numbers()
+    y = numbers.y ^ 1  # a valid 32-byte coordinate, but (x, y) is no longer on P-256
+    off_curve = {**device.public_jwk, "y": b64url(y.to_bytes(32, "big"))}
+    assert_error(register(shared_server, device, shared_server.pair_code(), public_key=off_curve), 400, "invalid_public_key")
+
+
+@pytest.mark.parametrize("change", [{"kty": "RSA"}, {"kty": "OKP"}, {"crv": "P-384"}, {"crv": "secp256k1"}],
+                         ids=["kty-RSA", "kty-OKP", "crv-P-384", "crv-secp256k1"])
+def test_wrong_kty_or_crv_is_refused(shared_server: LiveServer, change: dict[str, str]) -> None:
+    device = TestDevice()
+    assert_error(register(shared_server, device, shared_server.pair_code(), public_key={**device.public_jwk, **change}),
+                 400, "invalid_public_key")
+
+
+def test_short_coordinate_is_refused(shared_server: LiveServer) -> None:
+    device = TestDevice()
+    short = {**device.public_jwk, "x": b64url(b"\x01" * 31)}
+    assert_error(register(shared_server, device, shared_server.pair_code(), public_key=short), 400, "invalid_public_key")
+
+
+def test_registration_signed_by_another_key(shared_server: LiveServer) -> None:
+    """Proof of possession: registering someone else's public key needs their private key."""
+    victim, attacker = TestDevice(name="victim"), TestDevice(name="attacker")
+    code = shared_server.pair_code()
+    assert_error(register(shared_server, attacker, code, public_key=victim.public_jwk), 401, "signature_invalid")
+    # keyid claims to be the registered key, the signature is the attacker's
+    assert_error(register(shared_server, attacker, code, public_key=victim.public_jwk, sign={"key_id": victim.device_id}),
+                 401, "signature_invalid")
+    # control: the code was not used up, and the key's owner can register it
+    assert register(shared_server, victim, code).status_code == 201
+
+
+def test_unsigned_registration(shared_server: LiveServer) -> None:
+    device = TestDevice()
+    body = {"pairing_code": shared_server.pair_code(), "public_key": device.public_jwk, "name": "unsigned"}
+    assert_error(httpx.post(shared_server.url + "/api/auth/device", json=body), 401, "signature_missing")
+
+
+def test_same_key_twice(shared_server: LiveServer) -> None:
+    device = TestDevice()
+    assert register(shared_server, device, shared_server.pair_code()).status_code == 201
+    assert_error(register(shared_server, device, shared_server.pair_code()), 409, "device_exists")
+
+
+# --- what `privchat pair` prints -------------------------------------------------------------------
+
+def test_pair_json_fields(shared_server: LiveServer) -> None:
+    payload = json.loads(shared_server.cli("pair", "--json").stdout)
+    assert {"code", "url", "expires_at", "expires_in_seconds", "api_origin"} <= set(payload)
+    assert len(set(ALPHABET)) == 32
+    raw = normalise(payload["code"])
+    assert re.fullmatch(f"[{ALPHABET}]{{10}}", raw), payload["code"]  # 10 * log2(32) = 50 bits >= 40
+    assert f"#pair={payload['code']}&api=" in payload["url"]
+    assert payload["url"].endswith("api=" + payload["api_origin"]) or f"api={payload['api_origin']}&" in payload["url"]
+    codes = {normalise(json.loads(shared_server.cli("pair", "--json").stdout)["code"]) for _ in range(3)}
+    assert len(codes | {raw}) == 4  # fresh randomness each time
+
+
+def test_pair_human_output_has_a_qr_code(shared_server: LiveServer) -> None:
+    output = shared_server.cli("pair").stdout
+    assert re.search(r"Pairing code: [0-9A-Z]{5}-[0-9A-Z]{5}", output), output
+    qr_lines = [line for line in output.splitlines() if len(line) >= 20 and set(line.strip()) <= set("█▀▄ ") and "█" in line]
+    assert len(qr_lines) >= 10, output
