@@ -5,6 +5,7 @@ Ids are random UUIDs chosen before the insert, so each value's associated data c
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
 from dataclasses import dataclass
@@ -134,9 +135,9 @@ class HistoryStore:
         where = ""
         if before:
             try:
-                stamp, last_id = before.split("|", 1)
+                stamp, last_id = base64.urlsafe_b64decode(before + "=" * (-len(before) % 4)).decode().split("|", 1)
                 params = [float(stamp), float(stamp), last_id]
-            except ValueError as exc:
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise ValueError("before: not a cursor returned by this API") from exc
             where = "WHERE c.updated_at < ? OR (c.updated_at = ? AND c.id < ?)"
         sql = (
@@ -152,7 +153,9 @@ class HistoryStore:
              "message_count": r["message_count"]}
             for r in page
         ]
-        next_cursor = f"{page[-1]['updated_at']!r}|{page[-1]['id']}" if len(rows) > limit else None
+        next_cursor = None
+        if len(rows) > limit:  # opaque and URL-safe, so clients can pass it back unencoded
+            next_cursor = base64.urlsafe_b64encode(f"{page[-1]['updated_at']!r}|{page[-1]['id']}".encode()).decode().rstrip("=")
         return items, next_cursor
 
     async def conversation_exists(self, conversation_id: str) -> bool:
