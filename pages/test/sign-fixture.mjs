@@ -13,7 +13,9 @@
 import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint, signRequest } from "../src/lib/signing.js";
 
 async function readStdin() {
-  if (process.stdin.isTTY) return "";
+  // `node --test test/` also runs this file (with a stdin that never closes): then sign the
+  // default request as a smoke test instead of waiting for input.
+  if (process.stdin.isTTY || process.env.NODE_TEST_CONTEXT) return "";
   const chunks = [];
   for await (const c of process.stdin) chunks.push(c);
   return Buffer.concat(chunks).toString("utf8");
