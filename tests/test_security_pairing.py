@@ -180,3 +180,15 @@ def test_pair_human_output_has_a_qr_code(shared_server: LiveServer) -> None:
     assert re.search(r"Pairing code: [0-9A-Z]{5}-[0-9A-Z]{5}", output), output
     qr_lines = [line for line in output.splitlines() if len(line) >= 20 and set(line.strip()) <= set("█▀▄ ") and "█" in line]
     assert len(qr_lines) >= 10, output
+
+
+def test_concurrent_use_of_one_code_pairs_one_device(shared_server: LiveServer) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = shared_server.pair_code()
+    devices = [TestDevice(name=f"racer {i}") for i in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda d: register(shared_server, d, code), devices))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [201] + [403] * 5, [r.text for r in responses]
+    assert all(r.json()["error"]["code"] == "pairing_invalid" for r in responses if r.status_code == 403)

@@ -287,3 +287,14 @@ def test_restart_does_not_reopen_replay(server_factory: Any) -> None:
     server.start()
     assert_error(send(server, "GET", "/api/settings", headers), 401, "replayed")
     assert client.get("/api/settings").status_code == 200
+
+
+def test_concurrent_copies_of_one_signed_request_pass_once(shared_server: LiveServer, shared_client: SignedClient) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    headers = signed(shared_client, "GET", "/api/settings")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda _: send(shared_server, "GET", "/api/settings", headers), range(8)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [401] * 7, [r.text for r in responses]
+    assert all(r.json()["error"]["code"] == "replayed" for r in responses if r.status_code == 401)
