@@ -258,3 +258,29 @@ def test_unknown_kids_cause_at_most_one_refetch(tmp_path: Any) -> None:
             server.stop()
     finally:
         jwks.close()
+
+
+# --- loopback-only bind ----------------------------------------------------------------------------
+
+def non_loopback_address() -> str | None:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("10.255.255.255", 1))  # no packet is sent; this only picks the outgoing interface
+            address = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_server_is_not_reachable_on_a_non_loopback_address(access: AccessSetup) -> None:
+    import socket
+
+    address = non_loopback_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to probe")
+    with socket.create_connection(("127.0.0.1", access.server.port), timeout=5):
+        pass  # control: the port is open on loopback
+    with pytest.raises(OSError):
+        socket.create_connection((address, access.server.port), timeout=5).close()
