@@ -1,0 +1,48 @@
+// Builds pages/dist/: one self-contained folder for Cloudflare Pages (output dir pages/dist).
+//   public/**            copied verbatim (index.html, chat/config.json, …)
+//   _headers             copied to dist/_headers
+//   src/chat/index.html  → dist/chat/index.html
+//   src/chat/main.js     → dist/chat/app.js (bundled with marked + DOMPurify, minified)
+//   src/chat/app.css     → dist/chat/app.css (minified)
+import { build } from "esbuild";
+import { cp, mkdir, rm, copyFile, readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = join(here, "dist");
+
+await rm(dist, { recursive: true, force: true });
+await mkdir(join(dist, "chat"), { recursive: true });
+await cp(join(here, "public"), dist, { recursive: true });
+await copyFile(join(here, "_headers"), join(dist, "_headers"));
+await copyFile(join(here, "src/chat/index.html"), join(dist, "chat/index.html"));
+
+const common = {
+  bundle: true,
+  minify: true,
+  sourcemap: false,
+  legalComments: "none",
+  logLevel: "warning",
+  target: ["es2022", "chrome109", "firefox115", "safari16"],
+};
+await build({
+  ...common,
+  entryPoints: [join(here, "src/chat/main.js")],
+  outfile: join(dist, "chat/app.js"),
+  format: "esm",
+  platform: "browser",
+  charset: "utf8",
+});
+await build({
+  ...common,
+  entryPoints: [join(here, "src/chat/app.css")],
+  outfile: join(dist, "chat/app.css"),
+});
+
+// Sanity: the page must not need inline script or style.
+const html = await readFile(join(dist, "chat/index.html"), "utf8");
+if (/<script(?![^>]*\bsrc=)[^>]*>/i.test(html) || /\son[a-z]+\s*=/i.test(html) || /\sstyle\s*=/i.test(html)) {
+  throw new Error("chat/index.html has inline script, event handlers or style attributes (blocked by the CSP)");
+}
+console.log(`built ${dist}`);

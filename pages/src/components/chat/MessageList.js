@@ -1,0 +1,224 @@
+// The conversation: user messages as plain text, replies as sanitised markdown with copy buttons
+// on code blocks. New text is followed unless the owner scrolled up; a partial reply is marked
+// "stopped" (cancelled) or "interrupted" (connection lost).
+
+import { h, clear, copyText, formatTime } from "../../lib/dom.js";
+
+const STATUS_LABEL = {
+  streaming: "writing…",
+  cancelled: "stopped",
+  interrupted: "interrupted",
+  error: "error",
+  failed: "not sent",
+  sending: "sending…",
+};
+
+const NEAR_BOTTOM_PX = 48;
+
+export class MessageView {
+  constructor(list, { id = null, role, content = "", status = "complete", createdAt = null }) {
+    this.list = list;
+    this.role = role;
+    this.text = content;
+    this.renderScheduled = false;
+    this.badge = h("span", { class: "message-badge" });
+    this.body = h("div", { class: "message-body" });
+    this.meta = h("div", { class: "message-meta" });
+    this.notice = h("div", { class: "message-notice", hidden: true });
+    const who = role === "user" ? "You" : "Model";
+    this.el = h(
+      "article",
+      { class: "message", dataset: { role }, "aria-label": role === "user" ? "Your message" : "Reply" },
+      h("header", { class: "message-head" }, h("span", { class: "message-role" }, who), " ", this.badge,
+        createdAt ? h("time", { class: "message-time", datetime: String(createdAt) }, formatTime(createdAt)) : null),
+      this.body,
+      this.notice,
+      this.meta,
+    );
+    if (id) this.el.dataset.id = id;
+    this.setStatus(status);
+    this.renderNow();
+  }
+
+  setId(id) {
+    this.el.dataset.id = id;
+  }
+
+  append(text) {
+    this.text += text;
+    this.scheduleRender();
+  }
+
+  setText(text) {
+    this.text = text;
+    this.scheduleRender();
+  }
+
+  scheduleRender() {
+    if (this.renderScheduled) return;
+    this.renderScheduled = true;
+    requestAnimationFrame(() => {
+      this.renderScheduled = false;
+      this.renderNow();
+    });
+  }
+
+  renderNow() {
+    const wasFollowing = this.list.follow;
+    if (this.role === "assistant") {
+      clear(this.body);
+      this.body.appendChild(this.list.md.renderFragment(this.text));
+      this.decorateCode();
+    } else {
+      this.body.textContent = this.text;
+    }
+    this.list.contentChanged(wasFollowing);
+  }
+
+  decorateCode() {
+    for (const pre of this.body.querySelectorAll("pre")) {
+      const code = pre.querySelector("code") || pre;
+      const button = h("button", { type: "button", class: "copy-button", "aria-label": "Copy code" }, "Copy");
+      button.addEventListener("click", async () => {
+        const ok = await copyText(code.textContent);
+        button.textContent = ok ? "Copied" : "Copy failed";
+        setTimeout(() => (button.textContent = "Copy"), 2000);
+      });
+      const wrap = h("div", { class: "code-block" });
+      pre.replaceWith(wrap);
+      wrap.append(button, pre);
+    }
+  }
+
+  /** complete | streaming | cancelled | interrupted | error | failed | sending */
+  setStatus(status, sentence = "") {
+    this.status = status;
+    this.el.dataset.status = status;
+    const label = STATUS_LABEL[status] || "";
+    this.badge.textContent = label;
+    this.badge.hidden = !label;
+    this.el.setAttribute("aria-busy", status === "streaming" ? "true" : "false");
+    if (sentence) this.showNotice(sentence);
+    else if (status === "cancelled") this.showNotice("Stopped — the reply above is partial.");
+    else if (status === "interrupted") this.showNotice("Interrupted — the connection dropped; the reply above may be partial. It is reloaded from the server once the connection is back.");
+    else this.hideNotice();
+  }
+
+  showNotice(sentence, actions = []) {
+    clear(this.notice);
+    this.notice.append(h("span", {}, sentence));
+    for (const a of actions) {
+      this.notice.append(" ", h("button", { type: "button", class: `button small ${a.class || ""}`, onclick: a.onClick }, a.label));
+    }
+    this.notice.hidden = false;
+    this.list.contentChanged(this.list.follow);
+  }
+
+  hideNotice() {
+    clear(this.notice);
+    this.notice.hidden = true;
+  }
+
+  /** A send that did not reach the model: keep the text and offer Retry. */
+  setFailed(sentence, onRetry) {
+    this.setStatus("failed");
+    this.showNotice(sentence, [{ label: "Retry", class: "retry-button", onClick: onRetry }]);
+  }
+
+  setMeta({ usage, timings, finish_reason: finish } = {}) {
+    const parts = [];
+    if (usage && Number.isFinite(usage.completion_tokens)) parts.push(`${usage.completion_tokens} tokens`);
+    if (timings && Number.isFinite(timings.tokens_per_second)) parts.push(`${timings.tokens_per_second.toFixed(1)} tokens/s`);
+    if (timings && Number.isFinite(timings.ttft_ms)) parts.push(`first token ${Math.round(timings.ttft_ms)} ms`);
+    if (finish === "length") parts.push("stopped at the token limit");
+    this.meta.textContent = parts.join(" · ");
+    this.meta.hidden = parts.length === 0;
+  }
+
+  remove() {
+    this.el.remove();
+  }
+}
+
+export class MessageList {
+  /**
+   * @param {HTMLElement} scroller the scrolling container (#messages)
+   * @param {{render, renderFragment}} md from createMarkdown()
+   * @param {HTMLButtonElement} jumpButton "Jump to latest", shown when new text arrives while scrolled up
+   */
+  constructor(scroller, md, jumpButton) {
+    this.scroller = scroller;
+    this.md = md;
+    this.jump = jumpButton;
+    this.follow = true;
+    this.views = [];
+    this.empty = h(
+      "div",
+      { class: "empty-state" },
+      h("h2", {}, "Start a conversation"),
+      h("p", {}, "Your messages go to the model on your own machine. History is kept there, encrypted."),
+    );
+    scroller.appendChild(this.empty);
+    scroller.addEventListener("scroll", () => {
+      this.follow = this.nearBottom();
+      if (this.follow) this.jump.hidden = true;
+    }, { passive: true });
+    this.jump.addEventListener("click", () => {
+      this.follow = true;
+      this.scrollToBottom();
+      this.jump.hidden = true;
+    });
+  }
+
+  nearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight <= NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  contentChanged(wasFollowing) {
+    if (wasFollowing) {
+      this.scrollToBottom();
+      this.follow = true;
+    } else if (!this.nearBottom()) {
+      this.jump.hidden = false;
+    }
+  }
+
+  clear() {
+    for (const v of this.views) v.remove();
+    this.views = [];
+    this.empty.hidden = false;
+    this.follow = true;
+    this.jump.hidden = true;
+  }
+
+  add(message) {
+    this.empty.hidden = true;
+    const wasFollowing = this.follow;
+    const view = new MessageView(this, message);
+    this.scroller.insertBefore(view.el, this.jump.parentNode === this.scroller ? this.jump : null);
+    this.views.push(view);
+    this.contentChanged(wasFollowing || message.role === "user");
+    return view;
+  }
+
+  /** Replaces everything with a conversation from the server. */
+  show(messages) {
+    this.clear();
+    for (const m of messages) {
+      this.add({ id: m.id, role: m.role, content: m.content || "", status: m.status || "complete", createdAt: m.created_at });
+    }
+    this.follow = true;
+    this.scrollToBottom();
+  }
+
+  removeView(view) {
+    view.remove();
+    this.views = this.views.filter((v) => v !== view);
+    if (!this.views.length) this.empty.hidden = false;
+  }
+}

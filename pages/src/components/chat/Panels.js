@@ -1,0 +1,262 @@
+// Dialogs: settings (saved to the backend; theme is local), devices (list, revoke), and a
+// confirmation dialog that says what is lost.
+
+import { h, clear, formatTime } from "../../lib/dom.js";
+import { ApiError } from "../../lib/api.js";
+
+const THEME_KEY = "privchat.theme";
+
+export function currentTheme() {
+  try {
+    const t = localStorage.getItem(THEME_KEY);
+    return t === "light" || t === "dark" ? t : "system";
+  } catch {
+    return "system";
+  }
+}
+
+export function applyTheme(theme = currentTheme()) {
+  const root = document.documentElement;
+  if (theme === "light" || theme === "dark") root.dataset.theme = theme;
+  else delete root.dataset.theme;
+}
+
+function setTheme(theme) {
+  try {
+    if (theme === "system") localStorage.removeItem(THEME_KEY);
+    else localStorage.setItem(THEME_KEY, theme);
+  } catch {
+    /* not kept, still applied */
+  }
+  applyTheme(theme);
+}
+
+function dialogShell(id, title) {
+  const body = h("div", { class: "dialog-body" });
+  const closeBtn = h("button", { type: "button", class: "button small", value: "close" }, "Close");
+  const dialog = h(
+    "dialog",
+    { id, class: "panel", "aria-labelledby": `${id}-title` },
+    h("header", { class: "dialog-head" }, h("h2", { id: `${id}-title` }, title), closeBtn),
+    body,
+  );
+  closeBtn.addEventListener("click", () => dialog.close());
+  document.body.appendChild(dialog);
+  return { dialog, body };
+}
+
+/** Asks before something destructive. Resolves true when confirmed. */
+export function confirmDialog({ title, text, confirmLabel = "Delete", id = "confirm-dialog" }) {
+  return new Promise((resolve) => {
+    const old = document.getElementById(id);
+    if (old) old.remove();
+    const yes = h("button", { type: "button", id: "confirm-yes", class: "button danger" }, confirmLabel);
+    const no = h("button", { type: "button", id: "confirm-no", class: "button" }, "Cancel");
+    const dialog = h(
+      "dialog",
+      { id, class: "panel confirm", "aria-labelledby": `${id}-title`, "aria-describedby": `${id}-text` },
+      h("h2", { id: `${id}-title` }, title),
+      h("p", { id: `${id}-text` }, text),
+      h("div", { class: "dialog-actions" }, no, yes),
+    );
+    let answer = false;
+    yes.addEventListener("click", () => {
+      answer = true;
+      dialog.close();
+    });
+    no.addEventListener("click", () => dialog.close());
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(answer);
+    });
+    document.body.appendChild(dialog);
+    dialog.showModal();
+    no.focus();
+  });
+}
+
+export class SettingsPanel {
+  constructor({ getApi, describeError }) {
+    this.getApi = getApi;
+    this.describeError = describeError;
+    const { dialog, body } = dialogShell("settings-dialog", "Settings");
+    this.dialog = dialog;
+
+    this.prompt = h("textarea", { id: "setting-system-prompt", rows: "5", maxlength: "8000" });
+    this.temperature = h("input", { id: "setting-temperature", type: "number", min: "0", max: "2", step: "0.05", inputmode: "decimal" });
+    this.maxTokens = h("input", { id: "setting-max-tokens", type: "number", min: "1", max: "32768", step: "1", inputmode: "numeric" });
+    this.status = h("p", { id: "settings-status", class: "form-status", role: "status", "aria-live": "polite" });
+    this.save = h("button", { id: "settings-save", type: "submit", class: "button primary" }, "Save");
+    const form = h(
+      "form",
+      { id: "settings-form", class: "stack", novalidate: true },
+      h("label", { for: "setting-system-prompt" }, "System prompt"),
+      this.prompt,
+      h("div", { class: "field-row" },
+        h("div", {}, h("label", { for: "setting-temperature" }, "Temperature"), this.temperature),
+        h("div", {}, h("label", { for: "setting-max-tokens" }, "Max tokens per reply"), this.maxTokens)),
+      h("div", { class: "dialog-actions" }, this.save),
+      this.status,
+    );
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.submit();
+    });
+
+    const themeGroup = h("fieldset", { class: "theme-group" }, h("legend", {}, "Theme (this browser only)"));
+    for (const [value, label] of [["system", "Follow the system"], ["light", "Light"], ["dark", "Dark"]]) {
+      const input = h("input", { type: "radio", name: "theme", value, id: `theme-${value}` });
+      input.addEventListener("change", () => setTheme(value));
+      themeGroup.append(h("div", { class: "radio" }, input, h("label", { for: `theme-${value}` }, label)));
+    }
+    this.themeGroup = themeGroup;
+    body.append(form, themeGroup);
+  }
+
+  async open() {
+    for (const r of this.themeGroup.querySelectorAll("input")) r.checked = r.value === currentTheme();
+    this.status.textContent = "Loading…";
+    this.dialog.showModal();
+    try {
+      const s = await this.getApi().getSettings();
+      this.prompt.value = s.system_prompt || "";
+      this.temperature.value = s.temperature ?? "";
+      this.maxTokens.value = s.max_tokens ?? "";
+      this.status.textContent = "";
+    } catch (err) {
+      this.status.textContent = this.describeError(err);
+    }
+  }
+
+  async submit() {
+    const temperature = Number(this.temperature.value);
+    const maxTokens = Number(this.maxTokens.value);
+    if (this.temperature.value === "" || !Number.isFinite(temperature) || temperature < 0 || temperature > 2) {
+      this.status.textContent = "Temperature must be a number from 0 to 2.";
+      this.temperature.focus();
+      return;
+    }
+    if (this.maxTokens.value === "" || !Number.isInteger(maxTokens) || maxTokens < 1) {
+      this.status.textContent = "Max tokens must be a whole number above 0.";
+      this.maxTokens.focus();
+      return;
+    }
+    this.save.disabled = true;
+    this.status.textContent = "Saving…";
+    try {
+      const s = await this.getApi().putSettings({ system_prompt: this.prompt.value, temperature, max_tokens: maxTokens });
+      if (s) {
+        this.prompt.value = s.system_prompt ?? this.prompt.value;
+        this.temperature.value = s.temperature ?? temperature;
+        this.maxTokens.value = s.max_tokens ?? maxTokens;
+      }
+      this.status.textContent = "Saved.";
+    } catch (err) {
+      this.status.textContent = err instanceof ApiError && err.code === "validation_error" ? `Not saved: ${err.message}` : this.describeError(err);
+    } finally {
+      this.save.disabled = false;
+    }
+  }
+}
+
+export class DevicesPanel {
+  constructor({ getApi, getDevice, describeError, onForget, onRevokedSelf }) {
+    this.getApi = getApi;
+    this.getDevice = getDevice;
+    this.describeError = describeError;
+    this.onForget = onForget;
+    this.onRevokedSelf = onRevokedSelf;
+    const { dialog, body } = dialogShell("devices-dialog", "Devices");
+    this.dialog = dialog;
+    this.mine = h("div", { class: "this-device" });
+    this.list = h("ul", { id: "device-list", class: "device-list" });
+    this.status = h("p", { id: "devices-status", class: "form-status", role: "status", "aria-live": "polite" });
+    body.append(
+      this.mine,
+      h("h3", {}, "Paired devices"),
+      this.list,
+      this.status,
+      h("div", { class: "dialog-actions" },
+        h("button", { type: "button", id: "forget-device", class: "button small danger", onclick: () => this.forget() }, "Forget this browser's key")),
+    );
+  }
+
+  renderMine() {
+    const d = this.getDevice();
+    clear(this.mine);
+    if (!d) return;
+    this.mine.append(
+      h("h3", {}, "This browser"),
+      h("p", {}, h("span", { class: "device-name" }, d.name || "This device")),
+      h("p", {}, "Fingerprint: ", h("code", { id: "this-device-fingerprint", class: "fingerprint" }, d.fingerprint)),
+      h("p", { class: "field-help" }, "It should match the fingerprint in ", h("code", {}, "privchat devices list"), " on your computer."),
+    );
+  }
+
+  async open() {
+    this.renderMine();
+    this.dialog.showModal();
+    await this.refresh();
+  }
+
+  async refresh() {
+    this.status.textContent = "Loading…";
+    try {
+      const { devices = [] } = (await this.getApi().listDevices()) || {};
+      const me = this.getDevice();
+      clear(this.list);
+      for (const d of devices) {
+        const isMe = me && d.device_id === me.deviceId;
+        const revoked = d.status === "revoked";
+        this.list.append(
+          h("li", { class: "device-item", dataset: { id: d.device_id, status: d.status } },
+            h("div", { class: "device-info" },
+              h("strong", {}, d.name || "Unnamed device"), isMe ? " (this browser)" : "",
+              h("br"),
+              h("code", { class: "fingerprint" }, d.fingerprint || ""),
+              h("span", { class: "device-sub" }, ` · ${revoked ? "revoked" : "active"}${d.last_seen_at ? ` · last seen ${formatTime(d.last_seen_at)}` : ""}`)),
+            revoked
+              ? null
+              : h("button", { type: "button", class: "button small danger revoke-button", "aria-label": `Revoke ${d.name || "device"}`, onclick: () => this.revoke(d, isMe) }, "Revoke")),
+        );
+      }
+      this.status.textContent = devices.length ? "" : "No devices.";
+    } catch (err) {
+      this.status.textContent = this.describeError(err);
+    }
+  }
+
+  async revoke(d, isMe) {
+    const ok = await confirmDialog({
+      title: `Revoke “${d.name || "device"}”?`,
+      text: isMe
+        ? "This is the browser you are using: it will stop working at once and has to be paired again with a new code."
+        : `The device with fingerprint ${d.fingerprint} will get “device revoked” on its next request and has to be paired again to come back.`,
+      confirmLabel: "Revoke",
+    });
+    if (!ok) return;
+    try {
+      await this.getApi().revokeDevice(d.device_id);
+      if (isMe) {
+        this.dialog.close();
+        this.onRevokedSelf();
+        return;
+      }
+      await this.refresh();
+      this.status.textContent = `Revoked ${d.name || "the device"}.`;
+    } catch (err) {
+      this.status.textContent = this.describeError(err);
+    }
+  }
+
+  async forget() {
+    const ok = await confirmDialog({
+      title: "Forget this browser's key?",
+      text: "The signing key is deleted from this browser. The server keeps its record until you revoke it; to chat here again you need a new pairing code.",
+      confirmLabel: "Forget key",
+    });
+    if (!ok) return;
+    this.dialog.close();
+    await this.onForget();
+  }
+}
