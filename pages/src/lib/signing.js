@@ -136,7 +136,9 @@ export function signatureParams({ created, nonce, keyId }) {
 
 /** Splits a URL (absolute or path-only) into the @path and @query derived components, as sent. */
 export function pathAndQuery(url) {
-  const u = new URL(url, "http://placeholder.invalid");
+  // Relative URLs ("/api/chat") are resolved against a file: base, which normalises paths the
+  // same way as http(s) without naming any host.
+  const u = /^[a-z][a-z0-9+.-]*:/i.test(url) ? new URL(url) : new URL(url, "file:///");
   // URL keeps the percent-encoding of the path and query as they will go on the wire.
   const path = u.pathname || "/";
   const query = "?" + (u.search.startsWith("?") ? u.search.slice(1) : u.search);
