@@ -1,0 +1,222 @@
+"""A small static server for the built page (pages/dist) that applies the rules of its `_headers`
+file the way Cloudflare Pages does, so local runs and tests see the real CSP.
+
+`privchat site` uses `serve_site`; tests can use `create_site_app` directly.
+
+What it does, like Pages:
+- `_headers`: rules of a path pattern line (`*` is a splat that matches anything, `:name` one
+  path segment; an absolute URL pattern matches on its path) followed by indented `Name: value`
+  lines; `! Name` removes a header set by an earlier rule. Every matching rule applies, in file
+  order; a header set by several rules is joined with ", ".
+- `/chat` redirects to `/chat/`, `/chat/` serves `chat/index.html`, `/x/index.html` redirects to `/x/`.
+- `_headers`, `_redirects` and dot files are never served; paths cannot leave the folder.
+It listens on loopback only.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import mimetypes
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+from urllib.parse import unquote, urlsplit
+
+from quart import Quart, Response, request
+
+__all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "create_site_app", "serve_site", "is_loopback_host"]
+
+TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".webmanifest": "application/manifest+json",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+}
+HIDDEN_NAMES = {"_headers", "_redirects", "_routes.json", "_worker.js"}
+
+
+@dataclass
+class HeaderRule:
+    pattern: str
+    regex: re.Pattern[str]
+    set: list[tuple[str, str]] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    path = pattern
+    if "://" in pattern:
+        path = urlsplit(pattern).path or "/"
+    out = []
+    for token in re.split(r"(\*|:[A-Za-z_][A-Za-z0-9_]*)", path):
+        if token == "*":
+            out.append(".*")
+        elif token.startswith(":") and len(token) > 1:
+            out.append("[^/]+")
+        else:
+            out.append(re.escape(token))
+    return re.compile("^" + "".join(out) + "$")
+
+
+def parse_headers_file(text: str) -> list[HeaderRule]:
+    """Parses the Cloudflare Pages `_headers` format. Raises ValueError on a malformed line."""
+    rules: list[HeaderRule] = []
+    current: HeaderRule | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if raw[0] in " \t":
+            if current is None:
+                raise ValueError(f"_headers line {number}: a header line comes before any path")
+            if stripped.startswith("!"):
+                current.remove.append(stripped[1:].strip().lower())
+                continue
+            name, sep, value = stripped.partition(":")
+            name = name.strip()
+            if not sep or not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", name):
+                raise ValueError(f"_headers line {number}: expected 'Name: value', got {stripped!r}")
+            current.set.append((name, value.strip()))
+        else:
+            current = HeaderRule(pattern=stripped, regex=_pattern_regex(stripped))
+            rules.append(current)
+    return rules
+
+
+def headers_for_path(rules: list[HeaderRule], path: str) -> list[tuple[str, str]]:
+    """The headers every matching rule gives `path`, in file order; repeated names joined with ", "."""
+    merged: dict[str, tuple[str, str]] = {}
+    for rule in rules:
+        if not rule.regex.match(path):
+            continue
+        for name in rule.remove:
+            merged.pop(name, None)
+        for name, value in rule.set:
+            key = name.lower()
+            if key in merged:
+                merged[key] = (merged[key][0], f"{merged[key][1]}, {value}")
+            else:
+                merged[key] = (name, value)
+    return list(merged.values())
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _content_type(path: Path) -> str:
+    return TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def create_site_app(directory: Path) -> Quart:
+    """A Quart app that serves `directory` (a built pages/dist) with its `_headers` applied."""
+    root = Path(directory).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder; build the page first: (cd pages && npm ci && npm run build)")
+    app = Quart(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 0
+
+    def load_rules() -> list[HeaderRule]:
+        file = root / "_headers"
+        if not file.is_file():
+            return []
+        return parse_headers_file(file.read_text(encoding="utf-8"))
+
+    rules = load_rules()
+    app.extensions["privchat_site"] = {"root": root, "rules": rules}
+
+    def resolve(url_path: str) -> tuple[str, Path | None, str | None]:
+        """('file', path, None) | ('redirect', None, location) | ('missing', None, None)."""
+        decoded = unquote(url_path)
+        if "\x00" in decoded or "\\" in decoded:
+            return "missing", None, None
+        parts = [p for p in decoded.split("/") if p not in ("", ".")]
+        if any(p == ".." or p.startswith(".") or p in HIDDEN_NAMES for p in parts):
+            return "missing", None, None
+        target = root.joinpath(*parts).resolve() if parts else root
+        try:
+            target.relative_to(root)
+        except ValueError:
+            return "missing", None, None
+        if target.is_dir():
+            if not url_path.endswith("/"):
+                return "redirect", None, url_path + "/"
+            index = target / "index.html"
+            return ("file", index, None) if index.is_file() else ("missing", None, None)
+        if target.is_file():
+            if target.name == "index.html":
+                return "redirect", None, url_path[: -len("index.html")]
+            return "file", target, None
+        html = target.with_name(target.name + ".html")
+        if parts and html.is_file():
+            return "file", html, None
+        return "missing", None, None
+
+    def with_headers(response: Response, path: str) -> Response:
+        for name, value in headers_for_path(rules, path):
+            response.headers[name] = value
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.route("/", defaults={"subpath": ""}, methods=["GET", "HEAD"])
+    @app.route("/<path:subpath>", methods=["GET", "HEAD"])
+    async def serve(subpath: str) -> Response:
+        path = request.path
+        kind, file, location = resolve(path)
+        if kind == "redirect":
+            query = request.query_string.decode("latin-1")
+            response = Response("", status=308, headers={"Location": location + (f"?{query}" if query else "")})
+            return with_headers(response, path)
+        if kind == "file" and file is not None:
+            body = file.read_bytes()
+            response = Response(body, status=200, content_type=_content_type(file))
+            return with_headers(response, path)
+        not_found = root / "404.html"
+        if not_found.is_file():
+            response = Response(not_found.read_bytes(), status=404, content_type="text/html; charset=utf-8")
+        else:
+            response = Response("Not found\n", status=404, content_type="text/plain; charset=utf-8")
+        return with_headers(response, path)
+
+    @app.errorhandler(405)
+    async def method_not_allowed(_error: Exception) -> Response:
+        return Response("Only GET and HEAD are served here.\n", status=405,
+                        headers={"Allow": "GET, HEAD"}, content_type="text/plain; charset=utf-8")
+
+    return app
+
+
+async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = 8080,
+                     shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve the built page with Hypercorn on a loopback address until shutdown_trigger returns."""
+    if not is_loopback_host(host):
+        raise ValueError(
+            f"{host!r} is not a loopback address: the local page server listens on loopback only "
+            "(127.0.0.1, ::1 or localhost); publish the page on Cloudflare Pages instead."
+        )
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config as HypercornConfig
+
+    app = create_site_app(Path(directory))
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = "-"
+    config.graceful_timeout = 2.0
+    if shutdown_trigger is None:
+        await hypercorn_serve(app, config)
+    else:
+        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
