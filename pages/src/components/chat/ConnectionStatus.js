@@ -29,7 +29,8 @@ export class ConnectionStatus {
     this.text = "";
     this.note = "";
     this.textEl = el.querySelector(".status-text") || el.appendChild(h("span", { class: "status-text" }));
-    this.noteEl = el.querySelector(".status-note") || el.appendChild(h("span", { class: "status-note" }));
+    // The note (countdowns) sits outside the live region so it is not announced every second.
+    this.noteEl = document.getElementById("status-note") || el.after(h("span", { id: "status-note", class: "status-note" })) || document.getElementById("status-note");
     this.set("connecting", "Connecting…");
   }
 
@@ -63,6 +64,6 @@ export class ConnectionStatus {
   setNote(note) {
     if (note === this.note) return;
     this.note = note;
-    this.noteEl.textContent = note ? ` ${note}` : "";
+    this.noteEl.textContent = note || "";
   }
 }
