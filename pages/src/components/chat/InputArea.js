@@ -19,7 +19,7 @@ export class InputArea {
       id: "message-input",
       name: "message",
       rows: "1",
-      placeholder: "Message your model…  (Enter sends, Shift+Enter new line)",
+      placeholder: "Message your model…",
       autocomplete: "off",
       "aria-describedby": "input-hint",
       enterkeyhint: "send",
