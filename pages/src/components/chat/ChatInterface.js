@@ -423,8 +423,15 @@ export class ChatInterface {
             if (d && typeof d.text === "string") reply.append(d.text);
           },
           onDone: (d) => {
-            const cancelled = d && d.finish_reason === "cancelled";
-            reply.setStatus(cancelled || stream.stopped ? "cancelled" : "complete");
+            const reason = d && d.finish_reason;
+            if (reason === "interrupted") {
+              // The server stopped the generation (it is shutting down); the partial reply is saved.
+              reply.setStatus("interrupted");
+              this.pendingReload = this.conversationId;
+              setTimeout(() => this.checkNow(), 300);
+            } else {
+              reply.setStatus(reason === "cancelled" || stream.stopped ? "cancelled" : "complete");
+            }
             reply.setMeta(d || {});
           },
           onError: (d) => {
