@@ -100,7 +100,7 @@ export class MessageView {
     this.el.setAttribute("aria-busy", status === "streaming" ? "true" : "false");
     if (sentence) this.showNotice(sentence);
     else if (status === "cancelled") this.showNotice("Stopped — the reply above is partial.");
-    else if (status === "interrupted") this.showNotice("Interrupted — the connection dropped; the reply above may be partial. It is reloaded from the server once the connection is back.");
+    else if (status === "interrupted") this.showNotice("Interrupted — the connection dropped or the server stopped, so the reply above may be partial. The conversation is reloaded from the server once it is back.");
     else this.hideNotice();
   }
 
