@@ -7,10 +7,14 @@ attempt limit an online guess has no practical chance; it is typed or scanned on
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..storage.db import Database
 
@@ -36,8 +40,19 @@ def normalise(code: str) -> str:
     return cleaned.translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
 
 
-def hash_code(code: str) -> str:
-    return hashlib.sha256(("privchat-pairing|" + normalise(code)).encode()).hexdigest()
+def pairing_secret(data_key: bytes | None) -> bytes | None:
+    """A key for hashing codes, derived from the data key: a copied database alone then gives no
+    way to test guesses of a still-open code offline (with encryption off, a plain hash is used)."""
+    if data_key is None:
+        return None
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"privchat pairing codes").derive(data_key)
+
+
+def hash_code(code: str, secret: bytes | None = None) -> str:
+    message = ("privchat-pairing|" + normalise(code)).encode()
+    if secret is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 def format_code(raw: str) -> str:
@@ -49,6 +64,7 @@ class PairingStore:
         self.database = database
         self.ttl = ttl_seconds
         self.max_attempts = max_attempts
+        self.secret = pairing_secret(database.cipher.data_key)
 
     async def create(self) -> PairingCode:
         """A new code; it also clears the wrong-try count, since the owner is at the machine."""
@@ -58,7 +74,7 @@ class PairingStore:
             await conn.execute("DELETE FROM pairing_failures")
             await conn.execute("DELETE FROM pairing_codes WHERE expires_at < ? OR used_at IS NOT NULL OR voided_at IS NOT NULL", (now - 86_400,))
             await conn.execute("INSERT INTO pairing_codes (code_hash, created_at, expires_at) VALUES (?, ?, ?)",
-                               (hash_code(raw), now, now + self.ttl))
+                               (hash_code(raw, self.secret), now, now + self.ttl))
         return PairingCode(format_code(raw), now + self.ttl)
 
     async def redeem(self, conn: Any, code: str) -> None:
@@ -71,7 +87,7 @@ class PairingStore:
             failures = int((await cursor.fetchone())[0])
         if failures >= self.max_attempts:
             raise PairingError("pairing_locked", "Too many wrong pairing codes. Run `privchat pair` again for a new code.")
-        async with conn.execute("SELECT * FROM pairing_codes WHERE code_hash = ?", (hash_code(code),)) as cursor:
+        async with conn.execute("SELECT * FROM pairing_codes WHERE code_hash = ?", (hash_code(code, self.secret),)) as cursor:
             row = await cursor.fetchone()
         if row is None:
             await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
