@@ -11,6 +11,7 @@ import base64
 import getpass
 import os
 import secrets
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Callable
@@ -239,6 +240,11 @@ async def _set_meta(db: aiosqlite.Connection, values: dict[str, str]) -> None:
         raise
 
 
+def _cannot_open(path: Path, exc: BaseException) -> str:
+    return (f"cannot open the database {path} for writing ({exc}); check that its folder exists, is writable "
+            "(not on a read-only mount) and has free space")
+
+
 class Database:
     """One open, migrated, unlocked database: the connection plus its cipher."""
 
@@ -251,10 +257,16 @@ class Database:
     @classmethod
     async def open(cls, config: Config, passphrase_source: PassphraseSource | None = None) -> "Database":
         path = config.database_path
-        conn = await connect(path)
+        try:
+            conn = await connect(path)
+        except (sqlite3.Error, OSError) as exc:
+            raise DatabaseError(_cannot_open(path, exc)) from exc
         try:
             await migrate(conn)
             cipher = await unlock(conn, config, passphrase_source)
+        except sqlite3.OperationalError as exc:
+            await conn.close()
+            raise DatabaseError(_cannot_open(path, exc)) from exc
         except BaseException:
             await conn.close()
             raise
