@@ -15,7 +15,6 @@ It listens on loopback only.
 
 from __future__ import annotations
 
-import ipaddress
 import mimetypes
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,8 @@ from typing import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from quart import Quart, Response, request
+
+from .config import is_loopback_host
 
 __all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "create_site_app", "serve_site", "is_loopback_host"]
 
@@ -106,15 +107,6 @@ def headers_for_path(rules: list[HeaderRule], path: str) -> list[tuple[str, str]
             else:
                 merged[key] = (name, value)
     return list(merged.values())
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _content_type(path: Path) -> str:
