@@ -21,13 +21,12 @@ class NonceStore:
     async def use(self, key_id: str, nonce: str, valid_until: float) -> bool:
         """Record the nonce; False when it was seen before (a replay)."""
         self._since_purge += 1
+        if self._since_purge >= PURGE_EVERY:
+            self._since_purge = 0
+            await self.database.write("DELETE FROM seen_nonces WHERE expires_at < ?", (time.time(),))
         try:
-            async with self.database.transaction() as conn:
-                if self._since_purge >= PURGE_EVERY:
-                    self._since_purge = 0
-                    await conn.execute("DELETE FROM seen_nonces WHERE expires_at < ?", (time.time(),))
-                await conn.execute("INSERT INTO seen_nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)",
-                                   (key_id, nonce, valid_until))
+            await self.database.write("INSERT INTO seen_nonces (key_id, nonce, expires_at) VALUES (?, ?, ?)",
+                                      (key_id, nonce, valid_until))
         except sqlite3.IntegrityError:
             return False
         return True
