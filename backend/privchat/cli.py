@@ -161,38 +161,33 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
     return _run(_with_db(args, action))
 
 
-def cmd_devices_revoke(args: argparse.Namespace) -> int:
+def _change_device(args: argparse.Namespace, change: Callable[[Any, str], Awaitable[Any]], said: Callable[[Any], str]) -> int:
+    """Find the device the owner named (id or fingerprint), apply ``change``, report the result."""
     from .auth.devices import DeviceLookupError, DeviceStore
 
     async def action(config: Config, database: Database) -> int:
         store = DeviceStore(database)
         try:
-            device = await store.revoke((await store.find(args.device)).id)
+            device = await change(store, (await store.find(args.device)).id)
         except DeviceLookupError as exc:
             raise CliError(str(exc)) from exc
-        _emit(args, device.to_json(), f"Revoked {device.name} ({device.fingerprint}); its next request is refused.")
+        _emit(args, device.to_json(), said(device))
         return EXIT_OK
 
     return _run(_with_db(args, action))
+
+
+def cmd_devices_revoke(args: argparse.Namespace) -> int:
+    return _change_device(args, lambda store, device_id: store.revoke(device_id),
+                          lambda d: f"Revoked {d.name} ({d.fingerprint}); its next request is refused.")
 
 
 def cmd_devices_rename(args: argparse.Namespace) -> int:
-    from .auth.devices import DeviceLookupError, DeviceStore
-
     name = args.name.strip()
     if not 1 <= len(name) <= 100:
         raise CliError("the new name must be 1 to 100 characters")
-
-    async def action(config: Config, database: Database) -> int:
-        store = DeviceStore(database)
-        try:
-            device = await store.rename((await store.find(args.device)).id, name)
-        except DeviceLookupError as exc:
-            raise CliError(str(exc)) from exc
-        _emit(args, device.to_json(), f"Renamed {device.fingerprint} to {device.name}.")
-        return EXIT_OK
-
-    return _run(_with_db(args, action))
+    return _change_device(args, lambda store, device_id: store.rename(device_id, name),
+                          lambda d: f"Renamed {d.fingerprint} to {d.name}.")
 
 
 # history ---------------------------------------------------------------------------------------
