@@ -147,6 +147,13 @@ def _install_error_handlers(app: Quart) -> None:
     async def schema_error(error: RequestSchemaValidationError) -> Response:
         return error_response(400, "validation_error", describe_validation_error(error.validation_error))
 
+    @app.errorhandler(UnicodeDecodeError)
+    async def not_utf8(error: UnicodeDecodeError) -> Response:
+        # Quart decodes a JSON body as UTF-8 before parsing it: other bytes are a client error, not a 500.
+        if error.object == await request.get_data(cache=True):
+            return error_response(400, "invalid_json", "The request body is not valid JSON: it is not UTF-8 text.")
+        return await unexpected(error)
+
     @app.errorhandler(RateLimitExceeded)
     async def rate_limited(error: RateLimitExceeded) -> Response:
         return error_response(429, "rate_limited", "Too many requests from this device; wait a moment and try again.",
