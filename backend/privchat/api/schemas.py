@@ -9,8 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 
 
+# Largest integer SQLite stores (and JSON clients read) exactly; bigger ones used to fail the insert with a 500.
+MAX_COUNT = 2**53
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Infinity and NaN are not JSON: stored, they would make every later export and listing invalid JSON.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ErrorDetail(BaseModel):
@@ -117,8 +122,8 @@ class ExportMessage(Strict):
     status: Literal["complete", "streaming", "cancelled", "interrupted", "error"]
     created_at: float = Field(ge=0)
     completed_at: Optional[float] = Field(default=None, ge=0)
-    prompt_tokens: Optional[int] = Field(default=None, ge=0)
-    completion_tokens: Optional[int] = Field(default=None, ge=0)
+    prompt_tokens: Optional[int] = Field(default=None, ge=0, le=MAX_COUNT)
+    completion_tokens: Optional[int] = Field(default=None, ge=0, le=MAX_COUNT)
 
 
 class ExportConversation(Strict):
