@@ -161,7 +161,9 @@ def model_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "pristine.gguf"
 
 
-@pytest.mark.parametrize("how", ["missing", "truncated", "tiny", "random bytes", "GGUF header, random body", "not GGUF"])
+# "tiny" and "not GGUF" (a zip) are damage cases _damage() knows too; they take the same code paths as
+# "truncated" and "random bytes", and test_model_errors.py covers them at first start, so they stay out of the run.
+@pytest.mark.parametrize("how", ["missing", "truncated", "random bytes", "GGUF header, random body"])
 def test_a_model_damaged_while_stopped_is_an_error_state_not_a_crash(server_factory, model_copy: Path, tmp_path: Path,
                                                                      how: str) -> None:
     model = tmp_path / "model.gguf"
