@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import socket
 import sys
 import time
@@ -364,9 +365,19 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return EXIT_USAGE
 
 
+# A device id is a 43-character base64url thumbprint, so one in 64 begins with "-" and argparse
+# would take it for an unknown option. argparse always reads a token with a space as a value, and
+# device lookups strip it, so such an id gets a trailing space.
+_DASHED_DEVICE_ID = re.compile(r"-[A-Za-z0-9_-]{42}")
+
+
+def _shield_device_ids(argv: list[str]) -> list[str]:
+    return [f"{arg} " if _DASHED_DEVICE_ID.fullmatch(arg) else arg for arg in argv]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_shield_device_ids(sys.argv[1:] if argv is None else list(argv)))
     if not hasattr(args, "func"):
         parser.print_help()
         sys.exit(EXIT_USAGE)
