@@ -26,3 +26,12 @@ def test_list_rename_revoke_by_fingerprint(shared_server: LiveServer) -> None:
     assert revoked["status"] == "revoked"
     response = client.get("/api/auth/device")
     assert response.status_code == 403 and response.json()["error"]["code"] == "device_revoked"
+
+
+def test_a_device_id_starting_with_a_dash_is_read_as_an_id() -> None:
+    from privchat.cli import _shield_device_ids, build_parser
+
+    device_id = "-" + "A" * 42
+    args = build_parser().parse_args(_shield_device_ids(["devices", "revoke", device_id]))
+    assert args.device.strip() == device_id
+    assert _shield_device_ids(["--json"]) == ["--json"]
