@@ -50,8 +50,10 @@ def built_pages() -> Path:
     return DIST
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: while Playwright's sync API is open its event loop counts as
+    # running in the main thread, and every later test that calls asyncio.run() would fail.
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests drive Debian's Chromium. "
                     "Install it with `scripts/install --test` (or `apt-get install chromium`).")
