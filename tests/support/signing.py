@@ -57,6 +57,7 @@ class _AnyAlgorithm(algorithms.ECDSA_P256_SHA256):
 
 @dataclass
 class TestDevice:
+    __test__ = False  # a helper, not a test class
     name: str = "test device"
     key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
 
