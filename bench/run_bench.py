@@ -188,38 +188,54 @@ def install_llama_server_deps(target: Path) -> Path:
 # Figures
 # ---------------------------------------------------------------------------------------------
 def bench_streaming(stack: PrivchatStack, baseline: InProcess, alternative: LlamaCppServer | None, rounds: int) -> dict[str, Any]:
+    """Rounds interleave the sides, and each round's ratio compares neighbours in time: on a shared
+    two-core machine the decode rate drifts by several per cent between minutes, far more than the
+    difference being measured, so the figure is the median of per-round ratios."""
     ours, base, alt = [], [], []
     stack.set_system(SYSTEM)
-    for _ in range(rounds):  # interleaved, so drift hits every side alike
+    for _ in range(rounds):
         base.append(baseline.stream(SYSTEM, PROMPT, REPLY_TOKENS))
         ours.append(stack.stream(PROMPT, REPLY_TOKENS)[0])
         if alternative is not None:
             alt.append(alternative.stream(SYSTEM, PROMPT, REPLY_TOKENS))
-    base_tps = median([t.decode_tps for t in base])
-    ours_tps = median([t.decode_tps for t in ours])
+    ratios = [o.decode_tps / b.decode_tps for o, b in zip(ours, base)]
     result = {
         "reply_tokens": median([t.tokens for t in ours]),
-        "in_process_tps": round(base_tps, 2),
-        "privchat_tps": round(ours_tps, 2),
-        "privchat_ratio": round(ours_tps / base_tps, 4),
+        "in_process_tps": round(median([t.decode_tps for t in base]), 2),
+        "privchat_tps": round(median([t.decode_tps for t in ours]), 2),
+        "privchat_ratio": round(median(ratios), 4),
+        "privchat_round_ratios": [round(r, 3) for r in ratios],
         "target_ratio": 0.97,
     }
     if alt:
-        alt_tps = median([t.decode_tps for t in alt])
-        result.update({"llama_cpp_server_tps": round(alt_tps, 2), "llama_cpp_server_ratio": round(alt_tps / base_tps, 4)})
+        alt_ratios = [a.decode_tps / b.decode_tps for a, b in zip(alt, base)]
+        result.update({"llama_cpp_server_tps": round(median([t.decode_tps for t in alt]), 2),
+                       "llama_cpp_server_ratio": round(median(alt_ratios), 4),
+                       "llama_cpp_server_round_ratios": [round(r, 3) for r in alt_ratios]})
     return result
 
 
 def bench_ttft(stack: PrivchatStack, baseline: InProcess, rounds: int) -> dict[str, Any]:
-    """Cold prefix on both sides: a fresh system prompt each round, so nothing is cached."""
+    """Cold prefix on both sides: a fresh system prompt each round, so nothing is cached. Prompt
+    processing itself varies by tens of ms between runs, so the overhead is the median of paired
+    differences; the warm figure (same prompt again, all but the last token cached) isolates the
+    stack's own fixed cost."""
     ours, base = [], []
     for i in range(rounds):
         system = f"[session {time.time_ns()}-{i}] {SYSTEM}"
         base.append(baseline.stream(system, PROMPT, 4).ttft_ms)
         stack.set_system(system + " ")
         ours.append(stack.stream(PROMPT, 4)[0].ttft_ms)
+    warm_base, warm_ours = [], []
+    stack.set_system(SYSTEM)
+    for _ in range(rounds):
+        warm_base.append(baseline.stream(SYSTEM, PROMPT, 4).ttft_ms)
+    for _ in range(rounds):
+        warm_ours.append(stack.stream(PROMPT, 4)[0].ttft_ms)
     return {"in_process_ms": round(median(base), 2), "privchat_ms": round(median(ours), 2),
-            "overhead_ms": round(median(ours) - median(base), 2), "target_overhead_ms": 20}
+            "overhead_ms": round(median([o - b for o, b in zip(ours, base)]), 2),
+            "warm_in_process_ms": round(median(warm_base), 2), "warm_privchat_ms": round(median(warm_ours), 2),
+            "warm_overhead_ms": round(median(warm_ours) - median(warm_base), 2), "target_overhead_ms": 20}
 
 
 def bench_multiturn(stack: PrivchatStack, turns: int = 8) -> dict[str, Any]:
@@ -354,7 +370,7 @@ def bench_page_weight() -> dict[str, Any]:
 # ---------------------------------------------------------------------------------------------
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=3, help="repetitions of each streamed measurement")
+    parser.add_argument("--rounds", type=int, default=7, help="repetitions of each streamed measurement")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--n-ctx", type=int, default=2048)
     parser.add_argument("--model", type=Path, default=None, help="GGUF to use (default: SmolLM2-135M-Instruct)")
@@ -387,7 +403,7 @@ def main() -> int:
         if alternative:
             alternative.close()
             alternative = None
-        results["ttft"] = bench_ttft(stack, baseline, max(args.rounds, 5))
+        results["ttft"] = bench_ttft(stack, baseline, max(args.rounds, 9))
         results["multi_turn"] = bench_multiturn(stack)
         results["responsiveness"] = bench_responsiveness(stack)
     finally:
@@ -419,7 +435,8 @@ def print_table(r: dict[str, Any]) -> None:
             add("llama_cpp.server / in-process", f"{s['llama_cpp_server_ratio']:.3f} ({s['llama_cpp_server_tps']} tok/s)", "(beside ours)", None)
     t = r.get("ttft", {})
     if t:
-        add("time to first token overhead", f"{t['overhead_ms']} ms ({t['privchat_ms']} vs {t['in_process_ms']})", "<= 20 ms", t["overhead_ms"] <= 20)
+        add("time to first token overhead (cold prefix)", f"{t['overhead_ms']} ms ({t['privchat_ms']} vs {t['in_process_ms']})", "<= 20 ms", t["overhead_ms"] <= 20)
+        add("time to first token overhead (warm prefix)", f"{t['warm_overhead_ms']} ms ({t['warm_privchat_ms']} vs {t['warm_in_process_ms']})", "", None)
     m = r.get("multi_turn", {})
     if m:
         add("multi-turn TTFT turn 8 / turn 1", f"{m['ratio']}", "<= 1.5", m["ratio"] <= 1.5)

@@ -254,5 +254,7 @@ def test_stream_through_the_edge_arrives_token_by_token(edge: Edge, edge_device:
     gap = tokens[-1] - tokens[0]
     distinct_reads = len({round(t, 6) for t in tokens})
     assert gap >= 0.1, f"all {len(tokens)} tokens arrived within {gap * 1000:.0f} ms: the edge buffered the stream"
-    assert distinct_reads >= len(tokens) // 2, f"{len(tokens)} tokens arrived in only {distinct_reads} reads"
+    # The server writes the tokens of one 30 ms window together, so a few tokens may share a read;
+    # a buffering proxy would deliver them all in one or two.
+    assert distinct_reads >= 3, f"{len(tokens)} tokens arrived in only {distinct_reads} reads"
     assert edge.standin.forwarded[-1].target == "/api/chat"

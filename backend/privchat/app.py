@@ -73,7 +73,7 @@ def create_app(config: Config, *, database: Database | None = None,
         MAX_CONTENT_LENGTH=max(server["max_body_bytes"], server["max_import_bytes"]),
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=60,
-        SSE_PING_SECONDS=15.0,
+        SSE_PING_SECONDS=server["sse_ping_seconds"],
         PRIVCHAT_LIMITS=config.section("rate_limits"),
         JSON_SORT_KEYS=False,
     )

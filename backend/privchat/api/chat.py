@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, AsyncIterator
 
@@ -38,23 +37,14 @@ async def event_stream(generation: Generation, ping_seconds: float) -> AsyncIter
         "user_message_id": generation.user_message_id,
         "assistant_message_id": generation.assistant_message_id,
     })
-    pending: asyncio.Task[tuple[str, dict[str, Any]]] | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(generation.events.get())
-            done, _ = await asyncio.wait({pending}, timeout=ping_seconds)
-            if not done:
-                yield b": ping\n\n"
-                continue
-            kind, data = pending.result()
-            pending = None
-            yield sse(kind, data)
-            if kind in ("done", "error"):
-                return
-    finally:
-        if pending is not None:
-            pending.cancel()
+    while True:
+        batch = await generation.events.next_batch(ping_seconds)
+        if not batch:
+            yield b": ping\n\n"
+            continue
+        yield b"".join(sse(kind, data) for kind, data in batch)
+        if any(kind in ("done", "error") for kind, _ in batch):
+            return
 
 
 @blueprint.post("/api/chat")

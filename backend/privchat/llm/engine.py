@@ -193,7 +193,7 @@ class ModelEngine:
             template=template,
             eos_token=_token_text(llm, llm.token_eos()),
             bos_token=_token_text(llm, llm.token_bos()),
-            count_tokens=lambda text: len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)),
+            tokenize=lambda text: llm.tokenize(text.encode("utf-8"), add_bos=False, special=True),
             n_ctx=llm.n_ctx(),
         )
         self._llm = llm
@@ -218,7 +218,7 @@ class ModelEngine:
         with self._decode_lock:
             started = time.perf_counter()
             fitted = self.fit(system_prompt, turns, params.max_tokens)
-            tokens = self._llm.tokenize(fitted.prompt.encode("utf-8"), add_bos=False, special=True)
+            tokens = fitted.tokens
             pieces: list[str] = []
             first_at: float | None = None
             finish_reason = "stop"

@@ -22,19 +22,23 @@ MAX_REPLY_SHARE = 0.75
 @dataclass(frozen=True)
 class FittedPrompt:
     prompt: str
-    prompt_tokens: int
+    tokens: list[int]  # the prompt tokenized once here, and decoded from as is
     max_tokens: int
     dropped_messages: int
     truncated: bool
     stop: list[str]
 
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.tokens)
+
 
 class PromptFitter:
-    def __init__(self, template: str, eos_token: str, bos_token: str, count_tokens: Callable[[str], int], n_ctx: int) -> None:
+    def __init__(self, template: str, eos_token: str, bos_token: str, tokenize: Callable[[str], list[int]], n_ctx: int) -> None:
         self.formatter = Jinja2ChatFormatter(template=template, eos_token=eos_token, bos_token=bos_token,
                                              add_generation_prompt=True)
         self.stop = [eos_token] if eos_token else []
-        self.count_tokens = count_tokens
+        self.tokenize = tokenize
         self.n_ctx = n_ctx
 
     def render(self, messages: list[dict[str, str]]) -> str:
@@ -47,20 +51,20 @@ class PromptFitter:
         budget = self.n_ctx - reply
         system = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
 
-        def cost(keep_from: int) -> tuple[str, int]:
+        def cost(keep_from: int) -> tuple[str, list[int]]:
             text = self.render(system + turns[keep_from:])
-            return text, self.count_tokens(text)
+            return text, self.tokenize(text)
 
         # Binary search the earliest turn we can keep (fewer renders than dropping one at a time).
         last = len(turns) - 1
         prompt, tokens = cost(0)
         keep_from = 0
-        if tokens > budget:
+        if len(tokens) > budget:
             lo, hi = 1, last  # hi always fits-or-is-the-last-message
             best = last
             while lo <= hi:
                 mid = (lo + hi) // 2
-                if self.count_tokens(self.render(system + turns[mid:])) <= budget:
+                if len(self.tokenize(self.render(system + turns[mid:]))) <= budget:
                     best, hi = mid, mid - 1
                 else:
                     lo = mid + 1
@@ -70,13 +74,13 @@ class PromptFitter:
                 keep_from += 1
             prompt, tokens = cost(keep_from)
         truncated = False
-        if tokens > budget:
+        if len(tokens) > budget:
             prompt, tokens, system = self._truncate_last(system, turns[last], budget)
             truncated = True
-        return FittedPrompt(prompt=prompt, prompt_tokens=tokens, max_tokens=min(reply, self.n_ctx - tokens),
+        return FittedPrompt(prompt=prompt, tokens=tokens, max_tokens=min(reply, self.n_ctx - len(tokens)),
                             dropped_messages=keep_from if not truncated else last, truncated=truncated, stop=self.stop)
 
-    def _truncate_last(self, system: list[dict[str, str]], message: dict[str, str], budget: int) -> tuple[str, int, list[dict[str, str]]]:
+    def _truncate_last(self, system: list[dict[str, str]], message: dict[str, str], budget: int) -> tuple[str, list[int], list[dict[str, str]]]:
         """Only the last message is left and still too long: keep its end (the question is usually there)."""
         content = message["content"]
         for attempt_system in (system, [{"role": "system", "content": system[0]["content"][:2000]}] if system else [], []):
@@ -84,11 +88,12 @@ class PromptFitter:
             while lo <= hi:
                 mid = (lo + hi) // 2
                 text = self.render(attempt_system + [{"role": "user", "content": content[len(content) - mid:]}])
-                if self.count_tokens(text) <= budget:
-                    best, lo = (text, mid), mid + 1
+                tokens = self.tokenize(text)
+                if len(tokens) <= budget:
+                    best, lo = (text, tokens, mid), mid + 1
                 else:
                     hi = mid - 1
-            if best is not None and best[1] > 0:
-                return best[0], self.count_tokens(best[0]), attempt_system
+            if best is not None and best[2] > 0:
+                return best[0], best[1], attempt_system
         text = self.render([{"role": "user", "content": ""}])
-        return text, self.count_tokens(text), []
+        return text, self.tokenize(text), []
