@@ -6,7 +6,7 @@ from quart import Blueprint, current_app
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
-from ..auth.gate import current_device, public, verify_device_signature
+from ..auth.gate import current_device_id, public, verify_device_signature
 from ..auth.jwk import JwkError, parse_p256_public_jwk, thumbprint
 from ..auth.pairing import PairingError
 from ..errors import ApiError
@@ -49,7 +49,10 @@ async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
 @blueprint.get("/api/auth/device")
 @validate_response(DeviceRecord)
 async def who_am_i() -> DeviceRecord:
-    return DeviceRecord(**current_device().to_json())
+    device = await current_app.extensions["privchat"].devices.get(current_device_id())
+    if device is None:  # deleted between the gate and here: say so rather than fail
+        raise ApiError(401, "device_unknown", "This device is not paired with the server.")
+    return DeviceRecord(**device.to_json())
 
 
 @blueprint.get("/api/devices")

@@ -20,8 +20,8 @@ def client_address() -> str:
 
 
 async def device_or_client_key() -> str:
-    device = g.get("device")
-    return f"device:{device.id}" if device is not None else f"client:{client_address()}"
+    device_id = g.get("device_id")
+    return f"device:{device_id}" if device_id is not None else f"client:{client_address()}"
 
 
 class ConfiguredLimit(RateLimit):

@@ -56,6 +56,20 @@ def _device(row: Any) -> Device:
 class DeviceStore:
     def __init__(self, database: Database) -> None:
         self.database = database
+        # A device id is the thumbprint of its key, so an id's key can never change: caching the
+        # parsed key is safe. Its *status* is never cached (see NonceStore.use_if_active).
+        self._keys: dict[str, ec.EllipticCurvePublicKey] = {}
+        self._touched: dict[str, float] = {}
+
+    async def public_key(self, device_id: str) -> ec.EllipticCurvePublicKey | None:
+        """The registered key for this id (revoked or not), or None for an unknown id."""
+        key = self._keys.get(device_id)
+        if key is None:
+            device = await self.get(device_id)
+            if device is None:
+                return None
+            key = self._keys[device_id] = device.public_key()
+        return key
 
     async def get(self, device_id: str) -> Device | None:
         async with self.database.conn.execute("SELECT * FROM devices WHERE id = ?", (device_id,)) as cursor:
@@ -106,10 +120,10 @@ class DeviceStore:
             raise DeviceLookupError(f"no device {device_id}")
         return device
 
-    async def touch(self, device: Device) -> None:
+    async def touch(self, device_id: str) -> None:
+        """Record last_seen at most once a minute per device (this process remembers when it did)."""
         now = time.time()
-        if device.last_seen_at is not None and now - device.last_seen_at < LAST_SEEN_RESOLUTION:
+        if now - self._touched.get(device_id, 0.0) < LAST_SEEN_RESOLUTION:
             return
-        async with self.database.transaction() as conn:
-            await conn.execute("UPDATE devices SET last_seen_at = ? WHERE id = ?", (now, device.id))
-        device.last_seen_at = now
+        self._touched[device_id] = now
+        await self.database.write("UPDATE devices SET last_seen_at = ? WHERE id = ?", (now, device_id))

@@ -19,7 +19,6 @@ from quart import Quart, current_app, g, request
 from ..config import is_loopback_host
 from ..errors import ApiError
 from .access import ACCESS_HEADER, AccessError
-from .devices import Device
 from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -52,31 +51,41 @@ async def request_view() -> RequestView:
 
 
 async def verify_device_signature(*, registering_key: tuple[str, Any] | None = None) -> str:
-    """Run the signature checks; returns the verified keyid. ``registering_key`` = (id, key) of a new device."""
+    """Run the signature checks; returns the verified keyid. ``registering_key`` = (id, key) of a new device.
+
+    Order: the profile and digest (no I/O), freshness, the device's key (cached by id), the
+    library's cryptographic check, then one database statement that records the nonce only if
+    the device is active, so replay and revocation are both decided by the database.
+    """
     state = current_app.extensions["privchat"]
     view = await request_view()
     try:
         signature_input = parse_signature_input(view.headers)
         check_content_digest(view.headers, view.body)
         check_freshness(signature_input.created, max_age=state.verifier.max_age, max_future=state.verifier.max_future)
+        valid_until = state.verifier.valid_until(signature_input.created)
         if registering_key is not None:
             key_id, key = registering_key
             if signature_input.key_id != key_id:
                 raise SignatureError("signature_invalid", "The registration must be signed by the key it registers (keyid = its thumbprint).")
-        else:
-            device = await state.devices.get(signature_input.key_id)
-            if device is None:
-                raise SignatureError("device_unknown", "This device is not paired with the server. Pair it with a code from `privchat pair`.")
-            if device.status == "revoked":
-                raise SignatureError("device_revoked", "This device was revoked by the owner. Pair it again to use it.", status=403)
-            key_id, key = device.id, device.public_key()
-            g.device = device
+            state.verifier.verify(view, key_id, key)
+            if not await state.nonces.use(key_id, signature_input.nonce, valid_until):
+                raise SignatureError("replayed", "This exact signed request was already used once; sign it again.")
+            return key_id
+        key_id = signature_input.key_id
+        key = await state.devices.public_key(key_id)
+        if key is None:
+            raise SignatureError("device_unknown", "This device is not paired with the server. Pair it with a code from `privchat pair`.")
         state.verifier.verify(view, key_id, key)
-        if not await state.nonces.use(key_id, signature_input.nonce, state.verifier.valid_until(signature_input.created)):
+        outcome = await state.nonces.use_if_active(key_id, signature_input.nonce, valid_until)
+        if outcome == "revoked":
+            raise SignatureError("device_revoked", "This device was revoked by the owner. Pair it again to use it.", status=403)
+        if outcome == "replayed":
             raise SignatureError("replayed", "This exact signed request was already used once; sign it again.")
     except SignatureError as exc:
-        g.pop("device", None)
+        g.pop("device_id", None)
         raise ApiError(exc.status, exc.code, exc.message) from exc
+    g.device_id = key_id
     return key_id
 
 
@@ -105,9 +114,10 @@ def install_gate(app: Quart) -> None:
         view_function = app.view_functions.get(request.endpoint)
         if view_function is None or getattr(view_function, "_privchat_public", False):
             return
-        await verify_device_signature()
-        await state.devices.touch(g.device)
+        device_id = await verify_device_signature()
+        await state.devices.touch(device_id)
 
 
-def current_device() -> Device:
-    return g.device
+def current_device_id() -> str:
+    """The verified device of this request (set by the gate)."""
+    return g.device_id
