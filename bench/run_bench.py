@@ -17,7 +17,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from privchat.llm.engine import default_model_path  # noqa: E402
-from tests.support.server import LiveServer, SignedClient, free_port, parse_sse, write_config  # noqa: E402
+from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, write_config  # noqa: E402
 
 PROMPT = "Write a detailed essay about the history of the Roman Empire, from its founding to its fall."
 SYSTEM = "You are a helpful, concise assistant."
@@ -251,30 +250,15 @@ def bench_multiturn(stack: PrivchatStack, turns: int = 8) -> dict[str, Any]:
 
 def bench_responsiveness(stack: PrivchatStack) -> dict[str, Any]:
     latencies: list[float] = []
-    streaming, finished = threading.Event(), threading.Event()
-
-    def reply() -> None:
-        response = stack.client.request("POST", "/api/chat", json_body={"message": PROMPT, "options": {"temperature": 0.0, "max_tokens": REPLY_TOKENS}}, stream=True)
-        try:
-            for kind, _ in parse_sse(response.iter_text()):
-                if kind == "token":
-                    streaming.set()
-                if kind in ("done", "error"):
-                    break
-        finally:
-            response.close()
-            finished.set()
-
-    thread = threading.Thread(target=reply)
-    thread.start()
-    streaming.wait(60)
+    reply = BackgroundStream(stack.client, {"message": PROMPT, "options": {"temperature": 0.0, "max_tokens": REPLY_TOKENS}})
+    reply.streaming.wait(60)
     with httpx.Client(base_url=stack.server.url) as client:
-        while not finished.is_set():
+        while not reply.finished.is_set():
             started = time.perf_counter()
             client.get("/api/health")
             latencies.append((time.perf_counter() - started) * 1000)
             time.sleep(0.01)
-    thread.join()
+    reply.join()
     return {"samples": len(latencies), "p50_ms": round(percentile(latencies, 50), 2),
             "p99_ms": round(percentile(latencies, 99), 2), "target_p99_ms": 25}
 

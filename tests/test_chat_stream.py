@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import statistics
-import threading
 import time
 
 import httpx
 
-from tests.support.server import LiveServer, SignedClient, parse_sse
+from tests.support.server import BackgroundStream, LiveServer, SignedClient, parse_sse
 
 LONG_PROMPT = "Write a long story about a lighthouse keeper and the sea, with many details."
 
@@ -118,31 +117,15 @@ def test_a_client_that_disconnects_finds_the_whole_reply_later(shared_client: Si
 
 def test_health_answers_quickly_while_a_reply_streams(shared_server: LiveServer, shared_client: SignedClient) -> None:
     latencies: list[float] = []
-    streaming = threading.Event()
-    finished = threading.Event()
-
-    def chat() -> None:
-        response = shared_client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 200}}, stream=True)
-        try:
-            for event in parse_sse(response.iter_text()):
-                if event[0] == "token":
-                    streaming.set()
-                if event[0] in ("done", "error"):
-                    break
-        finally:
-            response.close()
-            finished.set()
-
-    thread = threading.Thread(target=chat)
-    thread.start()
-    assert streaming.wait(30)
+    reply = BackgroundStream(shared_client, {"message": LONG_PROMPT, "options": {"max_tokens": 200}})
+    assert reply.streaming.wait(30)
     with httpx.Client(base_url=shared_server.url) as client:
-        while not finished.is_set() and len(latencies) < 40:
+        while not reply.finished.is_set() and len(latencies) < 40:
             started = time.perf_counter()
             assert client.get("/api/health").status_code == 200
             latencies.append((time.perf_counter() - started) * 1000)
             time.sleep(0.02)
-    thread.join(60)
+    reply.join()
     assert len(latencies) >= 5
     assert statistics.median(latencies) < 100, latencies
     assert max(latencies) < 250, latencies

@@ -14,7 +14,6 @@ import resource
 import shutil
 import sqlite3
 import subprocess
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import PRIVCHAT, REPO, LiveServer, SignedClient, parse_sse
+from tests.support.server import PRIVCHAT, REPO, BackgroundStream, LiveServer, SignedClient, parse_sse
 from tests.support.signing import TestDevice
 
 LONG_PROMPT = "Write a long story about a lighthouse keeper and the sea, with many details."
@@ -198,26 +197,9 @@ def test_the_cli_works_while_a_reply_streams(server_factory) -> None:
     server = server_factory(name="cli-busy")
     client = server.pair()
     seed_history(client, 3)
-    events: list[tuple[str, Any]] = []
-    streaming = threading.Event()
-
-    def stream() -> None:
-        response = client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 1000, "temperature": 0}},
-                                  stream=True)
-        try:
-            for event in parse_sse(response.iter_text()):
-                events.append(event)
-                if event[0] == "token":
-                    streaming.set()
-                if event[0] in ("done", "error"):
-                    break
-        finally:
-            response.close()
-            streaming.set()
-
-    thread = threading.Thread(target=stream, daemon=True)
-    thread.start()
-    assert streaming.wait(60) and events and events[0][0] == "start", events[-3:]
+    reply = BackgroundStream(client, {"message": LONG_PROMPT, "options": {"max_tokens": 1000, "temperature": 0}})
+    events = reply.events
+    assert reply.streaming.wait(60) and events and events[0][0] == "start", events[-3:]
     outputs: list[str] = []
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -241,8 +223,8 @@ def test_the_cli_works_while_a_reply_streams(server_factory) -> None:
     assert not any(kind in ("done", "error") for kind, _ in events), "the reply ended before the CLI calls finished"
     reply_id = events[0][1]["assistant_message_id"]
     assert client.post(f"/api/chat/{reply_id}/cancel").json() == {"cancelled": True}
-    thread.join(60)
-    assert not thread.is_alive()
+    reply.join()
+    assert reply.finished.is_set()
     assert events[-1][0] == "done", events[-3:]
     text = "".join(data["text"] for kind, data in events if kind == "token")
     stored = client.get(f"/api/history/{events[0][1]['conversation_id']}").json()["messages"][-1]

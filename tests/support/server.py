@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,6 +182,35 @@ class SignedClient:
             return list(parse_sse(response.iter_text()))
         finally:
             response.close()
+
+
+class BackgroundStream:
+    """A chat reply read in a thread, so a test can do other things while it streams."""
+
+    def __init__(self, client: SignedClient, body: dict[str, Any]) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.streaming = threading.Event()  # set at the first token (or when the stream ends)
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._read, args=(client, body), daemon=True)
+        self.thread.start()
+
+    def _read(self, client: SignedClient, body: dict[str, Any]) -> None:
+        response = client.request("POST", "/api/chat", json_body=body, stream=True)
+        try:
+            for event in parse_sse(response.iter_text()):
+                self.events.append(event)
+                if event[0] == "token":
+                    self.streaming.set()
+                if event[0] in ("done", "error"):
+                    break
+        finally:
+            response.close()
+            self.streaming.set()
+            self.finished.set()
+
+    def join(self, timeout: float = 60) -> list[tuple[str, Any]]:
+        self.thread.join(timeout)
+        return self.events
 
 
 def parse_sse(chunks: Any) -> Any:
