@@ -1,0 +1,41 @@
+"""While the model loads, health says so at once and chat answers 503 model_loading with Retry-After."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from privchat.app import create_app
+from privchat.config import config_from_dict
+from privchat.storage.db import Database
+from tests.support.signing import TestDevice
+
+
+async def test_chat_while_loading_is_503_then_works(tmp_path: Path) -> None:
+    config = config_from_dict({"storage": {"data_dir": str(tmp_path), "key_file": str(tmp_path / "key")}})
+    database = await Database.open(config)
+    app = create_app(config, database=database)
+    state = app.extensions["privchat"]
+    device = TestDevice()
+    async with database.transaction() as conn:
+        await state.devices.add(conn, device.device_id, "loader", device.public_jwk)
+    body = json.dumps({"message": "hello", "options": {"max_tokens": 4}}).encode()
+
+    def signed() -> dict[str, str]:
+        return {**device.sign("POST", "/api/chat", body), "Content-Type": "application/json"}
+
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        started = time.perf_counter()
+        health = await client.get("/api/health")
+        assert (await health.get_json())["model"]["state"] == "loading"
+        assert time.perf_counter() - started < 0.1  # answered before the model is there
+        response = await client.post("/api/chat", data=body, headers=signed())
+        assert response.status_code == 503
+        assert (await response.get_json())["error"]["code"] == "model_loading"
+        assert int(response.headers["Retry-After"]) > 0
+        assert (await state.engine.wait_loaded()).state == "ready"
+        response = await client.post("/api/chat", data=body, headers=signed())
+        assert response.status_code == 200
+        assert b"event: done" in await response.get_data()
