@@ -160,9 +160,9 @@ class SetupInput:
 # --------------------------------------------------------------------------------------------
 
 def service_url(host: str, port: int) -> str:
-    """cloudflared must reach the address privchat binds: loopback, IPv6 in brackets."""
-    host = "127.0.0.1" if host in ("", "0.0.0.0") else host
-    return f"http://[{host.strip('[]')}]:{port}" if ":" in host else f"http://{host}:{port}"
+    """cloudflared must reach the address privchat binds (validated loopback), IPv6 in brackets."""
+    host = host.strip("[]") or "127.0.0.1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def api_rule(inp: SetupInput, host: str) -> dict[str, Any]:
