@@ -8,6 +8,19 @@ from __future__ import annotations
 from quart import Response, jsonify
 
 
+class CodedError(Exception):
+    """A refusal with a stable ``code`` for the page, a sentence for people, and its HTTP status."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
 class ApiError(Exception):
     """Raise anywhere in a request to answer with the API's error shape."""
 

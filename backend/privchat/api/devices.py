@@ -15,7 +15,8 @@ from .schemas import DeviceList, DeviceRecord, RegisterDevice
 
 blueprint = Blueprint("devices", __name__)
 
-PAIRING_STATUS = {"pairing_invalid": 403, "pairing_expired": 403, "pairing_locked": 423}
+# Locked is 423 (the owner must act at the machine); a wrong or stale code is 403.
+PAIRING_STATUS = {"pairing_locked": 423}
 
 
 @blueprint.post("/api/auth/device")
@@ -42,7 +43,7 @@ async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
         else:
             device = await state.devices.add(conn, device_id, data.name.strip() or "Device", public_members)
     if failure is not None:
-        raise ApiError(PAIRING_STATUS.get(failure.code, 403), failure.code, failure.message)
+        raise ApiError(PAIRING_STATUS.get(failure.code, failure.status), failure.code, failure.message)
     return DeviceRecord(**device.to_json()), 201
 
 

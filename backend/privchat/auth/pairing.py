@@ -16,17 +16,15 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from ..errors import CodedError
 from ..storage.db import Database
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 CODE_LENGTH = 10  # 10 * 5 = 50 bits
 
 
-class PairingError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class PairingError(CodedError):
+    status = 403
 
 
 @dataclass(frozen=True)

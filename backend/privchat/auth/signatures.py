@@ -25,20 +25,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageVerifier, InvalidSignature, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
+from ..errors import CodedError
+
 ALGORITHM = "ecdsa-p256-sha256"
 TAG = "privchat"
 LABEL = "sig1"
 REQUIRED_COMPONENTS = ("@method", "@path", "@query", "content-digest")
 
 
-class SignatureError(Exception):
-    """A refused signature: ``code`` for the page, ``status`` 401 (or 403), a sentence for people."""
+class SignatureError(CodedError):
+    """A refused signature: 401 (403 for a revoked device)."""
 
-    def __init__(self, code: str, message: str, status: int = 401) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+    status = 401
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config
+from ..errors import CodedError
 from .prompt import FittedPrompt, PromptFitter
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,10 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(CodedError):
     """Chat cannot run: ``code`` is model_loading or model_unavailable."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    status = 503
 
 
 def default_model_path() -> Path | None:
