@@ -157,7 +157,3 @@ def cmd_doctor(args: argparse.Namespace) -> int:
                 print(f"       fix: {check.fix}")
         print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
     return 0 if not failed else 1
-
-
-def as_dict(checks: list[Check]) -> list[dict[str, Any]]:
-    return [asdict(c) for c in checks]

@@ -38,10 +38,6 @@ def request_host() -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def via_tunnel() -> bool:
-    return bool(getattr(g, "access_claims", None))
-
-
 async def request_view() -> RequestView:
     body = await request.get_data(cache=True)
     raw_path = request.scope.get("raw_path") or request.path.encode()

@@ -12,7 +12,6 @@ freshness window, and the replay check.
 
 from __future__ import annotations
 
-import base64
 import datetime
 import hashlib
 import hmac
@@ -172,7 +171,3 @@ class SignatureVerifier:
 
     def valid_until(self, created: int) -> float:
         return created + self.max_age + self.max_future + 1
-
-
-def b64(raw: bytes) -> str:
-    return base64.b64encode(raw).decode("ascii")
