@@ -106,15 +106,18 @@ class AccessSetup:
     key: rsa.RSAPrivateKey
     device: TestDevice
 
-    def client(self, access_token: str | None, host: str = PUBLIC_HOST) -> SignedClient:
+    def client(self, access_token: str | None, host: str = PUBLIC_HOST, *, local_port: bool = False) -> SignedClient:
+        """A signed client on the tunnel listener (what cloudflared reaches), or on the local port."""
         headers = {"Cf-Access-Jwt-Assertion": access_token} if access_token is not None else {}
-        return SignedClient(self.server.url, self.device, host=host, extra_headers=headers)
+        return SignedClient(self.server.url if local_port else self.server.tunnel_url, self.device, host=host, extra_headers=headers)
 
-    def unsigned(self, path: str, access_token: str | None, host: str = PUBLIC_HOST) -> httpx.Response:
-        headers = {"Host": host}
+    def unsigned(self, path: str, access_token: str | None, host: str = PUBLIC_HOST, *, method: str = "GET",
+                 local_port: bool = False, headers: dict[str, str] | None = None) -> httpx.Response:
+        sent = {"Host": host, **(headers or {})}
         if access_token is not None:
-            headers["Cf-Access-Jwt-Assertion"] = access_token
-        return httpx.get(self.server.url + path, headers=headers, timeout=30)
+            sent["Cf-Access-Jwt-Assertion"] = access_token
+        base = self.server.url if local_port else self.server.tunnel_url
+        return httpx.request(method, base + path, headers=sent, timeout=30)
 
 
 def access_config(folder: Any, certs_url: str) -> Any:
@@ -157,17 +160,50 @@ def test_valid_token_does_not_replace_the_signature(access: AccessSetup) -> None
 
 
 def test_loopback_needs_no_token(access: AccessSetup) -> None:
-    response = access.client(None, host="127.0.0.1").get("/api/settings")
+    response = access.client(None, host="127.0.0.1", local_port=True).get("/api/settings")
     assert response.status_code == 200, response.text
 
 
 def test_foreign_host_is_refused(access: AccessSetup) -> None:
     assert_error(access.client(token(access.key), host="evil.example").get("/api/settings"), 403, "host_not_allowed")
-    assert_error(access.unsigned("/api/health", None, host="evil.example"), 403, "host_not_allowed")
+    assert_error(access.unsigned("/api/health", None, host="evil.example", local_port=True), 403, "host_not_allowed")
 
 
 def test_public_host_with_port_still_needs_a_token(access: AccessSetup) -> None:
     assert_error(access.client(None, host=PUBLIC_HOST + ":443").get("/api/settings"), 403, "access_denied")
+
+
+# --- trust follows the socket ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("host", [PUBLIC_HOST, "127.0.0.1", "localhost", "evil.example"])
+def test_tunnel_port_needs_a_token_whatever_the_host(access: AccessSetup, host: str) -> None:
+    """A Host rewrite (cloudflared's httpHostHeader) cannot make a tunnelled request local."""
+    assert_error(access.unsigned("/api/health", None, host=host), 403, "access_denied", "without a Cloudflare Access token")
+    assert_error(access.client(None, host=host).get("/api/settings"), 403, "access_denied")
+
+
+def test_tunnel_port_preflight_needs_a_token(access: AccessSetup) -> None:
+    """Access answers preflights at the edge; one that reaches the tunnel port without a token is refused."""
+    preflight = {"Origin": "http://127.0.0.1:8080", "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "content-type,signature"}
+    refused = access.unsigned("/api/chat", None, method="OPTIONS", headers=preflight)
+    assert_error(refused, 403, "access_denied")  # a preflight that is not 2xx fails in the browser
+    # The same preflight on the local port is answered (the control).
+    local = access.unsigned("/api/chat", None, host="127.0.0.1", method="OPTIONS", headers=preflight, local_port=True)
+    assert local.status_code == 200 and "POST" in local.headers["Access-Control-Allow-Methods"], local.headers
+
+
+def test_tunnel_port_with_a_token_still_needs_the_public_host(access: AccessSetup) -> None:
+    for host in ("127.0.0.1", "localhost", "internal.svc"):
+        assert_error(access.client(token(access.key), host=host).get("/api/settings"), 403, "host_not_allowed", "httpHostHeader")
+    assert access.client(token(access.key)).get("/api/settings").status_code == 200  # control
+
+
+def test_local_port_refuses_the_public_host_even_with_a_token(access: AccessSetup) -> None:
+    """A cloudflared rule still pointing at the local port (an old setup) is told where to point."""
+    refused = access.client(token(access.key), local_port=True).get("/api/settings")
+    assert_error(refused, 403, "host_not_allowed", f"tunnel.port {access.server.tunnel_port}")
+    assert_error(access.unsigned("/api/health", token(access.key), local_port=True), 403, "host_not_allowed")
 
 
 # --- refused tokens (each 403 access_denied) -------------------------------------------------------
@@ -178,7 +214,7 @@ def test_token_missing(access: AccessSetup) -> None:
 
 def test_token_missing_on_public_routes_too(access: AccessSetup) -> None:
     assert_error(access.unsigned("/api/health", None), 403, "access_denied")
-    response = httpx.post(access.server.url + "/api/auth/device", headers={"Host": PUBLIC_HOST},
+    response = httpx.post(access.server.tunnel_url + "/api/auth/device", headers={"Host": PUBLIC_HOST},
                           json={"pairing_code": "00000-00000", "public_key": {}, "name": "x"}, timeout=30)
     assert_error(response, 403, "access_denied")
 
@@ -280,7 +316,8 @@ def test_server_is_not_reachable_on_a_non_loopback_address(access: AccessSetup) 
     address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to probe")
-    with socket.create_connection(("127.0.0.1", access.server.port), timeout=5):
-        pass  # control: the port is open on loopback
-    with pytest.raises(OSError):
-        socket.create_connection((address, access.server.port), timeout=5).close()
+    for port in (access.server.port, access.server.tunnel_port):
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # control: the port is open on loopback
+        with pytest.raises(OSError):
+            socket.create_connection((address, port), timeout=5).close()

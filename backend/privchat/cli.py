@@ -72,6 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         print(f"privchat {__version__} listening on {url} (loopback only); model loading in the background", flush=True)
+        if config.access_enabled:
+            print(f"tunnel listener on port {config.tunnel_port}: only for cloudflared, every request needs a Cloudflare Access token",
+                  flush=True)
 
     _check_port_free(config)
     try:
@@ -84,13 +87,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _check_port_free(config: Config) -> None:
     family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((config.host, config.port))
-        except OSError as exc:
-            raise CliError(f"port {config.port} on {config.host} is in use ({exc.strerror}); is privchat already running? "
-                           f"Stop it, or start with --port") from exc
+    ports = [("port", config.port, "--port")]
+    if config.access_enabled:
+        ports.append(("tunnel port", config.tunnel_port, "another tunnel.port in the config (and re-run `privchat tunnel setup`)"))
+    for what, port, remedy in ports:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((config.host, port))
+            except OSError as exc:
+                raise CliError(f"{what} {port} on {config.host} is in use ({exc.strerror}); is privchat already running? "
+                               f"Stop it, or start with {remedy}") from exc
 
 
 # pair ------------------------------------------------------------------------------------------

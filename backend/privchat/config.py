@@ -249,10 +249,15 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "certs_url": (None, optional_url, "Where to fetch Access signing keys. Empty: <team_domain>/cdn-cgi/access/certs."),
     },
     "tunnel": {
+        "port": (8766, integer(1, 65535),
+                 "Loopback port that cloudflared's rule points at; listened on when access is configured. Every request on it "
+                 "needs a valid Access JWT and a public hostname in Host, whatever else it claims."),
         "config_file": (None, path(), "cloudflared config written by `privchat tunnel setup`. Empty: <config dir>/cloudflared.yml."),
     },
     "site": {
-        "url": (None, optional_origin, "Your website's origin, e.g. https://example.com; used in pairing links."),
+        "url": (None, optional_origin, "Origin the chat page is served from, e.g. https://chat.example.com; pairing links open <url>/chat/."),
+        "main_url": (None, optional_origin, "Your main website, whose /chat leads to the page (kept for `privchat tunnel setup`); "
+                                            "empty when the page is served there itself."),
         "api_origin": (None, optional_origin, "The API origin the page calls, e.g. https://chat-api.example.com. Empty: http://<host>:<port>."),
     },
 }
@@ -308,6 +313,10 @@ class Config:
         return self.values["site"]["url"] or (origins[0] if origins else "http://127.0.0.1:8080")
 
     @property
+    def tunnel_port(self) -> int:
+        return self.values["tunnel"]["port"]
+
+    @property
     def tunnel_config_file(self) -> Path:
         return self.values["tunnel"]["config_file"] or self.config_dir / "cloudflared.yml"
 
@@ -324,6 +333,7 @@ class Config:
                 raw.setdefault(section, {})[key] = value
         for section, keys in _validate(raw, partial=True).items():
             merged[section].update(keys)
+        _cross_checks(merged)
         return Config(values=merged, source=self.source, config_dir=self.config_dir)
 
 
@@ -363,6 +373,9 @@ def _copy(value: Any) -> Any:
 
 def _cross_checks(values: dict[str, dict[str, Any]]) -> None:
     access = values["access"]
+    if values["tunnel"]["port"] == values["server"]["port"]:
+        raise ConfigError(f"tunnel.port: {values['tunnel']['port']} is also server.port; the tunnel needs its own port, "
+                          "so that requests through it can never pass as local ones")
     if access["team_domain"] and not access["aud"]:
         raise ConfigError("access.aud: required when access.team_domain is set (the Access application's AUD tag)")
     if access["team_domain"] and not access["public_hostnames"]:

@@ -44,7 +44,11 @@ async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None
         await state.generations.shutdown()
 
     hypercorn_config = HypercornConfig()
+    # Trust follows the socket: the tunnel listener is a second port that only cloudflared points
+    # at, and the gate treats every request on it as coming through the tunnel (auth/gate.py).
     hypercorn_config.bind = [bind_address(config.host, config.port)]
+    if config.access_enabled:
+        hypercorn_config.bind.append(bind_address(config.host, config.tunnel_port))
     hypercorn_config.accesslog = None
     hypercorn_config.errorlog = "-"
     hypercorn_config.graceful_timeout = 3.0
@@ -52,6 +56,9 @@ async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None
 
     @app.before_serving
     async def announce() -> None:
+        if config.access_enabled:
+            log.info("tunnel listener on http://%s (Access JWT required on every request)",
+                     bind_address(config.host, config.tunnel_port))
         if on_ready is not None:
             on_ready(f"http://{bind_address(config.host, config.port)}")
 

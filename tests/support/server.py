@@ -36,6 +36,7 @@ def write_config(folder: Path, overrides: dict[str, Any] | None = None, port: in
     folder.mkdir(parents=True, exist_ok=True)
     config: dict[str, Any] = {
         "server": {"port": port or free_port()},
+        "tunnel": {"port": free_port()},  # listened on only when access is configured
         "storage": {"data_dir": str(folder / "data"), "key_file": str(folder / "keys" / "privchat.key")},
         "rate_limits": {"signed_per_minute": 100_000, "chat_per_minute": 100_000, "registration_per_minute": 1000},
     }
@@ -76,6 +77,15 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tunnel_port(self) -> int:
+        return int(self.config["tunnel"]["port"])
+
+    @property
+    def tunnel_url(self) -> str:
+        """The tunnel listener (only with access configured): what cloudflared's rule points at."""
+        return f"http://127.0.0.1:{self.tunnel_port}"
 
     def start(self, *, wait_for: str | None = "ready", timeout: float = 60, env: dict[str, str] | None = None) -> "LiveServer":
         log = self.log_path.open("ab")

@@ -1,9 +1,13 @@
 """The one gate every request passes, in this order:
 
-1. Host: loopback names or a configured public hostname; anything else is refused (DNS rebinding).
-2. Cloudflare Access: a request for a public hostname must carry a valid Access JWT.
-3. Origin: a state-changing request from a browser origin that is not allowed is refused.
-4. Signature: every route not marked ``@public`` needs a valid RFC 9421 signature from an active
+1. The socket. privchat listens on two loopback ports, and trust follows the one a request came in
+   on, never a header: on ``tunnel.port`` (the only port cloudflared points at) every request,
+   preflights included, must carry a valid Cloudflare Access JWT and name a configured public
+   hostname in ``Host``; on ``server.port`` (local use) ``Host`` must be a loopback name (against
+   DNS rebinding), and a public hostname there is refused, so a tunnelled request can never pass
+   as local by rewriting ``Host``, and a local process cannot pass as tunnelled either.
+2. Origin: a state-changing request from a browser origin that is not allowed is refused.
+3. Signature: every route not marked ``@public`` needs a valid RFC 9421 signature from an active
    device; the device is then ``g.device``.
 
 Each check fails closed and answers with its own error code. Marking a route public is explicit
@@ -16,7 +20,7 @@ from typing import Any, Callable, TypeVar
 
 from quart import Quart, current_app, g, request
 
-from ..config import is_loopback_host
+from ..config import Config, is_loopback_host
 from ..errors import ApiError
 from .access import ACCESS_HEADER, AccessError
 from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
@@ -85,23 +89,46 @@ async def verify_device_signature(*, registering_key: tuple[str, Any] | None = N
     return key_id
 
 
+def arrived_through_tunnel(config: Config) -> bool:
+    """Did this request come in on the tunnel listener? The socket's port decides, nothing the client sends.
+
+    A request whose listening socket is unknown counts as tunnelled, so it meets the stricter checks.
+    """
+    if not config.access_enabled:
+        return False
+    server = request.scope.get("server")
+    return not server or server[1] == config.tunnel_port
+
+
+async def check_listener(state: Any) -> None:
+    """Step 1: the socket, then Access and Host for that socket (see the module docstring)."""
+    config: Config = state.config
+    host = request_host().lower()
+    public_hosts = config.get("access", "public_hostnames")
+    if arrived_through_tunnel(config):
+        try:
+            g.access_claims = await state.access.verify(request.headers.get(ACCESS_HEADER))
+        except AccessError as exc:
+            raise ApiError(403, "access_denied", f"Cloudflare Access refused this request: {exc.message}.") from exc
+        if host not in public_hosts:
+            raise ApiError(403, "host_not_allowed",
+                           f"Requests through the tunnel must be for {' or '.join(public_hosts)}, not {host!r}; "
+                           "remove any httpHostHeader from the cloudflared rule (`privchat tunnel validate`).")
+        return
+    if host in public_hosts:
+        raise ApiError(403, "host_not_allowed",
+                       f"Requests for {host} come through the tunnel on tunnel.port {config.tunnel_port}, not on this local port; "
+                       "if cloudflared points here, run `privchat tunnel setup` again.")
+    if not is_loopback_host(host):
+        raise ApiError(403, "host_not_allowed",
+                       f"Requests for host {host!r} are not served; use the loopback address or the tunnel's hostname.")
+
+
 def install_gate(app: Quart) -> None:
     @app.before_request
     async def privchat_gate() -> None:
         state = app.extensions["privchat"]
-        host = request_host().lower()
-        public_hosts = state.config.get("access", "public_hostnames")
-        is_public_host = host in public_hosts
-        if not is_public_host and not is_loopback_host(host):
-            raise ApiError(403, "host_not_allowed",
-                           f"Requests for host {host!r} are not served; use the loopback address or the tunnel's hostname.")
-        if is_public_host and request.method != "OPTIONS":
-            if state.access is None:
-                raise ApiError(403, "access_denied", "Cloudflare Access is not configured on the server.")
-            try:
-                g.access_claims = await state.access.verify(request.headers.get(ACCESS_HEADER))
-            except AccessError as exc:
-                raise ApiError(403, "access_denied", f"Cloudflare Access refused this request: {exc.message}.") from exc
+        await check_listener(state)
         if request.method == "OPTIONS" or request.endpoint is None:
             return
         origin = request.headers.get("Origin")
