@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from quart import Quart, Response, request
-from quart_cors import cors
+from quart import Quart, Response, g, request
 from quart_rate_limiter import RateLimiter, RateLimitExceeded
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
 from .api import chat, devices, health, history, settings
+from .api.body_limits import install_body_limits
+from .api.cors import ACCESS_EXPIRES_HEADER, install_cors
 from .api.ratelimits import signed_limit
 from .auth.access import AccessVerifier
 from .auth.devices import DeviceStore
@@ -33,7 +34,6 @@ from .storage.settings import SettingsStore
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADERS = ["Content-Type", "Content-Digest", "Signature", "Signature-Input"]
 JSON_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -70,7 +70,6 @@ def create_app(config: Config, *, database: Database | None = None,
     app = Quart("privchat")
     server = config.section("server")
     app.config.update(
-        MAX_CONTENT_LENGTH=max(server["max_body_bytes"], server["max_import_bytes"]),
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=60,
         SSE_PING_SECONDS=server["sse_ping_seconds"],
@@ -97,26 +96,11 @@ def create_app(config: Config, *, database: Database | None = None,
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
     for module in (health, devices, chat, history, settings):
         app.register_blueprint(module.blueprint)
-    app = cors(
-        app,
-        allow_origin=server["allowed_origins"],
-        allow_credentials=True,
-        allow_headers=SIGNATURE_HEADERS,
-        allow_methods=["GET", "POST", "PUT", "DELETE"],
-        expose_headers=["Retry-After", "Content-Disposition"],
-        max_age=600,
-    )
+    app = install_cors(app, server["allowed_origins"])
     _install_error_handlers(app)
     _install_headers(app, server["allowed_origins"])
 
-    @app.before_request
-    async def limit_body_size() -> None:
-        limit = server["max_import_bytes"] if request.endpoint == "history.import_history" else server["max_body_bytes"]
-        if request.content_length is not None and request.content_length > limit:
-            raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
-
-    # Body size is checked before the gate reads the body to verify its digest.
-    app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())
+    install_body_limits(app, body_bytes=server["max_body_bytes"], import_bytes=server["max_import_bytes"])
 
     @app.before_serving
     async def open_everything() -> None:
@@ -212,6 +196,9 @@ def _install_headers(app: Quart, allowed_origins: list[str]) -> None:
         response.headers.setdefault("Content-Security-Policy", JSON_CSP)
         if response.mimetype != "text/event-stream":
             response.headers["Cache-Control"] = "no-store"
+        expires = (g.get("access_claims") or {}).get("exp")
+        if isinstance(expires, (int, float)) and not isinstance(expires, bool):
+            response.headers[ACCESS_EXPIRES_HEADER] = str(int(expires))
         if (request.method == "OPTIONS"
                 and request.headers.get("Access-Control-Request-Private-Network") == "true"
                 and (request.headers.get("Origin") or "").lower() in allowed_origins):

@@ -1,0 +1,47 @@
+"""Request body limits per route, enforced while the body arrives.
+
+Quart starts buffering a request body as soon as the request exists, before any ``before_request``
+hook runs, and caps it only at the app-wide ``MAX_CONTENT_LENGTH``. With the import route allowing
+64 MiB, every route would buffer up to 64 MiB of a chunked upload (no Content-Length) before the
+gate could refuse it. So the limit is decided when the request object is made, from the method and
+path alone: only ``POST /api/history/import`` gets ``server.max_import_bytes``, everything else
+``server.max_body_bytes``. A declared Content-Length over the limit is refused before a byte is
+read; a chunked body is refused as soon as it crosses the limit, and what arrives after that is
+dropped, not kept.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Quart, request
+from quart.wrappers import Request
+
+from ..errors import ApiError
+
+IMPORT_ROUTE = ("POST", "/api/history/import")
+
+
+def body_limit(method: str, path: str, *, body_bytes: int, import_bytes: int) -> int:
+    return import_bytes if (method, path) == IMPORT_ROUTE else body_bytes
+
+
+def install_body_limits(app: Quart, *, body_bytes: int, import_bytes: int) -> None:
+    """Give the app a request class that caps each body at its route's limit, and refuse early."""
+
+    class LimitedRequest(Request):
+        def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
+            kwargs["max_content_length"] = body_limit(method, path, body_bytes=body_bytes, import_bytes=import_bytes)
+            super().__init__(method, scheme, path, *args, **kwargs)
+
+    app.request_class = LimitedRequest
+    app.config["MAX_CONTENT_LENGTH"] = max(body_bytes, import_bytes)
+
+    @app.before_request
+    async def refuse_declared_oversize() -> None:
+        limit = request.max_content_length
+        if limit is not None and request.content_length is not None and request.content_length > limit:
+            raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+
+    # First of all hooks: the gate reads the body to check its digest.
+    app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())
