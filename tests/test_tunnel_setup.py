@@ -76,7 +76,7 @@ def test_setup_writes_exact_valid_configs(env: dict[str, Path]) -> None:
         "tunnel": UUID,
         "credentials-file": str(env["creds"]),
         "ingress": [
-            {"hostname": "chat-api.example.com", "service": "http://127.0.0.1:8765",
+            {"hostname": "chat-api.example.com", "service": "http://127.0.0.1:8766",
              "originRequest": {"access": {"required": True, "teamName": "myteam", "audTag": [AUD]}}},
             {"service": "http_status:404"},
         ],
@@ -87,12 +87,14 @@ def test_setup_writes_exact_valid_configs(env: dict[str, Path]) -> None:
     assert config.get("access", "team_domain") == "https://myteam.cloudflareaccess.com"
     assert config.get("access", "aud") == [AUD]
     assert config.get("access", "public_hostnames") == ["chat-api.example.com"]
-    assert config.get("site", "url") == "https://example.com"
+    # The page gets an origin of its own by default, on the API's site; the main site is kept for re-runs.
+    assert config.get("site", "url") == "https://chat.example.com"
+    assert config.get("site", "main_url") == "https://example.com"
     assert config.api_origin == "https://chat-api.example.com"
     assert config.tunnel_config_file == env["cloudflared"]
-    origins = config.get("server", "allowed_origins")
-    assert origins[0] == "https://example.com"
-    assert "http://127.0.0.1:8080" in origins and "http://localhost:8080" in origins
+    assert (config.port, config.tunnel_port) == (8765, 8766)
+    # Only the page's origin may call the API: the local development origins are dropped.
+    assert config.get("server", "allowed_origins") == ["https://chat.example.com"]
 
     assert json.loads((env["pages"] / "public" / "chat" / "config.json").read_text())["apiOrigin"] == "https://chat-api.example.com"
     csp = [line for line in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in line and not line.lstrip().startswith("#")]
@@ -120,13 +122,15 @@ def test_owner_keys_are_kept(env: dict[str, Path]) -> None:
     assert run_cli(*setup_args(env)) == 0
     config = load_config(env["config"])
     assert config.port == 9000 and config.get("generation", "temperature") == 0.2
-    assert config.get("server", "allowed_origins") == ["https://example.com", "http://127.0.0.1:5173"]
-    assert yaml.safe_load(env["cloudflared"].read_text())["ingress"][0]["service"] == "http://127.0.0.1:9000"
+    assert config.get("server", "allowed_origins") == ["https://chat.example.com"]
+    assert yaml.safe_load(env["cloudflared"].read_text())["ingress"][0]["service"] == "http://127.0.0.1:8766"
     assert list(env["config"].parent.glob("config.yaml.bak-*"))
 
 
 def test_keep_local_keeps_loopback_connect_src(env: dict[str, Path]) -> None:
     assert run_cli(*setup_args(env), "--keep-local") == 0
+    assert load_config(env["config"]).get("server", "allowed_origins") == [
+        "https://chat.example.com", "http://127.0.0.1:8080", "http://localhost:8080"]
     line = next(l for l in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in l and not l.lstrip().startswith("#"))
     assert "connect-src 'self' https://chat-api.example.com http://127.0.0.1:8765 http://localhost:8765;" in line
 
@@ -140,8 +144,40 @@ def test_json_summary(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) 
     for command in ("cloudflared tunnel login", f"cloudflared tunnel create {UUID}",
                     f"cloudflared tunnel route dns {UUID} chat-api.example.com",
                     f"cloudflared --config {env['cloudflared']} tunnel run",
-                    f"sudo cloudflared --config {env['cloudflared']} service install", "Bypass OPTIONS requests to origin", "pair"):
+                    f"sudo cloudflared --config {env['cloudflared']} service install", "pair"):
         assert command in steps
+    # Access answers the preflights: the exact values for its CORS settings, what the page sends.
+    assert summary["access_cors"] == {
+        "allowed_origins": ["https://chat.example.com"], "allow_credentials": True,
+        "allowed_methods": ["GET", "POST", "PUT", "DELETE"],
+        "allowed_headers": ["Content-Type", "Content-Digest", "Signature", "Signature-Input"], "max_age": 600}
+    assert "do NOT turn on 'Bypass OPTIONS requests to origin'" in steps
+    assert summary["main_site_redirects"] == ["/chat https://chat.example.com/chat/ 302",
+                                              "/chat/* https://chat.example.com/chat/:splat 302"]
+    assert summary["inputs"]["page_origin"] == "https://chat.example.com" and summary["inputs"]["tunnel_port"] == 8766
+
+
+def test_printed_summary_shows_access_cors_values(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*setup_args(env)) == 0
+    out = capsys.readouterr().out
+    assert "Access-Control-Allow-Origin:       https://chat.example.com" in out
+    assert "Access-Control-Allow-Headers:      Content-Type, Content-Digest, Signature, Signature-Input" in out
+    assert "Bypass OPTIONS requests to origin: off" in out
+    assert "/chat/* https://chat.example.com/chat/:splat 302" in out
+
+
+def test_page_on_the_main_site_says_what_it_trusts(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*setup_args(env, **{"--page-origin": "https://example.com"})) == 0
+    out = capsys.readouterr().out
+    assert "every script served there" in out and "_redirects" not in out
+    config = load_config(env["config"])
+    assert config.get("site", "url") == "https://example.com"
+    assert config.get("server", "allowed_origins") == ["https://example.com"]
+
+
+def test_page_on_another_site_is_warned_about(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*setup_args(env, **{"--page-origin": "https://privchat.pages.dev"})) == 0
+    assert "not on the same site" in capsys.readouterr().out
 
 
 def test_credentials_file_untouched(env: dict[str, Path]) -> None:
@@ -183,7 +219,9 @@ def test_missing_headers_is_reported_and_config_json_created(env: dict[str, Path
     ("--aud", "   ", "--aud", "empty"),
     ("--team-name", "my_team", "--team-name", "DNS label"),
     ("--team-name", "-team", "--team-name", "DNS label"),
-    ("--port", "70000", "--port", "65535"),
+    ("--tunnel-port", "70000", "--tunnel-port", "65535"),
+    ("--tunnel-port", "8765", "--tunnel-port", "server.port"),
+    ("--page-origin", "http://chat.example.com", "--page-origin", "https"),
 ])
 def test_bad_input_refused_by_name(env: dict[str, Path], capsys: pytest.CaptureFixture[str],
                                    flag: str, value: str, field: str, words: str) -> None:
@@ -227,11 +265,47 @@ def test_top_level_access_in_existing_cloudflared_config_is_dropped(env: dict[st
 def test_interactive_asks_for_missing_and_reasks_bad_answers() -> None:
     from privchat.tunnel.setup import gather_input
 
-    answers = iter(["http://example.com", "https://example.com", "chat-api.example.com:8443", "chat-api.example.com",
+    answers = iter(["http://example.com", "https://example.com", "chat-api.example.com:8443", "chat-api.example.com", "",
                     UUID, "", "my team", "myteam", "", AUD, ""])
     said: list[str] = []
-    inp = gather_input({}, {"port": 8765}, interactive=True, keep_local=False, ask=lambda _prompt: next(answers), say=said.append)
-    assert (inp.site_url, inp.api_host, inp.team_name, inp.aud, inp.port) == ("https://example.com", "chat-api.example.com", "myteam", AUD, 8765)
+    inp = gather_input({}, {}, interactive=True, keep_local=False, ask=lambda _prompt: next(answers), say=said.append)
+    assert (inp.site_url, inp.api_host, inp.page_origin, inp.team_name, inp.aud, inp.tunnel_port) == (
+        "https://example.com", "chat-api.example.com", "https://chat.example.com", "myteam", AUD, 8766)
     assert inp.credentials_file == Path(f"~/.cloudflared/{UUID}.json").expanduser()  # default offered for a UUID tunnel
     assert any("--site-url" in s for s in said) and any("--api-hostname" in s for s in said)
     assert any("--team-name" in s for s in said) and any("--aud is required" in s for s in said)
+
+
+@pytest.mark.parametrize(("rule", "words"), [
+    ({"hostname": "old.example.com", "service": "http://127.0.0.1:8766"}, "ingress[1]: reaches privchat (port 8766) without Cloudflare Access"),
+    ({"hostname": "old.example.com", "service": "http://localhost:8765",
+      "originRequest": {"access": {"required": True, "teamName": "myteam", "audTag": [AUD]}}}, "local port 8765"),
+    ({"hostname": "rewrite.example.com", "service": "http://127.0.0.1:8766",
+      "originRequest": {"httpHostHeader": "127.0.0.1", "access": {"required": True, "teamName": "myteam", "audTag": [AUD]}}},
+     "httpHostHeader"),
+])
+def test_existing_cloudflared_rule_that_opens_privchat_is_refused(env: dict[str, Path], capsys: pytest.CaptureFixture[str],
+                                                                  rule: dict[str, Any], words: str) -> None:
+    env["cloudflared"].parent.mkdir(parents=True)
+    existing = yaml.safe_dump({"tunnel": UUID, "credentials-file": str(env["creds"]),
+                               "ingress": [rule, {"service": "http_status:404"}]})
+    env["cloudflared"].write_text(existing, encoding="utf-8")
+    before = snapshot(env["root"])
+    assert run_cli(*setup_args(env)) == 2
+    err = capsys.readouterr().err
+    assert words in err and "nothing was written" in err, err
+    assert snapshot(env["root"]) == before, "a refused setup must change nothing"
+    # `tunnel validate` says the same about the file as it stands.
+    assert run_cli("tunnel", "validate", str(env["cloudflared"])) == 1  # default ports: 8765 local, 8766 tunnel
+    assert words.split(":")[-1].strip() in capsys.readouterr().out
+
+
+def test_top_level_host_header_in_existing_config_is_refused(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    env["cloudflared"].parent.mkdir(parents=True)
+    env["cloudflared"].write_text(yaml.safe_dump({"tunnel": UUID, "credentials-file": str(env["creds"]),
+                                                  "originRequest": {"httpHostHeader": "localhost"},
+                                                  "ingress": [{"service": "http_status:404"}]}), encoding="utf-8")
+    before = snapshot(env["root"])
+    assert run_cli(*setup_args(env)) == 2
+    assert "top-level originRequest.httpHostHeader" in capsys.readouterr().err
+    assert snapshot(env["root"]) == before

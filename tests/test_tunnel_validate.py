@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from privchat.tunnel.setup import SetupInput, build_cloudflared_config
-from privchat.tunnel.validate import validate_cloudflared_config, validate_cloudflared_file
+from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_config, validate_cloudflared_file
+from tests.support.cloudflared import require_cloudflared
 
 REPO = Path(__file__).resolve().parents[1]
 UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
@@ -22,7 +23,7 @@ def valid() -> dict[str, Any]:
         "tunnel": UUID,
         "credentials-file": f"/home/me/.cloudflared/{UUID}.json",
         "ingress": [
-            {"hostname": "chat-api.example.com", "service": "http://127.0.0.1:8765",
+            {"hostname": "chat-api.example.com", "service": "http://127.0.0.1:8766",
              "originRequest": {"access": {"required": True, "teamName": "myteam", "audTag": [AUD]}}},
             {"service": "http_status:404"},
         ],
@@ -170,11 +171,104 @@ def test_example_template_with_placeholders_filled(tmp_path: Path) -> None:
     assert validate_cloudflared_file(filled) == []
 
 
-def test_setup_generated_config_passes() -> None:
-    inp = SetupInput(site_url="https://example.com", api_host="chat-api.example.com", tunnel=UUID,
-                     credentials_file=Path(f"/home/me/.cloudflared/{UUID}.json"), team_name="myteam", aud=AUD, port=8765)
+def setup_generated() -> dict[str, Any]:
+    inp = SetupInput(site_url="https://example.com", api_host="chat-api.example.com", page_origin="https://chat.example.com",
+                     tunnel=UUID, credentials_file=Path(f"/home/me/.cloudflared/{UUID}.json"), team_name="myteam", aud=AUD,
+                     tunnel_port=8766)
     data, _notes = build_cloudflared_config(inp, "127.0.0.1")
-    assert validate_cloudflared_config(data) == []
+    return data
+
+
+def test_setup_generated_config_passes() -> None:
+    assert validate_cloudflared_config(setup_generated(), PORTS) == []
+
+
+# --- rules that reach privchat ----------------------------------------------------------------------
+
+PORTS = PrivchatPorts(local=8765, tunnel=8766)
+
+
+def privchat_errors(change) -> list[str]:
+    data = copy.deepcopy(valid())
+    change(data)
+    return validate_cloudflared_config(data, PORTS)
+
+
+def test_valid_config_passes_privchat_rules() -> None:
+    assert validate_cloudflared_config(valid(), PORTS) == []
+
+
+@pytest.mark.parametrize("where", ["rule", "top"])
+def test_http_host_header_on_a_privchat_rule_is_refused(where: str) -> None:
+    def change(data: dict[str, Any]) -> None:
+        target = data["ingress"][0]["originRequest"] if where == "rule" else data.setdefault("originRequest", {})
+        target["httpHostHeader"] = "127.0.0.1"
+    errors = privchat_errors(change)
+    assert_one_error(errors, "ingress[0]", "httpHostHeader")
+    assert ("top-level" in errors[0]) == (where == "top")
+
+
+def test_http_host_header_on_another_service_is_fine() -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["ingress"].insert(1, {"hostname": "files.example.com", "service": "http://127.0.0.1:9000",
+                                   "originRequest": {"httpHostHeader": "files.internal"}})
+    assert privchat_errors(change) == []
+
+
+@pytest.mark.parametrize("service", ["http://127.0.0.1:8766", "http://localhost:8766", "http://[::1]:8766", "http://0.0.0.0:8766"])
+def test_second_rule_to_privchat_without_access_is_refused(service: str) -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["ingress"].insert(1, {"hostname": "other.example.com", "service": service})
+    assert_one_error(privchat_errors(change), "ingress[1]", "without Cloudflare Access")
+
+
+def test_access_inherited_from_the_top_level_origin_request_counts() -> None:
+    """cloudflared merges the top-level originRequest into each rule, access included."""
+    def change(data: dict[str, Any]) -> None:
+        data["originRequest"] = {"access": data["ingress"][0].pop("originRequest")["access"]}
+    assert privchat_errors(change) == []
+
+
+def test_access_not_required_is_refused() -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["ingress"][0]["originRequest"]["access"]["required"] = False
+    assert_one_error(privchat_errors(change), "ingress[0]", "without Cloudflare Access")
+
+
+def test_rule_to_the_local_port_is_refused() -> None:
+    def change(data: dict[str, Any]) -> None:
+        data["ingress"][0]["service"] = "http://127.0.0.1:8765"
+    assert_one_error(privchat_errors(change), "ingress[0].service", "local port 8765")
+
+
+# --- the real cloudflared agrees -----------------------------------------------------------------------
+
+def write_yaml(path: Path, data: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def test_real_cloudflared_validates_the_generated_config(tmp_path: Path) -> None:
+    import subprocess
+
+    tools = require_cloudflared()
+    config = write_yaml(tmp_path / "cloudflared.yml", setup_generated())
+    validate = subprocess.run([tools.cloudflared, "tunnel", "--config", str(config), "ingress", "validate"],
+                              capture_output=True, text=True, timeout=60)
+    assert validate.returncode == 0, validate.stdout + validate.stderr
+    rule = subprocess.run([tools.cloudflared, "tunnel", "--config", str(config), "ingress", "rule",
+                           "https://chat-api.example.com/api/health"], capture_output=True, text=True, timeout=60)
+    assert rule.returncode == 0, rule.stdout + rule.stderr
+    assert "Matched rule #0" in rule.stdout and "service: http://127.0.0.1:8766" in rule.stdout, rule.stdout
+    other = subprocess.run([tools.cloudflared, "tunnel", "--config", str(config), "ingress", "rule",
+                            "https://else.example.com/"], capture_output=True, text=True, timeout=60)
+    assert "http_status:404" in other.stdout, other.stdout  # the control: other hosts get the catch-all
+    # And the negative control: real cloudflared refuses what our validator refuses for its own reasons.
+    broken = setup_generated()
+    broken["ingress"].reverse()
+    bad = subprocess.run([tools.cloudflared, "tunnel", "--config", str(write_yaml(tmp_path / "bad.yml", broken)),
+                          "ingress", "validate"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and validate_cloudflared_config(broken, PORTS)
 
 
 def test_unreadable_and_non_yaml_files(tmp_path: Path) -> None:

@@ -118,14 +118,14 @@ async def _check_port(config: Config) -> Check:
 
 
 def _check_tunnel(config: Config) -> Check | None:
-    from .tunnel.validate import validate_cloudflared_file
+    from .tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
     path = config.tunnel_config_file
     if not path.exists():
         if config.access_enabled:
             return Check("tunnel config", False, f"{path} does not exist", "run scripts/setup-tunnel")
         return None
-    problems = validate_cloudflared_file(path)
+    problems = validate_cloudflared_file(path, PrivchatPorts.of(config))
     return Check("tunnel config", not problems, f"{path}: " + ("valid" if not problems else "; ".join(problems)),
                  "run scripts/setup-tunnel again" if problems else "")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from privchat.config import ConfigError, load_config
 from privchat.service import main_install, main_uninstall
 from privchat.tunnel.setup import main_setup
-from privchat.tunnel.validate import validate_cloudflared_file
+from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
 SETUP_EPILOG = """\
 Every value can be given as a flag; on a terminal, missing ones are asked for, and values from an
@@ -39,22 +39,28 @@ def _add_tunnel(subparsers: argparse._SubParsersAction) -> None:
 
     setup = commands.add_parser(
         "setup", help="write the cloudflared config and point privchat and the page at the API hostname",
-        description="Write the cloudflared config (API hostname -> loopback, Access checked per rule, 404 for the rest), "
-                    "merge the tunnel settings into the privchat config, point the page at the API, and print the steps left.",
+        description="Write the cloudflared config (API hostname -> privchat's tunnel port, Access checked per rule, 404 for the rest), "
+                    "merge the tunnel settings into the privchat config, point the page at the API, and print the steps left, "
+                    "including the CORS values to enter in the Access application.",
         epilog=SETUP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    setup.add_argument("--site-url", metavar="ORIGIN", help="your site's https origin, where /chat lives (https://example.com)")
+    setup.add_argument("--site-url", metavar="ORIGIN", help="your main site's https origin, whose /chat leads to the page (https://example.com)")
     setup.add_argument("--api-hostname", metavar="HOST", help="public API host name for the tunnel, bare (chat-api.example.com)")
     setup.add_argument("--tunnel", metavar="NAME_OR_UUID", help="the cloudflared tunnel's name or UUID")
     setup.add_argument("--credentials-file", metavar="PATH",
                        help="the tunnel credentials JSON (~/.cloudflared/<UUID>.json; default for a UUID tunnel); only its path is used")
     setup.add_argument("--team-name", metavar="TEAM", help="Cloudflare Access team name, the 'myteam' of myteam.cloudflareaccess.com")
     setup.add_argument("--aud", metavar="TAG", help="the Access application's Application Audience (AUD) tag")
-    setup.add_argument("--port", type=str, metavar="PORT", help="local privchat port (default: server.port from the config, 8765)")
+    setup.add_argument("--page-origin", metavar="ORIGIN",
+                       help="https origin the chat page is served from (default: https://chat.<API host's domain>, an origin of its own; "
+                            "give your site's origin to serve the page there instead)")
+    setup.add_argument("--tunnel-port", type=str, metavar="PORT",
+                       help="loopback port the cloudflared rule points at (default: tunnel.port from the config, 8766)")
     setup.add_argument("--cloudflared-config", metavar="PATH",
                        help="where to write the cloudflared config (default: tunnel.config_file, else cloudflared.yml beside the privchat config)")
     setup.add_argument("--pages-dir", metavar="DIR", help="the site's pages/ folder (default: pages/ of this repository; skipped if absent)")
     setup.add_argument("--keep-local", action="store_true",
-                       help="keep the loopback origins in the page's CSP connect-src (for testing the deployed page against a local backend)")
+                       help="keep the loopback origins in server.allowed_origins and the page's CSP connect-src "
+                            "(for trying the deployed page against a local backend)")
     setup.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
     setup.add_argument("--json", action="store_true", help="print a machine-readable summary (never prompts)")
     setup.add_argument("--yes", "--non-interactive", dest="yes", action="store_true",
@@ -64,7 +70,8 @@ def _add_tunnel(subparsers: argparse._SubParsersAction) -> None:
     validate = commands.add_parser(
         "validate", help="check a cloudflared config against cloudflared's rules",
         description="Check a cloudflared config the way cloudflared does (ingress order, catch-all, hostnames, services, "
-                    "path regexes, per-rule Access) plus privchat's rules (no ignored top-level access block).")
+                    "path regexes, per-rule Access) plus privchat's rules: no ignored top-level access block, and every rule "
+                    "that reaches privchat points at tunnel.port, requires Access and keeps the Host header.")
     validate.add_argument("file", nargs="?", metavar="FILE", help="config to check (default: tunnel.config_file from the privchat config)")
     validate.add_argument("--json", action="store_true", help="print {file, valid, errors} as JSON")
     validate.set_defaults(func=main_validate)
@@ -96,15 +103,13 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def main_validate(args: argparse.Namespace) -> int:
     """Exit 0 when valid, 1 with the problems listed, 2 when the privchat config itself is broken."""
-    if args.file:
-        path = Path(args.file).expanduser()
-    else:
-        try:
-            path = load_config(args.config).tunnel_config_file
-        except ConfigError as exc:
-            print(f"privchat tunnel validate: {exc}", file=sys.stderr)
-            return 2
-    errors = validate_cloudflared_file(path)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"privchat tunnel validate: {exc}", file=sys.stderr)
+        return 2
+    path = Path(args.file).expanduser() if args.file else config.tunnel_config_file
+    errors = validate_cloudflared_file(path, PrivchatPorts.of(config))
     if args.json:
         print(json.dumps({"file": str(path), "valid": not errors, "errors": errors}, indent=2))
     elif errors:

@@ -1,8 +1,14 @@
 """`privchat tunnel setup`: wire the tunnel, the privchat config and the page to one API hostname.
 
 Three files must agree for the phone to reach the backend: cloudflared's config (which host name
-goes to which loopback port, with Access checked per rule), privchat's config (which origins may
-call it, which Access team and AUD it trusts) and the page's API config and CSP. Getting one of
+goes to privchat's tunnel port, with Access checked per rule), privchat's config (which origins may
+call it, which Access team and AUD it trusts, which port is the tunnel's) and the page's API config
+and CSP. A fourth place is the Access application in Cloudflare's dashboard: it must answer the
+page's CORS preflights itself, so setup prints the exact values to enter there.
+
+By default the page gets an origin of its own (``https://chat.<domain>``): the device key lives in
+that origin's IndexedDB, and any script on the same origin could use it. The owner's main site then
+links or redirects ``/chat`` there (setup prints the ``_redirects`` line). Getting one of
 them wrong fails quietly (a CORS error, a blank page, or worse an unchecked origin), so this
 module writes all three from one set of answers, validates each before writing, backs up what it
 changes and does nothing when nothing would change.
@@ -27,8 +33,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from privchat.api.cors import METHODS, PREFLIGHT_MAX_AGE, REQUEST_HEADERS
 from privchat.config import SCHEMA, ConfigError, config_from_dict, is_loopback_host
-from privchat.tunnel.validate import validate_cloudflared_config
+from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_config
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -53,20 +60,34 @@ class SetupError(ValueError):
 # Input: normalise and refuse bad values with a sentence naming the field.
 # --------------------------------------------------------------------------------------------
 
-def normalize_site_url(value: str) -> str:
-    """The site's origin: https, a host, nothing after it. The page is served from <origin>/chat."""
+def _https_origin(value: str, what: str, example: str) -> str:
     raw = (value or "").strip()
     parts = urlsplit(raw)
     if parts.scheme != "https":
-        raise SetupError(f"site URL (--site-url): {raw!r} must be an https origin like https://example.com; "
+        raise SetupError(f"{what}: {raw!r} must be an https origin like {example}; "
                          "Cloudflare Pages serves https and browsers block an http page from calling an https API in a useful way.")
     if not parts.hostname or parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise SetupError(f"site URL (--site-url): {raw!r} must be an origin only (https://example.com), without path, query or user.")
+        raise SetupError(f"{what}: {raw!r} must be an origin only ({example}), without path, query or user.")
     try:
         parts.port
     except ValueError as exc:
-        raise SetupError(f"site URL (--site-url): {raw!r} has an invalid port.") from exc
+        raise SetupError(f"{what}: {raw!r} has an invalid port.") from exc
     return f"https://{parts.netloc.lower()}"
+
+
+def normalize_site_url(value: str) -> str:
+    """The owner's main site: https, a host, nothing after it. Its /chat leads to the page."""
+    return _https_origin(value, "site URL (--site-url)", "https://example.com")
+
+
+def normalize_page_origin(value: str) -> str:
+    """Where the chat page itself is served (its own Pages project by default); the page lives at <origin>/chat/."""
+    return _https_origin(value, "page origin (--page-origin)", "https://chat.example.com")
+
+
+def default_page_origin(api_host: str) -> str:
+    """chat.<the API host's parent domain>: an origin of its own, on the same site as the API (the Access cookie flows)."""
+    return f"https://chat.{api_host.split('.', 1)[1]}"
 
 
 def normalize_api_host(value: str) -> str:
@@ -120,9 +141,9 @@ def normalize_port(value: Any) -> int:
     try:
         port = int(value)
     except (TypeError, ValueError):
-        raise SetupError(f"local port (--port): {value!r} is not a number from 1 to 65535.") from None
+        raise SetupError(f"tunnel port (--tunnel-port): {value!r} is not a number from 1 to 65535.") from None
     if not 1 <= port <= 65535:
-        raise SetupError(f"local port (--port): {port} is not from 1 to 65535.")
+        raise SetupError(f"tunnel port (--tunnel-port): {port} is not from 1 to 65535.")
     return port
 
 
@@ -139,12 +160,17 @@ class SetupInput:
 
     site_url: str
     api_host: str
+    page_origin: str
     tunnel: str
     credentials_file: Path
     team_name: str
     aud: str
-    port: int
+    tunnel_port: int
     keep_local: bool = False
+
+    @property
+    def page_on_main_site(self) -> bool:
+        return self.page_origin == self.site_url
 
     @property
     def api_origin(self) -> str:
@@ -168,7 +194,7 @@ def service_url(host: str, port: int) -> str:
 def api_rule(inp: SetupInput, host: str) -> dict[str, Any]:
     return {
         "hostname": inp.api_host,
-        "service": service_url(host, inp.port),
+        "service": service_url(host, inp.tunnel_port),
         "originRequest": {"access": {"required": True, "teamName": inp.team_name, "audTag": [inp.aud]}},
     }
 
@@ -211,16 +237,21 @@ def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path
     current = server.get("allowed_origins", SCHEMA["server"]["allowed_origins"][0])
     if not isinstance(current, list):
         raise SetupError(f"server.allowed_origins: expected a list of origins in the privchat config, got {current!r}; fix it before running setup.")
-    origins = [inp.site_url] + [o for o in current if isinstance(o, str) and o.lower().rstrip("/") != inp.site_url]
-    others = [o for o in origins[1:] if isinstance(o, str) and not is_loopback_host(urlsplit(o).hostname or "")]
-    if others:
-        notes.append(f"server.allowed_origins still lists {', '.join(others)}; remove them if that site is gone")
-    server["allowed_origins"] = origins
-    if server.get("port", SCHEMA["server"]["port"][0]) != inp.port:
-        server["port"] = inp.port
-        notes.append(f"server.port set to {inp.port} to match the tunnel")
+    others = [o for o in current if isinstance(o, str) and o.lower().rstrip("/") != inp.page_origin]
+    local = [o for o in others if is_loopback_host(urlsplit(o).hostname or "")]
+    remote = [o for o in others if o not in local]
+    if local and not inp.keep_local:
+        notes.append(f"server.allowed_origins: dropped the local development origin(s) {', '.join(local)} (--keep-local keeps them)")
+    if remote:
+        notes.append(f"server.allowed_origins still lists {', '.join(remote)}; remove them if the page is no longer served there")
+    server["allowed_origins"] = [inp.page_origin, *remote, *(local if inp.keep_local else [])]
+    if server.get("port", SCHEMA["server"]["port"][0]) == inp.tunnel_port:
+        raise SetupError(f"tunnel port (--tunnel-port): {inp.tunnel_port} is privchat's local server.port; the tunnel needs a port of its own.")
+    if merged["tunnel"].get("port", SCHEMA["tunnel"]["port"][0]) != inp.tunnel_port:
+        merged["tunnel"]["port"] = inp.tunnel_port
+        notes.append(f"tunnel.port set to {inp.tunnel_port}, the port the cloudflared rule points at")
     merged["access"].update({"team_domain": inp.team_domain, "aud": [inp.aud], "public_hostnames": [inp.api_host]})
-    merged["site"].update({"url": inp.site_url, "api_origin": inp.api_origin})
+    merged["site"].update({"url": inp.page_origin, "main_url": inp.site_url, "api_origin": inp.api_origin})
     merged["tunnel"]["config_file"] = str(cloudflared_path)
     return merged, notes
 
@@ -345,6 +376,8 @@ class SetupResult:
     changes: list[FileChange]
     warnings: list[str]
     next_steps: list[str]
+    access_cors: dict[str, Any] = field(default_factory=dict)
+    main_site_redirects: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -352,7 +385,8 @@ class SetupResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": True, "changed": self.changed, "inputs": self.inputs,
-                "files": [asdict(c) for c in self.changes], "warnings": self.warnings, "next_steps": self.next_steps}
+                "files": [asdict(c) for c in self.changes], "warnings": self.warnings, "next_steps": self.next_steps,
+                "access_cors": self.access_cors, "main_site_redirects": self.main_site_redirects}
 
 
 def default_pages_dir() -> Path:
@@ -397,9 +431,9 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
     # 2. cloudflared config: built from the input, validated with cloudflared's rules.
     existing_cloudflared = read_yaml_mapping(cloudflared_path, "cloudflared config")
     cloudflared_data, cloudflared_notes = build_cloudflared_config(inp, config.host, existing_cloudflared)
-    problems = validate_cloudflared_config(cloudflared_data)
+    problems = validate_cloudflared_config(cloudflared_data, PrivchatPorts.of(config))
     if problems:
-        raise SetupError("the cloudflared config would be invalid, so nothing was written: " + " ".join(problems))
+        raise SetupError(f"the cloudflared config {cloudflared_path} would be invalid, so nothing was written: " + " ".join(problems))
     cloudflared_text = render_cloudflared_config(cloudflared_data)
 
     # 3. the page: API origin and CSP.
@@ -447,15 +481,41 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
     if not inp.credentials_file.exists():
         warnings.append(f"the credentials file {inp.credentials_file} does not exist yet; `cloudflared tunnel create {inp.tunnel}` writes it "
                         "(use the path it prints, then re-run setup if it differs)")
+    if inp.page_on_main_site:
+        warnings.append(f"the page shares the origin {inp.page_origin} with the rest of your site: every script served there "
+                        "(analytics, widgets, other pages) can use the device keys this page keeps in the origin's IndexedDB and "
+                        "so sign requests as your devices; an origin of its own (the default, --page-origin https://chat.<domain>) avoids that")
+    elif _site_of(urlsplit(inp.page_origin).hostname or "") != _site_of(inp.api_host):
+        warnings.append(f"the page ({inp.page_origin}) and the API ({inp.api_origin}) are not on the same site, so browsers that block "
+                        "third-party cookies (Safari, Firefox) will not send the Access cookie; serve both under one domain")
     if not _AUD_SHAPE.match(inp.aud):
         warnings.append(f"the AUD tag {inp.aud!r} is not 64 hexadecimal characters like the tags Cloudflare shows; check you copied the Application Audience (AUD) Tag")
 
-    inputs = {"site_url": inp.site_url, "api_hostname": inp.api_host, "api_origin": inp.api_origin, "tunnel": inp.tunnel,
-              "credentials_file": str(inp.credentials_file), "team_name": inp.team_name, "team_domain": inp.team_domain,
-              "aud": inp.aud, "port": inp.port, "keep_local": inp.keep_local,
+    inputs = {"site_url": inp.site_url, "page_origin": inp.page_origin, "api_hostname": inp.api_host, "api_origin": inp.api_origin,
+              "tunnel": inp.tunnel, "credentials_file": str(inp.credentials_file), "team_name": inp.team_name,
+              "team_domain": inp.team_domain, "aud": inp.aud, "tunnel_port": inp.tunnel_port, "keep_local": inp.keep_local,
               "cloudflared_config": str(cloudflared_path), "privchat_config": str(paths.privchat_config)}
     return SetupResult(inputs=inputs, changes=changes, warnings=warnings,
-                       next_steps=next_steps(inp, cloudflared_path, paths.privchat_config))
+                       next_steps=next_steps(inp, cloudflared_path, paths.privchat_config),
+                       access_cors=access_cors_settings(inp), main_site_redirects=main_site_redirects(inp))
+
+
+def _site_of(host: str) -> str:
+    """The last two labels: close enough to the registrable domain for a same-site warning."""
+    return ".".join(host.split(".")[-2:])
+
+
+def access_cors_settings(inp: SetupInput) -> dict[str, Any]:
+    """What the Access application must answer to a preflight: exactly what the page sends, for the page's origin only."""
+    return {"allowed_origins": [inp.page_origin], "allow_credentials": True, "allowed_methods": list(METHODS),
+            "allowed_headers": list(REQUEST_HEADERS), "max_age": PREFLIGHT_MAX_AGE}
+
+
+def main_site_redirects(inp: SetupInput) -> list[str]:
+    """Lines for the main site's Pages `_redirects` file, so <site>/chat opens the page on its own origin."""
+    if inp.page_on_main_site:
+        return []
+    return [f"/chat {inp.page_origin}/chat/ 302", f"/chat/* {inp.page_origin}/chat/:splat 302"]
 
 
 def next_steps(inp: SetupInput, cloudflared_path: Path, privchat_config: Path) -> list[str]:
@@ -468,17 +528,39 @@ def next_steps(inp: SetupInput, cloudflared_path: Path, privchat_config: Path) -
         f" -- it writes the credentials file; setup expects it at {inp.credentials_file}",
         f"Point the API hostname at the tunnel (a proxied CNAME): `cloudflared tunnel route dns {name} {inp.api_host}`",
         "In the Cloudflare Zero Trust dashboard, Access > Applications (see tunnel/ACCESS.md): one self-hosted application "
-        f"covering {inp.api_host}; a policy with action Allow and include 'Emails' = your own email; under CORS settings turn on "
-        "'Bypass OPTIONS requests to origin' (privchat answers CORS itself); a session duration such as 24h or 1 month (730h); "
-        f"its Application Audience (AUD) Tag must be {inp.aud} and the team domain {inp.team_domain}.",
-        f"Start privchat (`privchat --config {privchat_config} serve`), then try the tunnel in the foreground: "
-        f"`cloudflared --config {cfg} tunnel run`",
+        f"covering {inp.api_host}; a policy with action Allow and include 'Emails' = your own email; a session duration such as "
+        f"24h or 1 month (730h); its Application Audience (AUD) Tag must be {inp.aud} and the team domain {inp.team_domain}.",
+        "In that application's Advanced settings > Cross-Origin Resource Sharing (CORS) settings, let Access answer the page's "
+        "preflights (do NOT turn on 'Bypass OPTIONS requests to origin': cloudflared's own Access check refuses every request "
+        f"without a token, preflights included): {describe_access_cors(access_cors_settings(inp))}.",
+        f"Start privchat (`privchat --config {privchat_config} serve`; cloudflared reaches it on tunnel port {inp.tunnel_port}), "
+        f"then try the tunnel in the foreground: `cloudflared --config {cfg} tunnel run`",
         f"Run the tunnel at boot as a system service: `sudo cloudflared --config {cfg} service install` -- "
         "under sudo ~ means root's home, so the absolute --config path is required; the Linux installer copies the file to "
         "/etc/cloudflared/config.yml, so after re-running setup copy it there again and `sudo systemctl restart cloudflared`.",
-        "Deploy the site so the page's config.json and _headers go live, then open "
-        f"{inp.site_url}/chat once and sign in to Access at {inp.api_origin} when the page asks.",
+        *page_steps(inp),
         f"Pair your phone: `privchat --config {privchat_config} pair`",
+    ]
+
+
+def describe_access_cors(settings: dict[str, Any]) -> str:
+    return (f"Access-Control-Allow-Origin: {', '.join(settings['allowed_origins'])} (not 'Allow all origins'); "
+            "Access-Control-Allow-Credentials: on; "
+            f"Access-Control-Allow-Methods: {', '.join(settings['allowed_methods'])}; "
+            f"Access-Control-Allow-Headers: {', '.join(settings['allowed_headers'])}; "
+            f"Access-Control-Max-Age: {settings['max_age']}")
+
+
+def page_steps(inp: SetupInput) -> list[str]:
+    if inp.page_on_main_site:
+        return ["Deploy the site so the page's config.json and _headers go live, then open "
+                f"{inp.page_origin}/chat/ once and sign in to Access at {inp.api_origin} when the page asks."]
+    redirects = "; ".join(f"`{line}`" for line in main_site_redirects(inp))
+    return [
+        f"Deploy the page as its own Cloudflare Pages project (build output pages/dist) with the custom domain "
+        f"{urlsplit(inp.page_origin).hostname}, so the device keys live on an origin no other script shares.",
+        f"On your main site ({inp.site_url}) link to {inp.page_origin}/chat/, or add these lines to its _redirects file: {redirects}",
+        f"Open {inp.page_origin}/chat/ once and sign in to Access at {inp.api_origin} when the page asks.",
     ]
 
 
@@ -497,8 +579,12 @@ def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> d
     access = raw.get("access") if isinstance(raw.get("access"), dict) else {}
     server = raw.get("server") if isinstance(raw.get("server"), dict) else {}
     tunnel = raw.get("tunnel") if isinstance(raw.get("tunnel"), dict) else {}
-    if isinstance(site.get("url"), str):
-        found["site_url"] = site["url"]
+    if isinstance(site.get("main_url"), str):
+        found["site_url"] = site["main_url"]
+        if isinstance(site.get("url"), str):
+            found["page_origin"] = site["url"]
+    elif isinstance(site.get("url"), str):
+        found["site_url"] = site["url"]  # written before the page had an origin of its own
     hostnames = access.get("public_hostnames")
     if isinstance(hostnames, list) and hostnames and isinstance(hostnames[0], str):
         found["api_host"] = hostnames[0]
@@ -512,7 +598,8 @@ def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> d
     aud = access.get("aud")
     if isinstance(aud, list) and aud and isinstance(aud[0], str):
         found["aud"] = aud[0]
-    found["port"] = server.get("port", SCHEMA["server"]["port"][0])
+    if isinstance(tunnel.get("port"), int):
+        found["tunnel_port"] = tunnel["port"]
     if cloudflared_path is None and isinstance(tunnel.get("config_file"), str):
         cloudflared_path = Path(os.path.expanduser(tunnel["config_file"]))
     if cloudflared_path is not None:
@@ -529,13 +616,15 @@ def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> d
 
 
 FIELDS: list[tuple[str, str, str, Callable[[Any], Any]]] = [
-    ("site_url", "--site-url", "Site origin where /chat lives (https://example.com)", normalize_site_url),
+    ("site_url", "--site-url", "Your main site's origin, whose /chat leads to the page (https://example.com)", normalize_site_url),
     ("api_host", "--api-hostname", "API hostname for the tunnel (chat-api.example.com)", normalize_api_host),
+    ("page_origin", "--page-origin", "Origin the chat page is served from, its own by default (https://chat.example.com)",
+     normalize_page_origin),
     ("tunnel", "--tunnel", "Tunnel name or UUID", normalize_tunnel),
     ("credentials_file", "--credentials-file", "Tunnel credentials file (~/.cloudflared/<UUID>.json)", normalize_credentials_file),
     ("team_name", "--team-name", "Access team name (the 'myteam' of myteam.cloudflareaccess.com)", normalize_team_name),
     ("aud", "--aud", "Access application AUD tag", normalize_aud),
-    ("port", "--port", "Local privchat port", normalize_port),
+    ("tunnel_port", "--tunnel-port", "privchat's tunnel port (loopback; only cloudflared uses it)", normalize_port),
 ]
 
 
@@ -550,6 +639,10 @@ def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive
             default = None  # the earlier credentials belong to another tunnel
         if key == "credentials_file" and default is None and _UUID.match(str(values.get("tunnel", ""))):
             default = f"~/.cloudflared/{values['tunnel']}.json"
+        if key == "page_origin" and default is None:
+            default = default_page_origin(values["api_host"])
+        if key == "tunnel_port" and default is None:
+            default = SCHEMA["tunnel"]["port"][0]
         if value is None and not interactive and default is not None:
             value = default
         while True:
@@ -586,6 +679,22 @@ def print_result(result: SetupResult, out: Callable[[str], None] = print) -> Non
     for warning in result.warnings:
         out(f"warning: {warning}")
     out("")
+    if result.access_cors:
+        cors = result.access_cors
+        out("Cloudflare Access > Applications > (the API application) > Advanced settings > CORS settings:")
+        for name, value in (("Access-Control-Allow-Origin", ", ".join(cors["allowed_origins"])),
+                            ("Access-Control-Allow-Credentials", "on"),
+                            ("Access-Control-Allow-Methods", ", ".join(cors["allowed_methods"])),
+                            ("Access-Control-Allow-Headers", ", ".join(cors["allowed_headers"])),
+                            ("Access-Control-Max-Age", str(cors["max_age"])),
+                            ("Bypass OPTIONS requests to origin", "off")):
+            out(f"  {name + ':':<35}{value}")
+        out("")
+    if result.main_site_redirects:
+        out("Lines for your main site's _redirects file (so /chat opens the page on its own origin):")
+        for line in result.main_site_redirects:
+            out(f"  {line}")
+        out("")
     out("Remaining steps:")
     for number, step in enumerate(result.next_steps, 1):
         out(f"  {number}. {step}")
@@ -602,7 +711,8 @@ def main_setup(args: Any) -> int:
         defaults = existing_defaults(privchat_config, explicit_cf)
         cloudflared_path = explicit_cf or defaults.get("cloudflared_config") or privchat_config.parent / "cloudflared.yml"
         given = {"site_url": args.site_url, "api_host": args.api_hostname, "tunnel": args.tunnel,
-                 "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud, "port": args.port}
+                 "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud,
+                 "page_origin": args.page_origin, "tunnel_port": args.tunnel_port}
         inp = gather_input(given, defaults, interactive=interactive, keep_local=args.keep_local,
                            say=lambda s: print(s, file=sys.stderr))
         pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()

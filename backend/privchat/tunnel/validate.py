@@ -8,16 +8,25 @@ written in its source (``ingress/ingress.go``: ``validateIngress``, ``validateHo
 ``validateAccessConfiguration``; ``config/configuration.go`` for the field names) and add the
 privchat rules that close the silent gaps. Every problem is a sentence that names the field, so
 ``privchat doctor`` and ``privchat tunnel validate`` can print them as they are.
+
+Given privchat's two ports, the rules that reach privchat are checked too, with cloudflared's
+own inheritance (a rule's ``originRequest`` overrides the top-level one key by key, ``access`` as
+a whole): such a rule must point at ``tunnel.port``, never at the local ``server.port``; it must
+have ``access.required: true``; and it must not rewrite ``Host`` with ``httpHostHeader``, since
+privchat refuses a tunnelled request for any host but the public hostname.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+from privchat.config import is_loopback_host
 
 # Services that cloudflared recognises by name rather than as a URL (ingress.go).
 NAMED_SERVICES = frozenset({"hello_world", "hello-world", "bastion", "socks-proxy"})
@@ -27,7 +36,19 @@ URL_SCHEMES = frozenset({"http", "https", "ws", "wss", "tcp", "ssh", "rdp", "smb
 _HTTP_STATUS = re.compile(r"^[+-]?[0-9]+$")
 
 
-def validate_cloudflared_file(path: Path) -> list[str]:
+@dataclass(frozen=True)
+class PrivchatPorts:
+    """privchat's two loopback ports: the local one and the one cloudflared must use."""
+
+    local: int
+    tunnel: int
+
+    @classmethod
+    def of(cls, config: Any) -> "PrivchatPorts":
+        return cls(local=config.port, tunnel=config.tunnel_port)
+
+
+def validate_cloudflared_file(path: Path, ports: PrivchatPorts | None = None) -> list[str]:
     """Read a cloudflared YAML file and validate it; unreadable or non-YAML files are errors too."""
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -37,10 +58,10 @@ def validate_cloudflared_file(path: Path) -> list[str]:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return [f"{path}: not valid YAML ({exc})."]
-    return validate_cloudflared_config(data)
+    return validate_cloudflared_config(data, ports)
 
 
-def validate_cloudflared_config(data: Any) -> list[str]:
+def validate_cloudflared_config(data: Any, ports: PrivchatPorts | None = None) -> list[str]:
     """Every problem in a loaded cloudflared config, as sentences; an empty list means valid."""
     if not isinstance(data, dict):
         return [f"The cloudflared config must be a mapping with tunnel, credentials-file and ingress, got {_kind(data)}."]
@@ -60,7 +81,60 @@ def validate_cloudflared_config(data: Any) -> list[str]:
     if top_origin is not None:
         errors.extend(_check_origin_request("originRequest", top_origin))
     errors.extend(_check_ingress(data.get("ingress")))
+    if ports is not None and isinstance(data.get("ingress"), list):
+        errors.extend(_check_privchat_rules(data["ingress"], top_origin, ports))
     errors.extend(_placeholders("", data))
+    return errors
+
+
+# Addresses at which cloudflared, on this machine, would reach a privchat listener.
+_THIS_MACHINE = frozenset({"localhost", "0.0.0.0", "::"})
+
+
+def privchat_port_of(service: Any, ports: PrivchatPorts) -> int | None:
+    """The privchat port a rule's service reaches on this machine, or None."""
+    if not isinstance(service, str) or not service.lower().startswith(("http://", "https://", "ws://", "wss://")):
+        return None
+    parts = urlsplit(service)
+    try:
+        port = parts.port or (443 if parts.scheme.lower() in ("https", "wss") else 80)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower()
+    if host not in _THIS_MACHINE and not is_loopback_host(host):
+        return None
+    return port if port in (ports.local, ports.tunnel) else None
+
+
+def _effective(top: Any, rule_origin: Any, key: str) -> Any:
+    """cloudflared's inheritance: the rule's value if it sets one, else the top-level one."""
+    if isinstance(rule_origin, dict) and rule_origin.get(key) is not None:
+        return rule_origin[key]
+    return top.get(key) if isinstance(top, dict) else None
+
+
+def _check_privchat_rules(ingress: list[Any], top_origin: Any, ports: PrivchatPorts) -> list[str]:
+    errors: list[str] = []
+    for index, rule in enumerate(ingress):
+        if not isinstance(rule, dict):
+            continue
+        port = privchat_port_of(rule.get("service"), ports)
+        if port is None:
+            continue
+        where = f"ingress[{index}]"
+        if port == ports.local:
+            errors.append(f"{where}.service: {rule['service']!r} points at privchat's local port {ports.local} (server.port), which "
+                          f"refuses tunnelled requests; the tunnel must use tunnel.port {ports.tunnel} (re-run `privchat tunnel setup`).")
+        access = _effective(top_origin, rule.get("originRequest"), "access")
+        if not (isinstance(access, dict) and access.get("required") is True):
+            errors.append(f"{where}: reaches privchat (port {port}) without Cloudflare Access; every rule to privchat needs "
+                          "originRequest.access with required: true, teamName and audTag, or anyone who finds the host name reaches it.")
+        host_header = _effective(top_origin, rule.get("originRequest"), "httpHostHeader")
+        if host_header:
+            source = "originRequest.httpHostHeader" if _effective({}, rule.get("originRequest"), "httpHostHeader") else \
+                "the top-level originRequest.httpHostHeader"
+            errors.append(f"{where}: {source} rewrites Host to {host_header!r} on a rule that reaches privchat (port {port}); privchat "
+                          "trusts the port, not the Host, and refuses tunnelled requests for any host but the public hostname: remove it.")
     return errors
 
 
