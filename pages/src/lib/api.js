@@ -21,8 +21,10 @@ export class ApiError extends Error {
  * The request never got an answer we could read. kind:
  *   "offline"      the browser says it is offline
  *   "access"       Cloudflare Access wants a sign-in (redirect, opaque answer)
- *   "unreachable"  connection refused / CORS failure / DNS; on a non-loopback https origin
- *                  this may also be Access (a cross-origin redirect to the login page fails like this)
+ *   "tunnel"       something at the API host name answered, but not privchat: the edge is there,
+ *                  the computer behind the tunnel is not (asleep, privchat or cloudflared stopped,
+ *                  or the tunnel refused the request)
+ *   "unreachable"  nothing answered: connection refused, DNS, no network path
  *   "aborted"      we aborted it ourselves
  */
 export class NetworkError extends Error {
@@ -32,6 +34,37 @@ export class NetworkError extends Error {
     this.kind = kind;
     this.cause = cause;
   }
+}
+
+// The backend names, on every answer that came through the tunnel, when the Access session behind
+// it ends (the Access JWT's exp). Kept per API origin, so a reload remembers it.
+const ACCESS_EXPIRES_HEADER = "Privchat-Access-Expires";
+const SIGN_IN_GRACE_MS = 5000;
+
+function storageKey(origin, what) {
+  return `privchat.${what}:${origin}`;
+}
+
+function readNumber(key) {
+  try {
+    const value = Number(globalThis.localStorage ? localStorage.getItem(key) : NaN);
+    return Number.isFinite(value) ? value : 0;
+  } catch {
+    return 0; // storage blocked: nothing remembered
+  }
+}
+
+function writeNumber(key, value) {
+  try {
+    if (globalThis.localStorage) localStorage.setItem(key, String(value));
+  } catch {
+    /* storage blocked: remembered for this page only */
+  }
+}
+
+/** The owner opened Access's sign-in page for this API: a failure after that is not "sign in" again. */
+export function noteSignInStarted(origin) {
+  writeNumber(storageKey(origin, "signInStarted"), Date.now());
 }
 
 function retryAfterSeconds(res) {
@@ -77,6 +110,23 @@ export class ApiClient {
     this.getDevice = getDevice;
     this.offsetMs = 0; // serverTime - localTime
     this.lastHealth = null;
+    this.accessExpiresMs = readNumber(storageKey(origin, "accessExpires"));
+  }
+
+  /** Remembers when the Access session ends, from an answer that came through the tunnel. */
+  noteAnswer(res) {
+    const seconds = Number(res.headers.get(ACCESS_EXPIRES_HEADER));
+    if (Number.isFinite(seconds) && seconds > 0 && seconds * 1000 !== this.accessExpiresMs) {
+      this.accessExpiresMs = seconds * 1000;
+      writeNumber(storageKey(this.origin, "accessExpires"), this.accessExpiresMs);
+    }
+  }
+
+  /** Is the Access session known to be alive, or has the owner just gone to sign in? */
+  accessLikelySignedIn() {
+    if (this.accessExpiresMs > this.now() + SIGN_IN_GRACE_MS) return true;
+    const started = readNumber(storageKey(this.origin, "signInStarted"));
+    return started > 0 && started > this.accessExpiresMs - this.offsetMs;
   }
 
   now() {
@@ -87,7 +137,16 @@ export class ApiClient {
     return this.origin + path;
   }
 
-  networkError(err) {
+  /**
+   * Why did a fetch fail? A cross-origin fetch that fails says nothing about the cause: Access's
+   * redirect to its sign-in page, cloudflared's 502 for a computer that is off and its 403 for a
+   * token it refuses all come without CORS headers. Two things are known, though: whether anything
+   * answers at the API host name at all (a no-cors request resolves on any answer and fails only
+   * when nothing answers), and when the Access session ends (the backend named it on the last
+   * answer that came through). Nothing answers: the network. The session is alive, or the owner
+   * has just been sent to sign in: the computer behind the tunnel. Otherwise: sign in.
+   */
+  async networkError(err) {
     if (err && err.name === "AbortError") return new NetworkError("aborted", "The request was stopped.", err);
     if (typeof navigator !== "undefined" && navigator.onLine === false) {
       return new NetworkError("offline", "The browser is offline.", err);
@@ -95,9 +154,20 @@ export class ApiClient {
     if (isLoopbackOrigin(this.origin)) {
       return new NetworkError("unreachable", "Server not reachable — start it with `privchat serve`.", err);
     }
+    try {
+      await fetch(this.url("/api/health"), {
+        mode: "no-cors",
+        credentials: "include",
+        cache: "no-store",
+        referrerPolicy: "no-referrer",
+      });
+    } catch {
+      return new NetworkError("unreachable", `The API at ${this.origin} could not be reached: check the network connection.`, err);
+    }
+    if (!this.accessLikelySignedIn()) return new NetworkError("access", "Cloudflare Access sign-in needed.", err);
     return new NetworkError(
-      "unreachable",
-      "The API could not be reached: Cloudflare Access sign-in may be needed, or the server is not running.",
+      "tunnel",
+      "Your computer is not reachable through the tunnel: it may be asleep or off, or privchat or cloudflared is not running.",
       err,
     );
   }
@@ -114,8 +184,9 @@ export class ApiClient {
         ...init,
       });
     } catch (err) {
-      throw this.networkError(err);
+      throw await this.networkError(err);
     }
+    this.noteAnswer(res);
     if (res.type === "opaqueredirect" || res.type === "opaque" || (res.status >= 300 && res.status < 400)) {
       throw new NetworkError("access", "Cloudflare Access sign-in needed.");
     }
@@ -250,7 +321,7 @@ export class ApiClient {
       );
     } catch (err) {
       if (finished) return;
-      throw this.networkError(signal && signal.aborted ? Object.assign(new Error("aborted"), { name: "AbortError" }) : err);
+      throw await this.networkError(signal && signal.aborted ? Object.assign(new Error("aborted"), { name: "AbortError" }) : err);
     }
     if (!finished) {
       if (signal && signal.aborted) throw new NetworkError("aborted", "The request was stopped.");

@@ -2,7 +2,7 @@
 // the chat, streams replies, and keeps the connection status honest.
 
 import { h, $, downloadBlob } from "../../lib/dom.js";
-import { ApiClient, ApiError, NetworkError } from "../../lib/api.js";
+import { ApiClient, ApiError, NetworkError, noteSignInStarted } from "../../lib/api.js";
 import { isLoopbackOrigin, rememberOrigin, resolveApiOrigin, takePairingFragment } from "../../lib/config.js";
 import { KeyStorageError, saveApiOrigin } from "../../lib/keystore.js";
 import { createMarkdown } from "../../lib/markdown.js";
@@ -183,6 +183,7 @@ export class ChatInterface {
   }
 
   openSignIn() {
+    noteSignInStarted(this.api.origin);
     window.open(this.api.origin + "/api/health", "_blank", "noopener,noreferrer");
   }
 
@@ -360,9 +361,13 @@ export class ChatInterface {
     }
     if (isLoopbackOrigin(this.api.origin)) {
       this.status.set("unreachable", "Server not reachable — start it with `privchat serve`", { actions: this.retryAction() });
+    } else if (err instanceof NetworkError && err.kind === "tunnel") {
+      // Cloudflare answered, privchat did not. The sign-in stays at hand: an unfinished sign-in looks the same.
+      this.status.set("tunnel", "Your computer is not reachable through the tunnel: is it awake, with privchat and cloudflared running?", {
+        actions: [...this.retryAction(), { id: "tunnel-signin", label: "Sign in again (new tab)", onClick: () => this.openSignIn() }],
+      });
     } else {
-      this.showAccess("Cloudflare Access sign-in needed, or the server is not reachable");
-      return;
+      this.status.set("unreachable", "The API could not be reached: check the network connection", { actions: this.retryAction() });
     }
     this.scheduleRetry();
   }

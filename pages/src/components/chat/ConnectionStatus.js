@@ -10,6 +10,7 @@ export const STATES = [
   "loading",
   "model_error",
   "unreachable",
+  "tunnel",
   "access",
   "unpaired",
   "revoked",

@@ -32,9 +32,12 @@ export function pairingErrorText(err, apiOrigin) {
   if (err instanceof NetworkError) {
     if (err.kind === "offline") return "This browser is offline. Connect to the network and try again.";
     if (err.kind === "access") return "Cloudflare Access sign-in needed: sign in to the API in a new tab (button above), then try again.";
+    if (err.kind === "tunnel") {
+      return "Your computer is not reachable through the tunnel: Cloudflare answered, but privchat did not. Check that the computer is awake and privchat and cloudflared are running, then try again.";
+    }
     return isLoopbackOrigin(apiOrigin)
       ? `The privchat server at ${apiOrigin} is not reachable — start it with \`privchat serve\`, then try again.`
-      : `The API at ${apiOrigin} could not be reached: Cloudflare Access sign-in may be needed (sign in in a new tab), or the server or tunnel is not running.`;
+      : `The API at ${apiOrigin} could not be reached: check the network connection, then try again.`;
   }
   if (err instanceof ApiError) {
     switch (err.code) {
@@ -221,7 +224,7 @@ export class DeviceAuth {
       this.root.hidden = true;
       this.onPaired(this.device, record);
     } catch (err) {
-      const signIn = (err instanceof NetworkError && (err.kind === "access" || (err.kind === "unreachable" && !isLoopbackOrigin(api.origin)))) ||
+      const signIn = (err instanceof NetworkError && err.kind === "access") ||
         (err instanceof ApiError && err.code === "access_denied");
       this.showError(pairingErrorText(err, api.origin), { signIn });
       if (err instanceof ApiError && err.code === "pairing_invalid") this.codeInput.select();
