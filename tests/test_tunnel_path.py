@@ -1,68 +1,119 @@
-"""The whole path through a stand-in for the edge (cloudflared + Cloudflare Access), issue #5.
+"""The whole path from anywhere, with real cloudflared: Chromium -> edge stand-in -> cloudflared -> tunnel.port.
+
+The chain is the production one, minus Cloudflare's network:
+
+* the **edge stand-in** (tests/support/edge.py) plays what only Cloudflare runs: the Access login and
+  cookie, the JWT header, and the answers to CORS preflights, configured with exactly the values
+  ``privchat tunnel setup`` tells the owner to enter in the Access application;
+* **cloudflared's own origin code** (tests/support/cloudflared.py: ingress matching, the Access JWT
+  validator, the origin proxy, built from cloudflared's source) runs the cloudflared config that
+  ``privchat tunnel setup`` wrote, and fetches the team's keys through a local CONNECT proxy;
+* **privchat** listens on its tunnel port, where every request needs the Access JWT.
 
 The page is served as www.standin.test and calls the API as chat-api.standin.test, both mapped to
-loopback inside Chromium: same site, as example.com and chat-api.example.com are in production, so
-the Access session cookie rides along on the page's fetches, and the API origin is not a loopback
-one, so the page has to tell "Access wants a sign-in" apart from "server not running" the way it
-must on a phone. The backend checks the stand-in's JWT itself; requests that skip the stand-in but
-claim the public hostname are refused.
+loopback inside Chromium: same site, as chat.example.com and chat-api.example.com are in production,
+so the Access cookie rides along, and the API origin is not a loopback one, so the page has to tell
+"Access wants a sign-in" from "your computer is not answering" the way it must on a phone.
+
+Where ../shared/tools/cloudflared is absent (a user's clone), these tests skip and say how to run them.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import httpx
 import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SiteServer, screenshot, site_copy
-from tests.support.edge import ACCESS_HEADER, COOKIE, EdgeStandIn
-from tests.support.server import LiveServer, SignedClient, free_port, parse_sse, write_config
+from tests.support.cloudflared import AccessKeyServer, OriginHarness, require_harness
+from tests.support.edge import ACCESS_HEADER, COOKIE, AccessCors, EdgeStandIn
+from tests.support.server import LiveServer, SignedClient, free_port, parse_sse, run_cli, write_config
 from tests.support.signing import TestDevice
 
 PUBLIC_HOST = "chat-api.standin.test"
 SITE_HOST = "www.standin.test"
+TUNNEL_UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
 
 
-class Edge:
-    def __init__(self, standin: EdgeStandIn, server: LiveServer, site: SiteServer, site_origin: str) -> None:
-        self.standin, self.server, self.site, self.site_origin = standin, server, site, site_origin
+@dataclass
+class Chain:
+    standin: EdgeStandIn
+    keys: AccessKeyServer
+    harness: OriginHarness
+    server: LiveServer
+    site: SiteServer
+    site_origin: str
+    setup: dict[str, Any]  # `privchat tunnel setup --json`
 
     def via_edge(self, device: TestDevice) -> SignedClient:
         """A client that signed in to Access (has the session cookie) and calls the API through the edge."""
         return SignedClient(self.standin.url, device, extra_headers={"Cookie": f"{COOKIE}={self.standin.mint()}"})
 
-    def direct(self, device: TestDevice, access_token: str | None) -> SignedClient:
-        """A client that skips the edge: straight to the backend port, claiming the public hostname."""
+    def at_cloudflared(self, device: TestDevice, access_token: str | None) -> SignedClient:
+        """Straight to cloudflared, as the edge would send it, with whatever token the test gives."""
         headers = {ACCESS_HEADER: access_token} if access_token is not None else {}
-        return SignedClient(self.server.url, device, host=PUBLIC_HOST, extra_headers=headers)
+        return SignedClient(self.harness.url, device, host=PUBLIC_HOST, extra_headers=headers)
+
+    def at_tunnel_port(self, device: TestDevice, access_token: str | None, host: str = PUBLIC_HOST) -> SignedClient:
+        """Skipping the edge and cloudflared: straight to privchat's tunnel port."""
+        headers = {ACCESS_HEADER: access_token} if access_token is not None else {}
+        return SignedClient(self.server.tunnel_url, device, host=host, extra_headers=headers)
+
+
+def tunnel_setup(folder: Path, standin: EdgeStandIn, tunnel_port: int) -> dict[str, Any]:
+    """Run the owner's `privchat tunnel setup` for the stand-in's Access application; returns its JSON summary."""
+    scratch = folder / "setup"
+    scratch.mkdir()
+    result = run_cli(scratch / "config.yaml", "tunnel", "setup", "--yes", "--json",
+                     "--site-url=https://standin.test", f"--api-hostname={PUBLIC_HOST}", f"--page-origin=https://{SITE_HOST}",
+                     f"--tunnel={TUNNEL_UUID}", f"--credentials-file={scratch / 'creds.json'}",
+                     f"--team-name={standin.team_name}", f"--aud={standin.aud}", f"--tunnel-port={tunnel_port}",
+                     f"--cloudflared-config={folder / 'cloudflared.yml'}", f"--pages-dir={scratch / 'no-pages'}")
+    return json.loads(result.stdout)
+
+
+def access_cors_from_setup(setup: dict[str, Any], site_origin: str) -> AccessCors:
+    """What the owner enters in the Access application, verbatim. The one difference is the page's
+    origin: the test serves it over http on a loopback port, where the owner has https://www.standin.test."""
+    cors = setup["access_cors"]
+    assert cors["allowed_origins"] == [f"https://{SITE_HOST}"]
+    return AccessCors(allowed_origins=[site_origin], allow_credentials=cors["allow_credentials"],
+                      allowed_methods=cors["allowed_methods"], allowed_headers=cors["allowed_headers"], max_age=cors["max_age"])
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
-    folder: Path = tmp_path_factory.mktemp("edge")
-    backend_port, site_port = free_port(), free_port()
-    standin = EdgeStandIn(f"http://127.0.0.1:{backend_port}", public_hostname=PUBLIC_HOST).start()
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
+    require_harness()
+    folder: Path = tmp_path_factory.mktemp("chain")
+    backend_port, tunnel_port, site_port = free_port(), free_port(), free_port()
     site_origin = f"http://{SITE_HOST}:{site_port}"
+    standin = EdgeStandIn("http://127.0.0.1:9", public_hostname=PUBLIC_HOST).start()
+    setup = tunnel_setup(folder, standin, tunnel_port)
+    standin.cors = access_cors_from_setup(setup, site_origin)
     config = write_config(folder, {
         "server": {"allowed_origins": [site_origin]},
+        "tunnel": {"port": tunnel_port},
         "site": {"url": site_origin, "api_origin": standin.public_origin},
         "access": {"team_domain": standin.team_domain, "aud": [standin.aud], "public_hostnames": [PUBLIC_HOST],
                    "certs_url": standin.jwks_url},
     }, port=backend_port)
-    server = site = None
+    keys = harness = server = site = None
     try:
+        keys = standin.access_key_server().start()
+        harness = OriginHarness(folder / "cloudflared.yml", access=keys).start()
+        standin.upstream_url = harness.url
         server = LiveServer(folder, config).start()
         site = SiteServer(site_copy(folder, standin.public_origin), site_port).start()
-        yield Edge(standin, server, site, site_origin)
+        yield Chain(standin, keys, harness, server, site, site_origin, setup)
     finally:
-        if site:
-            site.stop()
-        if server:
-            server.stop()
+        for part in (site, server, harness, keys):
+            if part is not None:
+                part.stop()
         standin.stop()
 
 
@@ -74,138 +125,88 @@ def error_code(response: httpx.Response) -> tuple[int, str, str]:
     return response.status_code, error["code"], error["message"]
 
 
-# --- the stand-in itself behaves like Access ----------------------------------------------------------
+PAGE_PREFLIGHT = {"Access-Control-Request-Method": "POST",
+                  "Access-Control-Request-Headers": "content-digest,content-type,signature,signature-input"}
 
-def test_standin_without_session_acts_like_access(edge: Edge) -> None:
-    standin, before = edge.standin, edge.standin.forwarded_count
-    origin = {"Origin": edge.site_origin}
+
+# --- the defect this fixes, and what setup prints instead ---------------------------------------------------
+
+def test_bypassed_preflight_dies_at_cloudflared(chain: Chain) -> None:
+    """'Bypass OPTIONS requests to origin' sends the preflight on without a token: real cloudflared refuses it."""
+    before = chain.server.log()
+    response = httpx.request("OPTIONS", chain.harness.url + "/api/chat", timeout=30,
+                             headers={"Host": PUBLIC_HOST, "Origin": chain.site_origin, **PAGE_PREFLIGHT})
+    assert response.status_code == 403 and not response.content
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert chain.server.log() == before, "the preflight reached privchat"
+
+
+def test_access_answers_the_preflight_with_the_values_setup_printed(chain: Chain) -> None:
+    forwarded = chain.standin.forwarded_count
+    response = httpx.request("OPTIONS", chain.standin.url + "/api/chat", timeout=30,
+                             headers={"Origin": chain.site_origin, **PAGE_PREFLIGHT})
+    assert response.status_code == 200, response.text
+    assert response.headers["Access-Control-Allow-Origin"] == chain.site_origin
+    assert response.headers["Access-Control-Allow-Credentials"] == "true"
+    assert chain.standin.forwarded_count == forwarded, "a preflight went through the tunnel"
+    # A header the page does not send is not allowed: the printed list is exact, not a wildcard.
+    other = httpx.request("OPTIONS", chain.standin.url + "/api/chat", timeout=30, headers={
+        "Origin": chain.site_origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-other"})
+    assert "Access-Control-Allow-Origin" not in other.headers
+    # And no origin but the page's.
+    foreign = httpx.request("OPTIONS", chain.standin.url + "/api/chat", timeout=30,
+                            headers={"Origin": "https://evil.example", **PAGE_PREFLIGHT})
+    assert "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_without_a_session_access_sends_to_its_login(chain: Chain) -> None:
+    standin, before = chain.standin, chain.standin.forwarded_count
+    origin = {"Origin": chain.site_origin}
     refused = httpx.get(standin.url + "/api/health", headers=origin)
     assert refused.status_code == 302 and "/cdn-cgi/access/login?redirect_url=" in refused.headers["Location"]
     assert "Access-Control-Allow-Origin" not in refused.headers  # so a page's fetch fails as a CORS error
-    expired = httpx.get(standin.url + "/api/health", headers={**origin, "Cookie": f"{COOKIE}={standin.expired_token()}"})
-    assert expired.status_code == 302
-    forged = httpx.get(standin.url + "/api/health", headers={**origin, "Cookie": f"{COOKIE}={standin.forged_token()}"})
-    assert forged.status_code == 302
+    for bad in (standin.expired_token(), standin.forged_token()):
+        assert httpx.get(standin.url + "/api/health", headers={**origin, "Cookie": f"{COOKIE}={bad}"}).status_code == 302
     assert standin.forwarded_count == before, "the stand-in let a request without a valid session through"
-    # Preflights bypass Access and get the backend's CORS answer.
-    preflight = httpx.request("OPTIONS", standin.url + "/api/chat", headers={
-        **origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type,signature"})
-    assert preflight.status_code == 200, preflight.text
-    assert preflight.headers["Access-Control-Allow-Origin"] == edge.site_origin
-    assert standin.forwarded[-1].method == "OPTIONS" and standin.forwarded[-1].headers["Host"] == PUBLIC_HOST
-    # The sign-in sets an HttpOnly session cookie and sends the browser back.
-    login = httpx.get(standin.login_url(standin.url + "/api/health"))
+    page = httpx.get(standin.login_url(standin.url + "/api/health"))
+    assert page.status_code == 200 and COOKIE not in page.headers.get("Set-Cookie", ""), "signing in needs a person"
+    login = httpx.post(standin.login_url(standin.url + "/api/health"))
     assert login.status_code == 302 and login.headers["Location"] == standin.url + "/api/health"
     assert login.cookies.get(COOKIE) and "HttpOnly" in login.headers["Set-Cookie"]
     with_session = httpx.get(standin.url + "/api/health", cookies={COOKIE: login.cookies[COOKIE]})
     assert with_session.status_code == 200 and with_session.json()["status"] == "ok"
-    assert standin.certs_fetches >= 1, "the backend never fetched the stand-in's keys, so it checked no JWT"
+    assert chain.keys.certs_fetches >= 1, "cloudflared never fetched the team's keys, so it checked no JWT"
 
 
-# --- 1. the page, through the edge, in Chromium ---------------------------------------------------------
-
-@pytest.mark.browser
-@pytest.mark.model
-def test_page_signs_in_pairs_and_chats_through_the_edge(edge: Edge) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    standin = edge.standin
-    code = json.loads(edge.server.cli("pair", "--json").stdout)["code"]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            *CHROMIUM_ARGS, *standin.chromium_args(),
-            # http://www.standin.test stands in for an https site: WebCrypto and IndexedDB need a secure context.
-            f"--unsafely-treat-insecure-origin-as-secure={edge.site_origin}"])
-        try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(edge.site_origin + "/chat/")
-            # No session cookie: the page must say "sign in", not "server down".
-            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
-            assert page.is_visible("#access-signin")
-            screenshot(page, "edge-standin-1-access-needed")
-
-            # Trying to pair before signing in: the form offers the sign-in; nothing reached the backend.
-            forwarded_before = standin.forwarded_count
-            page.fill("#pair-code", code)
-            page.click("#pair-button")
-            page.wait_for_selector("#pair-error #pair-signin", timeout=20_000)
-            assert "Access" in page.text_content("#pair-error")
-            assert standin.forwarded_count == forwarded_before
-            assert any(method == "GET" for method, _target, _status in standin.refused)
-
-            # Sign in like the owner: the button opens the API in a new tab, Access sends it to its login.
-            with context.expect_page() as opened:
-                page.click("#pair-signin")
-            tab = opened.value
-            tab.wait_for_load_state()
-            assert tab.url.startswith(standin.public_origin + "/api/"), tab.url
-            assert '"status"' in tab.content()  # the tab ended on the API, past the login
-            cookies = {c["name"]: c for c in context.cookies(standin.public_origin)}
-            assert COOKIE in cookies and cookies[COOKIE]["httpOnly"]
-            tab.close()
-
-            page.bring_to_front()
-            page.click("#pair-retry")
-            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
-            fingerprint = page.text_content("#fingerprint").strip()
-            page.fill("#message-input", "Say hello in one short sentence.")
-            page.keyboard.press("Enter")
-            page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]', timeout=60_000)
-            reply = page.text_content('.message[data-role="assistant"]')
-            assert reply and reply.strip()
-            screenshot(page, "edge-standin-2-chat")
-
-            # The Access session ends (it lasts hours, not forever): the page must ask for a sign-in
-            # again, and the status bar's sign-in and Retry bring it back.
-            context.clear_cookies()
-            page.evaluate("window.dispatchEvent(new Event('focus'))")
-            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
-            assert page.is_visible("#access-signin")
-            screenshot(page, "edge-standin-3-session-ended")
-            with context.expect_page() as opened:
-                page.click("#access-signin")
-            opened.value.wait_for_load_state()
-            assert opened.value.url.startswith(standin.public_origin + "/api/"), opened.value.url
-            opened.value.close()
-            page.bring_to_front()
-            page.click("#status-retry")
-            page.wait_for_selector("#status[data-state=ready]", timeout=20_000)
-        finally:
-            browser.close()
-
-    sent = [(f.method, urlpath(f.target), f.status) for f in standin.forwarded]
-    assert ("POST", "/api/auth/device", 201) in sent
-    assert ("POST", "/api/chat", 200) in sent
-    assert any(method == "OPTIONS" for method, _path, _status in sent), "the signed requests' preflights did not pass"
-    for item in standin.forwarded:
-        assert item.headers["Host"] == PUBLIC_HOST
-        assert (ACCESS_HEADER in item.headers) == (item.method != "OPTIONS")
-    # The backend knows the device the page paired, and saw it on signed requests (last_seen) that came
-    # in on the public hostname, which it only serves with a JWT it verified against the stand-in's keys.
-    devices = json.loads(edge.server.cli("devices", "list", "--json").stdout)["devices"]
-    paired = [d for d in devices if d["fingerprint"] == fingerprint]
-    assert paired and paired[0]["status"] == "active" and paired[0]["last_seen_at"], devices
-    assert standin.certs_fetches >= 1
-
-
-def urlpath(target: str) -> str:
-    return target.split("?", 1)[0]
-
-
-# --- 2. skipping the edge while claiming the public hostname ---------------------------------------------
+# --- what real cloudflared answers, and what privchat answers behind it ----------------------------------
 
 @pytest.fixture(scope="module")
-def edge_device(edge: Edge) -> TestDevice:
-    client = edge.via_edge(TestDevice(name="paired through the edge"))
-    response = client.register(edge.server.pair_code(), "paired through the edge")
+def device(chain: Chain) -> TestDevice:
+    client = chain.via_edge(TestDevice(name="paired through the edge"))
+    response = client.register(chain.server.pair_code(), "paired through the edge")
     assert response.status_code == 201, response.text
-    assert edge.standin.forwarded[-1].target == "/api/auth/device"
     return client.device
 
 
+@pytest.mark.parametrize(("case", "status"), [("none", 403), ("wrong_aud", 403), ("expired", 502), ("wrong_issuer", 502),
+                                              ("forged", 502)])
+def test_cloudflared_refuses_bad_tokens_before_privchat(chain: Chain, device: TestDevice, case: str, status: int) -> None:
+    standin = chain.standin
+    token = {"none": None, "wrong_aud": standin.wrong_aud_token(), "expired": standin.expired_token(),
+             "wrong_issuer": standin.mint(iss="https://otherteam.cloudflareaccess.com"),
+             "forged": standin.forged_token()}[case]
+    before = chain.server.log()
+    response = chain.at_cloudflared(device, token).get("/api/auth/device")
+    assert response.status_code == status, (response.status_code, response.text)
+    assert chain.server.log() == before
+    ok = chain.at_cloudflared(device, standin.mint()).get("/api/auth/device")  # the control
+    assert ok.status_code == 200 and ok.json()["device_id"] == device.device_id
+
+
 @pytest.mark.parametrize("case", ["none", "forged_same_kid", "forged_new_kid", "expired", "wrong_aud"])
-def test_direct_requests_for_the_public_host_are_refused(edge: Edge, edge_device: TestDevice, case: str) -> None:
-    standin = edge.standin
+def test_privchat_refuses_the_same_on_its_tunnel_port(chain: Chain, device: TestDevice, case: str) -> None:
+    """Defence in depth: a request that skips the edge and cloudflared gets the same answer from privchat."""
+    standin = chain.standin
     token, says = {
         "none": (None, "without a Cloudflare Access token"),
         "forged_same_kid": (standin.forged_token(same_kid=True), "InvalidSignatureError"),
@@ -213,25 +214,19 @@ def test_direct_requests_for_the_public_host_are_refused(edge: Edge, edge_device
         "expired": (standin.expired_token(), "expired"),
         "wrong_aud": (standin.wrong_aud_token(), "(aud)"),
     }[case]
-    before = standin.forwarded_count
-    status, code, message = error_code(edge.direct(edge_device, token).get("/api/auth/device"))
-    assert (status, code) == (403, "access_denied"), message
-    assert says in message, message
-    assert standin.forwarded_count == before  # it really skipped the edge
-
-
-def test_direct_request_with_a_valid_token_is_served(edge: Edge, edge_device: TestDevice) -> None:
-    """The control for the refusals above: the same request, with the stand-in's JWT, passes."""
-    response = edge.direct(edge_device, edge.standin.mint()).get("/api/auth/device")
+    for host in (PUBLIC_HOST, "127.0.0.1"):
+        status, code, message = error_code(chain.at_tunnel_port(device, token, host=host).get("/api/auth/device"))
+        assert (status, code) == (403, "access_denied"), message
+        assert says in message, message
+    response = chain.at_tunnel_port(device, standin.mint()).get("/api/auth/device")  # the control
     assert response.status_code == 200, response.text
-    assert response.json()["device_id"] == edge_device.device_id
 
 
-# --- 3. the stream is not buffered by the edge -----------------------------------------------------------
+# --- the stream is not buffered on the way -------------------------------------------------------------------
 
 @pytest.mark.model
-def test_stream_through_the_edge_arrives_token_by_token(edge: Edge, edge_device: TestDevice) -> None:
-    client = edge.via_edge(edge_device)
+def test_stream_through_the_chain_arrives_token_by_token(chain: Chain, device: TestDevice) -> None:
+    client = chain.via_edge(device)
     body = {"message": "Write a short story about a cat who learns to sail.", "options": {"max_tokens": 48, "temperature": 0}}
     response = client.request("POST", "/api/chat", json_body=body, stream=True)
     arrivals: list[tuple[float, str]] = []  # (time the event's last byte arrived, event)
@@ -251,10 +246,161 @@ def test_stream_through_the_edge_arrives_token_by_token(edge: Edge, edge_device:
     assert events[0] == "start" and events[-1] == "done", events
     tokens = [t for t, event in arrivals if event == "token"]
     assert len(tokens) >= 8, f"only {len(tokens)} token events"
-    gap = tokens[-1] - tokens[0]
-    distinct_reads = len({round(t, 6) for t in tokens})
-    assert gap >= 0.1, f"all {len(tokens)} tokens arrived within {gap * 1000:.0f} ms: the edge buffered the stream"
-    # The server writes the tokens of one 30 ms window together, so a few tokens may share a read;
-    # a buffering proxy would deliver them all in one or two.
-    assert distinct_reads >= 3, f"{len(tokens)} tokens arrived in only {distinct_reads} reads"
-    assert edge.standin.forwarded[-1].target == "/api/chat"
+    assert tokens[-1] - tokens[0] >= 0.1, "all tokens arrived at once: something on the path buffered the stream"
+    # The server writes the tokens of one 30 ms window together, so a few share a read; a buffering hop would deliver one or two.
+    assert len({round(t, 6) for t in tokens}) >= 3
+    assert chain.standin.forwarded[-1].target == "/api/chat"
+
+
+# --- the page, through the whole chain, in Chromium -------------------------------------------------------
+
+def launch(playwright: Any, chain: Chain) -> Any:
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        *CHROMIUM_ARGS, *chain.standin.chromium_args(),
+        # http://www.standin.test stands in for an https site: WebCrypto and IndexedDB need a secure context.
+        f"--unsafely-treat-insecure-origin-as-secure={chain.site_origin}"])
+
+
+def sign_in_through_the_button(context: Any, page: Any, button: str, chain: Chain) -> None:
+    with context.expect_page() as opened:
+        page.click(button)
+    tab = opened.value
+    tab.wait_for_load_state()
+    tab.click("#access-login")  # Access's sign-in page: the owner signs in
+    tab.wait_for_url(chain.standin.public_origin + "/api/**")
+    assert '"status"' in tab.content()  # the tab ended on the API, past the login
+    tab.close()
+    page.bring_to_front()
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_page_signs_in_pairs_chats_stops_and_is_revoked_through_the_chain(chain: Chain) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    standin = chain.standin
+    code = chain.server.pair_code()
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright, chain)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(chain.site_origin + "/chat/")
+            # No session cookie: the page must say "sign in", not "server down".
+            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
+            assert page.is_visible("#access-signin")
+            screenshot(page, "tunnel-path-1-access-needed")
+
+            # Trying to pair before signing in: the form offers the sign-in; nothing went through the tunnel.
+            forwarded_before = standin.forwarded_count
+            page.fill("#pair-code", code)
+            page.click("#pair-button")
+            page.wait_for_selector("#pair-error #pair-signin", timeout=20_000)
+            assert "Access" in page.text_content("#pair-error")
+            assert standin.forwarded_count == forwarded_before
+
+            sign_in_through_the_button(context, page, "#pair-signin", chain)
+            cookies = {c["name"]: c for c in context.cookies(standin.public_origin)}
+            assert COOKIE in cookies and cookies[COOKIE]["httpOnly"]
+            page.click("#pair-retry")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            fingerprint = page.text_content("#fingerprint").strip()
+
+            # A reply streams: the first token is on screen before the reply is finished.
+            page.fill("#message-input", "Write a long story about a lighthouse keeper and a storm.")
+            page.keyboard.press("Enter")
+            page.wait_for_function("""() => {
+                const m = document.querySelector('.message[data-role="assistant"]');
+                return m && m.dataset.status === 'streaming' && m.textContent.trim().length > 0; }""", timeout=60_000)
+            page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]', timeout=90_000)
+            screenshot(page, "tunnel-path-2-chat")
+
+            # History comes back after a reload, through the chain.
+            page.reload()
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            page.wait_for_selector('.conversation-item', timeout=20_000)
+
+            # Stop: a long reply is stopped and kept as stopped.
+            page.click("#new-conversation")
+            page.fill("#message-input", "Count from one to two hundred in words, one per line.")
+            page.keyboard.press("Enter")
+            page.wait_for_function("""() => {
+                const all = document.querySelectorAll('.message[data-role="assistant"]');
+                const m = all[all.length - 1];
+                return m && m.dataset.status === 'streaming' && m.textContent.trim().length > 0; }""", timeout=60_000)
+            page.click("#stop-button")
+            page.wait_for_function("""() => {
+                const all = document.querySelectorAll('.message[data-role="assistant"]');
+                const m = all[all.length - 1];
+                return m && m.dataset.status !== 'streaming'; }""", timeout=30_000)
+            assert page.locator('.message[data-role="assistant"]').last.get_attribute("data-status") == "cancelled"
+
+            # Revoked from the CLI: the very next request through the chain is refused and the page says so.
+            devices = json.loads(chain.server.cli("devices", "list", "--json").stdout)["devices"]
+            mine = [d for d in devices if d["fingerprint"] == fingerprint]
+            assert mine and mine[0]["status"] == "active" and mine[0]["last_seen_at"], devices
+            chain.server.cli("devices", "revoke", mine[0]["fingerprint"])
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+            page.wait_for_selector("#status[data-state=revoked]", timeout=30_000)
+            screenshot(page, "tunnel-path-3-revoked")
+        finally:
+            browser.close()
+
+    sent = [(f.method, f.target.split("?", 1)[0], f.status) for f in standin.forwarded]
+    assert ("POST", "/api/auth/device", 201) in sent and ("POST", "/api/chat", 200) in sent
+    assert not any(method == "OPTIONS" for method, _path, _status in sent), "a preflight went through the tunnel"
+    assert {p.method for p in standin.preflights if p.status == 200} >= {"POST"}, standin.preflights
+    for item in standin.forwarded:
+        assert item.headers["Host"] == PUBLIC_HOST and ACCESS_HEADER in item.headers
+
+
+@pytest.mark.browser
+def test_page_tells_sign_in_from_an_unreachable_computer(chain: Chain, tmp_path: Path) -> None:
+    """Access wants a sign-in; cloudflared refuses the token; privchat is down: three different sentences."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    standin, server = chain.standin, chain.server
+    code = server.pair_code()
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright, chain)
+        try:
+            context = browser.new_context()
+            context.add_cookies([{"name": COOKIE, "value": standin.mint(), "url": standin.public_origin, "httpOnly": True}])
+            page = context.new_page()
+            page.goto(chain.site_origin + f"/chat/#pair={code}&api={standin.public_origin}")
+            page.click("#pair-button")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+
+            # The Access application's AUD changed (a misconfiguration): cloudflared answers 403.
+            standin.forward_token = standin.wrong_aud_token
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+            page.wait_for_selector("#status[data-state=tunnel]", timeout=30_000)
+            standin.forward_token = None
+            page.click("#status-retry")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+
+            # The computer's privchat is down: cloudflared's 502.
+            server.stop()
+            try:
+                page.evaluate("window.dispatchEvent(new Event('focus'))")
+                page.wait_for_selector("#status[data-state=tunnel]", timeout=30_000)
+                text = page.text_content("#status")
+                assert "not reachable through the tunnel" in text and "sign" not in text.lower(), text
+                assert not page.is_visible("#access-signin") and page.is_visible("#status-retry")
+                screenshot(page, "tunnel-path-4-computer-unreachable")
+            finally:
+                server.start()
+            page.click("#status-retry")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+
+            # The session ends: Access's redirect, and the page asks for a sign-in again (the control).
+            context.clear_cookies()
+            context.add_cookies([{"name": COOKIE, "value": standin.mint(lifetime=3), "url": standin.public_origin, "httpOnly": True}])
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+            page.wait_for_selector("#status[data-state=ready]", timeout=20_000)  # learns the short session's end
+            time.sleep(4)
+            page.evaluate("window.dispatchEvent(new Event('focus'))")
+            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
+            sign_in_through_the_button(context, page, "#access-signin", chain)
+            page.click("#status-retry")
+            page.wait_for_selector("#status[data-state=ready]", timeout=20_000)
+        finally:
+            browser.close()
