@@ -49,3 +49,17 @@ def test_a_broken_config_is_reported(tmp_path: Path) -> None:
     code, report = _doctor(bad)
     assert code == 1 and report["checks"][0]["name"] == "config"
     assert "server.port" in report["checks"][0]["detail"]
+
+
+def test_tunnel_port_taken_by_another_program_is_named(tmp_path: Path) -> None:
+    import socket
+
+    config = write_config(tmp_path, {"access": {"team_domain": "https://myteam.cloudflareaccess.com", "aud": ["a" * 64],
+                                                "public_hostnames": ["chat-api.example.com"]}})
+    port = yaml.safe_load(config.read_text())["tunnel"]["port"]
+    free = next(c for c in _doctor(config)[1]["checks"] if c["name"] == "tunnel port")
+    assert free["ok"] and f"tunnel port {port} is free" in free["detail"]  # the control
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))  # bound, not listening: another program holding the port
+        taken = next(c for c in _doctor(config)[1]["checks"] if c["name"] == "tunnel port")
+    assert not taken["ok"] and f"tunnel port {port} is taken" in taken["detail"] and "tunnel.port" in taken["fix"]

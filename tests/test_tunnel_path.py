@@ -32,12 +32,13 @@ import pytest
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SiteServer, screenshot, site_copy
 from tests.support.cloudflared import AccessKeyServer, OriginHarness, require_harness
 from tests.support.edge import ACCESS_HEADER, COOKIE, AccessCors, EdgeStandIn
-from tests.support.server import LiveServer, SignedClient, free_port, parse_sse, run_cli, write_config
+from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, run_cli, write_config
 from tests.support.signing import TestDevice
 
 PUBLIC_HOST = "chat-api.standin.test"
 SITE_HOST = "www.standin.test"
 TUNNEL_UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
+PING_SECONDS = 0.5  # server.sse_ping_seconds here; 15 s in production, against the edge's 100 s idle cutoff
 
 
 @dataclass
@@ -96,7 +97,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     setup = tunnel_setup(folder, standin, tunnel_port)
     standin.cors = access_cors_from_setup(setup, site_origin)
     config = write_config(folder, {
-        "server": {"allowed_origins": [site_origin]},
+        "server": {"allowed_origins": [site_origin], "sse_ping_seconds": PING_SECONDS},
         "tunnel": {"port": tunnel_port},
         "site": {"url": site_origin, "api_origin": standin.public_origin},
         "access": {"team_domain": standin.team_domain, "aud": [standin.aud], "public_hostnames": [PUBLIC_HOST],
@@ -252,6 +253,38 @@ def test_stream_through_the_chain_arrives_token_by_token(chain: Chain, device: T
     assert chain.standin.forwarded[-1].target == "/api/chat"
 
 
+@pytest.mark.model
+@pytest.mark.parametrize("idle_cutoff", [4 * PING_SECONDS, PING_SECONDS / 3])
+def test_pings_keep_a_waiting_reply_past_the_edge_idle_cutoff(chain: Chain, device: TestDevice, idle_cutoff: float) -> None:
+    """The edge ends a response after 100 s of silence (524). A reply waiting behind another one's says
+    nothing until its turn, so the server sends `: ping` comments: with the edge's cutoff scaled down to
+    4 pings' time the waiting reply arrives whole; with a cutoff shorter than the ping interval (the
+    negative control) the edge cuts it, so the pings are what keep it alive."""
+    standin = chain.standin
+    standin.idle_timeout = idle_cutoff
+    try:
+        # The reply ahead only keeps the model busy: it goes to the local port, past the edge.
+        ahead = BackgroundStream(SignedClient(chain.server.url, device), {"message": "Write a long story about a lighthouse.",
+                                                          "options": {"max_tokens": 300, "temperature": 0}})
+        assert ahead.streaming.wait(60), ahead.events
+        started = time.monotonic()
+        try:
+            events = chain.via_edge(device).chat("Say hello.", max_tokens=8, temperature=0)
+        except Exception as exc:  # noqa: BLE001 - the cut stream surfaces as a protocol error
+            events = [("cut", repr(exc))]
+        waited = time.monotonic() - started
+        ahead.join(120)
+    finally:
+        standin.idle_timeout = 100.0
+    cut = [f for f in standin.forwarded if f.target == "/api/chat" and f.outcome == "idle-timeout"]
+    if idle_cutoff > PING_SECONDS:
+        assert [e for e, _ in events if e != "ping"][-1] == "done", events
+        assert sum(1 for e, _ in events if e == "ping") >= 2 and waited > idle_cutoff, (waited, events)
+        assert not cut
+    else:
+        assert cut and not any(e == "done" for e, _ in events), events
+
+
 # --- the page, through the whole chain, in Chromium -------------------------------------------------------
 
 def launch(playwright: Any, chain: Chain) -> Any:
@@ -369,13 +402,15 @@ def test_page_tells_sign_in_from_an_unreachable_computer(chain: Chain, tmp_path:
             page.click("#pair-button")
             page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
 
-            # The Access application's AUD changed (a misconfiguration): cloudflared answers 403.
-            standin.forward_token = standin.wrong_aud_token
-            page.evaluate("window.dispatchEvent(new Event('focus'))")
-            page.wait_for_selector("#status[data-state=tunnel]", timeout=30_000)
-            standin.forward_token = None
-            page.click("#status-retry")
-            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            # The Access application's AUD changed (a misconfiguration): cloudflared answers 403. A token
+            # cloudflared cannot verify (expired, another team): its 502. Neither is a crash or a sign-in loop.
+            for bad_token in (standin.wrong_aud_token, standin.expired_token):
+                standin.forward_token = bad_token
+                page.evaluate("window.dispatchEvent(new Event('focus'))")
+                page.wait_for_selector("#status[data-state=tunnel]", timeout=30_000)
+                standin.forward_token = None
+                page.click("#status-retry")
+                page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
 
             # The computer's privchat is down: cloudflared's 502.
             server.stop()

@@ -117,6 +117,24 @@ async def _check_port(config: Config) -> Check:
     return Check("port", True, f"port {config.port} is free; start the server with `privchat serve`", warning=True)
 
 
+def _check_tunnel_port(config: Config) -> Check | None:
+    """With Access configured, privchat also listens on tunnel.port: the only port cloudflared may point at."""
+    if not config.access_enabled:
+        return None
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)
+        if probe.connect_ex((config.host, config.tunnel_port)) == 0:
+            return Check("tunnel port", True, f"something listens on tunnel port {config.tunnel_port} (privchat, when it runs)")
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((config.host, config.tunnel_port))
+        except OSError:
+            return Check("tunnel port", False, f"tunnel port {config.tunnel_port} is taken by another program",
+                         "stop it, or set tunnel.port and run `privchat tunnel setup` again")
+    return Check("tunnel port", True, f"tunnel port {config.tunnel_port} is free for `privchat serve`", warning=True)
+
+
 def _check_tunnel(config: Config) -> Check | None:
     from .tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
@@ -138,6 +156,9 @@ async def run_checks(args: argparse.Namespace) -> list[Check]:
     checks += _check_model(config)
     checks += await _check_database(config)
     checks.append(await _check_port(config))
+    tunnel_port = _check_tunnel_port(config)
+    if tunnel_port is not None:
+        checks.append(tunnel_port)
     tunnel = _check_tunnel(config)
     if tunnel is not None:
         checks.append(tunnel)
