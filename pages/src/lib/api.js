@@ -1,104 +1,13 @@
 // Signed client for the privchat API. Every request but health and registration carries an
 // RFC 9421 signature made with the device key; `credentials: "include"` lets a Cloudflare
-// Access session cookie ride along when the API sits behind Access.
+// Access session cookie ride along when the API sits behind Access. Failures are thrown as the
+// errors of errors.js (facts only); describe.js words them for the owner.
 
 import { signRequest } from "./signing.js";
 import { readSSE } from "./sse.js";
 import { isLoopbackOrigin } from "./config.js";
-
-/** An error answer from the API: {"error": {"code", "message"}}. */
-export class ApiError extends Error {
-  constructor(status, code, message, { retryAfter = null } = {}) {
-    super(message || `The server answered ${status}.`);
-    this.name = "ApiError";
-    this.status = status;
-    this.code = code || `http_${status}`;
-    this.retryAfter = retryAfter;
-  }
-}
-
-/**
- * The request never got an answer we could read. kind:
- *   "offline"      the browser says it is offline
- *   "access"       Cloudflare Access wants a sign-in (redirect, opaque answer)
- *   "tunnel"       something at the API host name answered, but not privchat: the edge is there,
- *                  the computer behind the tunnel is not (asleep, privchat or cloudflared stopped,
- *                  or the tunnel refused the request)
- *   "unreachable"  nothing answered: connection refused, DNS, no network path
- *   "aborted"      we aborted it ourselves
- */
-export class NetworkError extends Error {
-  constructor(kind, message, cause) {
-    super(message);
-    this.name = "NetworkError";
-    this.kind = kind;
-    this.cause = cause;
-  }
-}
-
-// The backend names, on every answer that came through the tunnel, when the Access session behind
-// it ends (the Access JWT's exp). Kept per API origin, so a reload remembers it.
-const ACCESS_EXPIRES_HEADER = "Privchat-Access-Expires";
-const SIGN_IN_GRACE_MS = 5000;
-
-function storageKey(origin, what) {
-  return `privchat.${what}:${origin}`;
-}
-
-function readNumber(key) {
-  try {
-    const value = Number(globalThis.localStorage ? localStorage.getItem(key) : NaN);
-    return Number.isFinite(value) ? value : 0;
-  } catch {
-    return 0; // storage blocked: nothing remembered
-  }
-}
-
-function writeNumber(key, value) {
-  try {
-    if (globalThis.localStorage) localStorage.setItem(key, String(value));
-  } catch {
-    /* storage blocked: remembered for this page only */
-  }
-}
-
-/** The owner opened Access's sign-in page for this API: a failure after that is not "sign in" again. */
-export function noteSignInStarted(origin) {
-  writeNumber(storageKey(origin, "signInStarted"), Date.now());
-}
-
-function retryAfterSeconds(res) {
-  const v = res.headers.get("Retry-After");
-  if (!v) return null;
-  const n = Number(v);
-  if (Number.isFinite(n)) return Math.max(0, n);
-  const d = Date.parse(v);
-  return Number.isFinite(d) ? Math.max(0, Math.round((d - Date.now()) / 1000)) : null;
-}
-
-async function errorFromResponse(res) {
-  let code = null;
-  let message = null;
-  try {
-    const body = await res.json();
-    if (body && body.error) {
-      code = body.error.code || null;
-      message = body.error.message || null;
-    }
-  } catch {
-    /* not JSON: keep the generic sentence */
-  }
-  if (!code && res.status === 403) code = "access_denied";
-  if (!message) {
-    message =
-      res.status === 403
-        ? "Access was denied (Cloudflare Access sign-in may be needed)."
-        : res.status >= 500
-          ? `The server had a problem (HTTP ${res.status}).`
-          : `The request failed (HTTP ${res.status}).`;
-  }
-  return new ApiError(res.status, code, message, { retryAfter: retryAfterSeconds(res) });
-}
+import { ApiError, NetworkError, StreamError, errorFromResponse } from "./errors.js";
+import { AccessSession } from "./access.js";
 
 export class ApiClient {
   /**
@@ -110,23 +19,7 @@ export class ApiClient {
     this.getDevice = getDevice;
     this.offsetMs = 0; // serverTime - localTime
     this.lastHealth = null;
-    this.accessExpiresMs = readNumber(storageKey(origin, "accessExpires"));
-  }
-
-  /** Remembers when the Access session ends, from an answer that came through the tunnel. */
-  noteAnswer(res) {
-    const seconds = Number(res.headers.get(ACCESS_EXPIRES_HEADER));
-    if (Number.isFinite(seconds) && seconds > 0 && seconds * 1000 !== this.accessExpiresMs) {
-      this.accessExpiresMs = seconds * 1000;
-      writeNumber(storageKey(this.origin, "accessExpires"), this.accessExpiresMs);
-    }
-  }
-
-  /** Is the Access session known to be alive, or has the owner just gone to sign in? */
-  accessLikelySignedIn() {
-    if (this.accessExpiresMs > this.now() + SIGN_IN_GRACE_MS) return true;
-    const started = readNumber(storageKey(this.origin, "signInStarted"));
-    return started > 0 && started > this.accessExpiresMs - this.offsetMs;
+    this.access = new AccessSession(origin);
   }
 
   now() {
@@ -147,13 +40,10 @@ export class ApiClient {
    * has just been sent to sign in: the computer behind the tunnel. Otherwise: sign in.
    */
   async networkError(err) {
-    if (err && err.name === "AbortError") return new NetworkError("aborted", "The request was stopped.", err);
-    if (typeof navigator !== "undefined" && navigator.onLine === false) {
-      return new NetworkError("offline", "The browser is offline.", err);
-    }
-    if (isLoopbackOrigin(this.origin)) {
-      return new NetworkError("unreachable", "Server not reachable — start it with `privchat serve`.", err);
-    }
+    const failure = (kind) => new NetworkError(kind, { origin: this.origin, cause: err });
+    if (err && err.name === "AbortError") return failure("aborted");
+    if (typeof navigator !== "undefined" && navigator.onLine === false) return failure("offline");
+    if (isLoopbackOrigin(this.origin)) return failure("unreachable");
     try {
       await fetch(this.url("/api/health"), {
         mode: "no-cors",
@@ -162,14 +52,9 @@ export class ApiClient {
         referrerPolicy: "no-referrer",
       });
     } catch {
-      return new NetworkError("unreachable", `The API at ${this.origin} could not be reached: check the network connection.`, err);
+      return failure("unreachable");
     }
-    if (!this.accessLikelySignedIn()) return new NetworkError("access", "Cloudflare Access sign-in needed.", err);
-    return new NetworkError(
-      "tunnel",
-      "Your computer is not reachable through the tunnel: it may be asleep or off, or privchat or cloudflared is not running.",
-      err,
-    );
+    return failure(this.access.likelySignedIn(this.now(), this.offsetMs) ? "tunnel" : "access");
   }
 
   async rawFetch(path, init) {
@@ -186,9 +71,9 @@ export class ApiClient {
     } catch (err) {
       throw await this.networkError(err);
     }
-    this.noteAnswer(res);
+    this.access.noteAnswer(res);
     if (res.type === "opaqueredirect" || res.type === "opaque" || (res.status >= 300 && res.status < 400)) {
-      throw new NetworkError("access", "Cloudflare Access sign-in needed.");
+      throw new NetworkError("access", { origin: this.origin });
     }
     return res;
   }
@@ -204,7 +89,7 @@ export class ApiClient {
       body = await res.json();
     } catch (err) {
       // An HTML login page instead of JSON also means Access is in the way.
-      throw new NetworkError("access", "Cloudflare Access sign-in needed.", err);
+      throw new NetworkError("access", { origin: this.origin, cause: err });
     }
     if (body && typeof body.time === "number" && Number.isFinite(body.time)) {
       this.offsetMs = Math.round(body.time * 1000 - (t0 + t1) / 2);
@@ -279,9 +164,9 @@ export class ApiClient {
   // ------------------------------------------------------------ chat
 
   /**
-   * POST /api/chat and stream the reply. Handlers: onStart, onToken, onDone, onError (stream
-   * error event), onPing. Resolves when the stream ends; throws ApiError before the stream starts,
-   * NetworkError if the connection drops (kind "aborted" when the signal fired).
+   * POST /api/chat and stream the reply. Handlers: onStart, onToken, onDone, onError (the stream's
+   * error event, as a StreamError), onPing. Resolves when the stream ends; throws ApiError before
+   * the stream starts, NetworkError if the connection drops (kind "aborted" when the signal fired).
    */
   async chat({ conversationId, message, options, signal }, handlers = {}) {
     const payload = { message };
@@ -314,7 +199,7 @@ export class ApiClient {
             if (handlers.onDone) handlers.onDone(data);
           } else if (ev.event === "error") {
             finished = true;
-            if (handlers.onError) handlers.onError(data);
+            if (handlers.onError) handlers.onError(new StreamError(data || {}));
           }
         },
         { signal, onComment: handlers.onPing },
@@ -324,8 +209,7 @@ export class ApiClient {
       throw await this.networkError(signal && signal.aborted ? Object.assign(new Error("aborted"), { name: "AbortError" }) : err);
     }
     if (!finished) {
-      if (signal && signal.aborted) throw new NetworkError("aborted", "The request was stopped.");
-      throw new NetworkError("interrupted", "The connection closed before the reply was finished.");
+      throw new NetworkError(signal && signal.aborted ? "aborted" : "interrupted", { origin: this.origin });
     }
   }
 

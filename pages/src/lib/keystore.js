@@ -2,20 +2,13 @@
 // clone in IndexedDB (database "privchat", store "device"). The private key bytes can never
 // be read by script, only used to sign.
 
+import { KeyStorageError } from "./errors.js";
+
 const DB_NAME = "privchat";
 const DB_VERSION = 1;
 const STORE = "device";
 const DEVICE_KEY = "current";
 const ORIGIN_KEY = "apiOrigin";
-
-export class KeyStorageError extends Error {
-  constructor(cause) {
-    super("This browser cannot keep a device key (private browsing?) — open /chat in a normal window");
-    this.name = "KeyStorageError";
-    this.code = "no_key_storage";
-    this.cause = cause;
-  }
-}
 
 let dbPromise = null;
 

@@ -22,25 +22,32 @@ export class ConnectionStatus {
   /**
    * @param {HTMLElement} el       the #status element (role="status", aria-live="polite")
    * @param {HTMLElement} actions  container for the buttons that go with a state
+   * @param {{onAction?: (run: string) => void}} opts  a button was pressed: "retry", "signin", "repair"
    */
-  constructor(el, actions) {
+  constructor(el, actions, { onAction = () => {} } = {}) {
     this.el = el;
     this.actionsEl = actions;
+    this.onAction = onAction;
     this.state = null;
     this.text = "";
     this.note = "";
+    this.actionsKey = null;
+    const doc = el.ownerDocument;
     this.textEl = el.querySelector(".status-text") || el.appendChild(h("span", { class: "status-text" }));
     // The note (countdowns) sits outside the live region so it is not announced every second.
-    this.noteEl = document.getElementById("status-note") || el.after(h("span", { id: "status-note", class: "status-note" })) || document.getElementById("status-note");
-    this.set("connecting", "Connecting…");
+    this.noteEl = doc.getElementById("status-note");
+    if (!this.noteEl) {
+      this.noteEl = h("span", { id: "status-note", class: "status-note" });
+      el.after(this.noteEl);
+    }
+    this.show({ state: "connecting", text: "Connecting…" });
   }
 
   /**
-   * @param {string} state one of STATES
-   * @param {string} text  the sentence shown and announced
-   * @param {{actions?: {id: string, label: string, onClick: Function}[], note?: string}} opts
+   * @param {{state: string, text: string, note?: string, actions?: {id: string, label: string, run: string}[]}} status
+   *   state one of STATES; text the sentence shown and announced; note a secondary line
    */
-  set(state, text, { actions = [], note = "" } = {}) {
+  show({ state, text, note = "", actions = [] }) {
     if (!STATES.includes(state)) throw new Error(`unknown status ${state}`);
     const changed = state !== this.state || text !== this.text;
     this.state = state;
@@ -54,14 +61,14 @@ export class ConnectionStatus {
       clear(this.actionsEl);
       for (const a of actions) {
         this.actionsEl.appendChild(
-          h("button", { type: "button", id: a.id, class: "button small", onclick: a.onClick }, a.label),
+          h("button", { type: "button", id: a.id, class: "button small", onclick: () => this.onAction(a.run) }, a.label),
         );
       }
       this.actionsEl.hidden = actions.length === 0;
     }
   }
 
-  /** A secondary line such as "Retrying in 8 s…" (not re-announcing the main sentence). */
+  /** A secondary line such as "Retrying in 8s…" (not re-announcing the main sentence). */
   setNote(note) {
     if (note === this.note) return;
     this.note = note;

@@ -1,11 +1,12 @@
-// Pairing and device state: makes the non-extractable device key, registers it with a one-time
-// code from `privchat pair`, keeps it in IndexedDB and shows the fingerprint to compare with the CLI.
+// The pairing form: makes the non-extractable device key, registers it with a one-time code from
+// `privchat pair` and keeps it in IndexedDB; the device is then handed over (onPaired) and the
+// session store keeps it. Errors are worded by describe.js.
 
 import { h, clear } from "../../lib/dom.js";
 import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint } from "../../lib/signing.js";
-import { checkKeyStorage, forgetDevice, KeyStorageError, loadDevice, saveDevice } from "../../lib/keystore.js";
-import { ApiError, NetworkError } from "../../lib/api.js";
-import { isLoopbackOrigin } from "../../lib/config.js";
+import { checkKeyStorage, saveDevice } from "../../lib/keystore.js";
+import { ApiError } from "../../lib/errors.js";
+import { describe } from "../../lib/describe.js";
 
 /** "Chrome on Linux", "Safari on iPhone", … from the user agent. */
 export function suggestDeviceName(ua = (typeof navigator !== "undefined" && navigator.userAgent) || "") {
@@ -26,65 +27,20 @@ export function suggestDeviceName(ua = (typeof navigator !== "undefined" && navi
   return os ? `${browser} on ${os}` : browser;
 }
 
-/** The sentence for a failed pairing attempt. */
-export function pairingErrorText(err, apiOrigin) {
-  if (err instanceof KeyStorageError) return err.message;
-  if (err instanceof NetworkError) {
-    if (err.kind === "offline") return "This browser is offline. Connect to the network and try again.";
-    if (err.kind === "access") return "Cloudflare Access sign-in needed: sign in to the API in a new tab (button above), then try again.";
-    if (err.kind === "tunnel") {
-      return "Your computer is not reachable through the tunnel: Cloudflare answered, but privchat did not. Check that the computer is awake and privchat and cloudflared are running, then try again.";
-    }
-    return isLoopbackOrigin(apiOrigin)
-      ? `The privchat server at ${apiOrigin} is not reachable — start it with \`privchat serve\`, then try again.`
-      : `The API at ${apiOrigin} could not be reached: check the network connection, then try again.`;
-  }
-  if (err instanceof ApiError) {
-    switch (err.code) {
-      case "pairing_invalid":
-        return "That pairing code is not valid. Check it for typos, or run `privchat pair` again for a new one.";
-      case "pairing_expired":
-        return "That pairing code has expired. Run `privchat pair` on your computer for a new one.";
-      case "pairing_locked":
-        return "Too many wrong codes: pairing is locked for now. Wait a few minutes, then run `privchat pair` for a new code.";
-      case "rate_limited":
-        return `Too many attempts. Wait${err.retryAfter ? ` ${err.retryAfter} s` : " a moment"} and try again.`;
-      case "access_denied":
-        return "Cloudflare Access refused the request: sign in to the API in a new tab, then try again.";
-      default:
-        return err.message;
-    }
-  }
-  return `Pairing failed: ${err && err.message ? err.message : err}`;
-}
-
 export class DeviceAuth {
   /**
    * @param {HTMLElement} root    the pairing view (#pairing-view)
-   * @param {{getApi: () => import("../../lib/api.js").ApiClient, onPaired: (device, record) => void,
-   *          onSignIn: () => void}} opts
+   * @param {{api: import("../../lib/api.js").ApiClient, onPaired: (device, record) => void,
+   *          onSignIn: () => void, keys?: {checkKeyStorage, saveDevice, generateDeviceKey}}} opts
+   *   keys: the key functions (tests pass stand-ins; the page uses signing.js and keystore.js)
    */
-  constructor(root, { getApi, onPaired, onSignIn }) {
+  constructor(root, { api, onPaired, onSignIn, keys = {} }) {
     this.root = root;
-    this.getApi = getApi;
+    this.api = api;
     this.onPaired = onPaired;
     this.onSignIn = onSignIn;
-    this.device = null;
+    this.keys = { checkKeyStorage, saveDevice, generateDeviceKey, ...keys };
     this.busy = false;
-  }
-
-  /** Loads the stored device (or null). Throws KeyStorageError when IndexedDB is unusable. */
-  async load() {
-    this.device = await loadDevice();
-    return this.device;
-  }
-
-  async forget() {
-    try {
-      await forgetDevice();
-    } finally {
-      this.device = null;
-    }
   }
 
   /**
@@ -92,8 +48,7 @@ export class DeviceAuth {
    * @param {{code?: string, reason?: "first"|"revoked"|"unknown"|"storage"|"new_server", storageError?: Error}} opts
    */
   show({ code = "", reason = "first", storageError = null } = {}) {
-    const api = this.getApi();
-    const origin = api.origin;
+    const origin = this.api.origin;
     clear(this.root);
 
     const intro = {
@@ -160,7 +115,7 @@ export class DeviceAuth {
         ),
         h("p", { class: "api-origin" }, "Server: ", h("code", { id: "pair-api-origin" }, origin)),
         storageError
-          ? h("div", { id: "pair-storage-error", class: "error-box", role: "alert" }, storageError.message)
+          ? h("div", { id: "pair-storage-error", class: "error-box", role: "alert" }, describe(storageError, { context: "pairing" }).text)
           : null,
         form,
       ),
@@ -169,16 +124,14 @@ export class DeviceAuth {
     if (!storageError) (code ? this.nameInput : this.codeInput).focus();
   }
 
-  showError(text, { signIn = false } = {}) {
+  /** @param {{id, label, run}[]} actions  buttons under the sentence: run "signin" or "retry" */
+  showError(text, actions = []) {
     clear(this.error);
     this.error.append(h("p", {}, text));
-    if (signIn) {
-      this.error.append(
-        h("div", { class: "error-actions" },
-          h("button", { type: "button", class: "button small", id: "pair-signin", onclick: () => this.onSignIn() }, "Sign in (new tab)"),
-          " ",
-          h("button", { type: "button", class: "button small", id: "pair-retry", onclick: () => this.pair() }, "Retry")),
-      );
+    if (actions.length) {
+      const run = { signin: () => this.onSignIn(), retry: () => this.pair() };
+      const buttons = actions.map((a) => h("button", { type: "button", class: "button small", id: a.id, onclick: run[a.run] }, a.label));
+      this.error.append(h("div", { class: "error-actions" }, ...buttons.flatMap((b, i) => (i ? [" ", b] : [b]))));
     }
     this.error.hidden = false;
   }
@@ -197,15 +150,15 @@ export class DeviceAuth {
       this.nameInput.focus();
       return;
     }
-    const api = this.getApi();
+    const { api, keys } = this;
     this.busy = true;
     this.button.disabled = true;
     this.button.textContent = "Pairing…";
     this.error.hidden = true;
     try {
       // Make sure the key can be kept before registering it anywhere.
-      const keyPair = await generateDeviceKey();
-      await checkKeyStorage(keyPair.privateKey);
+      const keyPair = await keys.generateDeviceKey();
+      await keys.checkKeyStorage(keyPair.privateKey);
       const publicJwk = await exportPublicJwk(keyPair.publicKey);
       const deviceId = await jwkThumbprint(publicJwk);
       const fingerprint = shortFingerprint(deviceId);
@@ -220,13 +173,12 @@ export class DeviceAuth {
         name,
         device: { keyPair, deviceId },
       });
-      this.device = await saveDevice({ keyPair, deviceId, fingerprint, name: (record && record.name) || name, apiOrigin: api.origin });
+      const device = await keys.saveDevice({ keyPair, deviceId, fingerprint, name: (record && record.name) || name, apiOrigin: api.origin });
       this.root.hidden = true;
-      this.onPaired(this.device, record);
+      this.onPaired(device, record);
     } catch (err) {
-      const signIn = (err instanceof NetworkError && err.kind === "access") ||
-        (err instanceof ApiError && err.code === "access_denied");
-      this.showError(pairingErrorText(err, api.origin), { signIn });
+      const { text, actions } = describe(err, { context: "pairing", apiOrigin: api.origin });
+      this.showError(text, actions);
       if (err instanceof ApiError && err.code === "pairing_invalid") this.codeInput.select();
     } finally {
       this.busy = false;

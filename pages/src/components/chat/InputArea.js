@@ -8,8 +8,9 @@ export class InputArea {
    * @param {HTMLElement} root
    * @param {{onSend: (text: string) => Promise<boolean>|boolean, onStop: () => void}} handlers
    *   onSend returns true when the message was taken (then the box is cleared).
+   * @param {import("../../lib/session.js").Session} [session]  Stop replaces Send while a reply streams
    */
-  constructor(root, { onSend, onStop }) {
+  constructor(root, { onSend, onStop }, session = null) {
     this.onSend = onSend;
     this.onStop = onStop;
     this.streaming = false;
@@ -55,6 +56,7 @@ export class InputArea {
       }
     });
     this.textarea.addEventListener("input", () => this.autosize());
+    if (session) session.subscribe(["stream"], (st) => this.setStreaming(Boolean(st.stream)));
   }
 
   autosize() {

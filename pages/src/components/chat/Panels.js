@@ -1,35 +1,9 @@
 // Dialogs: settings (saved to the backend; theme is local), devices (list, revoke), and a
-// confirmation dialog that says what is lost.
+// confirmation dialog that says what is lost. A failed request is shown with report(err, context),
+// which words it (describe.js) and lets the page react (a revoked device, a sign-in).
 
 import { h, clear, formatTime } from "../../lib/dom.js";
-import { ApiError } from "../../lib/api.js";
-
-const THEME_KEY = "privchat.theme";
-
-export function currentTheme() {
-  try {
-    const t = localStorage.getItem(THEME_KEY);
-    return t === "light" || t === "dark" ? t : "system";
-  } catch {
-    return "system";
-  }
-}
-
-export function applyTheme(theme = currentTheme()) {
-  const root = document.documentElement;
-  if (theme === "light" || theme === "dark") root.dataset.theme = theme;
-  else delete root.dataset.theme;
-}
-
-function setTheme(theme) {
-  try {
-    if (theme === "system") localStorage.removeItem(THEME_KEY);
-    else localStorage.setItem(THEME_KEY, theme);
-  } catch {
-    /* not kept, still applied */
-  }
-  applyTheme(theme);
-}
+import { currentTheme, setTheme } from "../../lib/theme.js";
 
 function dialogShell(id, title) {
   const body = h("div", { class: "dialog-body" });
@@ -76,9 +50,10 @@ export function confirmDialog({ title, text, confirmLabel = "Delete", id = "conf
 }
 
 export class SettingsPanel {
-  constructor({ getApi, describeError }) {
-    this.getApi = getApi;
-    this.describeError = describeError;
+  /** @param {{api, report: (err, context?: string) => string}} opts */
+  constructor({ api, report }) {
+    this.api = api;
+    this.report = report;
     const { dialog, body } = dialogShell("settings-dialog", "Settings");
     this.dialog = dialog;
 
@@ -118,13 +93,13 @@ export class SettingsPanel {
     this.status.textContent = "Loading…";
     this.dialog.showModal();
     try {
-      const s = await this.getApi().getSettings();
+      const s = await this.api.getSettings();
       this.prompt.value = s.system_prompt || "";
       this.temperature.value = s.temperature ?? "";
       this.maxTokens.value = s.max_tokens ?? "";
       this.status.textContent = "";
     } catch (err) {
-      this.status.textContent = this.describeError(err);
+      this.status.textContent = this.report(err);
     }
   }
 
@@ -144,7 +119,7 @@ export class SettingsPanel {
     this.save.disabled = true;
     this.status.textContent = "Saving…";
     try {
-      const s = await this.getApi().putSettings({ system_prompt: this.prompt.value, temperature, max_tokens: maxTokens });
+      const s = await this.api.putSettings({ system_prompt: this.prompt.value, temperature, max_tokens: maxTokens });
       if (s) {
         this.prompt.value = s.system_prompt ?? this.prompt.value;
         this.temperature.value = s.temperature ?? temperature;
@@ -152,7 +127,7 @@ export class SettingsPanel {
       }
       this.status.textContent = "Saved.";
     } catch (err) {
-      this.status.textContent = err instanceof ApiError && err.code === "validation_error" ? `Not saved: ${err.message}` : this.describeError(err);
+      this.status.textContent = this.report(err, "settings");
     } finally {
       this.save.disabled = false;
     }
@@ -160,10 +135,11 @@ export class SettingsPanel {
 }
 
 export class DevicesPanel {
-  constructor({ getApi, getDevice, describeError, onForget, onRevokedSelf }) {
-    this.getApi = getApi;
-    this.getDevice = getDevice;
-    this.describeError = describeError;
+  /** @param {{api, session: import("../../lib/session.js").Session, report, onForget, onRevokedSelf}} opts */
+  constructor({ api, session, report, onForget, onRevokedSelf }) {
+    this.api = api;
+    this.session = session;
+    this.report = report;
     this.onForget = onForget;
     this.onRevokedSelf = onRevokedSelf;
     const { dialog, body } = dialogShell("devices-dialog", "Devices");
@@ -182,7 +158,7 @@ export class DevicesPanel {
   }
 
   renderMine() {
-    const d = this.getDevice();
+    const d = this.session.state.device;
     clear(this.mine);
     if (!d) return;
     this.mine.append(
@@ -202,8 +178,8 @@ export class DevicesPanel {
   async refresh() {
     this.status.textContent = "Loading…";
     try {
-      const { devices = [] } = (await this.getApi().listDevices()) || {};
-      const me = this.getDevice();
+      const { devices = [] } = (await this.api.listDevices()) || {};
+      const me = this.session.state.device;
       clear(this.list);
       for (const d of devices) {
         const isMe = me && d.device_id === me.deviceId;
@@ -222,7 +198,7 @@ export class DevicesPanel {
       }
       this.status.textContent = devices.length ? "" : "No devices.";
     } catch (err) {
-      this.status.textContent = this.describeError(err);
+      this.status.textContent = this.report(err);
     }
   }
 
@@ -236,7 +212,7 @@ export class DevicesPanel {
     });
     if (!ok) return;
     try {
-      await this.getApi().revokeDevice(d.device_id);
+      await this.api.revokeDevice(d.device_id);
       if (isMe) {
         this.dialog.close();
         this.onRevokedSelf();
@@ -245,7 +221,7 @@ export class DevicesPanel {
       await this.refresh();
       this.status.textContent = `Revoked ${d.name || "the device"}.`;
     } catch (err) {
-      this.status.textContent = this.describeError(err);
+      this.status.textContent = this.report(err);
     }
   }
 

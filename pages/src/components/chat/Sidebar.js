@@ -7,12 +7,12 @@ export class Sidebar {
   /**
    * @param {HTMLElement} root  #sidebar
    * @param {{onNew, onSelect, onDelete, onExport, onImport, onClear, onLoadMore}} handlers
+   * @param {import("../../lib/session.js").Session} [session]  marks the open conversation
    */
-  constructor(root, handlers) {
+  constructor(root, handlers, session = null) {
     this.root = root;
     this.handlers = handlers;
-    this.activeId = null;
-    this.items = [];
+    this.activeId = session ? session.state.conversationId : null;
 
     this.list = h("ul", { id: "conversation-list", class: "conversation-list", "aria-label": "Conversations" });
     this.emptyNote = h("p", { class: "sidebar-note", id: "conversation-empty" }, "No conversations yet.");
@@ -51,23 +51,18 @@ export class Sidebar {
         this.importInput.click();
       }
     });
+    if (session) session.subscribe(["conversationId"], (st) => this.setActive(st.conversationId));
   }
 
   say(text) {
     this.message.textContent = text;
   }
 
-  setConversations(conversations, { append = false, hasMore = false } = {}) {
-    if (!append) {
-      clear(this.list);
-      this.items = [];
-    }
-    for (const c of conversations) {
-      if (this.items.some((i) => i.id === c.id)) continue;
-      this.items.push(c);
-      this.list.appendChild(this.renderItem(c));
-    }
-    this.emptyNote.hidden = this.items.length > 0;
+  /** Shows the conversations loaded so far; hasMore shows "Load older". */
+  setConversations(conversations, { hasMore = false } = {}) {
+    clear(this.list);
+    for (const c of conversations) this.list.appendChild(this.renderItem(c));
+    this.emptyNote.hidden = conversations.length > 0;
     this.loadMore.hidden = !hasMore;
     this.setActive(this.activeId);
   }

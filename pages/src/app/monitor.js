@@ -1,0 +1,121 @@
+// Runs the connection state machine (lib/connection.js): asks the server how it is (health, then
+// who-am-I for a paired device), feeds the answers to the machine, shows its status and keeps its
+// timers (the next check, the retry countdown). Checks again when the tab comes back (focus,
+// visible, online); says "offline" when the browser does.
+
+import * as connection from "../lib/connection.js";
+
+export class ConnectionMonitor {
+  /**
+   * @param {{api, session, status: import("../components/chat/ConnectionStatus.js").ConnectionStatus,
+   *          onEffects?: (effects: object) => void, timers?: object, now?: () => number,
+   *          online?: () => boolean}} opts
+   *   onEffects  what a decision means for the rest of the page ({input, pairing, ready})
+   *   timers     setTimeout/clearTimeout/setInterval/clearInterval (tests pass fakes)
+   */
+  constructor({ api, session, status, onEffects = () => {}, timers = globalThis, now = () => Date.now(), online = browserOnline }) {
+    this.api = api;
+    this.session = session;
+    this.status = status;
+    this.onEffects = onEffects;
+    this.timers = timers;
+    this.now = now;
+    this.online = online;
+    this.memory = connection.START;
+    this.pollTimer = null;
+    this.countdownTimer = null;
+    this.running = null;
+  }
+
+  /** Checks now (a check already running counts); `reset` starts the backoff over (Retry buttons). */
+  checkNow(reset = false) {
+    if (reset) this.memory = connection.retryNow(this.memory);
+    return this.check();
+  }
+
+  check() {
+    if (!this.running) {
+      this.running = this.run().finally(() => {
+        this.running = null;
+      });
+    }
+    return this.running;
+  }
+
+  async run() {
+    this.timers.clearTimeout(this.pollTimer);
+    if (!this.online()) {
+      this.apply(connection.offline(this.memory));
+      return;
+    }
+    const shown = connection.checking(this.memory);
+    if (shown) this.status.show(shown);
+    const seen = { apiOrigin: this.session.state.apiOrigin };
+    try {
+      seen.health = await this.api.health();
+      // The screen and the device as they are now that the server answered.
+      const { view, pairReason, device } = this.session.state;
+      seen.pairing = view === "pairing" ? pairReason || "first" : null;
+      if (!seen.pairing && device) seen.me = await this.api.whoAmI();
+    } catch (err) {
+      seen.error = err;
+    }
+    this.apply(connection.decide(this.memory, seen));
+  }
+
+  /** The browser went offline. */
+  offline() {
+    this.apply(connection.offline(this.memory));
+  }
+
+  /** This device was revoked from this page (the devices dialog). */
+  revoked() {
+    this.apply(connection.revoked(this.memory));
+  }
+
+  /** A request elsewhere failed: the page may have to change (revoked, unknown key, sign-in) or check now. */
+  noteError(err) {
+    const next = connection.afterRequestError(this.memory, err, { apiOrigin: this.session.state.apiOrigin });
+    if (next === "recheck") this.checkNow();
+    else if (next) this.apply(next);
+  }
+
+  apply(decision) {
+    this.memory = decision.memory;
+    this.status.show(decision.status);
+    this.schedule(decision);
+    this.onEffects(decision.effects);
+  }
+
+  schedule({ status, delayMs, countdown }) {
+    const t = this.timers;
+    t.clearTimeout(this.pollTimer);
+    t.clearInterval(this.countdownTimer);
+    this.pollTimer = null;
+    this.countdownTimer = null;
+    if (delayMs === null) return;
+    this.pollTimer = t.setTimeout(() => this.check(), delayMs);
+    if (!countdown) return;
+    const due = this.now() + delayMs;
+    const tick = () => {
+      const seconds = Math.max(0, Math.ceil((due - this.now()) / 1000));
+      this.status.show(connection.countdown(status, seconds));
+    };
+    tick();
+    this.countdownTimer = t.setInterval(tick, 1000);
+  }
+
+  /** Checks when the owner comes back to the tab or the network returns. */
+  listen(win = globalThis.window, doc = globalThis.document) {
+    win.addEventListener("focus", () => this.checkNow());
+    win.addEventListener("online", () => this.checkNow());
+    win.addEventListener("offline", () => this.offline());
+    doc.addEventListener("visibilitychange", () => {
+      if (doc.visibilityState === "visible") this.checkNow();
+    });
+  }
+}
+
+function browserOnline() {
+  return typeof navigator === "undefined" || navigator.onLine !== false;
+}

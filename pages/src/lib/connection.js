@@ -1,0 +1,146 @@
+// How the connection stands, as a pure state machine: what a check found (health, who-am-I, the
+// last error) and what the machine remembers (the state shown, the backoff, whether the server was
+// ever ready) go in; the status to show, its buttons and when to check again come out. No DOM, no
+// fetch, no timers: ConnectionMonitor (app/monitor.js) runs the checks and the timers.
+//
+// A decision:
+//   status     {state, text, note, actions}: what ConnectionStatus shows (describe.js words errors)
+//   delayMs    when to check again; null: not until something happens (focus, online, a button)
+//   countdown  true when delayMs is a retry: show the seconds left (see countdown())
+//   memory     pass it back in with the next observation
+//   effects    {input?: boolean}   the message box is usable or not
+//              {pairing?: "unknown"}  show the pairing form: the server does not know this key
+//              {ready?: true}      the server and this device are fine: history can load
+
+import { ACTIONS, describe } from "./describe.js";
+
+export const POLL_OK_MS = 15_000;
+export const POLL_LOADING_MS = 3_000;
+export const BACKOFF_MIN_MS = 1_000;
+export const BACKOFF_MAX_MS = 30_000;
+
+/** What the machine remembers before the first check. */
+export const START = Object.freeze({ state: "connecting", backoffMs: 0, wasReady: false });
+
+const STEADY = ["ready", "loading", "model_error"];
+
+function status(state, text, actions = []) {
+  return { state, text, note: "", actions };
+}
+
+function wait(memory, shown, delayMs, effects = {}) {
+  return { status: shown, delayMs, countdown: false, memory: { ...memory, state: shown.state }, effects };
+}
+
+/** The next retry: exponential backoff from 1 s to 30 s; a Retry-After (seconds) sets the step. */
+export function nextBackoff(backoffMs, retryAfter = null) {
+  const base = retryAfter ? Math.min(retryAfter * 1000, BACKOFF_MAX_MS) / 2 : backoffMs;
+  return base ? Math.min(base * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
+}
+
+function retry(memory, shown, retryAfter = null) {
+  const backoffMs = nextBackoff(memory.backoffMs, retryAfter);
+  return { status: shown, delayMs: backoffMs, countdown: true, memory: { ...memory, backoffMs, state: shown.state }, effects: {} };
+}
+
+/** What to show while a check runs: "Connecting…" until the first answer, else nothing new. */
+export function checking(memory) {
+  return memory.state === "connecting" ? status("connecting", "Connecting…") : null;
+}
+
+/** The browser says it is offline: no timer, the "online" event brings the next check. */
+export function offline(memory) {
+  return wait(memory, status("offline", "Browser offline"), null);
+}
+
+/** This device was revoked: nothing works until it is paired again. */
+export function revoked(memory) {
+  return wait(memory, status("revoked", "Device revoked", [ACTIONS.repair]), null, { input: false });
+}
+
+/** The owner asked for a check now (a Retry button): the backoff starts over. */
+export function retryNow(memory) {
+  return { ...memory, backoffMs: 0 };
+}
+
+/** A request failed: the status that says why, and when to try again. */
+export function failed(memory, error, { apiOrigin = "" } = {}) {
+  const d = describe(error, { context: "status", apiOrigin });
+  const shown = status(d.state, d.text, d.actions);
+  switch (d.state) {
+    case "offline":
+      return offline(memory);
+    case "access":
+      return retry(memory, shown);
+    case "revoked":
+      return revoked(memory);
+    case "unpaired":
+      return wait(memory, shown, POLL_OK_MS, { pairing: "unknown" });
+    default:
+      break;
+  }
+  // A first blip after things were fine: "reconnecting"; if it persists, say why.
+  if (memory.wasReady && STEADY.includes(memory.state)) {
+    return retry(memory, status("reconnecting", "Reconnecting…", [ACTIONS.retryNow]));
+  }
+  return retry(memory, shown, d.retryAfter);
+}
+
+/** The status for a health answer from a server that knows this device. */
+function fromHealth(health) {
+  const model = (health && health.model) || {};
+  const name = model.name || "model";
+  switch (model.state) {
+    case "loading":
+      return [status("loading", "Model loading…"), POLL_LOADING_MS];
+    case "error":
+      return [status("model_error", `Model failed: ${model.error || "the server gave no reason"}`, [ACTIONS.retryNow]), POLL_OK_MS];
+    case "disabled":
+      return [status("model_error", `Model failed: ${model.error || "no model is configured on the server"}`, [ACTIONS.retryNow]), POLL_OK_MS];
+    default:
+      return [status("ready", `Ready — ${name}`), POLL_OK_MS];
+  }
+}
+
+/**
+ * One check's outcome.
+ * @param {{state: string, backoffMs: number, wasReady: boolean}} memory
+ * @param {{offline?: boolean, health?: object, me?: object, error?: unknown,
+ *          pairing?: string|null, apiOrigin?: string}} seen
+ *   health   the /api/health answer (absent when that request failed)
+ *   me       the who-am-I answer (absent when not asked: no device, or the pairing form is shown)
+ *   error    the error of the request that failed (health, or who-am-I after a good health)
+ *   pairing  the pairing form's reason when it is shown ("first", "revoked", …), else null
+ */
+export function decide(memory, { offline: isOffline = false, health, me, error, pairing = null, apiOrigin = "" } = {}) {
+  if (isOffline) return offline(memory);
+  if (error !== undefined && health === undefined) return failed(memory, error, { apiOrigin });
+  const answered = { ...memory, backoffMs: 0 };
+  if (pairing) {
+    // The server answers; this browser has no device yet.
+    const shown = pairing === "revoked" ? status("revoked", "Device revoked") : status("unpaired", "Device not paired");
+    return wait(answered, shown, POLL_OK_MS);
+  }
+  if (error !== undefined) return failed(memory, error, { apiOrigin });
+  if (me && me.status === "revoked") return revoked(memory);
+  const [shown, delayMs] = fromHealth(health);
+  return wait({ ...answered, wasReady: true }, shown, delayMs, { input: true, ready: true });
+}
+
+/**
+ * A request elsewhere on the page failed (history, settings, devices, sending): does the page
+ * change? A decision when the failure is about this device or Access; "recheck" when the
+ * connection may be gone; null when the failure is the request's own.
+ */
+export function afterRequestError(memory, error, { apiOrigin = "" } = {}) {
+  const { effect } = describe(error, { apiOrigin });
+  if (effect === "recheck") return "recheck";
+  if (effect === "revoked" || effect === "unknown" || effect === "access") return failed(memory, error, { apiOrigin });
+  return null;
+}
+
+/** The status to show `seconds` before a retry: the countdown replaces "Reconnecting…", else it is a note. */
+export function countdown(shown, seconds) {
+  if (shown.state === "reconnecting") return { ...shown, text: `Reconnecting in ${seconds}s…`, note: "" };
+  return { ...shown, note: `Retrying in ${seconds}s…` };
+}

@@ -1,0 +1,97 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { describe, KEY_STORAGE_TEXT } from "../src/lib/describe.js";
+import { ApiError, KeyStorageError, NetworkError, StreamError } from "../src/lib/errors.js";
+
+const LOCAL = "http://127.0.0.1:8765";
+const REMOTE = "https://chat-api.example.org";
+const net = (kind, origin = REMOTE) => new NetworkError(kind, { origin });
+const api = (code, message = "The server's sentence.", opts) => new ApiError(400, code, message, opts);
+const ids = (d) => d.actions.map((a) => `${a.id}:${a.label}:${a.run}`);
+
+test("pairing: each failure ends with what to do next", () => {
+  const cases = [
+    [api("pairing_invalid"), "That pairing code is not valid. Check it for typos, or run `privchat pair` again for a new one."],
+    [api("pairing_expired"), "That pairing code has expired. Run `privchat pair` on your computer for a new one."],
+    [api("pairing_locked"), "Too many wrong codes: pairing is locked for now. Wait a few minutes, then run `privchat pair` for a new code."],
+    [api("rate_limited", "x", { retryAfter: 30 }), "Too many attempts. Wait 30 s and try again."],
+    [api("rate_limited"), "Too many attempts. Wait a moment and try again."],
+    [api("something_else"), "The server's sentence."],
+    [net("offline"), "This browser is offline. Connect to the network and try again."],
+    [net("tunnel"), "Your computer is not reachable through the tunnel: Cloudflare answered, but privchat did not. Check that the computer is awake and privchat and cloudflared are running, then try again."],
+    [net("unreachable", LOCAL), `The privchat server at ${LOCAL} is not reachable — start it with \`privchat serve\`, then try again.`],
+    [net("unreachable"), `The API at ${REMOTE} could not be reached: check the network connection, then try again.`],
+    [new KeyStorageError(new Error("blocked")), KEY_STORAGE_TEXT],
+    [new Error("boom"), "Pairing failed: boom"],
+  ];
+  for (const [err, text] of cases) {
+    const d = describe(err, { context: "pairing" });
+    assert.equal(d.text, text);
+    assert.deepEqual(d.actions, []);
+  }
+});
+
+test("pairing behind Access: the sentence comes with Sign in and Retry", () => {
+  const viaRedirect = describe(net("access"), { context: "pairing" });
+  assert.equal(viaRedirect.text, "Cloudflare Access sign-in needed: sign in to the API in a new tab (button above), then try again.");
+  assert.deepEqual(ids(viaRedirect), ["pair-signin:Sign in (new tab):signin", "pair-retry:Retry:retry"]);
+  const refused = describe(api("access_denied"), { context: "pairing" });
+  assert.equal(refused.text, "Cloudflare Access refused the request: sign in to the API in a new tab, then try again.");
+  assert.deepEqual(ids(refused), ids(viaRedirect));
+});
+
+test("inline: device and Access answers change the page (effect), network failures ask for a check", () => {
+  assert.deepEqual(
+    [api("device_revoked"), api("device_unknown"), api("access_denied")].map((e) => [describe(e).text, describe(e).effect]),
+    [
+      ["This device was revoked. Pair it again to continue.", "revoked"],
+      ["This device is not paired with the server.", "unknown"],
+      ["Cloudflare Access sign-in needed: sign in in a new tab, then retry.", "access"],
+    ],
+  );
+  assert.equal(describe(net("tunnel")).effect, "recheck");
+  assert.equal(describe(net("aborted")).effect, null);
+  assert.equal(describe(api("not_found", "No such conversation.")).effect, null);
+});
+
+test("inline: the network sentences", () => {
+  assert.equal(describe(net("offline")).text, "The browser is offline.");
+  assert.equal(describe(net("access")).text, "Cloudflare Access sign-in needed.");
+  assert.equal(describe(net("tunnel")).text, "Your computer is not reachable through the tunnel: it may be asleep or off, or privchat or cloudflared is not running.");
+  assert.equal(describe(net("unreachable", LOCAL)).text, "Server not reachable — start it with `privchat serve`.");
+  assert.equal(describe(net("unreachable")).text, `The API at ${REMOTE} could not be reached: check the network connection.`);
+  assert.equal(describe(net("aborted")).text, "The request was stopped.");
+  assert.equal(describe(net("interrupted")).text, "The connection closed before the reply was finished.");
+  // The page's API origin wins over the one on the error.
+  assert.equal(describe(new NetworkError("unreachable"), { apiOrigin: LOCAL }).text, "Server not reachable — start it with `privchat serve`.");
+});
+
+test("inline: busy answers say when to try again; a wrong clock says what to check", () => {
+  assert.equal(describe(api("queue_full", "The model is busy.", { retryAfter: 4 })).text, "The model is busy. Try again in 4 s.");
+  assert.equal(describe(api("rate_limited", "Slow down.")).text, "Slow down.");
+  assert.equal(describe(api("clock_skew")).text, "This device's clock is too far off and could not be corrected. Check the system time.");
+  assert.equal(describe(new KeyStorageError()).text, KEY_STORAGE_TEXT);
+  assert.equal(describe("plain").text, "plain");
+});
+
+test("contexts: settings, import, send, a reply that failed mid-way", () => {
+  assert.equal(describe(api("validation_error", "temperature must be at most 2"), { context: "settings" }).text, "Not saved: temperature must be at most 2");
+  assert.equal(describe(api("validation_error", "bad"), { context: "inline" }).text, "bad");
+  assert.equal(describe(new SyntaxError("Unexpected token"), { context: "import" }).text, "That file is not a privchat JSON export.");
+  assert.equal(describe(net("aborted"), { context: "send" }).text, "Stopped before the server answered.");
+  const stopped = describe(net("interrupted"), { context: "send", stopped: true });
+  assert.equal(stopped.text, "Stopped before the server answered.");
+  assert.equal(stopped.effect, null);
+  assert.equal(describe(api("model_error", "model.bin is not a GGUF file"), { context: "send" }).text, "model.bin is not a GGUF file");
+  assert.equal(describe(new StreamError({ code: "model_error", message: "out of memory" })).text, "The model stopped with an error: out of memory");
+  assert.equal(describe(new StreamError({})).text, "The model stopped with an error: no reason given");
+});
+
+test("status: the sentences and buttons of the top bar", () => {
+  const s = (err, apiOrigin = REMOTE) => describe(err, { context: "status", apiOrigin });
+  assert.equal(s(net("access")).state, "access");
+  assert.equal(s(api("device_revoked")).text, "Device revoked");
+  assert.equal(s(api("device_unknown")).state, "unpaired");
+  assert.equal(s(new Error("anything"), LOCAL).text, "Server not reachable — start it with `privchat serve`");
+  assert.equal(s(new ApiError(502, null, null)).text, "Reconnecting… (The server answered 502.)");
+});

@@ -1,0 +1,166 @@
+import { test, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { installDom, fresh, settle } from "./dom-env.js";
+import { DeviceAuth, suggestDeviceName } from "../src/components/chat/DeviceAuth.js";
+import { ApiError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
+import { KEY_STORAGE_TEXT } from "../src/lib/describe.js";
+
+installDom();
+const $ = (sel) => document.querySelector(sel);
+let api;
+let auth;
+let paired;
+let signIns;
+let saved;
+
+function fakeApi(origin = "https://chat-api.example.org") {
+  return {
+    origin,
+    registered: [],
+    registerError: null,
+    healthError: null,
+    async health() {
+      if (this.healthError) throw this.healthError;
+      return { status: "ok" };
+    },
+    async registerDevice(req) {
+      this.registered.push(req);
+      if (this.registerError) throw this.registerError;
+      return { device_id: req.device.deviceId, name: `${req.name} (server)` };
+    },
+  };
+}
+
+beforeEach(() => {
+  fresh('<section id="pairing-view" hidden></section>');
+  api = fakeApi();
+  paired = [];
+  signIns = 0;
+  saved = [];
+  auth = new DeviceAuth($("#pairing-view"), {
+    api,
+    onPaired: (device, record) => paired.push([device, record]),
+    onSignIn: () => signIns++,
+    keys: {
+      checkKeyStorage: async () => {},
+      saveDevice: async (rec) => (saved.push(rec), { ...rec, createdAt: "now" }),
+    },
+  });
+});
+
+async function pairWith(code, name = "Test phone") {
+  $("#pair-code").value = code;
+  $("#device-name").value = name;
+  $("#pair-button").click();
+  await settle(20);
+}
+
+const errorText = () => $("#pair-error p").textContent;
+const errorButtons = () => [...$("#pair-error").querySelectorAll("button")].map((b) => `${b.id}:${b.textContent}`);
+
+test("shows the form with the code from the link, the reason and the server", () => {
+  auth.show({ code: "ABCD-1234", reason: "revoked" });
+  assert.equal($("#pairing-view").hidden, false);
+  assert.equal($("#pair-code").value, "ABCD-1234");
+  assert.equal($("#pair-reason").dataset.reason, "revoked");
+  assert.match($("#pair-reason").textContent, /revoked on the server/);
+  assert.equal($("#pair-api-origin").textContent, "https://chat-api.example.org");
+  assert.equal($("#pair-error").hidden, true);
+  assert.equal(document.activeElement, $("#device-name"));
+});
+
+test("Access wants a sign-in: the sentence, a Sign in button and a Retry that tries again", async () => {
+  auth.show({ reason: "first" });
+  api.registerError = new NetworkError("access", { origin: api.origin });
+  await pairWith("ABCD-1234");
+  assert.equal($("#pair-error").hidden, false);
+  assert.equal(errorText(), "Cloudflare Access sign-in needed: sign in to the API in a new tab (button above), then try again.");
+  assert.deepEqual(errorButtons(), ["pair-signin:Sign in (new tab)", "pair-retry:Retry"]);
+  $("#pair-signin").click();
+  assert.equal(signIns, 1);
+  api.registerError = null;
+  $("#pair-retry").click();
+  await settle(20);
+  assert.equal(api.registered.length, 2);
+  assert.equal(paired.length, 1);
+});
+
+test("Access refused the request outright: its own sentence, with the sign-in", async () => {
+  auth.show({});
+  api.registerError = new ApiError(403, "access_denied", "denied");
+  await pairWith("ABCD-1234");
+  assert.equal(errorText(), "Cloudflare Access refused the request: sign in to the API in a new tab, then try again.");
+  assert.deepEqual(errorButtons(), ["pair-signin:Sign in (new tab)", "pair-retry:Retry"]);
+});
+
+test("a wrong code: the sentence, no sign-in, the form usable again", async () => {
+  auth.show({});
+  api.registerError = new ApiError(400, "pairing_invalid", "invalid");
+  await pairWith("WRONG-CODE1");
+  assert.equal($("#pair-error").textContent, "That pairing code is not valid. Check it for typos, or run `privchat pair` again for a new one.");
+  assert.deepEqual(errorButtons(), []);
+  assert.equal($("#pair-button").disabled, false);
+  assert.equal($("#pair-button").textContent, "Pair this browser");
+  assert.equal(paired.length, 0);
+});
+
+test("an unreachable local server says how to start it", async () => {
+  api = fakeApi("http://127.0.0.1:8765");
+  auth.api = api;
+  auth.show({});
+  api.healthError = new NetworkError("unreachable", { origin: api.origin });
+  await pairWith("ABCD-1234");
+  assert.equal(errorText(), "The privchat server at http://127.0.0.1:8765 is not reachable — start it with `privchat serve`, then try again.");
+  assert.equal(api.registered.length, 0);
+});
+
+test("a busy server (health 503) still lets the registration try", async () => {
+  auth.show({});
+  api.healthError = new ApiError(503, "model_loading", "loading");
+  await pairWith("ABCD-1234");
+  assert.equal(paired.length, 1);
+});
+
+test("missing code or name: says what to fill in, sends nothing", async () => {
+  auth.show({});
+  await pairWith("", "phone");
+  assert.equal(errorText(), "Enter the pairing code that `privchat pair` printed.");
+  await pairWith("ABCD-1234", "  ");
+  assert.equal(errorText(), "Give this device a name, so you can tell it apart in the device list.");
+  assert.equal(api.registered.length, 0);
+});
+
+test("paired: the key is registered and kept with the server's name and the API origin, then handed over", async () => {
+  auth.show({ code: "ABCD-1234" });
+  await pairWith("ABCD-1234", "My phone");
+  assert.equal(api.registered.length, 1);
+  const req = api.registered[0];
+  assert.equal(req.pairingCode, "ABCD-1234");
+  assert.equal(req.name, "My phone");
+  assert.equal(req.publicJwk.kty, "EC");
+  assert.equal(saved.length, 1);
+  assert.equal(saved[0].name, "My phone (server)");
+  assert.equal(saved[0].apiOrigin, "https://chat-api.example.org");
+  assert.match(saved[0].fingerprint, /\S/);
+  const [[device, record]] = paired;
+  assert.equal(device.deviceId, req.device.deviceId);
+  assert.equal(record.name, "My phone (server)");
+  assert.equal($("#pairing-view").hidden, true);
+});
+
+test("a browser that cannot keep keys: the storage sentence, before and after trying", async () => {
+  auth.show({ reason: "storage", storageError: new KeyStorageError(new Error("blocked")) });
+  assert.equal($("#pair-storage-error").textContent, KEY_STORAGE_TEXT);
+  auth.keys.checkKeyStorage = async () => {
+    throw new KeyStorageError(new Error("blocked"));
+  };
+  await pairWith("ABCD-1234");
+  assert.equal(errorText(), KEY_STORAGE_TEXT);
+  assert.equal(api.registered.length, 0);
+});
+
+test("device names from the user agent", () => {
+  assert.equal(suggestDeviceName("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1"), "Safari on iPhone");
+  assert.equal(suggestDeviceName("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"), "Chrome on Linux");
+  assert.equal(suggestDeviceName(""), "Browser");
+});

@@ -1,0 +1,184 @@
+import { test, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { installDom, fresh } from "./dom-env.js";
+import { ConnectionMonitor } from "../src/app/monitor.js";
+import { ConnectionStatus } from "../src/components/chat/ConnectionStatus.js";
+import { Session } from "../src/lib/session.js";
+import { ApiError, NetworkError } from "../src/lib/errors.js";
+
+installDom();
+const $ = (sel) => document.querySelector(sel);
+
+/** Timers the test moves by hand. */
+function fakeClock() {
+  let now = 1_000_000;
+  let next = 1;
+  const pending = new Map();
+  const add = (fn, ms, every) => {
+    const id = next++;
+    pending.set(id, { fn, at: now + ms, every });
+    return id;
+  };
+  return {
+    now: () => now,
+    setTimeout: (fn, ms) => add(fn, ms, 0),
+    setInterval: (fn, ms) => add(fn, ms, ms),
+    clearTimeout: (id) => pending.delete(id),
+    clearInterval: (id) => pending.delete(id),
+    pending,
+    advance(ms) {
+      const end = now + ms;
+      for (;;) {
+        const due = [...pending.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
+        if (!due) break;
+        const [id, t] = due;
+        now = t.at;
+        if (t.every) t.at += t.every;
+        else pending.delete(id);
+        t.fn();
+      }
+      now = end;
+    },
+  };
+}
+
+let clock;
+let api;
+let session;
+let effects;
+let monitor;
+let online;
+
+beforeEach(() => {
+  fresh(`<div id="status"><span class="status-text"></span></div><span id="status-note"></span><div id="status-actions"></div>`);
+  clock = fakeClock();
+  online = true;
+  api = {
+    healthCalls: 0,
+    whoCalls: 0,
+    healthError: null,
+    whoError: null,
+    onHealth: null,
+    model: { state: "ready", name: "qwen" },
+    async health() {
+      this.healthCalls++;
+      if (this.onHealth) this.onHealth();
+      if (this.healthError) throw this.healthError;
+      return { model: this.model };
+    },
+    async whoAmI() {
+      this.whoCalls++;
+      if (this.whoError) throw this.whoError;
+      return { status: "active" };
+    },
+  };
+  session = new Session({ apiOrigin: "http://127.0.0.1:8765", device: { deviceId: "d" }, view: "chat" });
+  effects = [];
+  const status = new ConnectionStatus($("#status"), $("#status-actions"));
+  monitor = new ConnectionMonitor({ api, session, status, onEffects: (e) => effects.push(e), timers: clock, now: clock.now, online: () => online });
+});
+
+const state = () => $("#status").dataset.state;
+const text = () => $("#status").textContent;
+const note = () => $("#status-note").textContent;
+
+test("a healthy server: ready, the device checked, the next check in 15 s", async () => {
+  await monitor.checkNow();
+  assert.equal(state(), "ready");
+  assert.equal(text(), "Ready — qwen");
+  assert.equal(api.whoCalls, 1);
+  assert.deepEqual(effects, [{ input: true, ready: true }]);
+  clock.advance(14_999);
+  assert.equal(api.healthCalls, 1);
+  clock.advance(1);
+  assert.equal(api.healthCalls, 2);
+});
+
+test("the server is down: says so, counts down, retries with backoff, and recovers", async () => {
+  api.healthError = new NetworkError("unreachable");
+  await monitor.checkNow();
+  assert.equal(state(), "unreachable");
+  assert.equal(text(), "Server not reachable — start it with `privchat serve`");
+  assert.equal(note(), "Retrying in 1s…");
+  clock.advance(1000);
+  await monitor.running;
+  assert.equal(api.healthCalls, 2);
+  assert.equal(note(), "Retrying in 2s…");
+  clock.advance(1000);
+  assert.equal(note(), "Retrying in 1s…");
+  api.healthError = null;
+  clock.advance(1000);
+  await monitor.running;
+  assert.equal(state(), "ready");
+  assert.equal(note(), "");
+});
+
+test("a blip after ready counts down in the sentence itself", async () => {
+  await monitor.checkNow();
+  api.healthError = new NetworkError("unreachable");
+  await monitor.checkNow();
+  assert.equal(state(), "reconnecting");
+  assert.equal(text(), "Reconnecting in 1s…");
+  assert.ok($("#status-retry"));
+});
+
+test("one check at a time; Retry starts the backoff over", async () => {
+  api.healthError = new NetworkError("unreachable");
+  await monitor.checkNow();
+  await monitor.checkNow();
+  await monitor.checkNow();
+  assert.equal(note(), "Retrying in 4s…");
+  const a = monitor.checkNow();
+  const b = monitor.checkNow();
+  await Promise.all([a, b]);
+  assert.equal(api.healthCalls, 4);
+  await monitor.checkNow(true);
+  assert.equal(note(), "Retrying in 1s…");
+});
+
+test("the pairing form is read after the server answered (pairing finished meanwhile)", async () => {
+  session.set({ view: "pairing", pairReason: "first", device: null });
+  api.onHealth = () => session.set({ view: "chat", pairReason: null, device: { deviceId: "new" } });
+  await monitor.checkNow();
+  assert.equal(api.whoCalls, 1);
+  assert.equal(state(), "ready");
+});
+
+test("the pairing form is shown: unpaired, no who-am-I", async () => {
+  session.set({ view: "pairing", pairReason: "first", device: null });
+  await monitor.checkNow();
+  assert.equal(state(), "unpaired");
+  assert.equal(api.whoCalls, 0);
+});
+
+test("revoked: from who-am-I or from a request elsewhere; no more checks until re-paired", async () => {
+  api.whoError = new ApiError(401, "device_revoked", "revoked");
+  await monitor.checkNow();
+  assert.equal(state(), "revoked");
+  assert.ok($("#status-repair"));
+  assert.deepEqual(effects.at(-1), { input: false });
+  assert.equal(clock.pending.size, 0);
+  api.whoError = null;
+  await monitor.checkNow();
+  monitor.noteError(new ApiError(401, "device_revoked", "revoked"));
+  assert.equal(state(), "revoked");
+});
+
+test("a network failure elsewhere triggers a check; the offline browser waits for the network", async () => {
+  monitor.noteError(new NetworkError("tunnel"));
+  await monitor.running;
+  assert.equal(api.healthCalls, 1);
+  online = false;
+  await monitor.checkNow();
+  assert.equal(state(), "offline");
+  assert.equal(text(), "Browser offline");
+  assert.equal(clock.pending.size, 0);
+  assert.equal(api.healthCalls, 1);
+});
+
+test("the server does not know the key: the pairing form is asked for", async () => {
+  api.whoError = new ApiError(401, "device_unknown", "unknown");
+  await monitor.checkNow();
+  assert.equal(state(), "unpaired");
+  assert.deepEqual(effects.at(-1), { pairing: "unknown" });
+});
