@@ -122,3 +122,45 @@ def test_the_cli_check_can_fail() -> None:
 def test_every_config_key_has_a_doc_line(section: str) -> None:
     for key, (_default, _validator, doc) in SCHEMA[section].items():
         assert isinstance(doc, str) and len(doc) >= 15 and doc.rstrip().endswith((".", ")")), f"{section}.{key}: {doc!r}"
+
+
+# --- the error codes the page switches on ---------------------------------------------------------------
+
+PAGE_SRC = REPO / "pages" / "src"
+BACKEND = REPO / "backend" / "privchat"
+CODE = r"([a-z]+(?:_[a-z]+)+)"  # error codes are snake_case with at least one underscore; states and kinds are one word
+
+
+def page_error_codes() -> set[str]:
+    """Codes the page compares an error against: isCode(err, "x"), .code === "x", and case "x" labels."""
+    codes: set[str] = set()
+    for path in PAGE_SRC.rglob("*.js"):
+        text = path.read_text(encoding="utf-8")
+        codes |= set(re.findall(rf'isCode\(\w+, "{CODE}"\)', text))
+        codes |= set(re.findall(rf'code [!=]== "{CODE}"', text))
+        codes |= set(re.findall(rf'case "{CODE}":', text))
+    return codes
+
+
+def server_error_codes() -> set[str]:
+    """Codes the backend can answer with: (status, "code") pairs, SomethingError("code", ...), the HTTP_CODES table."""
+    codes: set[str] = set()
+    for path in BACKEND.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        codes |= set(re.findall(rf'\b\d{{3}},\s*"{CODE}"', text))
+        codes |= set(re.findall(rf'[A-Z]\w*Error\(\s*"{CODE}"', text))
+        codes |= set(re.findall(rf'\(\s*"{CODE}",\s*"[A-Z]', text))
+        codes |= set(re.findall(rf'code\s*=\s*"{CODE}"', text))
+    return codes
+
+
+def test_every_error_code_the_page_switches_on_can_be_sent_by_the_server() -> None:
+    page, server = page_error_codes(), server_error_codes()
+    assert len(page) >= 8 and len(server) >= 25, (page, server)  # the scanners found what they should
+    assert {"device_revoked", "pairing_locked", "queue_full"} <= page
+    assert not page - server, f"the page handles codes the server never sends: {sorted(page - server)}"
+
+
+def test_the_error_code_check_can_fail() -> None:
+    assert "made_up_code" not in server_error_codes()
+    assert "device_revoked" in server_error_codes() and "signature_invalid" in server_error_codes()
