@@ -296,6 +296,42 @@ def bench_signature(runs: int = 500) -> dict[str, Any]:
     return {"runs": runs, "median_ms": round(median(timings), 3), "p99_ms": round(percentile(timings, 99), 3), "target_median_ms": 1.0}
 
 
+def bench_unlock(runs: int = 5) -> dict[str, Any]:
+    """One unlock as `privchat serve` does it: open the database and unwrap the data key. Passphrase
+    mode through Argon2id (kdf.CURRENT) beside the scrypt it replaced and the key file, each the
+    median of ``runs`` opens of a database made in that mode."""
+    from privchat.config import config_from_dict
+    from privchat.storage.db import Database
+    from privchat.storage.kdf import CURRENT, LEGACY_SCRYPT
+
+    passphrase = "correct horse battery staple"
+
+    async def opens(mode: str) -> list[float]:
+        folder = Path(tempfile.mkdtemp(prefix=f"privchat-bench-unlock-{mode}-"))
+        config = config_from_dict({"storage": {"data_dir": str(folder), "key_file": str(folder / "key"), "encryption": mode}})
+        await (await Database.open(config, lambda: passphrase)).close()  # creates the key
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            database = await Database.open(config, lambda: passphrase)
+            timings.append((time.perf_counter() - started) * 1000)
+            await database.close()
+        return timings
+
+    def derive(kdf: Any) -> list[float]:
+        timings = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            kdf.derive(passphrase, os.urandom(16))
+            timings.append((time.perf_counter() - started) * 1000)
+        return timings
+
+    return {"runs": runs, "argon2id_params": CURRENT.params, "argon2id_open_ms": round(median(asyncio.run(opens("passphrase"))), 1),
+            "scrypt_params": LEGACY_SCRYPT.params, "scrypt_derive_ms": round(median(derive(LEGACY_SCRYPT)), 1),
+            "argon2id_derive_ms": round(median(derive(CURRENT)), 1),
+            "keyfile_open_ms": round(median(asyncio.run(opens("keyfile"))), 1), "target_ms": 1000}
+
+
 def bench_history_scale(folder: Path, conversations: int = 10_000, messages: int = 100_000, big: int = 1_000) -> dict[str, Any]:
     """Fill a database through the import path (encrypting every value), then time the API."""
     server = LiveServer(folder, write_config(folder, {"model": {"enabled": False}, "server": {"max_import_bytes": 512 * 1024 * 1024}})).start()
@@ -372,6 +408,7 @@ def main() -> int:
 
     results["page_weight"] = bench_page_weight()
     results["signature_check"] = bench_signature()
+    results["unlock"] = bench_unlock()
     baseline = InProcess(model, args.threads, args.n_ctx)
     stack = PrivchatStack(work / "stack", model, args.threads, args.n_ctx)
     alternative = None
@@ -430,6 +467,11 @@ def print_table(r: dict[str, Any]) -> None:
     g = r.get("signature_check", {})
     if g:
         add("signature check (gate) median", f"{g['median_ms']} ms", "<= 1 ms", g["median_ms"] <= 1)
+    u = r.get("unlock", {})
+    if u:
+        add("passphrase unlock (Argon2id m=64 MiB t=3 p=4)", f"{u['argon2id_open_ms']} ms (KDF {u['argon2id_derive_ms']} ms; "
+            f"scrypt N=2^15 was {u['scrypt_derive_ms']} ms; key file {u['keyfile_open_ms']} ms)", "<= 1000 ms",
+            u["argon2id_open_ms"] <= 1000)
     hs = r.get("history_scale", {})
     if hs:
         add("history: first page (10k conv.)", f"{hs['first_page_median_ms']} ms", "<= 20 ms", hs["first_page_median_ms"] <= 20)

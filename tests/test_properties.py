@@ -4,8 +4,8 @@
     the test device (http-message-signatures' signer) verifies through privchat's verifier, and any
     single-byte change to body, path or query is refused with the right code.
 (b) Content-Digest: exactly sha-256 of the received bytes is accepted.
-(c) AES-GCM envelopes: seal/open round-trips any text; another row, column, table or any flipped
-    byte fails with CryptoError.
+(c) AES-GCM envelopes: seal/open round-trips any text; another row, column, table, a changed
+    bound field (conversation, role, position) or any flipped byte fails with CryptoError.
 """
 
 from __future__ import annotations
@@ -195,6 +195,27 @@ def test_a_value_moved_to_another_row_column_or_table_does_not_open(text: str, t
     place[where] = new_value
     with pytest.raises(CryptoError):
         CIPHER.open(sealed, **place)
+
+
+bindings = st.fixed_dictionaries({"conversation": row_ids, "role": st.sampled_from(["system", "user", "assistant"]),
+                                   "seq": st.integers(1, 10**6)})
+
+
+@PROPERTY_SETTINGS
+@given(text=st.text(max_size=300), row_id=row_ids, bound=bindings, data=st.data())
+def test_a_message_with_any_bound_field_changed_does_not_open(text: str, row_id: str, bound: dict, data: st.DataObject) -> None:
+    """Issue 15: a message is bound to its conversation, role and position; changing any one of
+    them (or dropping the binding) fails, and the unchanged binding opens."""
+    sealed = CIPHER.seal(text, table="messages", column="content", row_id=row_id, bound=bound)
+    assert CIPHER.open(sealed, table="messages", column="content", row_id=row_id, bound=dict(bound)) == text
+    field = data.draw(st.sampled_from(["conversation", "role", "seq", "dropped"]), label="field")
+    if field == "dropped":
+        changed: dict | None = None
+    else:
+        other = {"conversation": row_ids, "role": st.sampled_from(["system", "user", "assistant"]), "seq": st.integers(1, 10**6)}
+        changed = {**bound, field: data.draw(other[field].filter(lambda v: v != bound[field]), label="new")}
+    with pytest.raises(CryptoError):
+        CIPHER.open(sealed, table="messages", column="content", row_id=row_id, bound=changed)
 
 
 @PROPERTY_SETTINGS

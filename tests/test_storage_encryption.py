@@ -150,3 +150,34 @@ def test_encryption_off_is_stated_and_cannot_silently_switch(server_factory) -> 
     server.config_path.write_text(yaml.safe_dump(config))
     result = _serve(server.config_path)
     assert result.returncode != 0 and "created with 'off'" in result.stderr
+
+
+def test_a_new_passphrase_database_records_argon2id_parameters(tmp_path: Path) -> None:
+    """Issue 15, item 3: RFC 9106's second recommended option, recorded beside the wrapped key so it
+    can be raised later. Negative control: before the change this read kdf 'scrypt', '32768,8,1'."""
+    import asyncio
+    import base64
+
+    from argon2.low_level import Type, hash_secret_raw
+
+    from privchat.storage.crypto import unwrap_data_key
+
+    config = config_from_dict({"storage": {"data_dir": str(tmp_path / "d"), "encryption": "passphrase",
+                                           "key_file": str(tmp_path / "unused")}})
+
+    async def scenario() -> tuple[dict[str, str], bytes]:
+        database = await Database.open(config, lambda: "a long and private passphrase")
+        try:
+            async with database.conn.execute("SELECT key, value FROM meta") as cursor:
+                return {row[0]: row[1] for row in await cursor.fetchall()}, database.cipher.data_key
+        finally:
+            await database.close()
+
+    meta, data_key = asyncio.run(scenario())
+    assert (meta["kdf"], meta["kdf_params"]) == ("argon2id", "v=19,m=65536,t=3,p=4"), meta
+    salt = base64.b64decode(meta["kdf_salt"])
+    assert len(salt) == 16
+    kek = hash_secret_raw(b"a long and private passphrase", salt, time_cost=3, memory_cost=65536, parallelism=4,
+                          hash_len=32, type=Type.ID)
+    assert unwrap_data_key(kek, base64.b64decode(meta["wrapped_data_key"]), 1) == data_key
+    assert not (tmp_path / "unused").exists()

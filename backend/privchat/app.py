@@ -28,6 +28,7 @@ from .config import Config
 from .errors import HTTP_CODES, ApiError, api_error_response, error_response
 from .llm.engine import ModelEngine
 from .llm.generations import GenerationManager
+from .storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, INTEGRITY_FAILED_STATUS, CryptoError
 from .storage.db import Database, PassphraseSource
 from .storage.history import HistoryStore
 from .storage.settings import SettingsStore
@@ -150,6 +151,13 @@ def _install_error_handlers(app: Quart) -> None:
         if status == 400 and request.mimetype == "application/json":
             code, message = "invalid_json", "The request body is not valid JSON."
         return error_response(status, code, message)
+
+    @app.errorhandler(CryptoError)
+    async def integrity_failed(error: CryptoError) -> Response:
+        # The log names the row (table, column, id); the answer names nothing stored, and no
+        # plaintext exists to leak: the value did not open.
+        log.error("stored value failed its integrity check on %s %s: %s", request.method, request.path, error)
+        return error_response(INTEGRITY_FAILED_STATUS, INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE)
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:

@@ -2,47 +2,69 @@
 
 A random 256-bit *data key* encrypts values. It is stored in the database only wrapped (AES-GCM)
 by a *key-encryption key* (KEK) that comes from a 0600 key file kept apart from the database, or
-from a passphrase through scrypt. Rotating the passphrase or moving the key file therefore never
-rewrites the messages, and a stolen database alone reads as noise.
+from a passphrase through Argon2id (``kdf.py``). Rotating the passphrase or moving the key file
+therefore never rewrites the messages, and a stolen database alone reads as noise.
 
 Each value is sealed with a fresh 96-bit nonce, and the associated data names the table, column,
-row id and key version, so a ciphertext copied into another row (or column) fails to open instead
-of silently showing the wrong text.
+row id and key version, plus every other field that gives the value its meaning (``bound``: for a
+message its conversation, role and position; for settings their version; see ``bindings.py``). So
+someone who can write the database file but has no key cannot copy a ciphertext into another row,
+move a message to another conversation, turn the owner's words into the assistant's, reorder a
+conversation or put back an older settings value: the value then fails to open instead of
+silently showing the wrong thing.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 ENVELOPE_PLAINTEXT = 0x00
 ENVELOPE_AES_GCM = 0x01
 NONCE_BYTES = 12
 KEY_BYTES = 32
 
-# scrypt cost: about 0.1 s and 32 MiB on a laptop; stored with the salt so it can be raised later.
-SCRYPT_N = 2**15
-SCRYPT_R = 8
-SCRYPT_P = 1
+AAD_LABEL = "privchat/v2"
+
+# What a value is bound to beyond its table, column and row: field name -> value.
+Binding = Mapping[str, "str | int"]
 
 
 class CryptoError(Exception):
-    """A value or key that does not open; the message says which."""
+    """A value or key that does not open; the message says which (for the log: it names the row)."""
+
+
+# What clients are told when a stored value does not open (moved, re-labelled, reordered, rolled
+# back, or another key): a code and a sentence that name nothing stored. 409, not 5xx: the stored
+# state conflicts with the request, and retrying cannot help until the owner restores the database.
+INTEGRITY_FAILED_STATUS = 409
+INTEGRITY_FAILED_CODE = "integrity_failed"
+INTEGRITY_FAILED_MESSAGE = ("Part of the stored history or settings failed its integrity check: the database was changed "
+                            "outside privchat (rows moved, reordered or restored from an older copy), so it is not shown. "
+                            "Restore the database from a backup; the server log names the row.")
 
 
 class WrongKeyError(CryptoError):
     """The key file or passphrase does not open this database."""
 
 
-def associated_data(table: str, column: str, row_id: str, key_version: int) -> bytes:
+def associated_data(table: str, column: str, row_id: str, key_version: int, bound: Binding | None = None) -> bytes:
+    """Canonical JSON, so no field value can be made to read as another field (no separator tricks)."""
+    fields = sorted((str(name), str(value)) for name, value in (bound or {}).items())
+    return json.dumps([AAD_LABEL, table, column, row_id, key_version, fields], separators=(",", ":")).encode("ascii")
+
+
+def legacy_associated_data(table: str, column: str, row_id: str, key_version: int) -> bytes:
+    """Schema version 1's associated data: read once by migration 2 (``reseal.py``), never written."""
     return f"privchat/v1|{table}|{column}|{row_id}|k{key_version}".encode()
 
 
@@ -57,16 +79,19 @@ class Cipher:
     def enabled(self) -> bool:
         return self.data_key is not None
 
-    def seal(self, plaintext: str, *, table: str, column: str, row_id: str) -> bytes:
+    def seal(self, plaintext: str, *, table: str, column: str, row_id: str, bound: Binding | None = None) -> bytes:
         raw = plaintext.encode("utf-8")
         if self.data_key is None:
             return bytes([ENVELOPE_PLAINTEXT]) + raw
         nonce = os.urandom(NONCE_BYTES)
-        aad = associated_data(table, column, row_id, self.key_version)
+        aad = associated_data(table, column, row_id, self.key_version, bound)
         body = AESGCM(self.data_key).encrypt(nonce, raw, aad)
         return bytes([ENVELOPE_AES_GCM]) + self.key_version.to_bytes(4, "big") + nonce + body
 
-    def open(self, envelope: bytes, *, table: str, column: str, row_id: str) -> str:
+    def open(self, envelope: bytes, *, table: str, column: str, row_id: str, bound: Binding | None = None,
+             legacy: bool = False) -> str:
+        """The plaintext, or CryptoError naming the row (never its content). ``legacy`` reads the
+        schema-1 associated data, for migration 2 only."""
         if not envelope:
             raise CryptoError(f"{table}.{column} of row {row_id} is empty, not an envelope")
         kind = envelope[0]
@@ -82,12 +107,14 @@ class Cipher:
             raise CryptoError(f"{table}.{column} of row {row_id} is too short to be an AES-GCM envelope")
         key_version = int.from_bytes(envelope[1:5], "big")
         nonce = envelope[5 : 5 + NONCE_BYTES]
-        aad = associated_data(table, column, row_id, key_version)
+        aad = (legacy_associated_data(table, column, row_id, key_version) if legacy
+               else associated_data(table, column, row_id, key_version, bound))
         try:
             raw = AESGCM(self.data_key).decrypt(nonce, envelope[5 + NONCE_BYTES :], aad)
         except InvalidTag as exc:
             raise CryptoError(
-                f"{table}.{column} of row {row_id} does not decrypt: altered, moved from another row, or another key"
+                f"{table}.{column} of row {row_id} does not decrypt: altered, moved from another row, conversation, "
+                "role or position, put back from an older copy, or sealed with another key"
             ) from exc
         return raw.decode("utf-8")
 
@@ -110,13 +137,6 @@ def unwrap_data_key(kek: bytes, wrapped: bytes, key_version: int) -> bytes:
 
 def new_data_key() -> bytes:
     return secrets.token_bytes(KEY_BYTES)
-
-
-def derive_kek_from_passphrase(passphrase: str, salt: bytes, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> bytes:
-    """Blocking (about 0.1 s by design): call it from a thread."""
-    if not passphrase:
-        raise CryptoError("the passphrase is empty")
-    return Scrypt(salt=salt, length=KEY_BYTES, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
 
 
 def read_key_file(path: Path) -> bytes:

@@ -1,7 +1,10 @@
 """The SQLite database: connection settings, numbered migrations, and unlocking the data key.
 
 The server and the CLI each open their own connection; WAL mode and a busy timeout let the CLI pair,
-revoke or export while the server streams, without "database is locked" failures.
+revoke or export while the server streams, without "database is locked" failures. Every connection
+turns ``secure_delete`` on itself (many SQLite builds default it to off), so deleted rows are
+overwritten with zeros, and a delete of history is followed by a WAL checkpoint that truncates the
+WAL file (``Database.checkpoint``), where the deleted pages' old copies would otherwise remain.
 """
 
 from __future__ import annotations
@@ -9,35 +12,39 @@ from __future__ import annotations
 import asyncio
 import base64
 import getpass
+import logging
 import os
 import secrets
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 import aiosqlite
 
 from ..config import ENV_PASSPHRASE, Config
 from .crypto import (
-    SCRYPT_N,
-    SCRYPT_P,
-    SCRYPT_R,
     Cipher,
     CryptoError,
     WrongKeyError,
     create_key_file,
-    derive_kek_from_passphrase,
     new_data_key,
     read_key_file,
     unwrap_data_key,
     wrap_data_key,
 )
+from .kdf import CURRENT, LEGACY_SCRYPT, SALT_BYTES, KdfParams
+from .reseal import reseal_schema_1_values
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
+# A migration step that needs the data key: it runs after unlocking, in the migration's transaction.
+KeyedStep = Callable[[aiosqlite.Connection, Cipher], Awaitable[None]]
+
 # Each entry moves the schema from version i to i + 1. Never edit a released entry; append.
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[str | KeyedStep] = [
     # 1: the first schema.
     """
     CREATE TABLE meta (
@@ -95,6 +102,9 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX seen_nonces_expiry ON seen_nonces (expires_at);
     """,
+    # 2: bind every value to what gives it its meaning (conversation, role, position; a settings
+    #    version) and re-seal what version 1 wrote (reseal.py). Needs the key.
+    reseal_schema_1_values,
 ]
 
 
@@ -125,6 +135,11 @@ async def connect(path: Path) -> aiosqlite.Connection:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
         await db.execute("PRAGMA foreign_keys = ON")
+        await db.execute("PRAGMA secure_delete = ON")
+        async with db.execute("PRAGMA secure_delete") as cursor:
+            if (await cursor.fetchone())[0] != 1:
+                raise DatabaseError("this SQLite cannot turn secure_delete on, so deleted history would stay in the file; "
+                                    "use a Python whose sqlite3 module supports PRAGMA secure_delete")
     except BaseException:
         await db.close()  # its worker thread would otherwise keep the process from exiting
         raise
@@ -135,21 +150,38 @@ async def connect(path: Path) -> aiosqlite.Connection:
     return db
 
 
-async def migrate(db: aiosqlite.Connection) -> int:
-    """Apply pending migrations in one transaction each; returns the schema version."""
+async def _user_version(db: aiosqlite.Connection) -> int:
     async with db.execute("PRAGMA user_version") as cursor:
         row = await cursor.fetchone()
-    version = int(row[0])
+    return int(row[0])
+
+
+async def migrate(db: aiosqlite.Connection, cipher: Cipher | None = None) -> int:
+    """Apply pending migrations in order, one transaction each; returns the schema version reached.
+
+    Without ``cipher`` it stops before the first step that needs the data key: ``Database.open``
+    migrates once for the tables that unlocking reads, unlocks, then migrates again with the key.
+    The version is read again inside each transaction, so two processes opening the same old
+    database (the server and the CLI) apply each step once.
+    """
+    version = await _user_version(db)
     if version > len(MIGRATIONS):
         raise DatabaseError(
             f"the database has schema version {version}, newer than this privchat knows ({len(MIGRATIONS)}); upgrade privchat"
         )
     for index in range(version, len(MIGRATIONS)):
+        step = MIGRATIONS[index]
+        if not isinstance(step, str) and cipher is None:
+            return index
         await db.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _split_sql(MIGRATIONS[index]):
-                await db.execute(statement)
-            await db.execute(f"PRAGMA user_version = {index + 1}")
+            if await _user_version(db) <= index:
+                if isinstance(step, str):
+                    for statement in _split_sql(step):
+                        await db.execute(statement)
+                else:
+                    await step(db, cipher)  # type: ignore[arg-type]
+                await db.execute(f"PRAGMA user_version = {index + 1}")
             await db.execute("COMMIT")
         except Exception:
             await db.execute("ROLLBACK")
@@ -209,20 +241,39 @@ async def unlock(db: aiosqlite.Connection, config: Config, passphrase_source: Pa
     # passphrase
     source = passphrase_source or passphrase_from_env_or_prompt
     passphrase = source()
-    salt_b64 = await _get_meta(db, "kdf_salt")
     if wrapped_b64 is None:
-        salt = secrets.token_bytes(16)
-        kek = await asyncio.to_thread(derive_kek_from_passphrase, passphrase, salt)
-        return await _initialise(db, kek, mode, key_version, extra={
-            "kdf": "scrypt", "kdf_salt": base64.b64encode(salt).decode(),
-            "kdf_params": f"{SCRYPT_N},{SCRYPT_R},{SCRYPT_P}",
-        })
-    n, r, p = (int(x) for x in (await _get_meta(db, "kdf_params") or f"{SCRYPT_N},{SCRYPT_R},{SCRYPT_P}").split(","))
-    kek = await asyncio.to_thread(derive_kek_from_passphrase, passphrase, base64.b64decode(salt_b64 or ""), n, r, p)
+        salt = secrets.token_bytes(SALT_BYTES)
+        kek = await asyncio.to_thread(CURRENT.derive, passphrase, salt)
+        return await _initialise(db, kek, mode, key_version, extra=_kdf_meta(CURRENT, salt))
+    recorded = await _recorded_kdf(db)
+    kek = await asyncio.to_thread(recorded.derive, passphrase, base64.b64decode(await _get_meta(db, "kdf_salt") or ""))
     try:
-        return Cipher(unwrap_data_key(kek, base64.b64decode(wrapped_b64), key_version), key_version)
+        data_key = unwrap_data_key(kek, base64.b64decode(wrapped_b64), key_version)
     except WrongKeyError as exc:
         raise DatabaseError("the passphrase does not open this database; nothing was changed") from exc
+    if recorded != CURRENT:
+        await _rewrap(db, passphrase, data_key, key_version)
+    return Cipher(data_key, key_version)
+
+
+async def _recorded_kdf(db: aiosqlite.Connection) -> KdfParams:
+    """The KDF the wrapped key was made with; databases from before Argon2id say scrypt."""
+    name = await _get_meta(db, "kdf") or LEGACY_SCRYPT.name
+    params = await _get_meta(db, "kdf_params") or (LEGACY_SCRYPT.params if name == LEGACY_SCRYPT.name else "")
+    return KdfParams(name, params)
+
+
+def _kdf_meta(kdf: KdfParams, salt: bytes) -> dict[str, str]:
+    return {"kdf": kdf.name, "kdf_params": kdf.params, "kdf_salt": base64.b64encode(salt).decode()}
+
+
+async def _rewrap(db: aiosqlite.Connection, passphrase: str, data_key: bytes, key_version: int) -> None:
+    """The same data key wrapped under a KEK from the current KDF and a fresh salt; no value changes."""
+    salt = secrets.token_bytes(SALT_BYTES)
+    kek = await asyncio.to_thread(CURRENT.derive, passphrase, salt)
+    await _set_meta(db, {"wrapped_data_key": base64.b64encode(wrap_data_key(kek, data_key, key_version)).decode(),
+                         **_kdf_meta(CURRENT, salt)}, replace=True)
+    log.info("the passphrase now unlocks through %s (%s); the old wrapped key is gone", CURRENT.name, CURRENT.params)
 
 
 async def _initialise(db: aiosqlite.Connection, kek: bytes, mode: str, key_version: int, extra: dict[str, str]) -> Cipher:
@@ -233,11 +284,16 @@ async def _initialise(db: aiosqlite.Connection, kek: bytes, mode: str, key_versi
     return Cipher(data_key, key_version)
 
 
-async def _set_meta(db: aiosqlite.Connection, values: dict[str, str]) -> None:
+async def _set_meta(db: aiosqlite.Connection, values: dict[str, str], *, replace: bool = False) -> None:
+    """One transaction. Without ``replace`` an existing key fails the insert: two processes creating
+    a database at once cannot overwrite each other's wrapped key."""
+    sql = "INSERT INTO meta (key, value) VALUES (?, ?)"
+    if replace:
+        sql += " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
     await db.execute("BEGIN IMMEDIATE")
     try:
         for key, value in values.items():
-            await db.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (key, value))
+            await db.execute(sql, (key, value))
         await db.execute("COMMIT")
     except Exception:
         await db.execute("ROLLBACK")
@@ -268,6 +324,7 @@ class Database:
         try:
             await migrate(conn)
             cipher = await unlock(conn, config, passphrase_source)
+            await migrate(conn, cipher)
         except sqlite3.OperationalError as exc:
             await conn.close()
             raise DatabaseError(_cannot_open(path, exc)) from exc
@@ -289,6 +346,21 @@ class Database:
     def transaction(self) -> "_Transaction":
         """``async with db.transaction():`` — one writer at a time in this process, BEGIN IMMEDIATE."""
         return _Transaction(self)
+
+    async def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate the WAL to zero bytes.
+
+        Called after history is deleted: secure_delete zeroes the rows in the new page images, but
+        the WAL still holds the old images until it is checkpointed and truncated. Returns False
+        when another connection's open read kept it from finishing (it is then logged; SQLite's
+        next automatic checkpoint overwrites those frames later).
+        """
+        async with self._write_lock:
+            async with self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                busy, _frames, _copied = await cursor.fetchone()
+        if busy:
+            log.warning("the WAL of %s could not be truncated after a delete: another connection was reading", self.path)
+        return not busy
 
     async def close(self) -> None:
         await self.conn.close()

@@ -1,6 +1,9 @@
 """Conversations and messages, sealed per value with the database cipher.
 
 Ids are random UUIDs chosen before the insert, so each value's associated data can name its row.
+A message is also bound to its conversation, role and position (``bindings.py``), so it is sealed
+inside the transaction that picks its position. Deletes end with a WAL checkpoint, so what was
+deleted does not linger in the WAL file.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from .bindings import message_binding
 from .db import Database
 
 TITLE_LENGTH = 60
@@ -75,11 +79,12 @@ class HistoryStore:
                           *, now: float | None = None) -> Message:
         message_id = new_id()
         now = time.time() if now is None else now
-        sealed = self.cipher.seal(content, table="messages", column="content", row_id=message_id)
         async with self.database.transaction() as conn:
             async with conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
                                     (conversation_id,)) as cursor:
                 seq = int((await cursor.fetchone())[0])
+            sealed = self.cipher.seal(content, table="messages", column="content", row_id=message_id,
+                                      bound=message_binding(conversation_id, role, seq))
             await conn.execute(
                 "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -90,9 +95,14 @@ class HistoryStore:
 
     async def update_message(self, message_id: str, content: str, status: str, *,
                              prompt_tokens: int | None = None, completion_tokens: int | None = None) -> None:
-        sealed = self.cipher.seal(content, table="messages", column="content", row_id=message_id)
         done_at = None if status == "streaming" else time.time()
         async with self.database.transaction() as conn:
+            async with conn.execute("SELECT conversation_id, role, seq FROM messages WHERE id = ?", (message_id,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:  # deleted with its conversation while the reply was written: nothing to keep
+                return
+            sealed = self.cipher.seal(content, table="messages", column="content", row_id=message_id,
+                                      bound=message_binding(row["conversation_id"], row["role"], row["seq"]))
             await conn.execute(
                 "UPDATE messages SET content = ?, status = ?, completed_at = ?, "
                 "prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens) WHERE id = ?",
@@ -111,11 +121,14 @@ class HistoryStore:
             cursor = await conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
                 raise NotFound(conversation_id)
+        await self.database.checkpoint()
 
     async def clear(self) -> int:
         async with self.database.transaction() as conn:
             cursor = await conn.execute("DELETE FROM conversations")
-            return cursor.rowcount
+            deleted = cursor.rowcount
+        await self.database.checkpoint()
+        return deleted
 
     # Reading ----------------------------------------------------------------------------------
     def _title(self, row: Any) -> str:
@@ -124,7 +137,8 @@ class HistoryStore:
     def _message(self, row: Any) -> Message:
         return Message(
             id=row["id"], conversation_id=row["conversation_id"], seq=row["seq"], role=row["role"],
-            content=self.cipher.open(row["content"], table="messages", column="content", row_id=row["id"]),
+            content=self.cipher.open(row["content"], table="messages", column="content", row_id=row["id"],
+                                     bound=message_binding(row["conversation_id"], row["role"], row["seq"])),
             status=row["status"], created_at=row["created_at"], completed_at=row["completed_at"],
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
         )
@@ -234,7 +248,8 @@ class HistoryStore:
                     if elsewhere is not None:
                         skipped += 1
                         continue
-                    sealed = self.cipher.seal(message["content"], table="messages", column="content", row_id=message["id"])
+                    sealed = self.cipher.seal(message["content"], table="messages", column="content", row_id=message["id"],
+                                              bound=message_binding(conv["id"], message["role"], next_seq))
                     status = "interrupted" if message["status"] == "streaming" else message["status"]
                     await conn.execute(
                         "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, "

@@ -1,0 +1,29 @@
+"""What each sealed value is bound to: the fields that give it its meaning.
+
+One place for it, because three modules must agree byte for byte: the stores that seal and open
+(``history.py``, ``settings.py``) and migration 2 (``reseal.py``), which re-seals rows written
+before these bindings existed.
+
+- A message's text means what it means because of its conversation, who said it and where it
+  stands in the conversation: moving, re-labelling or reordering it must make it fail to open.
+- A conversation's title belongs to its conversation: its row id is bound already.
+- The settings row is bound to a version that grows on every write, so a copy of an older sealed
+  value put back into the row fails to open (unless the version is put back with it: state kept
+  only in the database can always be rolled back as a whole; see SECURITY.md).
+
+Not bound, on purpose: a message's status, timestamps and token counts. They describe the row,
+not the text, and they are written without the key (start-up marks unfinished replies
+``interrupted`` with one UPDATE).
+"""
+
+from __future__ import annotations
+
+from .crypto import Binding
+
+
+def message_binding(conversation_id: str, role: str, seq: int) -> Binding:
+    return {"conversation": conversation_id, "role": role, "seq": seq}
+
+
+def settings_binding(version: int) -> Binding:
+    return {"version": version}
