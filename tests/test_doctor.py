@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.support.server import run_cli, write_config
@@ -63,3 +64,48 @@ def test_tunnel_port_taken_by_another_program_is_named(tmp_path: Path) -> None:
         squatter.bind(("127.0.0.1", port))  # bound, not listening: another program holding the port
         taken = next(c for c in _doctor(config)[1]["checks"] if c["name"] == "tunnel port")
     assert not taken["ok"] and f"tunnel port {port} is taken" in taken["detail"] and "tunnel.port" in taken["fix"]
+
+
+def _placement(config: Path, home: Path) -> dict:
+    result = run_cli(config, "doctor", "--json", check=False, env={"HOME": str(home)})
+    return next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "key placement")
+
+
+def test_doctor_warns_when_the_key_file_would_share_a_backup_with_the_database(tmp_path: Path) -> None:
+    """Issue 15, item 7. Negative control: before the change doctor had no "key placement" check
+    (StopIteration here), and nothing told the owner that one home backup held key and data."""
+    import os
+    import uuid
+
+    home = tmp_path / "home"
+    config = write_config(home)  # data and key file both under this home folder
+    beside = _placement(config, home)
+    data = yaml.safe_load(config.read_text())["storage"]
+    assert beside["ok"] and beside["warning"], beside
+    assert data["key_file"] in beside["detail"] and str(Path(data["data_dir"]) / "privchat.sqlite3") in beside["detail"]
+    assert "home folder" in beside["detail"] and "same backup" in beside["detail"], beside
+    assert "storage.key_file" in beside["fix"] and "passphrase" in beside["fix"], beside
+    text = run_cli(config, "doctor", check=False, env={"HOME": str(home)}).stdout
+    assert "[note] key placement" in text and "fix: " in text.split("[note] key placement", 1)[1], text
+
+    # Outside the home folder but on the same filesystem: still one backup of that disk.
+    outside = write_config(tmp_path / "elsewhere")
+    same_disk = _placement(outside, home)
+    assert same_disk["warning"] and "same filesystem" in same_disk["detail"], same_disk
+
+    # The key file on another volume: no warning.
+    other_volume = Path("/dev/shm")
+    if not other_volume.is_dir() or os.stat(other_volume).st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("no second filesystem to put the key file on")
+    key_dir = other_volume / f"privchat-test-{uuid.uuid4().hex}"
+    settings = yaml.safe_load(outside.read_text())
+    settings["storage"]["key_file"] = str(key_dir / "privchat.key")
+    outside.write_text(yaml.safe_dump(settings))
+    apart = _placement(outside, home)
+    assert apart["ok"] and not apart["warning"] and "another filesystem" in apart["detail"], apart
+
+
+def test_doctor_says_the_passphrase_key_is_stored_nowhere(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"storage": {"encryption": "passphrase"}})
+    placement = _placement(config, tmp_path)
+    assert placement["ok"] and not placement["warning"] and "passphrase" in placement["detail"], placement

@@ -55,3 +55,23 @@ def test_a_model_turned_off_is_disabled(server_factory) -> None:
     assert server.health()["model"]["state"] == "disabled"
     response = server.pair().post("/api/chat", {"message": "hello"})
     assert response.status_code == 503 and response.json()["error"]["code"] == "model_unavailable"
+
+
+@pytest.mark.parametrize("case", ["missing", "truncated"])
+def test_public_health_names_the_model_file_only(server_factory, tmp_path: Path, case: str) -> None:
+    """Issue 15, item 5: unsigned /api/health must not tell a stranger the owner's user name and
+    folders; the full path goes to the server log and `privchat doctor`. Negative control: before
+    the change, model.error read "the model file /tmp/.../models/does-not-exist.gguf does not exist"
+    and "llama.cpp could not load truncated.gguf ... (ValueError: Failed to load model from file:
+    /tmp/.../truncated.gguf)"."""
+    path, sentence = _broken_models(tmp_path / "models")[case]
+    server = server_factory({"model": {"path": str(path)}}, name=f"public-{case}")
+    error = server.health()["model"]["error"]
+    assert sentence in error and path.name in error  # still says what is wrong, with the file's name
+    assert str(path.parent) not in error and str(tmp_path) not in error, error
+    response = server.pair().post("/api/chat", {"message": "hello"})
+    assert response.status_code == 503 and str(path.parent) not in response.text, response.text
+    server.stop()
+    assert str(path) in server.log()  # the owner's log has the whole path
+    doctor = server.cli("doctor", "--json", check=False).stdout
+    assert str(path) in doctor

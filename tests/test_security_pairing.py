@@ -195,3 +195,55 @@ def test_concurrent_use_of_one_code_pairs_one_device(shared_server: LiveServer) 
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] + [403] * 5, [r.text for r in responses]
     assert all(r.json()["error"]["code"] == "pairing_invalid" for r in responses if r.status_code == 403)
+
+
+def test_the_same_key_registered_twice_at_once_is_409_and_the_other_code_stays_unused(shared_server: LiveServer) -> None:
+    """Issue 15, item 6. Both requests pass the "already registered?" look-up before either commits;
+    the one that commits second used to hit the UNIQUE constraint and answer 500. Now the look-up is
+    repeated inside the transaction, so it answers 409 device_exists and rolls back: its code stays
+    open. Negative control: before the change, 8 rounds of 6 racers gave 500s (IntegrityError)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    for _ in range(8):
+        device = TestDevice(name="twice at once")
+        codes = [shared_server.pair_code() for _ in range(6)]
+        with ThreadPoolExecutor(max_workers=len(codes)) as pool:
+            responses = list(pool.map(lambda code: register(shared_server, device, code), codes))
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [201] + [409] * (len(codes) - 1), [r.text for r in responses]
+        for response in responses:
+            if response.status_code == 409:
+                error = response.json()["error"]
+                assert error["code"] == "device_exists" and len(error["message"].split()) >= 6, error
+        # Every code but the one that paired is still open: another device can use it.
+        used = next(code for code, r in zip(codes, responses) if r.status_code == 201)
+        for code in codes:
+            if code != used:
+                assert register(shared_server, TestDevice(name="later"), code).status_code == 201
+
+
+HOSTILE_NAMES = [
+    "\x1b[2K\rPaired: Owner's laptop",  # ESC: an ANSI sequence that erases and rewrites the line
+    "phone\x9b31m",  # C1 CSI, the 8-bit form of ESC [
+    "tab\there", "nul\x00", "del\x7f", "new\nline",
+    "laptop\u202egnp.exe", "a\u202ab", "a\u202bb", "a\u202cb", "a\u202db",  # bidi embeddings and overrides
+    "a\u2066b", "a\u2067b", "a\u2068b", "a\u2069b",  # bidi isolates
+    "a\u200eb", "a\u200fb", "a\u061cb",  # bidi marks
+]
+
+
+def _odd_character(name: str) -> str:
+    return next(f"U+{ord(c):04X}" for c in name if not (c.isalnum() or c in " .'[:"))
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=[_odd_character(n) for n in HOSTILE_NAMES])
+def test_a_device_name_with_control_or_bidi_characters_is_refused(shared_server: LiveServer, name: str) -> None:
+    """Issue 15, item 4: the name is printed by `privchat pair --wait` and `devices list` beside the
+    fingerprint the owner compares. Negative control: before the change every one of these was 201."""
+    device = TestDevice(name=name)
+    code = shared_server.pair_code()
+    response = register(shared_server, device, code)
+    assert_error(response, 400, "invalid_device_name")
+    assert "control or text-direction" in response.json()["error"]["message"]
+    renamed = TestDevice(name="plain name")
+    assert register(shared_server, renamed, code).status_code == 201  # the refusal did not use up the code

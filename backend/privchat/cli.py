@@ -20,6 +20,7 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 from . import __version__
+from .auth.device_names import DeviceNameError, check_device_name, for_terminal, json_for_terminal
 from .config import Config, ConfigError, default_config_path, documented_defaults, load_config
 from .storage.crypto import CryptoError
 from .storage.db import Database, DatabaseError
@@ -49,7 +50,8 @@ async def _with_db(args: argparse.Namespace, action: Callable[[Config, Database]
 
 
 def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    print(json.dumps(payload, indent=2, ensure_ascii=False) if getattr(args, "json", False) else text)
+    """JSON with --json, else the sentence; either way no stored character can drive the terminal."""
+    print(json_for_terminal(payload) if getattr(args, "json", False) else text)
 
 
 def _iso(stamp: float | None) -> str:
@@ -146,7 +148,7 @@ async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> 
         if fresh:
             device = fresh[-1]
             if not quiet:
-                print(f"Paired: {device.name}  fingerprint {device.fingerprint}  — it should match the page.")
+                print(f"Paired: {for_terminal(device.name)}  fingerprint {device.fingerprint}  — it should match the page.")
             return EXIT_OK
         await asyncio.sleep(1)
     print("The code expired before a device paired.", file=sys.stderr)
@@ -162,7 +164,7 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
         rows = [d.to_json() for d in devices]
         lines = [f"{'NAME':<24} {'FINGERPRINT':<21} {'STATUS':<8} {'CREATED':<24} LAST SEEN"]
         for d in devices:
-            lines.append(f"{d.name[:24]:<24} {d.fingerprint:<21} {d.status:<8} {_iso(d.created_at):<24} {_iso(d.last_seen_at)}")
+            lines.append(f"{for_terminal(d.name)[:24]:<24} {d.fingerprint:<21} {d.status:<8} {_iso(d.created_at):<24} {_iso(d.last_seen_at)}")
         _emit(args, {"devices": rows}, "\n".join(lines) if devices else "No devices paired yet. Run `privchat pair`.")
         return EXIT_OK
 
@@ -187,15 +189,16 @@ def _change_device(args: argparse.Namespace, change: Callable[[Any, str], Awaita
 
 def cmd_devices_revoke(args: argparse.Namespace) -> int:
     return _change_device(args, lambda store, device_id: store.revoke(device_id),
-                          lambda d: f"Revoked {d.name} ({d.fingerprint}); its next request is refused.")
+                          lambda d: f"Revoked {for_terminal(d.name)} ({d.fingerprint}); its next request is refused.")
 
 
 def cmd_devices_rename(args: argparse.Namespace) -> int:
-    name = args.name.strip()
-    if not 1 <= len(name) <= 100:
-        raise CliError("the new name must be 1 to 100 characters")
+    try:
+        name = check_device_name(args.name)
+    except DeviceNameError as exc:
+        raise CliError(f"the new name was refused: {exc.message}") from exc
     return _change_device(args, lambda store, device_id: store.rename(device_id, name),
-                          lambda d: f"Renamed {d.fingerprint} to {d.name}.")
+                          lambda d: f"Renamed {d.fingerprint} to {for_terminal(d.name)}.")
 
 
 # history ---------------------------------------------------------------------------------------

@@ -229,7 +229,8 @@ SCHEMA: dict[str, dict[str, Spec]] = {
         "data_dir": (None, path(), "Folder for the database. Empty: the platformdirs user data dir."),
         "database": (None, path(), "SQLite file. Empty: <data_dir>/privchat.sqlite3."),
         "encryption": ("keyfile", choice("keyfile", "passphrase", "off"), "Encryption at rest: keyfile, passphrase (PRIVCHAT_PASSPHRASE or a prompt) or off."),
-        "key_file": (None, path(), "Key-encryption key file (0600). Empty: <user config dir>/privchat.key, apart from the database."),
+        "key_file": (None, path(), "Key-encryption key file (0600). Empty: <user config dir>/privchat.key, apart from the database. "
+                                   "Best on another volume than the database, so one backup never holds both (privchat doctor warns)."),
     },
     "auth": {
         "signature_max_age_seconds": (60, integer(5, 3600), "How old a request signature may be."),

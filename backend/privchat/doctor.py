@@ -98,6 +98,24 @@ async def _check_database(config: Config) -> list[Check]:
     return checks
 
 
+def _check_key_placement(config: Config) -> Check | None:
+    """Where the key and the database are, and a warning when one backup would take both."""
+    from .storage.key_placement import FIX, shared_backup
+
+    mode = config.get("storage", "encryption")
+    database = config.database_path
+    if mode == "off":
+        return None  # the encryption check already says the history is stored in plain text
+    if mode == "passphrase":
+        return Check("key placement", True, f"database {database}; its key comes from your passphrase and is stored nowhere")
+    key = config.key_file
+    reason = shared_backup(key, database)
+    if reason is None:
+        return Check("key placement", True, f"key file {key} is on another filesystem than the database {database}")
+    return Check("key placement", True, f"the key file {key} and the database {database} {reason}: the same backup would "
+                 "hold both, and with both the history can be read", FIX, warning=True)
+
+
 async def _check_port(config: Config) -> Check:
     url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}/api/health"
     try:
@@ -155,6 +173,9 @@ async def run_checks(args: argparse.Namespace) -> list[Check]:
         return checks
     checks += _check_model(config)
     checks += await _check_database(config)
+    placement = _check_key_placement(config)
+    if placement is not None:
+        checks.append(placement)
     checks.append(await _check_port(config))
     tunnel_port = _check_tunnel_port(config)
     if tunnel_port is not None:
@@ -174,7 +195,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for check in checks:
             mark = "ok  " if check.ok and not check.warning else ("note" if check.ok else "FAIL")
             print(f"[{mark}] {check.name}: {check.detail}")
-            if check.fix and not check.ok:
+            if check.fix and (not check.ok or check.warning):
                 print(f"       fix: {check.fix}")
         print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
     return 0 if not failed else 1

@@ -14,6 +14,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..storage.db import Database
+from .device_names import check_device_name
 from .jwk import parse_p256_public_jwk, short_fingerprint
 
 # last_seen is written at most this often per device, so signed reads do not all become writes.
@@ -80,6 +81,11 @@ class DeviceStore:
         async with self.database.conn.execute("SELECT * FROM devices ORDER BY created_at") as cursor:
             return [_device(r) for r in await cursor.fetchall()]
 
+    async def registered(self, conn: Any, device_id: str) -> bool:
+        """Inside the caller's transaction: is this key registered (revoked or not)?"""
+        async with conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)) as cursor:
+            return await cursor.fetchone() is not None
+
     async def add(self, conn: Any, device_id: str, name: str, public_jwk: dict[str, str]) -> Device:
         """Insert inside the caller's transaction (pairing redeems the code in the same one)."""
         now = time.time()
@@ -113,6 +119,8 @@ class DeviceStore:
         return device
 
     async def rename(self, device_id: str, name: str) -> Device:
+        """Raises DeviceNameError for a name the terminal could act on (see device_names.py)."""
+        name = check_device_name(name)
         async with self.database.transaction() as conn:
             await conn.execute("UPDATE devices SET name = ? WHERE id = ?", (name, device_id))
         device = await self.get(device_id)

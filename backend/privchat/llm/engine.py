@@ -118,8 +118,31 @@ class EngineStatus:
     path: str | None = None
     n_ctx: int | None = None
 
+    @property
+    def public_error(self) -> str | None:
+        """The error with the model's folders left out, for answers that leave the machine.
+
+        ``/api/health`` is read without a signature: an absolute path there would tell a stranger
+        the owner's user name and folder layout. The full sentence goes to the log (``_fail``) and
+        ``privchat doctor`` prints its own, with the path.
+        """
+        return None if self.error is None else without_folders(self.error, self.path)
+
     def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "name": self.name, "error": self.error, "n_ctx": self.n_ctx}
+        return {"state": self.state, "name": self.name, "error": self.public_error, "n_ctx": self.n_ctx}
+
+
+def without_folders(text: str, path: str | None) -> str:
+    """``text`` with the model file's path (as given, or resolved) reduced to its file name."""
+    if not path:
+        return text
+    given = Path(path)
+    for variant in sorted({str(given), str(given.resolve()), os.path.realpath(given)}, key=len, reverse=True):
+        text = text.replace(variant, given.name)
+    for folder in sorted({str(given.parent), str(given.resolve().parent)}, key=len, reverse=True):
+        if folder not in ("", ".", os.sep):
+            text = text.replace(folder, "<model folder>")
+    return text
 
 
 class ModelEngine:
@@ -203,7 +226,7 @@ class ModelEngine:
             return
         if self.status.state == "loading":
             raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
-        raise ModelUnavailable("model_unavailable", f"The model is not available: {self.status.error}")
+        raise ModelUnavailable("model_unavailable", f"The model is not available: {self.status.public_error}")
 
     def fit(self, system_prompt: str, turns: list[dict[str, str]], max_tokens: int) -> FittedPrompt:
         assert self._fitter is not None

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import ApiError
+from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
 from ..storage.history import HistoryStore, NotFound
 from ..storage.settings import SettingsStore
+from ..tracebacks import describe
 from .engine import GenerationParams, GenerationResult, ModelEngine, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -199,8 +201,9 @@ class GenerationManager:
                 await self._generate(generation)
             finally:
                 self._slot.release()
-        except Exception:  # never lose a task silently; the client gets an error event
-            log.exception("generation %s failed", generation.assistant_message_id)
+        except Exception as exc:  # never lose a task silently; the client gets an error event
+            # Type and frames only: an exception's message may quote the prompt or the reply.
+            log.error("generation %s failed: %s", generation.assistant_message_id, describe(exc))
             generation.events.put_nowait(("error", {"code": "internal", "message": "The reply failed unexpectedly."}))
         finally:
             self.running.pop(generation.assistant_message_id, None)
@@ -219,8 +222,12 @@ class GenerationManager:
                     self.engine.generate, generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)
         except ModelUnavailable as exc:
             failure = (exc.code, exc.message)
+        except CryptoError as exc:  # an earlier message of the conversation does not open: say so, not "the model"
+            log.error("reply %s not written: %s", generation.assistant_message_id, exc)
+            failure = (INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE)
         except Exception as exc:
-            log.exception("decoding failed for %s", generation.assistant_message_id)
+            # Type and frames only: llama.cpp's and the bindings' messages may quote the text.
+            log.error("decoding failed for %s: %s", generation.assistant_message_id, describe(exc))
             failure = ("generation_failed", f"The model failed while writing the reply ({type(exc).__name__}).")
         finally:
             batcher.flush()  # tokens still in the window go out before done/error
