@@ -99,3 +99,25 @@ def test_the_paired_line_escapes_the_name(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("Paired: \\x1b[1A\\x1b[2KPaired: Owner\\u202e  fingerprint"), repr(out)
     assert not ODD.search(out.replace("\n", "")), repr(out)
+
+
+def test_every_refusal_is_reported_once_by_the_cli(tmp_path, capsys) -> None:
+    """One root error, one report: a refused command prints its sentence under its own name and exits
+    non-zero; with --json the same sentence comes as {"ok": false, "error"} on stdout."""
+    import json as _json
+
+    import pytest as _pytest
+
+    from privchat.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("server:\n  port: not-a-port\n", encoding="utf-8")
+    with _pytest.raises(SystemExit) as exited:
+        main(["--config", str(bad), "tunnel", "validate", str(tmp_path / "none.yml")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("privchat tunnel validate: server.port") and err.count("\n") == 1, err
+    with _pytest.raises(SystemExit) as exited:
+        main(["--config", str(bad), "service", "install", "--json", "--unit-dir", str(tmp_path / "u"), "--platform", "linux"])
+    report = _json.loads(capsys.readouterr().out)
+    assert exited.value.code == 2 and report["ok"] is False and "server.port" in report["error"]

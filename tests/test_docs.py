@@ -143,12 +143,12 @@ def page_error_codes() -> set[str]:
 
 
 def server_error_codes() -> set[str]:
-    """Codes the backend can answer with: (status, "code") pairs, SomethingError("code", ...), the HTTP_CODES table."""
+    """Codes the backend can answer with: (status, "code") pairs, a coded error's ("code", "sentence"), the HTTP_CODES table."""
     codes: set[str] = set()
     for path in BACKEND.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         codes |= set(re.findall(rf'\b\d{{3}},\s*"{CODE}"', text))
-        codes |= set(re.findall(rf'[A-Z]\w*Error\(\s*"{CODE}"', text))
+        codes |= set(re.findall(rf'\b[A-Z]\w*\(\s*"{CODE}",\s*f?"', text))  # SomeCodedError("code", "sentence")
         codes |= set(re.findall(rf'\(\s*"{CODE}",\s*"[A-Z]', text))
         codes |= set(re.findall(rf'code\s*=\s*"{CODE}"', text))
     return codes

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import plistlib
 import shutil
@@ -12,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from privchat.service import install, render_launchd_plist, render_systemd_unit, uninstall
-from privchat.tunnel.cli import add_commands
+from privchat.cli import main
 
 
 def run_cli(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="privchat")
-    parser.add_argument("--config")
-    add_commands(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """The real CLI in this process: its exit code (failures are reported by cli.main's one path)."""
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    return int(exited.value.code or 0)
 
 
 def unit_fields(text: str) -> dict[str, str]:

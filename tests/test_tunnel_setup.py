@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import yaml
 
 from privchat.config import load_config
-from privchat.tunnel.cli import add_commands
+from privchat.cli import main
 from privchat.tunnel.validate import validate_cloudflared_file
 
 UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
@@ -29,12 +28,10 @@ SAMPLE_HEADERS = """\
 
 
 def run_cli(*argv: str) -> int:
-    """A throwaway stand-in for the main CLI: global --config, then our command groups."""
-    parser = argparse.ArgumentParser(prog="privchat")
-    parser.add_argument("--config")
-    add_commands(parser.add_subparsers())
-    args = parser.parse_args(list(argv))
-    return args.func(args)
+    """The real CLI in this process: its exit code (failures are reported by cli.main's one path)."""
+    with pytest.raises(SystemExit) as exited:
+        main(list(argv))
+    return int(exited.value.code or 0)
 
 
 @pytest.fixture

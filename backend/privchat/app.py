@@ -25,7 +25,8 @@ from .auth.pairing import PairingStore
 from .auth.replay import NonceStore
 from .auth.signatures import SignatureVerifier
 from .config import Config
-from .errors import HTTP_CODES, ApiError, api_error_response, error_response
+from .api.error_shape import HTTP_CODES, api_error_response, error_response
+from .errors import CodedError
 from .llm.engine import ModelEngine
 from .llm.generations import GenerationManager
 from .storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, INTEGRITY_FAILED_STATUS, CryptoError
@@ -124,8 +125,9 @@ def create_app(config: Config, *, database: Database | None = None,
 
 
 def _install_error_handlers(app: Quart) -> None:
-    @app.errorhandler(ApiError)
-    async def api_error(error: ApiError) -> Response:
+    @app.errorhandler(CodedError)
+    async def coded_error(error: CodedError) -> Response:
+        """Every refusal privchat makes on purpose, from any layer, in the API's one shape."""
         return api_error_response(error)
 
     @app.errorhandler(RequestSchemaValidationError)

@@ -22,13 +22,15 @@ from urllib.parse import quote
 from . import __version__
 from .auth.device_names import DeviceNameError, check_device_name, for_terminal, json_for_terminal
 from .config import Config, ConfigError, default_config_path, documented_defaults, load_config
-from .storage.crypto import CryptoError
-from .storage.db import Database, DatabaseError
+from .errors import PrivchatError
+from .service import ServiceError
+from .tunnel.setup import SetupError
+from .storage.db import Database
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
-class CliError(Exception):
+class CliError(PrivchatError):
     """A sentence for the owner; the command exits non-zero."""
 
 
@@ -367,7 +369,17 @@ def build_parser() -> argparse.ArgumentParser:
     from .tunnel.cli import add_commands
 
     add_commands(sub)
+    _name_commands(parser)
     return parser
+
+
+def _name_commands(parser: argparse.ArgumentParser) -> None:
+    """Every command knows its own name (`privchat tunnel setup`), for the one way failures are reported."""
+    parser.set_defaults(command=parser.prog)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _name_commands(sub)
 
 
 def _help(parser: argparse.ArgumentParser) -> int:
@@ -393,12 +405,27 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     try:
         code = args.func(args)
-    except (ConfigError, DatabaseError, CryptoError, CliError) as exc:
-        print(f"privchat: {exc}", file=sys.stderr)
-        code = EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
+    except PrivchatError as exc:  # every refusal, from any command, is reported here and only here
+        code = report_failure(args, exc)
+    except EOFError:
+        print("\nprivchat: cancelled, nothing written.", file=sys.stderr)
+        code = 130
     except KeyboardInterrupt:
         code = 130
     sys.exit(code)
+
+
+# Refused input (a config key, a setup answer) is a usage error; anything else that failed is 1.
+USAGE_ERRORS: tuple[type[PrivchatError], ...] = (ConfigError, SetupError, ServiceError)
+
+
+def report_failure(args: argparse.Namespace, error: PrivchatError) -> int:
+    """One way to fail: the sentence on stderr, or {"ok": false, "error"} on stdout for --json."""
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": error.message}, ensure_ascii=True))
+    else:
+        print(f"{getattr(args, 'command', 'privchat')}: {error.message}", file=sys.stderr)
+    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAIL
 
 
 if __name__ == "__main__":

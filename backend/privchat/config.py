@@ -19,13 +19,15 @@ from urllib.parse import urlsplit
 import platformdirs
 import yaml
 
+from .errors import PrivchatError
+
 APP_NAME = "privchat"
 
 ENV_CONFIG = "PRIVCHAT_CONFIG"
 ENV_PASSPHRASE = "PRIVCHAT_PASSPHRASE"
 
 
-class ConfigError(ValueError):
+class ConfigError(PrivchatError, ValueError):
     """A config problem, phrased as a sentence that names the key."""
 
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 import socket
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import httpx
 

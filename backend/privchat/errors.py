@@ -1,61 +1,48 @@
-"""The one error shape of the API: ``{"error": {"code": ..., "message": ...}}``.
+"""privchat's errors: one root, coded refusals, and the one error shape of the API.
 
-Codes are stable strings the page switches on; messages are sentences a person can act on.
+As in py_webauthn, every failure privchat raises on purpose is a ``PrivchatError`` and says in a
+sentence what went wrong; ``cli.main`` catches the root once and prints that sentence, so no
+command prints and exits on its own, and anything else is a bug that keeps its traceback.
+
+A ``CodedError`` is a refusal a client acts on: a stable ``code`` the page switches on, the
+sentence, the HTTP status and, where waiting helps, ``retry_after``. It knows no web framework:
+``llm/`` and ``auth/`` raise their own leaves, and one handler in ``app.py`` turns any of them
+into the API's shape ``{"error": {"code": ..., "message": ...}}``. ``ApiError`` is the leaf for
+refusals made by the HTTP layer itself (status first, as it reads in a route). The shape itself
+lives in ``api/error_shape.py``; this module imports no web framework, so the config, the storage
+and the model engine can raise these without depending on one.
 """
 
 from __future__ import annotations
 
-from quart import Response, jsonify
 
 
-class CodedError(Exception):
+class PrivchatError(Exception):
+    """The root of every failure privchat raises on purpose; ``message`` is a sentence for people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class CodedError(PrivchatError):
     """A refusal with a stable ``code`` for the page, a sentence for people, and its HTTP status."""
 
     status = 400
 
-    def __init__(self, code: str, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        if status is not None:
-            self.status = status
-
-
-class ApiError(Exception):
-    """Raise anywhere in a request to answer with the API's error shape."""
-
-    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None,
+    def __init__(self, code: str, message: str, status: int | None = None, *, retry_after: int | None = None,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
-        self.message = message
+        if status is not None:
+            self.status = status
         self.retry_after = retry_after
         self.headers = headers or {}
 
 
-def error_response(status: int, code: str, message: str, *, retry_after: int | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+class ApiError(CodedError):
+    """A refusal made by the HTTP layer itself: ``ApiError(404, "not_found", "…")``."""
 
-
-def api_error_response(error: ApiError) -> Response:
-    return error_response(error.status, error.code, error.message, retry_after=error.retry_after, headers=error.headers)
-
-
-# Default codes for HTTP errors raised by the framework itself (unknown route, wrong method, ...).
-HTTP_CODES: dict[int, tuple[str, str]] = {
-    400: ("bad_request", "The request could not be understood."),
-    404: ("not_found", "There is nothing at this address."),
-    405: ("method_not_allowed", "This address does not accept that method."),
-    408: ("timeout", "The request took too long to arrive."),
-    413: ("payload_too_large", "The request body is larger than the server accepts."),
-    415: ("unsupported_media_type", "Send the body as application/json."),
-    429: ("rate_limited", "Too many requests; wait a moment and try again."),
-}
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(code, message, status, retry_after=retry_after, headers=headers)

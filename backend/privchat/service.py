@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 from privchat.config import ConfigError, default_config_path, load_config
+from privchat.errors import PrivchatError
 from privchat.tunnel.setup import write_file
 
 UNIT_NAME = "privchat.service"
 AGENT_LABEL = "dev.privchat.serve"
 
 
-class ServiceError(RuntimeError):
+class ServiceError(PrivchatError, RuntimeError):
     """A service problem phrased as a sentence for the owner."""
 
 
@@ -225,22 +226,12 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main_install(args: argparse.Namespace) -> int:
-    try:
-        result = install(config_path=Path(args.config) if args.config else default_config_path(), **_common(args))
-    except ServiceError as exc:
-        print(json.dumps({"ok": False, "error": str(exc)}) if args.json else f"privchat service install: {exc}",
-              file=sys.stdout if args.json else sys.stderr)
-        return 2
-    _print(result, args.json)
+    """`privchat service install`; a ServiceError is reported by the CLI's one failure path."""
+    _print(install(config_path=Path(args.config) if args.config else default_config_path(), **_common(args)), args.json)
     return 0
 
 
 def main_uninstall(args: argparse.Namespace) -> int:
-    try:
-        result = uninstall(**_common(args))
-    except ServiceError as exc:
-        print(json.dumps({"ok": False, "error": str(exc)}) if args.json else f"privchat service uninstall: {exc}",
-              file=sys.stdout if args.json else sys.stderr)
-        return 2
-    _print(result, args.json)
+    """`privchat service uninstall`; a ServiceError is reported by the CLI's one failure path."""
+    _print(uninstall(**_common(args)), args.json)
     return 0

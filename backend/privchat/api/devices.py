@@ -6,7 +6,7 @@ from quart import Blueprint, current_app
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
-from ..auth.device_names import DeviceNameError, check_device_name
+from ..auth.device_names import check_device_name
 from ..auth.gate import current_device_id, public, verify_device_signature
 from ..auth.jwk import JwkError, parse_p256_public_jwk, thumbprint
 from ..auth.pairing import PairingError
@@ -15,9 +15,6 @@ from .ratelimits import registration_limit
 from .schemas import DeviceList, DeviceRecord, RegisterDevice
 
 blueprint = Blueprint("devices", __name__)
-
-# Locked is 423 (the owner must act at the machine); a wrong or stale code is 403.
-PAIRING_STATUS = {"pairing_locked": 423}
 
 DEVICE_EXISTS = "This key is already registered; the page should use it instead of pairing again."
 
@@ -35,10 +32,8 @@ async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
         raise ApiError(400, "invalid_public_key", f"The device key was refused: {exc}.") from exc
     device_id = thumbprint(public_members)
     await verify_device_signature(registering_key=(device_id, key))
-    try:  # before the code is touched: a refused name neither uses it up nor counts as a wrong try
-        name = check_device_name(data.name.strip() or "Device")
-    except DeviceNameError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from exc
+    # Before the code is touched: a refused name neither uses it up nor counts as a wrong try.
+    name = check_device_name(data.name.strip() or "Device")
     if await state.devices.get(device_id) is not None:
         raise ApiError(409, "device_exists", DEVICE_EXISTS)
     failure: PairingError | None = None
@@ -59,7 +54,7 @@ async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
     if already:
         raise ApiError(409, "device_exists", DEVICE_EXISTS)
     if failure is not None:
-        raise ApiError(PAIRING_STATUS.get(failure.code, failure.status), failure.code, failure.message)
+        raise failure
     return DeviceRecord(**device.to_json()), 201
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from ..errors import ApiError

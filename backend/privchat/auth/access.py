@@ -22,6 +22,8 @@ import httpx
 import jwt
 from jwt.algorithms import RSAAlgorithm
 
+from ..errors import PrivchatError
+
 log = logging.getLogger(__name__)
 
 ACCESS_HEADER = "Cf-Access-Jwt-Assertion"
@@ -30,10 +32,8 @@ FETCH_TIMEOUT = 5.0
 LEEWAY_SECONDS = 30
 
 
-class AccessError(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+class AccessError(PrivchatError):
+    """A token the check refuses; the gate answers 403 access_denied with this sentence."""
 
 
 class AccessVerifier:

@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..errors import PrivchatError
 from ..storage.db import Database
 from .device_names import check_device_name
 from .jwk import parse_p256_public_jwk, short_fingerprint
@@ -21,7 +22,7 @@ from .jwk import parse_p256_public_jwk, short_fingerprint
 LAST_SEEN_RESOLUTION = 60.0
 
 
-class DeviceLookupError(LookupError):
+class DeviceLookupError(PrivchatError, LookupError):
     """No device, or more than one, matches what the owner typed."""
 
 

@@ -82,9 +82,9 @@ async def verify_device_signature(*, registering_key: tuple[str, Any] | None = N
             raise SignatureError("device_revoked", "This device was revoked by the owner. Pair it again to use it.", status=403)
         if outcome == "replayed":
             raise SignatureError("replayed", "This exact signed request was already used once; sign it again.")
-    except SignatureError as exc:
+    except SignatureError:
         g.pop("device_id", None)
-        raise ApiError(exc.status, exc.code, exc.message) from exc
+        raise
     g.device_id = key_id
     return key_id
 

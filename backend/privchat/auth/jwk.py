@@ -13,8 +13,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ..errors import PrivchatError
 
-class JwkError(ValueError):
+
+class JwkError(PrivchatError, ValueError):
     """The public key is not a usable P-256 JWK; the message says which part."""
 
 

@@ -24,7 +24,15 @@ CODE_LENGTH = 10  # 10 * 5 = 50 bits
 
 
 class PairingError(CodedError):
+    """A code refused: wrong, used or expired (403)."""
+
     status = 403
+
+
+class PairingLocked(PairingError):
+    """Too many wrong codes: 423, the owner must act at the machine (`privchat pair`)."""
+
+    status = 423
 
 
 @dataclass(frozen=True)
@@ -84,20 +92,20 @@ class PairingStore:
         async with conn.execute("SELECT COUNT(*) FROM pairing_failures") as cursor:
             failures = int((await cursor.fetchone())[0])
         if failures >= self.max_attempts:
-            raise PairingError("pairing_locked", "Too many wrong pairing codes. Run `privchat pair` again for a new code.")
+            raise PairingLocked("pairing_locked", "Too many wrong pairing codes. Run `privchat pair` again for a new code.")
         async with conn.execute("SELECT * FROM pairing_codes WHERE code_hash = ?", (hash_code(code, self.secret),)) as cursor:
             row = await cursor.fetchone()
         if row is None:
             await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
             if failures + 1 >= self.max_attempts:
                 await conn.execute("UPDATE pairing_codes SET voided_at = ? WHERE used_at IS NULL AND voided_at IS NULL", (now,))
-                raise PairingError("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
+                raise PairingLocked("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
                                                      "Run `privchat pair` again for a new code.")
             raise PairingError("pairing_invalid", "That pairing code is not right. Check it against `privchat pair`.")
         if row["used_at"] is not None:
             raise PairingError("pairing_invalid", "That pairing code was already used. Run `privchat pair` for a new one.")
         if row["voided_at"] is not None:
-            raise PairingError("pairing_locked", "That pairing code was voided after too many wrong tries. Run `privchat pair` again.")
+            raise PairingLocked("pairing_locked", "That pairing code was voided after too many wrong tries. Run `privchat pair` again.")
         if row["expires_at"] < now:
             raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
         await conn.execute("UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?", (now, row["code_hash"]))

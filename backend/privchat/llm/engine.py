@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,9 +36,12 @@ FALLBACK_CHAT_TEMPLATE = (
 
 
 class ModelUnavailable(CodedError):
-    """Chat cannot run: ``code`` is model_loading or model_unavailable."""
+    """Chat cannot run: ``code`` is model_loading (ask again in 5 s) or model_unavailable (in 30 s)."""
 
     status = 503
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code, message, retry_after=5 if code == "model_loading" else 30)
 
 
 def default_model_path() -> Path | None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import ApiError
+from ..errors import CodedError
 from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
 from ..storage.history import HistoryStore, NotFound
 from ..storage.settings import SettingsStore
@@ -22,6 +22,18 @@ from ..tracebacks import describe
 from .engine import GenerationParams, GenerationResult, ModelEngine, ModelUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class GenerationRefused(CodedError):
+    """No room for another reply now (the queue is full, the server is stopping): 503 with Retry-After."""
+
+    status = 503
+
+
+class ConversationMissing(CodedError):
+    """A reply asked for in a conversation that does not exist (any more)."""
+
+    status = 404
 
 # How many stored messages are read back to build a prompt; the fitter drops what does not fit.
 HISTORY_WINDOW = 200
@@ -140,13 +152,10 @@ class GenerationManager:
 
     def check_capacity(self) -> None:
         if self._closing:
-            raise ApiError(503, "shutting_down", "The server is shutting down.", retry_after=10)
-        try:
-            self.engine.ensure_ready()
-        except ModelUnavailable as exc:
-            raise ApiError(503, exc.code, exc.message, retry_after=5 if exc.code == "model_loading" else 30) from exc
+            raise GenerationRefused("shutting_down", "The server is shutting down.", retry_after=10)
+        self.engine.ensure_ready()  # ModelUnavailable: loading, or not there at all
         if self._slot.locked() and self._waiting >= self.queue_size:
-            raise ApiError(503, "queue_full",
+            raise GenerationRefused("queue_full",
                            f"The model is busy with {self._waiting + 1} requests; try again shortly.", retry_after=5)
 
     async def start(self, message: str, conversation_id: str | None, options: dict[str, Any]) -> Generation:
@@ -160,7 +169,7 @@ class GenerationManager:
         if conversation_id is None:
             conversation_id = await self.history.create_conversation(message)
         elif not await self.history.conversation_exists(conversation_id):
-            raise ApiError(404, "not_found", "That conversation does not exist (it may have been deleted).")
+            raise ConversationMissing("not_found", "That conversation does not exist (it may have been deleted).")
         # The owner's message is stored before any decoding: whatever happens next, it is kept.
         user = await self.history.add_message(conversation_id, "user", message)
         assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming")

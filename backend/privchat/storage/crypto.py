@@ -28,6 +28,8 @@ from typing import Mapping
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..errors import PrivchatError
+
 ENVELOPE_PLAINTEXT = 0x00
 ENVELOPE_AES_GCM = 0x01
 NONCE_BYTES = 12
@@ -39,7 +41,7 @@ AAD_LABEL = "privchat/v2"
 Binding = Mapping[str, "str | int"]
 
 
-class CryptoError(Exception):
+class CryptoError(PrivchatError):
     """A value or key that does not open; the message says which (for the log: it names the row)."""
 
 

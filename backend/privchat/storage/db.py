@@ -23,6 +23,7 @@ from typing import Awaitable, Callable
 import aiosqlite
 
 from ..config import ENV_PASSPHRASE, Config
+from ..errors import PrivchatError
 from .crypto import (
     Cipher,
     CryptoError,
@@ -108,7 +109,7 @@ MIGRATIONS: list[str | KeyedStep] = [
 ]
 
 
-class DatabaseError(Exception):
+class DatabaseError(PrivchatError):
     """The database cannot be used; the sentence says why and what to do."""
 
 

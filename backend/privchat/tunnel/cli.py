@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from privchat.config import ConfigError, load_config
+from privchat.config import load_config
 from privchat.service import main_install, main_uninstall
 from privchat.tunnel.setup import main_setup
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_file
@@ -102,12 +101,8 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def main_validate(args: argparse.Namespace) -> int:
-    """Exit 0 when valid, 1 with the problems listed, 2 when the privchat config itself is broken."""
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"privchat tunnel validate: {exc}", file=sys.stderr)
-        return 2
+    """Exit 0 when valid, 1 with the problems listed (2 when the privchat config itself is broken)."""
+    config = load_config(args.config)  # a broken config: ConfigError, reported by the CLI (exit 2)
     path = Path(args.file).expanduser() if args.file else config.tunnel_config_file
     errors = validate_cloudflared_file(path, PrivchatPorts.of(config))
     if args.json:

@@ -35,6 +35,7 @@ import yaml
 
 from privchat.api.cors import METHODS, PREFLIGHT_MAX_AGE, REQUEST_HEADERS
 from privchat.config import SCHEMA, ConfigError, config_from_dict, is_loopback_host
+from privchat.errors import PrivchatError
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_config
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
@@ -52,7 +53,7 @@ CLOUDFLARED_HEADER = """\
 PRIVCHAT_HEADER = "# privchat config (the tunnel, access and site keys were set by `privchat tunnel setup`).\n"
 
 
-class SetupError(ValueError):
+class SetupError(PrivchatError, ValueError):
     """Bad input or a file that cannot be merged, phrased as a sentence naming the field."""
 
 
@@ -577,7 +578,6 @@ def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> d
         raw = {}
     site = raw.get("site") if isinstance(raw.get("site"), dict) else {}
     access = raw.get("access") if isinstance(raw.get("access"), dict) else {}
-    server = raw.get("server") if isinstance(raw.get("server"), dict) else {}
     tunnel = raw.get("tunnel") if isinstance(raw.get("tunnel"), dict) else {}
     if isinstance(site.get("main_url"), str):
         found["site_url"] = site["main_url"]
@@ -701,31 +701,21 @@ def print_result(result: SetupResult, out: Callable[[str], None] = print) -> Non
 
 
 def main_setup(args: Any) -> int:
-    """The `privchat tunnel setup` command: returns the exit code (0 ok, 2 refused input)."""
+    """The `privchat tunnel setup` command. Refused input raises SetupError (the CLI reports it, exit 2)."""
     from privchat.config import default_config_path
 
     privchat_config = Path(os.path.abspath(os.path.expanduser(str(args.config or default_config_path()))))
     explicit_cf = Path(os.path.abspath(os.path.expanduser(args.cloudflared_config))) if args.cloudflared_config else None
     interactive = not args.yes and sys.stdin.isatty() and not args.json
-    try:
-        defaults = existing_defaults(privchat_config, explicit_cf)
-        cloudflared_path = explicit_cf or defaults.get("cloudflared_config") or privchat_config.parent / "cloudflared.yml"
-        given = {"site_url": args.site_url, "api_host": args.api_hostname, "tunnel": args.tunnel,
-                 "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud,
-                 "page_origin": args.page_origin, "tunnel_port": args.tunnel_port}
-        inp = gather_input(given, defaults, interactive=interactive, keep_local=args.keep_local,
-                           say=lambda s: print(s, file=sys.stderr))
-        pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()
-        result = run_setup(inp, SetupPaths(privchat_config, Path(cloudflared_path), pages_dir), dry_run=args.dry_run)
-    except SetupError as exc:
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc)}))
-        else:
-            print(f"privchat tunnel setup: {exc}", file=sys.stderr)
-        return 2
-    except (EOFError, KeyboardInterrupt):
-        print("\nprivchat tunnel setup: cancelled, nothing written.", file=sys.stderr)
-        return 130
+    defaults = existing_defaults(privchat_config, explicit_cf)
+    cloudflared_path = explicit_cf or defaults.get("cloudflared_config") or privchat_config.parent / "cloudflared.yml"
+    given = {"site_url": args.site_url, "api_host": args.api_hostname, "tunnel": args.tunnel,
+             "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud,
+             "page_origin": args.page_origin, "tunnel_port": args.tunnel_port}
+    inp = gather_input(given, defaults, interactive=interactive, keep_local=args.keep_local,
+                       say=lambda s: print(s, file=sys.stderr))
+    pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()
+    result = run_setup(inp, SetupPaths(privchat_config, Path(cloudflared_path), pages_dir), dry_run=args.dry_run)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
