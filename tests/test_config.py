@@ -73,3 +73,20 @@ def test_documented_defaults_load_back_as_the_defaults(tmp_path: Path) -> None:
     path = tmp_path / "defaults.yaml"
     path.write_text(text)
     assert load_config(path).values == config_from_dict({}).values
+
+
+def test_sections_are_frozen_views_read_by_name() -> None:
+    """config.auth.pairing_code_ttl_seconds: a misspelt key names its section; nothing can change a value."""
+    import pytest
+
+    from privchat.config import SCHEMA, config_from_dict
+
+    config = config_from_dict({"auth": {"pairing_code_ttl_seconds": 120}})
+    assert config.auth.pairing_code_ttl_seconds == 120 and config.server.port == SCHEMA["server"]["port"].default
+    with pytest.raises(AttributeError, match="section 'auth' has no key 'pairing_ttl'"):
+        config.auth.pairing_ttl  # noqa: B018
+    with pytest.raises(AttributeError, match="read-only"):
+        config.auth.pairing_code_ttl_seconds = 1
+    with pytest.raises(TypeError):
+        config.server["port"] = 1  # type: ignore[index]
+    assert set(config.model) == set(SCHEMA["model"])  # every declared key, nothing else

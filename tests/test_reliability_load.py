@@ -40,7 +40,7 @@ def pairing_codes(server: LiveServer, count: int) -> list[str]:
         config = load_config(server.config_path)
         database = await Database.open(config)
         try:
-            auth = config.section("auth")
+            auth = config.auth
             store = PairingStore(database, auth["pairing_code_ttl_seconds"], auth["pairing_max_attempts"])
             return [(await store.create()).code for _ in range(count)]
         finally:

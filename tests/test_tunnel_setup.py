@@ -81,17 +81,17 @@ def test_setup_writes_exact_valid_configs(env: dict[str, Path]) -> None:
     assert env["cloudflared"].read_text().startswith("# cloudflared config for privchat")
 
     config = load_config(env["config"])
-    assert config.get("access", "team_domain") == "https://myteam.cloudflareaccess.com"
-    assert config.get("access", "aud") == [AUD]
-    assert config.get("access", "public_hostnames") == ["chat-api.example.com"]
+    assert config.access.team_domain == "https://myteam.cloudflareaccess.com"
+    assert config.access.aud == [AUD]
+    assert config.access.public_hostnames == ["chat-api.example.com"]
     # The page gets an origin of its own by default, on the API's site; the main site is kept for re-runs.
-    assert config.get("site", "url") == "https://chat.example.com"
-    assert config.get("site", "main_url") == "https://example.com"
+    assert config.site.url == "https://chat.example.com"
+    assert config.site.main_url == "https://example.com"
     assert config.api_origin == "https://chat-api.example.com"
     assert config.tunnel_config_file == env["cloudflared"]
     assert (config.port, config.tunnel_port) == (8765, 8766)
     # Only the page's origin may call the API: the local development origins are dropped.
-    assert config.get("server", "allowed_origins") == ["https://chat.example.com"]
+    assert config.server.allowed_origins == ["https://chat.example.com"]
 
     assert json.loads((env["pages"] / "public" / "chat" / "config.json").read_text())["apiOrigin"] == "https://chat-api.example.com"
     csp = [line for line in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in line and not line.lstrip().startswith("#")]
@@ -118,15 +118,15 @@ def test_owner_keys_are_kept(env: dict[str, Path]) -> None:
                              "generation:\n  temperature: 0.2\n", encoding="utf-8")
     assert run_cli(*setup_args(env)) == 0
     config = load_config(env["config"])
-    assert config.port == 9000 and config.get("generation", "temperature") == 0.2
-    assert config.get("server", "allowed_origins") == ["https://chat.example.com"]
+    assert config.port == 9000 and config.generation.temperature == 0.2
+    assert config.server.allowed_origins == ["https://chat.example.com"]
     assert yaml.safe_load(env["cloudflared"].read_text())["ingress"][0]["service"] == "http://127.0.0.1:8766"
     assert list(env["config"].parent.glob("config.yaml.bak-*"))
 
 
 def test_keep_local_keeps_loopback_connect_src(env: dict[str, Path]) -> None:
     assert run_cli(*setup_args(env), "--keep-local") == 0
-    assert load_config(env["config"]).get("server", "allowed_origins") == [
+    assert load_config(env["config"]).server.allowed_origins == [
         "https://chat.example.com", "http://127.0.0.1:8080", "http://localhost:8080"]
     line = next(l for l in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in l and not l.lstrip().startswith("#"))
     assert "connect-src 'self' https://chat-api.example.com http://127.0.0.1:8765 http://localhost:8765;" in line
@@ -168,8 +168,8 @@ def test_page_on_the_main_site_says_what_it_trusts(env: dict[str, Path], capsys:
     out = capsys.readouterr().out
     assert "every script served there" in out and "_redirects" not in out
     config = load_config(env["config"])
-    assert config.get("site", "url") == "https://example.com"
-    assert config.get("server", "allowed_origins") == ["https://example.com"]
+    assert config.site.url == "https://example.com"
+    assert config.server.allowed_origins == ["https://example.com"]
 
 
 def test_page_on_another_site_is_warned_about(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,36 +56,35 @@ class AppState:
     generations: GenerationManager = None  # type: ignore[assignment]
 
     def attach(self, database: Database) -> None:
-        auth = self.config.section("auth")
         self.database = database
         self.history = HistoryStore(database)
         self.settings = SettingsStore(database, self.config)
         self.devices = DeviceStore(database)
-        self.pairing = PairingStore(database, auth["pairing_code_ttl_seconds"], auth["pairing_max_attempts"])
+        self.pairing = PairingStore.from_config(database, self.config)
         self.nonces = NonceStore(database)
-        self.generations = GenerationManager(self.engine, self.history, self.settings, self.config.get("model", "queue_size"))
+        self.generations = GenerationManager.from_config(self.engine, self.history, self.settings, self.config)
 
 
 def create_app(config: Config, *, database: Database | None = None,
                passphrase_source: PassphraseSource | None = None) -> Quart:
     """Build the app. Pass an open ``database`` to unlock it before serving (``privchat serve`` does)."""
     app = Quart("privchat")
-    server = config.section("server")
+    server = config.server
     app.config.update(
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=60,
-        SSE_PING_SECONDS=server["sse_ping_seconds"],
-        PRIVCHAT_LIMITS=config.section("rate_limits"),
+        SSE_PING_SECONDS=server.sse_ping_seconds,
+        PRIVCHAT_LIMITS=config.rate_limits,
         JSON_SORT_KEYS=False,
     )
-    access_cfg = config.section("access")
+    access_cfg = config.access
     state = AppState(
         config=config,
         engine=ModelEngine(config),
-        verifier=SignatureVerifier(config.get("auth", "signature_max_age_seconds"),
-                                   config.get("auth", "signature_max_future_seconds")),
-        access=AccessVerifier(access_cfg["team_domain"], access_cfg["aud"], access_cfg["certs_url"])
-        if access_cfg["team_domain"] else None,
+        verifier=SignatureVerifier(config.auth.signature_max_age_seconds,
+                                   config.auth.signature_max_future_seconds),
+        access=AccessVerifier(access_cfg.team_domain, access_cfg.aud, access_cfg.certs_url)
+        if access_cfg.team_domain else None,
     )
     if database is not None:
         state.attach(database)
@@ -98,11 +97,11 @@ def create_app(config: Config, *, database: Database | None = None,
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
     for module in (health, devices, chat, history, settings):
         app.register_blueprint(module.blueprint)
-    app = install_cors(app, server["allowed_origins"])
+    app = install_cors(app, server.allowed_origins)
     _install_error_handlers(app)
-    _install_headers(app, server["allowed_origins"])
+    _install_headers(app, server.allowed_origins)
 
-    install_body_limits(app, body_bytes=server["max_body_bytes"], import_bytes=server["max_import_bytes"])
+    install_body_limits(app, body_bytes=server.max_body_bytes, import_bytes=server.max_import_bytes)
 
     @app.before_serving
     async def open_everything() -> None:

@@ -116,12 +116,11 @@ def cmd_pair(args: argparse.Namespace) -> int:
     from .auth.pairing import PairingStore
 
     async def action(config: Config, database: Database) -> int:
-        auth = config.section("auth")
-        store = PairingStore(database, auth["pairing_code_ttl_seconds"], auth["pairing_max_attempts"])
+        store = PairingStore.from_config(database, config)
         pairing = await store.create()
         url = pairing_url(config, pairing.code, args.name)
         payload = {"code": pairing.code, "expires_at": pairing.expires_at, "expires_at_iso": _iso(pairing.expires_at),
-                   "expires_in_seconds": auth["pairing_code_ttl_seconds"], "url": url,
+                   "expires_in_seconds": config.auth.pairing_code_ttl_seconds, "url": url,
                    "api_origin": config.api_origin, "site_url": config.site_url}
         if args.json:
             print(json.dumps(payload, indent=2))

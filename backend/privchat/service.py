@@ -151,7 +151,7 @@ def _config_warnings(config_path: Path) -> list[str]:
         config = load_config(config_path)
     except ConfigError as exc:
         raise ServiceError(f"the config the service would use is invalid, so it would fail at every start: {exc}") from exc
-    if config.get("storage", "encryption") == "passphrase":
+    if config.storage.encryption == "passphrase":
         return ["storage.encryption is passphrase: a service cannot type the passphrase and privchat does not store it in the unit, "
                 "so autostart will fail; switch to storage.encryption: keyfile to autostart, or start `privchat serve` by hand."]
     return []

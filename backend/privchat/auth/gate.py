@@ -104,7 +104,7 @@ async def check_listener(state: Any) -> None:
     """Step 1: the socket, then Access and Host for that socket (see the module docstring)."""
     config: Config = state.config
     host = request_host().lower()
-    public_hosts = config.get("access", "public_hostnames")
+    public_hosts = config.access.public_hostnames
     if arrived_through_tunnel(config):
         try:
             g.access_claims = await state.access.verify(request.headers.get(ACCESS_HEADER))
@@ -132,7 +132,7 @@ def install_gate(app: Quart) -> None:
         if request.method == "OPTIONS" or request.endpoint is None:
             return
         origin = request.headers.get("Origin")
-        if origin and request.method in STATE_CHANGING and origin.lower() not in state.config.get("server", "allowed_origins"):
+        if origin and request.method in STATE_CHANGING and origin.lower() not in state.config.server.allowed_origins:
             raise ApiError(403, "origin_not_allowed", f"Requests from {origin} are not allowed; add it to server.allowed_origins.")
         view_function = app.view_functions.get(request.endpoint)
         if view_function is None or getattr(view_function, "_privchat_public", False):

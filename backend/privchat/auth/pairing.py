@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import CodedError
+from ..config import Config
 from ..storage.db import Database
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
@@ -71,6 +72,10 @@ class PairingStore:
         self.ttl = ttl_seconds
         self.max_attempts = max_attempts
         self.secret = pairing_secret(database.cipher.data_key)
+
+    @classmethod
+    def from_config(cls, database: Database, config: Config) -> "PairingStore":
+        return cls(database, config.auth.pairing_code_ttl_seconds, config.auth.pairing_max_attempts)
 
     async def create(self) -> PairingCode:
         """A new code; it also clears the wrong-try count, since the owner is at the machine."""

@@ -54,7 +54,7 @@ def default_model_path() -> Path | None:
 
 
 def resolve_model_path(config: Config) -> Path | None:
-    return config.get("model", "path") or default_model_path()
+    return config.model.path or default_model_path()
 
 
 def available_memory_bytes() -> int | None:
@@ -153,15 +153,15 @@ class ModelEngine:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.model_config = config.section("model")
+        self.model_config = config.model
         self.path = resolve_model_path(config)
         default_name = self.path.stem if self.path else "no model"
         self.status = EngineStatus(
-            state="loading" if self.model_config["enabled"] else "disabled",
-            name=self.model_config["name"] or default_name,
+            state="loading" if self.model_config.enabled else "disabled",
+            name=self.model_config.name or default_name,
             path=str(self.path) if self.path else None,
         )
-        if not self.model_config["enabled"]:
+        if not self.model_config.enabled:
             self.status.error = "the model is turned off in the config (model.enabled: false)"
         self._llm: Any = None
         self._fitter: PromptFitter | None = None
@@ -202,14 +202,14 @@ class ModelEngine:
     def _load_blocking(self) -> None:
         from llama_cpp import Llama  # imported here: it is slow, and the server must answer first
 
-        threads = self.model_config["n_threads"] or max(1, os.cpu_count() or 1)
+        threads = self.model_config.n_threads or max(1, os.cpu_count() or 1)
         llm = Llama(
             model_path=str(self.path),
-            n_ctx=self.model_config["n_ctx"],
+            n_ctx=self.model_config.n_ctx,
             n_threads=threads,
             n_threads_batch=threads,
-            n_batch=self.model_config["n_batch"],
-            seed=self.model_config["seed"] if self.model_config["seed"] >= 0 else 0xFFFFFFFF,
+            n_batch=self.model_config.n_batch,
+            seed=self.model_config.seed if self.model_config.seed >= 0 else 0xFFFFFFFF,
             verbose=False,
         )
         template = llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE

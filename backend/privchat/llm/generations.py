@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..config import Config
 from ..errors import CodedError
 from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
 from ..storage.history import HistoryStore, NotFound
@@ -150,6 +151,10 @@ class GenerationManager:
         self.running: dict[str, Generation] = {}
         self._closing = False
 
+    @classmethod
+    def from_config(cls, engine: ModelEngine, history: HistoryStore, settings: SettingsStore, config: Config) -> "GenerationManager":
+        return cls(engine, history, settings, config.model.queue_size)
+
     def check_capacity(self) -> None:
         if self._closing:
             raise GenerationRefused("shutting_down", "The server is shutting down.", retry_after=10)
@@ -164,7 +169,7 @@ class GenerationManager:
         params = GenerationParams(
             temperature=options.get("temperature", prefs["temperature"]),
             max_tokens=options.get("max_tokens", prefs["max_tokens"]),
-            seed=options.get("seed", self.engine.model_config["seed"]),
+            seed=options.get("seed", self.engine.model_config.seed),
         )
         if conversation_id is None:
             conversation_id = await self.history.create_conversation(message)

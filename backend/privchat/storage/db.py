@@ -206,7 +206,7 @@ async def unlock(db: aiosqlite.Connection, config: Config, passphrase_source: Pa
     A wrong key or passphrase raises and writes nothing: the database and the key file are only
     written when neither held a key before.
     """
-    mode = config.get("storage", "encryption")
+    mode = config.storage.encryption
     stored_mode = await _get_meta(db, "encryption")
     if stored_mode is not None and stored_mode != mode:
         raise DatabaseError(

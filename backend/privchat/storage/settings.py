@@ -24,11 +24,11 @@ SETTINGS_ROW = "preferences"
 
 
 def default_settings(config: Config) -> dict[str, Any]:
-    generation = config.section("generation")
+    generation = config.generation
     return {
-        "system_prompt": generation["system_prompt"],
-        "temperature": generation["temperature"],
-        "max_tokens": generation["max_tokens"],
+        "system_prompt": generation.system_prompt,
+        "temperature": generation.temperature,
+        "max_tokens": generation.max_tokens,
     }
 
 

@@ -235,7 +235,7 @@ def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path
         if not isinstance(merged[section], dict):
             raise SetupError(f"{section}: the privchat config has {merged[section]!r} here instead of a mapping; fix it before running setup.")
     server = merged["server"]
-    current = server.get("allowed_origins", SCHEMA["server"]["allowed_origins"][0])
+    current = server.get("allowed_origins", SCHEMA["server"]["allowed_origins"].default)
     if not isinstance(current, list):
         raise SetupError(f"server.allowed_origins: expected a list of origins in the privchat config, got {current!r}; fix it before running setup.")
     others = [o for o in current if isinstance(o, str) and o.lower().rstrip("/") != inp.page_origin]
@@ -246,9 +246,9 @@ def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path
     if remote:
         notes.append(f"server.allowed_origins still lists {', '.join(remote)}; remove them if the page is no longer served there")
     server["allowed_origins"] = [inp.page_origin, *remote, *(local if inp.keep_local else [])]
-    if server.get("port", SCHEMA["server"]["port"][0]) == inp.tunnel_port:
+    if server.get("port", SCHEMA["server"]["port"].default) == inp.tunnel_port:
         raise SetupError(f"tunnel port (--tunnel-port): {inp.tunnel_port} is privchat's local server.port; the tunnel needs a port of its own.")
-    if merged["tunnel"].get("port", SCHEMA["tunnel"]["port"][0]) != inp.tunnel_port:
+    if merged["tunnel"].get("port", SCHEMA["tunnel"]["port"].default) != inp.tunnel_port:
         merged["tunnel"]["port"] = inp.tunnel_port
         notes.append(f"tunnel.port set to {inp.tunnel_port}, the port the cloudflared rule points at")
     merged["access"].update({"team_domain": inp.team_domain, "aud": [inp.aud], "public_hostnames": [inp.api_host]})
@@ -642,7 +642,7 @@ def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive
         if key == "page_origin" and default is None:
             default = default_page_origin(values["api_host"])
         if key == "tunnel_port" and default is None:
-            default = SCHEMA["tunnel"]["port"][0]
+            default = SCHEMA["tunnel"]["port"].default
         if value is None and not interactive and default is not None:
             value = default
         while True:
