@@ -1,8 +1,13 @@
-"""The backend's own Cloudflare Access check, against a live server and a local JWKS server.
+"""The backend's own Cloudflare Access check, against the app in this process and a local JWKS server.
 
 Requests for the public hostname must carry a valid Access JWT (RS256, the team's issuer, the
 application's AUD, a key from the team's certs URL) *and* a device signature; loopback requests
 need no token; any other Host is refused (DNS rebinding).
+
+The requests go through Quart's test client to the app ``privchat serve`` runs
+(tests/support/inprocess.py), each marked as arriving on the local port or on the tunnel port, as
+Hypercorn marks it from the socket; the app fetches the keys from the JWKS server over real HTTP.
+Only the bind test needs real sockets, so it alone starts a live server.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -24,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
+from tests.support.inprocess import InProcessServer
 from tests.support.server import LiveServer, SignedClient, write_config
 from tests.support.signing import TestDevice
 
@@ -70,7 +77,8 @@ class JwksServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # close() waits for one poll of serve_forever: keep it short.
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     @property
     def certs_url(self) -> str:
@@ -101,7 +109,7 @@ def unsigned_token(header: dict[str, Any], payload: dict[str, Any]) -> str:
 
 @dataclass
 class AccessSetup:
-    server: LiveServer
+    server: InProcessServer
     jwks: JwksServer
     key: rsa.RSAPrivateKey
     device: TestDevice
@@ -109,31 +117,47 @@ class AccessSetup:
     def client(self, access_token: str | None, host: str = PUBLIC_HOST, *, local_port: bool = False) -> SignedClient:
         """A signed client on the tunnel listener (what cloudflared reaches), or on the local port."""
         headers = {"Cf-Access-Jwt-Assertion": access_token} if access_token is not None else {}
-        return SignedClient(self.server.url if local_port else self.server.tunnel_url, self.device, host=host, extra_headers=headers)
+        return self.server.client(self.device, host=host, extra_headers=headers, listener="local" if local_port else "tunnel")
 
     def unsigned(self, path: str, access_token: str | None, host: str = PUBLIC_HOST, *, method: str = "GET",
                  local_port: bool = False, headers: dict[str, str] | None = None) -> httpx.Response:
         sent = {"Host": host, **(headers or {})}
         if access_token is not None:
             sent["Cf-Access-Jwt-Assertion"] = access_token
-        base = self.server.url if local_port else self.server.tunnel_url
-        return httpx.request(method, base + path, headers=sent, timeout=30)
+        return self.server.http("local" if local_port else "tunnel").request(method, path, headers=sent)
+
+
+def access_overrides(certs_url: str) -> dict[str, Any]:
+    return {"access": {"team_domain": TEAM, "aud": [AUD], "public_hostnames": [PUBLIC_HOST], "certs_url": certs_url}}
 
 
 def access_config(folder: Any, certs_url: str) -> Any:
-    return write_config(folder, {"access": {"team_domain": TEAM, "aud": [AUD], "public_hostnames": [PUBLIC_HOST],
-                                            "certs_url": certs_url}})
+    """A config file for a live server with Access on (both ports listened on)."""
+    return write_config(folder, {**access_overrides(certs_url), "model": {"enabled": False}})
 
 
 @pytest.fixture(scope="module")
 def access(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AccessSetup]:
     key = new_rsa_key()
     jwks = JwksServer([public_jwk(key, KID)])
-    folder = tmp_path_factory.mktemp("access")
-    server = LiveServer(folder, access_config(folder, jwks.certs_url)).start()
+    server = InProcessServer(tmp_path_factory.mktemp("access"), access_overrides(jwks.certs_url))
     try:
+        server.start()
         client = server.pair()  # pairing over loopback: no token needed there
         yield AccessSetup(server, jwks, key, client.device)
+    finally:
+        server.stop()
+        jwks.close()
+
+
+@pytest.fixture(scope="module")
+def live_access(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real `privchat serve` with Access on: for what only sockets can show (where it listens)."""
+    jwks = JwksServer([public_jwk(new_rsa_key(), KID)])
+    folder = tmp_path_factory.mktemp("live-access")
+    server = LiveServer(folder, access_config(folder, jwks.certs_url))
+    try:
+        yield server.start()
     finally:
         server.stop()
         jwks.close()
@@ -214,8 +238,8 @@ def test_token_missing(access: AccessSetup) -> None:
 
 def test_token_missing_on_public_routes_too(access: AccessSetup) -> None:
     assert_error(access.unsigned("/api/health", None), 403, "access_denied")
-    response = httpx.post(access.server.tunnel_url + "/api/auth/device", headers={"Host": PUBLIC_HOST},
-                          json={"pairing_code": "00000-00000", "public_key": {}, "name": "x"}, timeout=30)
+    response = access.server.http("tunnel").post("/api/auth/device", headers={"Host": PUBLIC_HOST},
+                                                 json={"pairing_code": "00000-00000", "public_key": {}, "name": "x"})
     assert_error(response, 403, "access_denied")
 
 
@@ -272,12 +296,11 @@ def test_token_garbage(access: AccessSetup) -> None:
 
 # --- key refetch is bounded -----------------------------------------------------------------------
 
-def test_unknown_kids_cause_at_most_one_refetch(tmp_path: Any) -> None:
+def test_unknown_kids_cause_at_most_one_refetch(tmp_path: Path) -> None:
     key = new_rsa_key()
     jwks = JwksServer([public_jwk(key, KID)])
     try:
-        folder = tmp_path / "refetch"
-        server = LiveServer(folder, access_config(folder, jwks.certs_url))
+        server = InProcessServer(tmp_path / "refetch", access_overrides(jwks.certs_url))
         server.start()
         try:
             device = server.pair().device
@@ -310,13 +333,13 @@ def non_loopback_address() -> str | None:
     return None if address.startswith("127.") or address == "0.0.0.0" else address
 
 
-def test_server_is_not_reachable_on_a_non_loopback_address(access: AccessSetup) -> None:
+def test_server_is_not_reachable_on_a_non_loopback_address(live_access: LiveServer) -> None:
     import socket
 
     address = non_loopback_address()
     if address is None:
         pytest.skip("this machine has no non-loopback IPv4 address to probe")
-    for port in (access.server.port, access.server.tunnel_port):
+    for port in (live_access.port, live_access.tunnel_port):
         with socket.create_connection(("127.0.0.1", port), timeout=5):
             pass  # control: the port is open on loopback
         with pytest.raises(OSError):

@@ -1,13 +1,19 @@
-"""CORS with exact origins, the Origin check on state-changing requests, security headers, rate limits."""
+"""CORS with exact origins, the Origin check on state-changing requests, security headers, rate limits.
+
+All of it is decided by the app, so the requests go through Quart's test client to the app
+``privchat serve`` runs (tests/support/inprocess.py), arriving on the local port as a browser's would.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from pathlib import Path
+from typing import Callable, Iterator
 
 import httpx
+import pytest
 
-from tests.support.server import LiveServer, SignedClient
+from tests.support.inprocess import InProcessServer, factory, started
+from tests.support.server import SignedClient
 from tests.support.signing import TestDevice
 
 ALLOWED = "http://127.0.0.1:8080"  # in the default server.allowed_origins
@@ -15,20 +21,35 @@ EVIL = "https://evil.example"
 REQUEST_HEADERS = "content-digest,signature,signature-input,content-type"
 
 
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
+    yield from started(tmp_path_factory.mktemp("cors"))
+
+
+@pytest.fixture(scope="module")
+def app_client(app_server: InProcessServer) -> SignedClient:
+    return app_server.pair()
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path) -> Iterator[Callable[..., InProcessServer]]:
+    yield from factory(tmp_path)
+
+
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status, f"expected {status} {code}, got {response.status_code}: {response.text}"
     assert response.json()["error"]["code"] == code, response.text
 
 
-def preflight(server: LiveServer, origin: str, **extra: str) -> httpx.Response:
+def preflight(server: InProcessServer, origin: str, **extra: str) -> httpx.Response:
     headers = {"Origin": origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": REQUEST_HEADERS, **extra}
-    return httpx.options(server.url + "/api/chat", headers=headers, timeout=30)
+    return server.http().options("/api/chat", headers=headers)
 
 
 # --- preflight -------------------------------------------------------------------------------------
 
-def test_preflight_from_an_allowed_origin(shared_server: LiveServer) -> None:
-    response = preflight(shared_server, ALLOWED)
+def test_preflight_from_an_allowed_origin(app_server: InProcessServer) -> None:
+    response = preflight(app_server, ALLOWED)
     assert response.status_code in (200, 204), response.text
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
@@ -39,27 +60,27 @@ def test_preflight_from_an_allowed_origin(shared_server: LiveServer) -> None:
     assert "Access-Control-Allow-Private-Network" not in response.headers  # only when asked
 
 
-def test_preflight_private_network_access(shared_server: LiveServer) -> None:
-    response = preflight(shared_server, ALLOWED, **{"Access-Control-Request-Private-Network": "true"})
+def test_preflight_private_network_access(app_server: InProcessServer) -> None:
+    response = preflight(app_server, ALLOWED, **{"Access-Control-Request-Private-Network": "true"})
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert response.headers["Access-Control-Allow-Private-Network"] == "true"
 
 
-def test_preflight_from_an_unlisted_origin(shared_server: LiveServer) -> None:
-    response = preflight(shared_server, EVIL, **{"Access-Control-Request-Private-Network": "true"})
+def test_preflight_from_an_unlisted_origin(app_server: InProcessServer) -> None:
+    response = preflight(app_server, EVIL, **{"Access-Control-Request-Private-Network": "true"})
     assert "Access-Control-Allow-Origin" not in response.headers, dict(response.headers)
     assert "Access-Control-Allow-Credentials" not in response.headers
     assert "Access-Control-Allow-Private-Network" not in response.headers
 
 
-def test_origin_is_matched_exactly_not_by_prefix(shared_server: LiveServer) -> None:
+def test_origin_is_matched_exactly_not_by_prefix(app_server: InProcessServer) -> None:
     for near_miss in ("http://127.0.0.1:8080.evil.example", "http://127.0.0.1:8081", "https://127.0.0.1:8080", "null"):
-        response = preflight(shared_server, near_miss)
+        response = preflight(app_server, near_miss)
         assert "Access-Control-Allow-Origin" not in response.headers, (near_miss, dict(response.headers))
 
 
-def test_simple_response_to_an_allowed_origin_carries_cors(shared_server: LiveServer, shared_client: SignedClient) -> None:
-    response = shared_client.get("/api/settings", headers={"Origin": ALLOWED})
+def test_simple_response_to_an_allowed_origin_carries_cors(app_server: InProcessServer, app_client: SignedClient) -> None:
+    response = app_client.get("/api/settings", headers={"Origin": ALLOWED})
     assert response.status_code == 200, response.text
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
@@ -67,36 +88,36 @@ def test_simple_response_to_an_allowed_origin_carries_cors(shared_server: LiveSe
 
 # --- Origin check on state-changing requests -------------------------------------------------------
 
-def test_signed_post_from_an_unlisted_origin_is_refused(shared_server: LiveServer, shared_client: SignedClient) -> None:
-    response = shared_client.put("/api/settings", {"temperature": 0.3}, headers={"Origin": EVIL})
+def test_signed_post_from_an_unlisted_origin_is_refused(app_server: InProcessServer, app_client: SignedClient) -> None:
+    response = app_client.put("/api/settings", {"temperature": 0.3}, headers={"Origin": EVIL})
     assert_error(response, 403, "origin_not_allowed")
-    response = shared_client.post("/api/chat", {"message": "hi", "options": {"max_tokens": 1}}, headers={"Origin": EVIL})
+    response = app_client.post("/api/chat", {"message": "hi", "options": {"max_tokens": 1}}, headers={"Origin": EVIL})
     assert_error(response, 403, "origin_not_allowed")
 
 
-def test_refused_origin_changes_nothing(shared_server: LiveServer, shared_client: SignedClient) -> None:
-    assert shared_client.put("/api/settings", {"max_tokens": 321}).status_code == 200
-    assert_error(shared_client.put("/api/settings", {"max_tokens": 123}, headers={"Origin": EVIL}), 403, "origin_not_allowed")
-    assert shared_client.get("/api/settings").json()["max_tokens"] == 321
+def test_refused_origin_changes_nothing(app_server: InProcessServer, app_client: SignedClient) -> None:
+    assert app_client.put("/api/settings", {"max_tokens": 321}).status_code == 200
+    assert_error(app_client.put("/api/settings", {"max_tokens": 123}, headers={"Origin": EVIL}), 403, "origin_not_allowed")
+    assert app_client.get("/api/settings").json()["max_tokens"] == 321
 
 
-def test_unlisted_origin_registration_is_refused(shared_server: LiveServer) -> None:
+def test_unlisted_origin_registration_is_refused(app_server: InProcessServer) -> None:
     device = TestDevice()
-    client = SignedClient(shared_server.url, device, extra_headers={"Origin": EVIL})
-    assert_error(client.register(shared_server.pair_code()), 403, "origin_not_allowed")
+    client = app_server.client(device, extra_headers={"Origin": EVIL})
+    assert_error(client.register(app_server.pair_code()), 403, "origin_not_allowed")
 
 
-def test_signed_post_from_an_allowed_origin_passes(shared_server: LiveServer, shared_client: SignedClient) -> None:
-    response = shared_client.put("/api/settings", {"temperature": 0.4}, headers={"Origin": ALLOWED})
+def test_signed_post_from_an_allowed_origin_passes(app_server: InProcessServer, app_client: SignedClient) -> None:
+    response = app_client.put("/api/settings", {"temperature": 0.4}, headers={"Origin": ALLOWED})
     assert response.status_code == 200, response.text
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
 
 
 # --- security headers ------------------------------------------------------------------------------
 
-def test_security_headers_on_json(shared_server: LiveServer, shared_client: SignedClient) -> None:
-    for response in (shared_client.get("/api/settings"), httpx.get(shared_server.url + "/api/health"),
-                     httpx.get(shared_server.url + "/api/settings")):
+def test_security_headers_on_json(app_server: InProcessServer, app_client: SignedClient) -> None:
+    for response in (app_client.get("/api/settings"), app_server.http().get("/api/health"),
+                     app_server.http().get("/api/settings")):
         assert response.headers["Content-Type"].startswith("application/json"), response.headers
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -106,18 +127,18 @@ def test_security_headers_on_json(shared_server: LiveServer, shared_client: Sign
 
 # --- rate limits -----------------------------------------------------------------------------------
 
-def test_registration_rate_limit(server_factory: Any) -> None:
-    server = server_factory({"rate_limits": {"registration_per_minute": 2}})
+def test_registration_rate_limit(app_factory: Callable[..., InProcessServer]) -> None:
+    server = app_factory({"rate_limits": {"registration_per_minute": 2}})
     codes = [server.pair_code() for _ in range(3)]
     for code in codes[:2]:
-        assert SignedClient(server.url, TestDevice()).register(code).status_code == 201
-    response = SignedClient(server.url, TestDevice()).register(codes[2])
+        assert server.client(TestDevice()).register(code).status_code == 201
+    response = server.client(TestDevice()).register(codes[2])
     assert_error(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) > 0
 
 
-def test_signed_rate_limit(server_factory: Any) -> None:
-    server = server_factory({"rate_limits": {"signed_per_minute": 3}})
+def test_signed_rate_limit(app_factory: Callable[..., InProcessServer]) -> None:
+    server = app_factory({"rate_limits": {"signed_per_minute": 3}})
     client = server.pair()
     for _ in range(3):
         assert client.get("/api/settings").status_code == 200
