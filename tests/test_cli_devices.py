@@ -32,7 +32,7 @@ def test_list_rename_revoke_by_fingerprint(shared_server: LiveServer) -> None:
 
 
 def test_a_device_id_starting_with_a_dash_is_read_as_an_id() -> None:
-    from privchat.cli import _shield_device_ids, build_parser
+    from privchat.commands.cli import _shield_device_ids, build_parser
 
     device_id = "-" + "A" * 42
     args = build_parser().parse_args(_shield_device_ids(["devices", "revoke", device_id]))
@@ -78,7 +78,7 @@ def test_the_paired_line_escapes_the_name(tmp_path: Path, capsys) -> None:
     import asyncio
     import time
 
-    from privchat.cli import _wait_for_device
+    from privchat.commands.cli import _wait_for_device
     from privchat.config import config_from_dict
     from privchat.storage.db import Database
     from tests.support.signing import TestDevice
@@ -108,7 +108,7 @@ def test_every_refusal_is_reported_once_by_the_cli(tmp_path, capsys) -> None:
 
     import pytest as _pytest
 
-    from privchat.cli import main
+    from privchat.commands.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("server:\n  port: not-a-port\n", encoding="utf-8")

@@ -43,7 +43,7 @@ def test_loopback_hosts_are_accepted(host: str) -> None:
 
 def test_serve_refuses_a_public_bind_with_an_explanation(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    result = subprocess.run([sys.executable, "-m", "privchat.cli", "--config", str(config), "serve", "--host", "0.0.0.0"],
+    result = subprocess.run([sys.executable, "-m", "privchat", "--config", str(config), "serve", "--host", "0.0.0.0"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "server.host" in result.stderr and "loopback" in result.stderr and "tunnel" in result.stderr
@@ -52,7 +52,7 @@ def test_serve_refuses_a_public_bind_with_an_explanation(tmp_path: Path) -> None
 def test_serve_refuses_an_unknown_key_in_the_file(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"server": {"port": 8765, "bind_all": True}}))
-    result = subprocess.run([sys.executable, "-m", "privchat.cli", "--config", str(path), "serve"],
+    result = subprocess.run([sys.executable, "-m", "privchat", "--config", str(path), "serve"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "server.bind_all: unknown key" in result.stderr

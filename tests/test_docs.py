@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from privchat.cli import build_parser
+from privchat.commands.cli import build_parser
 from privchat.config import SCHEMA
 
 REPO = Path(__file__).resolve().parents[1]

@@ -41,7 +41,7 @@ FAILING_SERVER = '''
 import sys
 from llama_cpp import _logger as llama_log
 from privchat.llm import engine
-from privchat.cli import main
+from privchat.commands.cli import main
 
 load, fit, generate = engine.ModelEngine._load_blocking, engine.ModelEngine.fit, engine.ModelEngine.generate
 

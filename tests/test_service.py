@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from privchat.service import install, render_launchd_plist, render_systemd_unit, uninstall
-from privchat.cli import main
+from privchat.commands.service import install, render_launchd_plist, render_systemd_unit, uninstall
+from privchat.commands.cli import main
 
 
 def run_cli(*argv: str) -> int:

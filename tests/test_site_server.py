@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from privchat.site_server import create_site_app, headers_for_path, parse_headers_file, serve_site
+from privchat.commands.site import create_site_app, headers_for_path, parse_headers_file, serve_site
 from tests.support.browser import ensure_built
 
 HEADERS = """# comment

@@ -84,7 +84,7 @@ def test_envelope_is_fresh_per_write_and_bound_to_its_column() -> None:
 
 
 def _serve(config_path: Path, env: dict | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "privchat.cli", "--config", str(config_path), "serve"],
+    return subprocess.run([sys.executable, "-m", "privchat", "--config", str(config_path), "serve"],
                           capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})})
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from privchat.config import load_config
-from privchat.cli import main
+from privchat.commands.cli import main
 from privchat.tunnel.validate import validate_cloudflared_file
 
 UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
@@ -260,7 +260,7 @@ def test_top_level_access_in_existing_cloudflared_config_is_dropped(env: dict[st
 
 
 def test_interactive_asks_for_missing_and_reasks_bad_answers() -> None:
-    from privchat.tunnel.setup import gather_input
+    from privchat.commands.tunnel_setup import gather_input
 
     answers = iter(["http://example.com", "https://example.com", "chat-api.example.com:8443", "chat-api.example.com", "",
                     UUID, "", "my team", "myteam", "", AUD, ""])

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from privchat.tunnel.setup import SetupInput, build_cloudflared_config
+from privchat.commands.tunnel_setup import SetupInput, build_cloudflared_config
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_config, validate_cloudflared_file
 from tests.support.cloudflared import require_cloudflared
 

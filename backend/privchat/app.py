@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ from .llm.engine import ModelEngine
 from .llm.generations import GenerationManager
 from .storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, INTEGRITY_FAILED_STATUS, CryptoError
 from .storage.db import Database, PassphraseSource
+from .storage.failures import storage_failure
 from .storage.history import HistoryStore
 from .storage.settings import SettingsStore
 
@@ -165,24 +165,9 @@ def _install_error_handlers(app: Quart) -> None:
         storage = storage_failure(error)
         if storage is not None:
             log.error("storage failure on %s %s: %s", request.method, request.path, error)
-            return error_response(*storage, retry_after=30)
+            return error_response(storage.status, storage.code, storage.message, retry_after=30)
         log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
         return error_response(500, "internal", "The server hit an unexpected error; it is logged on the server.")
-
-
-def storage_failure(error: Exception) -> tuple[int, str, str] | None:
-    """A database that refuses writes (disk full, read-only, I/O error) gets its own code, not 'internal'."""
-    if not isinstance(error, sqlite3.DatabaseError):
-        return None
-    text = str(error).lower()
-    if "full" in text:
-        return 507, "storage_full", "The server's disk is full, so nothing could be saved; free some space on the server and try again."
-    if "readonly" in text or "read-only" in text:
-        return 503, "storage_unavailable", "The server's database is read-only, so nothing could be saved; check the data folder."
-    if "disk i/o" in text or "unable to open" in text:
-        return 503, "storage_unavailable", ("The server's disk refused the write (full, over a size limit, or failing); "
-                                            "nothing was saved. Check the server's disk and try again.")
-    return None
 
 
 def describe_validation_error(error: Any) -> str:

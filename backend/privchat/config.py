@@ -13,9 +13,7 @@ after start-up.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -25,6 +23,7 @@ from urllib.parse import urlsplit
 import platformdirs
 import yaml
 
+from .addresses import http_url, is_hostname, is_loopback_host
 from .errors import PrivchatError
 
 APP_NAME = "privchat"
@@ -132,15 +131,6 @@ def loopback_host(key: str, value: Any) -> str:
     return value
 
 
-def is_loopback_host(value: str) -> bool:
-    if value.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(value.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def origin(key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{key}: expected an origin like https://example.com, got {_type_name(value)}")
@@ -161,11 +151,8 @@ def optional_origin(key: str, value: Any) -> str | None:
     return None if value is None else origin(key, value)
 
 
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
-
-
 def hostname(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not _HOSTNAME.match(value.lower()):
+    if not isinstance(value, str) or not is_hostname(value.lower()):
         raise ConfigError(f"{key}: expected a bare host name like chat-api.example.com (no scheme, port or path), got {_type_name(value)}")
     return value.lower()
 
@@ -357,8 +344,7 @@ class Config:
         configured = self.values["site"]["api_origin"]
         if configured:
             return configured
-        host = self.host if ":" not in self.host else f"[{self.host}]"
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     @property
     def site_url(self) -> str:

@@ -10,15 +10,12 @@ from typing import Callable
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
+from .addresses import host_port, is_loopback_host
 from .app import create_app
-from .config import Config, ConfigError, is_loopback_host
+from .config import Config, ConfigError
 from .storage.db import Database
 
 log = logging.getLogger(__name__)
-
-
-def bind_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None,
@@ -46,9 +43,9 @@ async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None
     hypercorn_config = HypercornConfig()
     # Trust follows the socket: the tunnel listener is a second port that only cloudflared points
     # at, and the gate treats every request on it as coming through the tunnel (auth/gate.py).
-    hypercorn_config.bind = [bind_address(config.host, config.port)]
+    hypercorn_config.bind = [host_port(config.host, config.port)]
     if config.access_enabled:
-        hypercorn_config.bind.append(bind_address(config.host, config.tunnel_port))
+        hypercorn_config.bind.append(host_port(config.host, config.tunnel_port))
     hypercorn_config.accesslog = None
     hypercorn_config.errorlog = "-"
     hypercorn_config.graceful_timeout = 3.0
@@ -58,8 +55,8 @@ async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None
     async def announce() -> None:
         if config.access_enabled:
             log.info("tunnel listener on http://%s (Access JWT required on every request)",
-                     bind_address(config.host, config.tunnel_port))
+                     host_port(config.host, config.tunnel_port))
         if on_ready is not None:
-            on_ready(f"http://{bind_address(config.host, config.port)}")
+            on_ready(f"http://{host_port(config.host, config.port)}")
 
     await hypercorn_serve(app, hypercorn_config, shutdown_trigger=shutdown_trigger)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from privchat.tunnel.setup import rewrite_csp
+from privchat.commands.tunnel_setup import rewrite_csp
 
 from .server import REPO, free_port
 
@@ -59,7 +59,7 @@ class SiteServer:
 
     def start(self) -> "SiteServer":
         log = (self.directory.parent / "site.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "privchat.cli", "site", "--dir", str(self.directory),
+        self.process = subprocess.Popen([sys.executable, "-m", "privchat", "site", "--dir", str(self.directory),
                                          "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

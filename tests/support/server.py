@@ -23,7 +23,7 @@ import yaml
 from .signing import TestDevice
 
 REPO = Path(__file__).resolve().parents[2]
-PRIVCHAT = [sys.executable, "-m", "privchat.cli"]
+PRIVCHAT = [sys.executable, "-m", "privchat"]
 
 
 def free_port() -> int:

@@ -20,7 +20,8 @@ from typing import Any, Callable, TypeVar
 
 from quart import Quart, current_app, g, request
 
-from ..config import Config, is_loopback_host
+from ..addresses import is_loopback_host
+from ..config import Config
 from ..errors import ApiError
 from .access import ACCESS_HEADER, AccessError
 from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import re
-import socket
 import sys
 import time
 from datetime import datetime, timezone
@@ -19,15 +18,16 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
-from . import __version__
-from .auth.device_names import DeviceNameError, check_device_name, for_terminal, json_for_terminal
-from .config import Config, ConfigError, default_config_path, documented_defaults, load_config
-from .errors import PrivchatError
+from .. import __version__
+from ..auth.device_names import DeviceNameError, check_device_name, for_terminal
+from ..addresses import port_in_use
+from ..config import Config, ConfigError, default_config_path, documented_defaults, load_config
+from ..errors import PrivchatError
+from .output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, report_failure
 from .service import ServiceError
-from .tunnel.setup import SetupError
-from .storage.db import Database
+from .tunnel_setup import SetupError
+from ..storage.db import Database
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 class CliError(PrivchatError):
@@ -51,18 +51,13 @@ async def _with_db(args: argparse.Namespace, action: Callable[[Config, Database]
         await database.close()
 
 
-def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
-    """JSON with --json, else the sentence; either way no stored character can drive the terminal."""
-    print(json_for_terminal(payload) if getattr(args, "json", False) else text)
-
-
 def _iso(stamp: float | None) -> str:
     return "-" if stamp is None else datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 # serve -----------------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .server import serve
+    from ..server import serve
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -90,18 +85,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _check_port_free(config: Config) -> None:
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     ports = [("port", config.port, "--port")]
     if config.access_enabled:
         ports.append(("tunnel port", config.tunnel_port, "another tunnel.port in the config (and re-run `privchat tunnel setup`)"))
     for what, port, remedy in ports:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((config.host, port))
-            except OSError as exc:
-                raise CliError(f"{what} {port} on {config.host} is in use ({exc.strerror}); is privchat already running? "
-                               f"Stop it, or start with {remedy}") from exc
+        if port_in_use(config.host, port):
+            raise CliError(f"{what} {port} on {config.host} is in use; is privchat already running? Stop it, or start with {remedy}")
 
 
 # pair ------------------------------------------------------------------------------------------
@@ -113,7 +102,7 @@ def pairing_url(config: Config, code: str, name: str | None) -> str:
 
 
 def cmd_pair(args: argparse.Namespace) -> int:
-    from .auth.pairing import PairingStore
+    from ..auth.pairing import PairingStore
 
     async def action(config: Config, database: Database) -> int:
         store = PairingStore.from_config(database, config)
@@ -123,7 +112,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
                    "expires_in_seconds": config.auth.pairing_code_ttl_seconds, "url": url,
                    "api_origin": config.api_origin, "site_url": config.site_url}
         if args.json:
-            print(json.dumps(payload, indent=2))
+            emit(args, payload, "")
         else:
             import segno
 
@@ -140,7 +129,7 @@ def cmd_pair(args: argparse.Namespace) -> int:
 
 
 async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> int:
-    from .auth.devices import DeviceStore
+    from ..auth.devices import DeviceStore
 
     store = DeviceStore(database)
     started = time.time()
@@ -158,7 +147,7 @@ async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> 
 
 # devices ---------------------------------------------------------------------------------------
 def cmd_devices_list(args: argparse.Namespace) -> int:
-    from .auth.devices import DeviceStore
+    from ..auth.devices import DeviceStore
 
     async def action(config: Config, database: Database) -> int:
         devices = await DeviceStore(database).list()
@@ -166,7 +155,7 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
         lines = [f"{'NAME':<24} {'FINGERPRINT':<21} {'STATUS':<8} {'CREATED':<24} LAST SEEN"]
         for d in devices:
             lines.append(f"{for_terminal(d.name)[:24]:<24} {d.fingerprint:<21} {d.status:<8} {_iso(d.created_at):<24} {_iso(d.last_seen_at)}")
-        _emit(args, {"devices": rows}, "\n".join(lines) if devices else "No devices paired yet. Run `privchat pair`.")
+        emit(args, {"devices": rows}, "\n".join(lines) if devices else "No devices paired yet. Run `privchat pair`.")
         return EXIT_OK
 
     return _run(_with_db(args, action))
@@ -174,7 +163,7 @@ def cmd_devices_list(args: argparse.Namespace) -> int:
 
 def _change_device(args: argparse.Namespace, change: Callable[[Any, str], Awaitable[Any]], said: Callable[[Any], str]) -> int:
     """Find the device the owner named (id or fingerprint), apply ``change``, report the result."""
-    from .auth.devices import DeviceLookupError, DeviceStore
+    from ..auth.devices import DeviceLookupError, DeviceStore
 
     async def action(config: Config, database: Database) -> int:
         store = DeviceStore(database)
@@ -182,7 +171,7 @@ def _change_device(args: argparse.Namespace, change: Callable[[Any, str], Awaita
             device = await change(store, (await store.find(args.device)).id)
         except DeviceLookupError as exc:
             raise CliError(str(exc)) from exc
-        _emit(args, device.to_json(), said(device))
+        emit(args, device.to_json(), said(device))
         return EXIT_OK
 
     return _run(_with_db(args, action))
@@ -204,7 +193,7 @@ def cmd_devices_rename(args: argparse.Namespace) -> int:
 
 # history ---------------------------------------------------------------------------------------
 def cmd_history_export(args: argparse.Namespace) -> int:
-    from .storage.history import HistoryStore, export_to_markdown
+    from ..storage.history import HistoryStore, export_to_markdown
 
     async def action(config: Config, database: Database) -> int:
         export = await HistoryStore(database).export()
@@ -222,9 +211,9 @@ def cmd_history_export(args: argparse.Namespace) -> int:
 def cmd_history_import(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from .api.schemas import ExportFile
-    from .app import describe_validation_error
-    from .storage.history import HistoryStore
+    from ..api.schemas import ExportFile
+    from ..app import describe_validation_error
+    from ..storage.history import HistoryStore
 
     source = Path(args.file)
     try:
@@ -240,7 +229,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
 
     async def action(config: Config, database: Database) -> int:
         result = await HistoryStore(database).import_conversations(c.model_dump() for c in parsed.conversations)
-        _emit(args, result, f"Imported {result['imported_conversations']} conversation(s) and "
+        emit(args, result, f"Imported {result['imported_conversations']} conversation(s) and "
                             f"{result['imported_messages']} message(s); {result['skipped']} already there.")
         return EXIT_OK
 
@@ -248,7 +237,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
 
 
 def cmd_history_clear(args: argparse.Namespace) -> int:
-    from .storage.history import HistoryStore
+    from ..storage.history import HistoryStore
 
     if not args.yes:
         if not sys.stdin.isatty():
@@ -260,7 +249,7 @@ def cmd_history_clear(args: argparse.Namespace) -> int:
 
     async def action(config: Config, database: Database) -> int:
         deleted = await HistoryStore(database).clear()
-        _emit(args, {"deleted": deleted}, f"Deleted {deleted} conversation(s).")
+        emit(args, {"deleted": deleted}, f"Deleted {deleted} conversation(s).")
         return EXIT_OK
 
     return _run(_with_db(args, action))
@@ -279,7 +268,7 @@ def cmd_config_path(args: argparse.Namespace) -> int:
 
 # site ------------------------------------------------------------------------------------------
 def cmd_site(args: argparse.Namespace) -> int:
-    from .site_server import serve_site
+    from .site import serve_site
 
     directory = Path(args.dir).resolve()
     if not (directory / "chat" / "index.html").exists():
@@ -360,12 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     csub.add_parser("path", parents=[common], help="print the config file path in use").set_defaults(func=cmd_config_path)
 
     site = sub.add_parser("site", parents=[common], help="serve the built page locally (applies pages/_headers)")
-    site.add_argument("--dir", default=str(Path(__file__).resolve().parents[2] / "pages" / "dist"), help="built site folder")
+    site.add_argument("--dir", default=str(Path(__file__).resolve().parents[3] / "pages" / "dist"), help="built site folder")
     site.add_argument("--host", default="127.0.0.1")
     site.add_argument("--port", type=int, default=8080)
     site.set_defaults(func=cmd_site)
 
-    from .tunnel.cli import add_commands
+    from .tunnel import add_commands
 
     add_commands(sub)
     _name_commands(parser)
@@ -405,7 +394,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = args.func(args)
     except PrivchatError as exc:  # every refusal, from any command, is reported here and only here
-        code = report_failure(args, exc)
+        code = report_failure(args, exc, usage=isinstance(exc, USAGE_ERRORS))
     except EOFError:
         print("\nprivchat: cancelled, nothing written.", file=sys.stderr)
         code = 130
@@ -416,15 +405,6 @@ def main(argv: list[str] | None = None) -> None:
 
 # Refused input (a config key, a setup answer) is a usage error; anything else that failed is 1.
 USAGE_ERRORS: tuple[type[PrivchatError], ...] = (ConfigError, SetupError, ServiceError)
-
-
-def report_failure(args: argparse.Namespace, error: PrivchatError) -> int:
-    """One way to fail: the sentence on stderr, or {"ok": false, "error"} on stdout for --json."""
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": False, "error": error.message}, ensure_ascii=True))
-    else:
-        print(f"{getattr(args, 'command', 'privchat')}: {error.message}", file=sys.stderr)
-    return EXIT_USAGE if isinstance(error, USAGE_ERRORS) else EXIT_FAIL
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import socket
 from dataclasses import asdict, dataclass
 
 import httpx
 
-from .config import Config, ConfigError, load_config
+from .output import emit
+from ..addresses import http_url, port_answers, port_in_use
+from ..config import Config, ConfigError, load_config
 
 
 @dataclass
@@ -32,7 +32,7 @@ def _check_config(args: argparse.Namespace) -> tuple[Check, Config | None]:
 
 
 def _check_model(config: Config) -> list[Check]:
-    from .llm.engine import check_model_file, resolve_model_path
+    from ..llm.engine import check_model_file, resolve_model_path
 
     checks = []
     try:
@@ -53,8 +53,8 @@ def _check_model(config: Config) -> list[Check]:
 
 
 async def _check_database(config: Config) -> list[Check]:
-    from .storage.db import Database, DatabaseError
-    from .storage.crypto import CryptoError
+    from ..storage.db import Database, DatabaseError
+    from ..storage.crypto import CryptoError
 
     checks = []
     mode = config.storage.encryption
@@ -99,7 +99,7 @@ async def _check_database(config: Config) -> list[Check]:
 
 def _check_key_placement(config: Config) -> Check | None:
     """Where the key and the database are, and a warning when one backup would take both."""
-    from .storage.key_placement import FIX, shared_backup
+    from ..storage.key_placement import FIX, shared_backup
 
     mode = config.storage.encryption
     database = config.database_path
@@ -116,7 +116,7 @@ def _check_key_placement(config: Config) -> Check | None:
 
 
 async def _check_port(config: Config) -> Check:
-    url = f"http://{config.host if ':' not in config.host else f'[{config.host}]'}:{config.port}/api/health"
+    url = http_url(config.host, config.port) + "/api/health"
     try:
         async with httpx.AsyncClient(timeout=2.0) as client:
             response = await client.get(url)
@@ -125,12 +125,8 @@ async def _check_port(config: Config) -> Check:
                      + (f" ({model.get('error')})" if model.get("error") else ""))
     except (httpx.HTTPError, ValueError):
         pass
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((config.host, config.port))
-        except OSError:
-            return Check("port", False, f"port {config.port} is taken by another program", "stop it, or set server.port")
+    if port_in_use(config.host, config.port):
+        return Check("port", False, f"port {config.port} is taken by another program", "stop it, or set server.port")
     return Check("port", True, f"port {config.port} is free; start the server with `privchat serve`", warning=True)
 
 
@@ -138,22 +134,16 @@ def _check_tunnel_port(config: Config) -> Check | None:
     """With Access configured, privchat also listens on tunnel.port: the only port cloudflared may point at."""
     if not config.access_enabled:
         return None
-    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        if probe.connect_ex((config.host, config.tunnel_port)) == 0:
-            return Check("tunnel port", True, f"something listens on tunnel port {config.tunnel_port} (privchat, when it runs)")
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((config.host, config.tunnel_port))
-        except OSError:
-            return Check("tunnel port", False, f"tunnel port {config.tunnel_port} is taken by another program",
-                         "stop it, or set tunnel.port and run `privchat tunnel setup` again")
+    if port_answers(config.host, config.tunnel_port):
+        return Check("tunnel port", True, f"something listens on tunnel port {config.tunnel_port} (privchat, when it runs)")
+    if port_in_use(config.host, config.tunnel_port):
+        return Check("tunnel port", False, f"tunnel port {config.tunnel_port} is taken by another program",
+                     "stop it, or set tunnel.port and run `privchat tunnel setup` again")
     return Check("tunnel port", True, f"tunnel port {config.tunnel_port} is free for `privchat serve`", warning=True)
 
 
 def _check_tunnel(config: Config) -> Check | None:
-    from .tunnel.validate import PrivchatPorts, validate_cloudflared_file
+    from ..tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
     path = config.tunnel_config_file
     if not path.exists():
@@ -188,13 +178,12 @@ async def run_checks(args: argparse.Namespace) -> list[Check]:
 def cmd_doctor(args: argparse.Namespace) -> int:
     checks = asyncio.run(run_checks(args))
     failed = [c for c in checks if not c.ok]
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
-    else:
-        for check in checks:
-            mark = "ok  " if check.ok and not check.warning else ("note" if check.ok else "FAIL")
-            print(f"[{mark}] {check.name}: {check.detail}")
-            if check.fix and (not check.ok or check.warning):
-                print(f"       fix: {check.fix}")
-        print("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    lines = []
+    for check in checks:
+        mark = "ok  " if check.ok and not check.warning else ("note" if check.ok else "FAIL")
+        lines.append(f"[{mark}] {check.name}: {check.detail}")
+        if check.fix and (not check.ok or check.warning):
+            lines.append(f"       fix: {check.fix}")
+    lines.append("all checks passed" if not failed else f"{len(failed)} check(s) failed")
+    emit(args, {"ok": not failed, "checks": [asdict(c) for c in checks]}, "\n".join(lines))
     return 0 if not failed else 1

@@ -14,7 +14,6 @@ protects. Passphrase mode therefore cannot autostart; keyfile mode can.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import plistlib
 import shlex
@@ -26,7 +25,8 @@ from typing import Any
 
 from privchat.config import ConfigError, default_config_path, load_config
 from privchat.errors import PrivchatError
-from privchat.tunnel.setup import write_file
+from privchat.commands.output import emit
+from privchat.files import write_file
 
 UNIT_NAME = "privchat.service"
 AGENT_LABEL = "dev.privchat.serve"
@@ -202,21 +202,15 @@ def uninstall(*, platform: str, home: Path | None = None, unit_dir: Path | None 
                          status="would-remove" if dry_run else "removed", next_commands=commands)
 
 
-def _print(result: ServiceResult, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(asdict(result), indent=2))
-        return
-    print(f"{result.status}: {result.path}")
+def render(result: ServiceResult) -> str:
+    lines = [f"{result.status}: {result.path}"]
     if result.content is not None:
-        print(result.content.rstrip("\n"))
-    for warning in result.warnings:
-        print(f"warning: {warning}")
-    if result.action == "install":
-        print("Nothing was enabled. To start it now and at every login:")
-    else:
-        print("Stop the running service:")
-    for command in result.next_commands:
-        print(f"  {command}")
+        lines.append(result.content.rstrip("\n"))
+    lines += [f"warning: {warning}" for warning in result.warnings]
+    lines.append("Nothing was enabled. To start it now and at every login:" if result.action == "install"
+                 else "Stop the running service:")
+    lines += [f"  {command}" for command in result.next_commands]
+    return "\n".join(lines)
 
 
 def _common(args: argparse.Namespace) -> dict[str, Any]:
@@ -227,11 +221,13 @@ def _common(args: argparse.Namespace) -> dict[str, Any]:
 
 def main_install(args: argparse.Namespace) -> int:
     """`privchat service install`; a ServiceError is reported by the CLI's one failure path."""
-    _print(install(config_path=Path(args.config) if args.config else default_config_path(), **_common(args)), args.json)
+    result = install(config_path=Path(args.config) if args.config else default_config_path(), **_common(args))
+    emit(args, asdict(result), render(result))
     return 0
 
 
 def main_uninstall(args: argparse.Namespace) -> int:
     """`privchat service uninstall`; a ServiceError is reported by the CLI's one failure path."""
-    _print(uninstall(**_common(args)), args.json)
+    result = uninstall(**_common(args))
+    emit(args, asdict(result), render(result))
     return 0

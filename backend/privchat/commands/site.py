@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from quart import Quart, Response, request
 
-from .config import is_loopback_host
+from ..addresses import host_port, is_loopback_host
 
 __all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "create_site_app", "serve_site", "is_loopback_host"]
 
@@ -204,7 +204,7 @@ async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = 8080,
 
     app = create_site_app(Path(directory))
     config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.bind = [host_port(host, port)]
     config.accesslog = None
     config.errorlog = "-"
     config.graceful_timeout = 2.0

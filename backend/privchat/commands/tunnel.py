@@ -7,12 +7,12 @@ server's commands; the main CLI calls ``add_commands(subparsers)`` and runs ``ar
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from privchat.commands.output import emit
 from privchat.config import load_config
-from privchat.service import main_install, main_uninstall
-from privchat.tunnel.setup import main_setup
+from privchat.commands.service import main_install, main_uninstall
+from privchat.commands.tunnel_setup import main_setup
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
 SETUP_EPILOG = """\
@@ -105,12 +105,7 @@ def main_validate(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # a broken config: ConfigError, reported by the CLI (exit 2)
     path = Path(args.file).expanduser() if args.file else config.tunnel_config_file
     errors = validate_cloudflared_file(path, PrivchatPorts.of(config))
-    if args.json:
-        print(json.dumps({"file": str(path), "valid": not errors, "errors": errors}, indent=2))
-    elif errors:
-        print(f"{path}: {len(errors)} problem(s):")
-        for error in errors:
-            print(f"  - {error}")
-    else:
-        print(f"{path}: valid cloudflared config.")
+    text = "\n".join([f"{path}: {len(errors)} problem(s):", *(f"  - {error}" for error in errors)]) if errors \
+        else f"{path}: valid cloudflared config."
+    emit(args, {"file": str(path), "valid": not errors, "errors": errors}, text)
     return 1 if errors else 0

@@ -22,10 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,14 +30,15 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from privchat.addresses import DNS_LABEL, http_url, is_hostname, is_loopback_host
 from privchat.api.cors import METHODS, PREFLIGHT_MAX_AGE, REQUEST_HEADERS
-from privchat.config import SCHEMA, ConfigError, config_from_dict, is_loopback_host
+from privchat.config import SCHEMA, ConfigError, config_from_dict
 from privchat.errors import PrivchatError
+from privchat.commands.output import emit
+from privchat.files import FileChange, write_file
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_config
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-_HOST = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$")
 _AUD_SHAPE = re.compile(r"^[0-9a-f]{64}$")
 ACCESS_DOMAIN_SUFFIX = ".cloudflareaccess.com"
 
@@ -101,7 +99,7 @@ def normalize_api_host(value: str) -> str:
     if "/" in raw or "*" in raw:
         raise SetupError(f"API hostname (--api-hostname): {raw!r} must be one bare host name like chat-api.example.com, without path or wildcard.")
     host = raw.lower().rstrip(".")
-    if not _HOST.match(host):
+    if not is_hostname(host, dotted=True):
         raise SetupError(f"API hostname (--api-hostname): {raw!r} is not a host name in your Cloudflare zone like chat-api.example.com.")
     return host
 
@@ -114,7 +112,7 @@ def normalize_team_name(value: str) -> str:
         name = urlsplit(name).hostname or ""
     if name.endswith(ACCESS_DOMAIN_SUFFIX):
         name = name[: -len(ACCESS_DOMAIN_SUFFIX)]
-    if not _DNS_LABEL.match(name):
+    if not DNS_LABEL.match(name):
         raise SetupError(f"Access team name (--team-name): {raw!r} is not a DNS label (letters, digits and inner hyphens, "
                          "at most 63); it is the 'myteam' of https://myteam.cloudflareaccess.com.")
     return name
@@ -188,8 +186,7 @@ class SetupInput:
 
 def service_url(host: str, port: int) -> str:
     """cloudflared must reach the address privchat binds (validated loopback), IPv6 in brackets."""
-    host = host.strip("[]") or "127.0.0.1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return http_url(host.strip("[]") or "127.0.0.1", port)
 
 
 def api_rule(inp: SetupInput, host: str) -> dict[str, Any]:
@@ -295,69 +292,6 @@ def merge_page_config(existing: dict[str, Any] | None, api_origin: str) -> dict[
 
 def render_json(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-
-
-# --------------------------------------------------------------------------------------------
-# Writing: only when content changes, atomically, with a backup of what was there.
-# --------------------------------------------------------------------------------------------
-
-@dataclass
-class FileChange:
-    """What happened to one file, for the printed and the JSON summary."""
-
-    what: str
-    path: str
-    status: str  # created | updated | unchanged | skipped | missing | would-create | would-update
-    backup: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def backup_path(path: Path) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    candidate = path.with_name(f"{path.name}.bak-{stamp}")
-    counter = 1
-    while candidate.exists():
-        candidate = path.with_name(f"{path.name}.bak-{stamp}-{counter}")
-        counter += 1
-    return candidate
-
-
-def write_file(what: str, path: Path, content: str, *, mode: int, dry_run: bool, notes: list[str] | None = None,
-               same: Callable[[str], bool] | None = None) -> FileChange:
-    """Write content unless the file already says the same; back up the old file first.
-
-    ``same`` lets a caller compare meaning instead of bytes (the privchat config keeps the
-    owner's comments when nothing would change).
-    """
-    notes = list(notes or [])
-    if path.exists():
-        old = path.read_text(encoding="utf-8")
-        if old == content or (same is not None and same(old)):
-            return FileChange(what, str(path), "unchanged", notes=notes)
-        if dry_run:
-            return FileChange(what, str(path), "would-update", notes=notes)
-        backup = backup_path(path)
-        shutil.copy2(path, backup)
-        _atomic_write(path, content, mode=path.stat().st_mode & 0o777)
-        return FileChange(what, str(path), "updated", backup=str(backup), notes=notes)
-    if dry_run:
-        return FileChange(what, str(path), "would-create", notes=notes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, content, mode=mode)
-    return FileChange(what, str(path), "created", notes=notes)
-
-
-def _atomic_write(path: Path, content: str, *, mode: int) -> None:
-    """Write beside the target and rename, so a crash never leaves half a config."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(content)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------
@@ -666,7 +600,9 @@ def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive
     return SetupInput(keep_local=keep_local, **values)
 
 
-def print_result(result: SetupResult, out: Callable[[str], None] = print) -> None:
+def render_result(result: SetupResult) -> str:
+    lines: list[str] = []
+    out = lines.append
     for change in result.changes:
         line = f"{change.status:>12}  {change.what}: {change.path}"
         if change.backup:
@@ -698,6 +634,7 @@ def print_result(result: SetupResult, out: Callable[[str], None] = print) -> Non
     out("Remaining steps:")
     for number, step in enumerate(result.next_steps, 1):
         out(f"  {number}. {step}")
+    return "\n".join(lines)
 
 
 def main_setup(args: Any) -> int:
@@ -716,8 +653,5 @@ def main_setup(args: Any) -> int:
                        say=lambda s: print(s, file=sys.stderr))
     pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()
     result = run_setup(inp, SetupPaths(privchat_config, Path(cloudflared_path), pages_dir), dry_run=args.dry_run)
-    if args.json:
-        print(json.dumps(result.to_json(), indent=2))
-    else:
-        print_result(result)
+    emit(args, result.to_json(), render_result(result))
     return 0

@@ -17,6 +17,7 @@ from typing import Any, Callable
 from ..config import Config
 from ..errors import CodedError
 from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
+from ..storage.failures import storage_failure
 from ..storage.history import HistoryStore, NotFound
 from ..storage.settings import SettingsStore
 from ..tracebacks import describe
@@ -325,12 +326,8 @@ def _round(value: float | None) -> float | None:
 
 
 def _storage_reason(exc: Exception) -> str:
-    text = str(exc).lower()
-    if "readonly" in text or "read-only" in text:
-        return "the database is read-only"
-    if "full" in text:
-        return "the disk is full"
-    return type(exc).__name__
+    failure = storage_failure(exc)
+    return failure.reason if failure is not None else type(exc).__name__
 
 
 __all__ = ["Generation", "GenerationManager", "NotFound"]

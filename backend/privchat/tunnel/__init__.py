@@ -1,9 +1,9 @@
-"""Reaching privchat from anywhere: the cloudflared config, its validation and the setup command.
+"""Reaching privchat from anywhere: checking a cloudflared config against cloudflared's own rules.
 
 The backend only ever listens on loopback; the public path is a cloudflared tunnel guarded by
-Cloudflare Access. This package writes that tunnel's config, checks it against cloudflared's own
-ingress rules (cloudflared is not needed to run the checks) and wires the privchat config and the
-page to the public API hostname.
+Cloudflare Access, pointed at privchat's tunnel port. ``validate`` checks a cloudflared config the
+way cloudflared does, plus privchat's own rules, without needing cloudflared; the owner command that
+writes the config is ``privchat.commands.tunnel_setup``.
 """
 
 from privchat.tunnel.validate import validate_cloudflared_config, validate_cloudflared_file

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from privchat.config import is_loopback_host
+from privchat.addresses import is_loopback_host
 
 # Services that cloudflared recognises by name rather than as a URL (ingress.go).
 NAMED_SERVICES = frozenset({"hello_world", "hello-world", "bastion", "socks-proxy"})
