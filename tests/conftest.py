@@ -7,6 +7,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.support.inprocess import InProcessServer, started
 from tests.support.server import LiveServer, SignedClient, write_config
 
 
@@ -37,3 +38,14 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
 @pytest.fixture(scope="module")
 def shared_client(shared_server: LiveServer) -> SignedClient:
     return shared_server.pair()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
+    """The app in this process (model off): gate, CORS and error-shape tests talk to it in milliseconds."""
+    yield from started(tmp_path_factory.mktemp("inprocess"))
+
+
+@pytest.fixture(scope="module")
+def app_client(app_server: InProcessServer) -> SignedClient:
+    return app_server.pair()

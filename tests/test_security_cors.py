@@ -12,23 +12,13 @@ from typing import Callable, Iterator
 import httpx
 import pytest
 
-from tests.support.inprocess import InProcessServer, factory, started
+from tests.support.inprocess import InProcessServer, factory
 from tests.support.server import SignedClient
 from tests.support.signing import TestDevice
 
 ALLOWED = "http://127.0.0.1:8080"  # in the default server.allowed_origins
 EVIL = "https://evil.example"
 REQUEST_HEADERS = "content-digest,signature,signature-input,content-type"
-
-
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    yield from started(tmp_path_factory.mktemp("cors"))
-
-
-@pytest.fixture(scope="module")
-def app_client(app_server: InProcessServer) -> SignedClient:
-    return app_server.pair()
 
 
 @pytest.fixture

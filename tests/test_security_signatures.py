@@ -14,27 +14,16 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
-import pytest
 
-from tests.support.inprocess import InProcessServer, started
+from tests.support.inprocess import InProcessServer
 from tests.support.server import LiveServer, SignedClient
 from tests.support.signing import COMPONENTS, TestDevice, content_digest
 
 SETTINGS_BODY = json.dumps({"temperature": 0.5}).encode()
 NO_MODEL = {"model": {"enabled": False}}  # the live servers here test the process, not the model
-
-
-@pytest.fixture(scope="module")
-def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
-    yield from started(tmp_path_factory.mktemp("signatures"))
-
-
-@pytest.fixture(scope="module")
-def app_client(app_server: InProcessServer) -> SignedClient:
-    return app_server.pair()
 
 
 def send(server: InProcessServer | LiveServer, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> httpx.Response:
