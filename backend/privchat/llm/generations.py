@@ -2,7 +2,9 @@
 
 A generation is an asyncio task of its own, not part of the HTTP response: when the phone loses its
 connection mid-reply, the response ends but the task decodes to the end and stores the whole answer,
-so a reload finds it. The response only reads the task's event queue.
+so a reload finds it. Responses only read the task's numbered event log (event_log.py), from the
+start or from where a dropped client left off, as many readers as there are devices watching.
+A request that has to wait for another reply is told so, with its place in the queue.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from ..config import Config
 from ..errors import CodedError
@@ -21,6 +23,7 @@ from ..storage.failures import storage_failure
 from ..storage.history import HistoryStore, NotFound
 from ..storage.settings import SettingsStore
 from ..tracebacks import describe
+from .event_log import TERMINAL, Event, EventLog, FinishedReplay, FinishedReplays
 from .engine import GenerationParams, GenerationResult, ModelEngine, ModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,24 @@ class ConversationMissing(CodedError):
     """A reply asked for in a conversation that does not exist (any more)."""
 
     status = 404
+
+
+class EventIdInvalid(CodedError):
+    """A Last-Event-ID that this reply never sent."""
+
+    status = 400
+
+    def __init__(self) -> None:
+        super().__init__("event_id_invalid", "Last-Event-ID does not name an event of this reply; reattach without it to start over.")
+
+
+class ReplyMissing(CodedError):
+    """A stream asked for a reply that does not exist (any more, or never did)."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("not_found", "There is no reply with that id (it may have been deleted).")
 
 # How many stored messages are read back to build a prompt; the fitter drops what does not fit.
 HISTORY_WINDOW = 200
@@ -86,42 +107,6 @@ class TokenBatcher:
             self.deliver(pending)
 
 
-class EventFeed:
-    """A generation's events for its one reader: appended on the loop, read in batches.
-
-    Cheaper per token than a Queue read with a timeout (no task, no ``asyncio.wait`` set per
-    token), and a reader that fell behind gets every pending event in one write.
-    """
-
-    def __init__(self) -> None:
-        self._items: list[tuple[str, dict[str, Any]]] = []
-        self._waiter: asyncio.Future[None] | None = None
-
-    def put_nowait(self, item: tuple[str, dict[str, Any]]) -> None:
-        self._items.append(item)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def next_batch(self, timeout: float) -> list[tuple[str, dict[str, Any]]]:
-        """Pending events, waiting up to ``timeout`` for one; an empty list means the wait ran out."""
-        if not self._items:
-            loop = asyncio.get_running_loop()
-            waiter = self._waiter = loop.create_future()
-            timer = loop.call_later(timeout, _release, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-        items, self._items = self._items, []
-        return items
-
-
-def _release(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
-
 @dataclass
 class Generation:
     conversation_id: str
@@ -131,7 +116,8 @@ class Generation:
     system_prompt: str
     cancel: threading.Event = field(default_factory=threading.Event)
     stop_status: str = "cancelled"  # what a set cancel means: the owner's Stop, or a shutdown
-    events: EventFeed = field(default_factory=EventFeed)
+    events: EventLog = field(default_factory=EventLog)
+    queue_position: int = 0  # the place last announced in a queued event; 0 = not waiting
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     accepted_at: float = field(default_factory=time.perf_counter)
@@ -149,7 +135,9 @@ class GenerationManager:
         self.queue_size = queue_size
         self._slot = asyncio.Lock()
         self._waiting = 0
+        self._queue: list[Generation] = []  # accepted, waiting for the slot, in order
         self.running: dict[str, Generation] = {}
+        self.finished = FinishedReplays()
         self._closing = False
 
     @classmethod
@@ -180,9 +168,53 @@ class GenerationManager:
         user = await self.history.add_message(conversation_id, "user", message)
         assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming")
         generation = Generation(conversation_id, user.id, assistant.id, params, prefs["system_prompt"])
+        generation.events.append("start", {
+            "conversation_id": conversation_id,
+            "user_message_id": user.id,
+            "assistant_message_id": assistant.id,
+        })
         self.running[assistant.id] = generation
         generation.task = asyncio.get_running_loop().create_task(self._run(generation))
         return generation
+
+    async def attach(self, assistant_message_id: str, after: int | None,
+                     idle_seconds: float = 15.0) -> AsyncIterator[list[Event]]:
+        """A reply's events after number ``after`` (None: from the start), then the live ones.
+
+        Raises ReplyMissing before anything is sent. The iterator yields batches of events, an
+        empty batch when nothing happened for ``idle_seconds`` (the caller pings), and ends after
+        ``done`` or ``error``. A running reply is read from its log; a finished one from the stored
+        text, cut at the token boundaries kept for it, or sent whole as one ``snapshot`` event
+        (numbered None) when those are gone (an old reply, a restarted server).
+        """
+        cursor = 0 if after is None else after + 1
+        generation = self.running.get(assistant_message_id)
+        if generation is not None:
+            return _follow(_checked(generation.events, cursor), cursor, idle_seconds)
+        try:
+            message = await self.history.get_message(assistant_message_id)
+        except NotFound as exc:
+            raise ReplyMissing() from exc
+        if message.role != "assistant":
+            raise ReplyMissing()
+        generation = self.running.get(assistant_message_id)  # it may have started while we read
+        if generation is not None:
+            return _follow(_checked(generation.events, cursor), cursor, idle_seconds)
+        replay = self.finished.get(assistant_message_id)
+        if replay is not None and cursor > len(replay.ends):
+            raise EventIdInvalid()
+        events = replay.events_after(cursor, message.content) if replay is not None else None
+        if events is None:
+            events = _snapshot(message)
+        return _once(events)
+
+    def _announce_queue(self) -> None:
+        """Tell each waiting request its place (1 = next), when it changed."""
+        for index, waiting in enumerate(self._queue):
+            position = index + 1
+            if waiting.queue_position != position:
+                waiting.queue_position = position
+                waiting.events.append("queued", {"position": position})
 
     def cancel(self, assistant_message_id: str) -> bool:
         generation = self.running.get(assistant_message_id)
@@ -208,10 +240,15 @@ class GenerationManager:
     async def _run(self, generation: Generation) -> None:
         try:
             self._waiting += 1
+            self._queue.append(generation)
             try:
+                if self._slot.locked() or len(self._queue) > 1:
+                    self._announce_queue()
                 await self._slot.acquire()
             finally:
                 self._waiting -= 1
+                self._queue.remove(generation)
+                self._announce_queue()
             try:
                 await self._generate(generation)
             finally:
@@ -219,9 +256,12 @@ class GenerationManager:
         except Exception as exc:  # never lose a task silently; the client gets an error event
             # Type and frames only: an exception's message may quote the prompt or the reply.
             log.error("generation %s failed: %s", generation.assistant_message_id, describe(exc))
-            generation.events.put_nowait(("error", {"code": "internal", "message": "The reply failed unexpectedly."}))
+            generation.events.append("error", {"code": "internal", "message": "The reply failed unexpectedly."})
         finally:
+            # In one step, so a reader finds the generation either running or finished, never neither.
             self.running.pop(generation.assistant_message_id, None)
+            if generation.events.finished:
+                self.finished.add(generation.assistant_message_id, FinishedReplay.of(generation.events))
 
     async def _generate(self, generation: Generation) -> None:
         loop = asyncio.get_running_loop()
@@ -261,20 +301,24 @@ class GenerationManager:
                 generation.assistant_message_id, text, status,
                 prompt_tokens=result.prompt_tokens if result else None,
                 completion_tokens=result.completion_tokens if result else None,
+                # kept so a reply loaded from history shows its speed and "stopped at the token limit"
+                finish_reason=result.finish_reason if result and status == "complete" else None,
+                ttft_ms=_round(result.ttft_ms) if result else None,
+                tokens_per_second=_round(result.tokens_per_second) if result else None,
             )
         except Exception as exc:
             log.error("could not store reply %s: %s", generation.assistant_message_id, type(exc).__name__)
-            generation.events.put_nowait(("error", {
+            generation.events.append("error", {
                 "code": "storage_failed",
                 "message": f"The reply could not be saved: the database refused the write ({_storage_reason(exc)}).",
-            }))
+            })
             return
         if failure is not None:
-            generation.events.put_nowait(("error", {"code": failure[0], "message": failure[1]}))
+            generation.events.append("error", {"code": failure[0], "message": failure[1]})
             return
         assert result is not None or generation.cancel.is_set()
         finish_reason = status if status in ("cancelled", "interrupted") else (result.finish_reason if result else "stop")
-        generation.events.put_nowait(("done", {
+        generation.events.append("done", {
             "finish_reason": finish_reason,
             "status": status,
             "usage": {
@@ -289,12 +333,12 @@ class GenerationManager:
                 "queued_ms": _round((time.perf_counter() - generation.accepted_at) * 1000 - (result.total_ms if result else 0)),
             },
             "dropped_messages": result.dropped_messages if result else 0,
-        }))
+        })
 
     def _deliver(self, generation: Generation, texts: list[str]) -> None:
         for text in texts:
             generation.parts.append(text)
-            generation.events.put_nowait(("token", {"text": text}))
+            generation.events.append("token", {"text": text})
 
     async def _turns(self, generation: Generation) -> list[dict[str, str]]:
         stored = await self.history.messages(generation.conversation_id, last=HISTORY_WINDOW)
@@ -321,6 +365,47 @@ class GenerationManager:
                     log.warning("partial reply not flushed: %s", type(exc).__name__)
 
 
+def _checked(log: EventLog, cursor: int) -> EventLog:
+    if cursor > len(log.events):
+        raise EventIdInvalid()
+    return log
+
+
+async def _follow(log: EventLog, cursor: int, idle_seconds: float = 15.0) -> AsyncIterator[list[Event]]:
+    while True:
+        batch = await log.after(cursor, idle_seconds)
+        yield batch
+        if batch:
+            cursor = batch[-1][0] + 1
+            if batch[-1][1] in TERMINAL:
+                return
+
+
+async def _once(events: list[Event]) -> AsyncIterator[list[Event]]:
+    yield events
+
+
+# A stored reply's status, as the finish_reason of a done event.
+_FINISH = {"complete": "stop", "cancelled": "cancelled", "interrupted": "interrupted", "streaming": "interrupted"}
+
+
+def _snapshot(message: Any) -> list[Event]:
+    """A finished reply whose token boundaries are gone: its whole stored text, then how it ended."""
+    events: list[Event] = [(-1, "snapshot", {"text": message.content})]
+    if message.status == "error":
+        events.append((-1, "error", {"code": "generation_failed",
+                                     "message": "This reply failed while it was being written; what was written is shown."}))
+    else:
+        completion = message.completion_tokens or 0
+        prompt = message.prompt_tokens or 0
+        events.append((-1, "done", {
+            "finish_reason": _FINISH.get(message.status, "stop"), "status": message.status,
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+            "timings": {}, "dropped_messages": 0,
+        }))
+    return events
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
 
@@ -330,4 +415,4 @@ def _storage_reason(exc: Exception) -> str:
     return failure.reason if failure is not None else type(exc).__name__
 
 
-__all__ = ["Generation", "GenerationManager", "NotFound"]
+__all__ = ["Generation", "GenerationManager", "EventIdInvalid", "NotFound", "ReplyMissing"]
