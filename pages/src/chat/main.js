@@ -1,5 +1,6 @@
 // Entry point of /chat.
 import { ChatInterface } from "../components/chat/ChatInterface.js";
+import { installApp } from "../lib/pwa.js";
 
 function fail(err) {
   const status = document.getElementById("status");
@@ -14,7 +15,9 @@ function fail(err) {
 function boot() {
   const root = document.getElementById("app");
   const ui = new ChatInterface(root);
-  ui.start().catch(fail);
+  // Service worker, wake lock while a reply streams, the "reply ready" toggle in Settings.
+  const app = installApp(ui);
+  ui.start().then(() => app.mountToggle(), fail);
   // Handy for debugging in the console; holds no secrets (the key is non-extractable).
   window.privchat = ui;
 }
