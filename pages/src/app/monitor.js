@@ -1,7 +1,8 @@
 // Runs the connection state machine (lib/connection.js): asks the server how it is (health, then
 // who-am-I for a paired device), feeds the answers to the machine, shows its status and keeps its
 // timers (the next check, the retry countdown). Checks again when the tab comes back (focus,
-// visible, online); says "offline" when the browser does.
+// visible, online); says "offline" when the browser does. A Send (a reply starting to stream, from
+// the message box or a Retry) starts any backoff over and checks at once when the server was not fine.
 
 import * as connection from "../lib/connection.js";
 
@@ -25,6 +26,16 @@ export class ConnectionMonitor {
     this.pollTimer = null;
     this.countdownTimer = null;
     this.running = null;
+    session.subscribe(["stream"], (st) => {
+      if (st.stream) this.sent();
+    });
+  }
+
+  /** The owner sent a message: the backoff starts over; check now unless the server was fine. */
+  sent() {
+    const { memory, check } = connection.afterSend(this.memory);
+    this.memory = memory;
+    if (check) this.check();
   }
 
   /** Checks now (a check already running counts); `reset` starts the backoff over (Retry buttons). */

@@ -13,11 +13,20 @@
 //              {ready?: true}      the server and this device are fine: history can load
 
 import { ACTIONS, describe } from "./describe.js";
+import { isLoopbackOrigin } from "./config.js";
 
 export const POLL_OK_MS = 15_000;
 export const POLL_LOADING_MS = 3_000;
 export const BACKOFF_MIN_MS = 1_000;
 export const BACKOFF_MAX_MS = 30_000;
+// A server on this machine (a loopback API origin) restarts in a second or two and costs nothing to
+// ask: the page notices it is back within 2 s. A tunnelled origin keeps the 30 s cap.
+export const BACKOFF_LOOPBACK_MAX_MS = 1_500;
+
+/** The longest wait between two checks of a failing server at `apiOrigin`. */
+export function backoffCap(apiOrigin = "") {
+  return apiOrigin && isLoopbackOrigin(apiOrigin) ? BACKOFF_LOOPBACK_MAX_MS : BACKOFF_MAX_MS;
+}
 
 /** What the machine remembers before the first check. */
 export const START = Object.freeze({ state: "connecting", backoffMs: 0, wasReady: false });
@@ -32,14 +41,17 @@ function wait(memory, shown, delayMs, effects = {}) {
   return { status: shown, delayMs, countdown: false, memory: { ...memory, state: shown.state }, effects };
 }
 
-/** The next retry: exponential backoff from 1 s to 30 s; a Retry-After (seconds) sets the step. */
-export function nextBackoff(backoffMs, retryAfter = null) {
-  const base = retryAfter ? Math.min(retryAfter * 1000, BACKOFF_MAX_MS) / 2 : backoffMs;
-  return base ? Math.min(base * 2, BACKOFF_MAX_MS) : BACKOFF_MIN_MS;
+/**
+ * The next retry: exponential backoff from 1 s to `maxMs` (30 s; 1.5 s on loopback); a Retry-After
+ * (seconds) sets the step: the server answered and asked for that wait, so it is kept up to 30 s.
+ */
+export function nextBackoff(backoffMs, retryAfter = null, maxMs = BACKOFF_MAX_MS) {
+  if (retryAfter) return Math.min(retryAfter * 1000, BACKOFF_MAX_MS);
+  return backoffMs ? Math.min(backoffMs * 2, maxMs) : Math.min(BACKOFF_MIN_MS, maxMs);
 }
 
-function retry(memory, shown, retryAfter = null) {
-  const backoffMs = nextBackoff(memory.backoffMs, retryAfter);
+function retry(memory, shown, retryAfter = null, apiOrigin = "") {
+  const backoffMs = nextBackoff(memory.backoffMs, retryAfter, backoffCap(apiOrigin));
   return { status: shown, delayMs: backoffMs, countdown: true, memory: { ...memory, backoffMs, state: shown.state }, effects: {} };
 }
 
@@ -63,6 +75,14 @@ export function retryNow(memory) {
   return { ...memory, backoffMs: 0 };
 }
 
+/**
+ * The owner pressed Send (or Retry on a message): any backoff starts over, and unless the server was
+ * fine at the last check, the page checks at once instead of waiting for the next retry.
+ */
+export function afterSend(memory) {
+  return { memory: retryNow(memory), check: memory.state !== "ready" };
+}
+
 /** A request failed: the status that says why, and when to try again. */
 export function failed(memory, error, { apiOrigin = "" } = {}) {
   const d = describe(error, { context: "status", apiOrigin });
@@ -71,7 +91,7 @@ export function failed(memory, error, { apiOrigin = "" } = {}) {
     case "offline":
       return offline(memory);
     case "access":
-      return retry(memory, shown);
+      return retry(memory, shown, null, apiOrigin);
     case "revoked":
       return revoked(memory);
     case "unpaired":
@@ -81,9 +101,9 @@ export function failed(memory, error, { apiOrigin = "" } = {}) {
   }
   // A first blip after things were fine: "reconnecting"; if it persists, say why.
   if (memory.wasReady && STEADY.includes(memory.state)) {
-    return retry(memory, status("reconnecting", "Reconnecting…", [ACTIONS.retryNow]));
+    return retry(memory, status("reconnecting", "Reconnecting…", [ACTIONS.retryNow]), null, apiOrigin);
   }
-  return retry(memory, shown, d.retryAfter);
+  return retry(memory, shown, d.retryAfter, apiOrigin);
 }
 
 /** The status for a health answer from a server that knows this device. */
@@ -123,7 +143,9 @@ export function decide(memory, { offline: isOffline = false, health, me, error, 
   }
   if (error !== undefined) return failed(memory, error, { apiOrigin });
   if (me && me.status === "revoked") return revoked(memory);
-  const [shown, delayMs] = fromHealth(health);
+  const [shown, pollMs] = fromHealth(health);
+  // A model loading on this machine: ask again sooner, so the page is ready when the model is.
+  const delayMs = shown.state === "loading" ? Math.min(pollMs, backoffCap(apiOrigin)) : pollMs;
   return wait({ ...answered, wasReady: true }, shown, delayMs, { input: true, ready: true });
 }
 

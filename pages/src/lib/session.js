@@ -58,3 +58,113 @@ export class Session {
     return () => this.listeners.delete(listener);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// What outlives the tab (a reload, a crash, a new tab), kept in localStorage per API origin:
+//   privchat.open.<origin>    the id of the conversation that was open ("" or absent: a new one)
+//   privchat.drafts.<origin>  {conversationId or "": text} the unsent text of the message box
+//   privchat.unsent.<origin>  [{id, conversationId, text, at}] messages that could not be sent
+// No key, no content the server does not already have except what the owner typed. Storage that
+// is off or full only loses this memory; the page works the same.
+
+const NEW = "";
+const MAX_DRAFTS = 50;
+
+function browserStorage() {
+  try {
+    return globalThis.localStorage || null;
+  } catch {
+    return null; // storage blocked (a sandboxed frame, some privacy modes)
+  }
+}
+
+export class PageMemory {
+  /** @param {Storage|null} [storage]  localStorage by default (tests pass their own) */
+  constructor(storage = browserStorage()) {
+    this.storage = storage;
+  }
+
+  read(name, origin, fallback) {
+    try {
+      const raw = this.storage && this.storage.getItem(`privchat.${name}.${origin}`);
+      return raw === null || raw === undefined ? fallback : JSON.parse(raw);
+    } catch {
+      return fallback;
+    }
+  }
+
+  write(name, origin, value) {
+    try {
+      if (!this.storage) return;
+      const key = `privchat.${name}.${origin}`;
+      if (value === null) this.storage.removeItem(key);
+      else this.storage.setItem(key, JSON.stringify(value));
+    } catch {
+      /* full or blocked: this memory is lost, nothing else */
+    }
+  }
+
+  /** The conversation open last with this API, or null (a new conversation). */
+  openConversation(origin) {
+    const id = this.read("open", origin, null);
+    return typeof id === "string" && id ? id : null;
+  }
+
+  setOpenConversation(origin, id) {
+    this.write("open", origin, id || null);
+  }
+
+  drafts(origin) {
+    const all = this.read("drafts", origin, {});
+    return all && typeof all === "object" && !Array.isArray(all) ? all : {};
+  }
+
+  /** The unsent text of the message box in a conversation (null: a new conversation). */
+  draft(origin, conversationId) {
+    const text = this.drafts(origin)[conversationId || NEW];
+    return typeof text === "string" ? text : "";
+  }
+
+  setDraft(origin, conversationId, text) {
+    const all = this.drafts(origin);
+    const key = conversationId || NEW;
+    delete all[key];
+    if (text) all[key] = text; // newest last; the oldest drafts go first when there are too many
+    const keys = Object.keys(all);
+    for (const old of keys.slice(0, Math.max(0, keys.length - MAX_DRAFTS))) delete all[old];
+    this.write("drafts", origin, Object.keys(all).length ? all : null);
+  }
+
+  /** A new conversation got its id (its first message was sent): its draft goes with it. */
+  moveDraft(origin, fromId, toId) {
+    const text = this.draft(origin, fromId);
+    this.setDraft(origin, fromId, "");
+    if (text) this.setDraft(origin, toId, text);
+  }
+
+  /** Messages that could not be sent, of one conversation (undefined: of all). */
+  unsent(origin, conversationId) {
+    const list = this.read("unsent", origin, []);
+    const valid = Array.isArray(list) ? list.filter((m) => m && typeof m.id === "string" && typeof m.text === "string") : [];
+    if (conversationId === undefined) return valid;
+    return valid.filter((m) => (m.conversationId || null) === (conversationId || null));
+  }
+
+  /** Keeps a message that could not be sent; returns its local id. */
+  keepUnsent(origin, conversationId, text, now = Date.now()) {
+    const id = `unsent-${now.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    this.write("unsent", origin, [...this.unsent(origin), { id, conversationId: conversationId || null, text, at: now }]);
+    return id;
+  }
+
+  dropUnsent(origin, id) {
+    const rest = this.unsent(origin).filter((m) => m.id !== id);
+    this.write("unsent", origin, rest.length ? rest : null);
+  }
+
+  /** A conversation is gone: its unsent messages move to the new conversation. */
+  moveUnsent(origin, fromId, toId) {
+    const list = this.unsent(origin).map((m) => ((m.conversationId || null) === (fromId || null) ? { ...m, conversationId: toId || null } : m));
+    this.write("unsent", origin, list.length ? list : null);
+  }
+}

@@ -6,13 +6,16 @@ import { h } from "../../lib/dom.js";
 export class InputArea {
   /**
    * @param {HTMLElement} root
-   * @param {{onSend: (text: string) => Promise<boolean>|boolean, onStop: () => void}} handlers
+   * @param {{onSend: (text: string) => Promise<boolean>|boolean, onStop: () => void,
+   *          onDraft?: (text: string) => void}} handlers
    *   onSend returns true when the message was taken (then the box is cleared).
+   *   onDraft hears the box's text as the owner types, and "" once a message was taken (drafts).
    * @param {import("../../lib/session.js").Session} [session]  Stop replaces Send while a reply streams
    */
-  constructor(root, { onSend, onStop }, session = null) {
+  constructor(root, { onSend, onStop, onDraft = () => {} }, session = null) {
     this.onSend = onSend;
     this.onStop = onStop;
+    this.onDraft = onDraft;
     this.streaming = false;
     this.enabled = true;
 
@@ -55,7 +58,10 @@ export class InputArea {
         this.onStop();
       }
     });
-    this.textarea.addEventListener("input", () => this.autosize());
+    this.textarea.addEventListener("input", () => {
+      this.autosize();
+      this.onDraft(this.textarea.value);
+    });
     if (session) session.subscribe(["stream"], (st) => this.setStreaming(Boolean(st.stream)));
   }
 
@@ -76,6 +82,7 @@ export class InputArea {
     if (taken) {
       this.textarea.value = "";
       this.autosize();
+      this.onDraft("");
     }
   }
 

@@ -1,0 +1,170 @@
+"""Reopen where you were, and honest waiting (issue 12, items 2 and 3), in Chromium against a real
+server: a reload goes back to the open conversation with its draft; a message sent while the server
+is down stays with Retry (also across a reload) and Retry sends it; a server on this machine that
+comes back is noticed within about 2 s."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LAST_REPLY, REPLY_TIMEOUT_MS, pair_with_link, send_and_watch, wait_state
+
+pytestmark = pytest.mark.browser
+
+PHONE_390 = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+FORMS = {"phone": PHONE_390, "desktop": None}
+NOTICE_BACK_S = 2.0  # the page must be ready this soon after the server answers again (loopback)
+
+
+def _sidebar(page, phone: bool) -> None:
+    """Shows the conversation list (a drawer on the phone)."""
+    if phone:
+        page.locator("#sidebar-toggle").click()
+    expect(page.locator("#new-conversation")).to_be_visible()
+
+
+def _active_id(page) -> str:
+    active = page.locator(".conversation-item.active")
+    expect(active).to_have_count(1)
+    return active.get_attribute("data-id")
+
+
+def _open(page, phone: bool, conversation_id: str) -> None:
+    _sidebar(page, phone)
+    page.locator(f'.conversation-item[data-id="{conversation_id}"] .conversation-open').click()
+    expect(page.locator(".conversation-item.active")).to_have_attribute("data-id", conversation_id)
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) -> None:
+    phone = form == "phone"
+    stack = stack_factory(f"reopen-{form}", {"generation": {"max_tokens": 12}})
+    w = open_page(FORMS[form])
+    page = w.page
+    pair_with_link(page, stack, f"reopen {form}")
+    if page.locator("#pair-banner-close").is_visible():
+        page.click("#pair-banner-close")
+
+    # --- two conversations
+    send_and_watch(page, "Name a colour.")
+    colour = _active_id(page)
+    _sidebar(page, phone)
+    page.click("#new-conversation")
+    send_and_watch(page, "Name a fruit.")
+    fruit = _active_id(page)
+    assert fruit != colour
+
+    # --- a draft in each; the colour conversation is the open one
+    page.fill("#message-input", "draft for the fruit")
+    _open(page, phone, colour)
+    expect(page.locator("#message-input")).to_have_value("")
+    page.fill("#message-input", "draft for the colour")
+    w.shot(f"reopen-{form}-01-drafts")
+
+    # --- reload: the same conversation, its draft; the other draft is kept too
+    page.reload()
+    wait_state(page, "ready")
+    expect(page.locator(".conversation-item.active")).to_have_attribute("data-id", colour)
+    expect(page.locator('.message[data-role="user"]').first).to_contain_text("Name a colour.")
+    expect(page.locator("#message-input")).to_have_value("draft for the colour")
+    w.shot(f"reopen-{form}-02-reloaded")
+    _open(page, phone, fruit)
+    expect(page.locator('.message[data-role="user"]').first).to_contain_text("Name a fruit.")
+    expect(page.locator("#message-input")).to_have_value("draft for the fruit")
+
+    # --- the server stops; a message sent now is not lost
+    stack.server.stop()
+    page.fill("#message-input", "Are you still there?")
+    page.press("#message-input", "Enter")
+    unsent = page.locator('.message[data-status="failed"]')
+    expect(unsent).to_have_count(1)
+    expect(unsent).to_contain_text("Are you still there?")
+    expect(unsent.locator(".retry-button")).to_be_visible()
+    expect(page.locator("#message-input")).to_have_value("")  # sent: the draft is cleared
+    wait_state(page, "reconnecting", "unreachable")
+    page.wait_for_timeout(8_000)  # long enough for a 30 s-capped backoff to have grown past 4 s
+    w.shot(f"reopen-{form}-03-server-down")
+
+    # --- the server is back: the page notices within ~2 s, the message is still there with Retry
+    stack.server.start()  # returns once the server answers /api/health with a ready model
+    answered = time.monotonic()
+    wait_state(page, "ready", timeout=15_000)
+    waited = time.monotonic() - answered
+    assert waited <= NOTICE_BACK_S + 0.3, f"the page took {waited:.1f} s to notice the server was back"
+    expect(unsent).to_have_count(1)
+    expect(unsent.locator(".retry-button")).to_be_visible()
+    w.shot(f"reopen-{form}-04-server-back")
+
+    # --- a reload (the conversation comes from the server again): still there, with Retry
+    page.reload()
+    wait_state(page, "ready")
+    expect(page.locator(".conversation-item.active")).to_have_attribute("data-id", fruit)
+    expect(page.locator('.message[data-role="user"]').first).to_contain_text("Name a fruit.")
+    expect(unsent).to_have_count(1)
+    expect(unsent).to_contain_text("Are you still there?")
+    w.shot(f"reopen-{form}-05-unsent-after-reload")
+
+    # --- Retry sends it, into the same conversation
+    unsent.locator(".retry-button").click()
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
+    expect(unsent).to_have_count(0)
+    expect(page.locator('.message[data-role="user"]').last).to_contain_text("Are you still there?")
+    exported = {c["id"]: c for c in stack.export()["conversations"]}
+    assert [m["content"] for m in exported[fruit]["messages"] if m["role"] == "user"] == ["Name a fruit.", "Are you still there?"]
+    page.reload()
+    wait_state(page, "ready")
+    expect(page.locator('.message[data-role="user"]').last).to_contain_text("Are you still there?")
+    expect(unsent).to_have_count(0)
+    w.shot(f"reopen-{form}-06-retried")
+    w.assert_clean()
+
+
+def test_reopen_a_deleted_conversation_falls_back_to_a_new_one(stack_factory, open_page) -> None:
+    stack = stack_factory("reopen-gone", {"generation": {"max_tokens": 8}})
+    w = open_page()
+    page = w.page
+    pair_with_link(page, stack, "reopen gone")
+    send_and_watch(page, "Say one word.")
+    conversation = _active_id(page)
+    stack.server.cli("history", "clear", "--yes")
+    page.reload()
+    wait_state(page, "ready")
+    expect(page.locator(".empty-state")).to_be_visible()
+    expect(page.locator(".conversation-item")).to_have_count(0)
+    expect(page.locator("#sidebar-message")).to_have_text("")  # quietly
+    assert page.evaluate("(id) => Object.keys(localStorage).some((k) => localStorage.getItem(k) === JSON.stringify(id))", conversation) is False
+    w.assert_clean()
+
+
+def test_reload_mid_reply_reopens_and_attaches_to_the_running_reply(stack_factory, open_page) -> None:
+    """A reload while a reply is being written: the same conversation opens and the reply goes on
+    (history hands the running reply to the chat's reattach); the text ends equal to the stored one."""
+    stack = stack_factory("reopen-running", {"generation": {"max_tokens": 160}})
+    w = open_page(PHONE_390)
+    page = w.page
+    pair_with_link(page, stack, "reopen running")
+    send_and_watch(page, "Name a colour.")
+    conversation = _active_id(page)
+    page.fill("#message-input", "Write a long story about a dragon who learns to bake bread.")
+    page.press("#message-input", "Enter")
+    reply = page.locator(LAST_REPLY)
+    expect(reply).to_have_attribute("data-status", "streaming")
+    page.wait_for_function("() => document.querySelector('.message[data-role=\"assistant\"]:last-of-type .message-body')"
+                           "?.textContent.length > 20")
+    page.reload()
+    wait_state(page, "ready")
+    expect(page.locator(".conversation-item.active")).to_have_attribute("data-id", conversation)
+    expect(page.locator('.message[data-role="user"]').last).to_contain_text("dragon")
+    expect(reply).to_have_attribute("data-status", "streaming")  # attached: still being written
+    w.shot("reopen-phone-07-running-reply-attached")
+    expect(reply).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
+    reply_id = reply.get_attribute("data-id")
+    stored = next(m for c in stack.export()["conversations"] for m in c["messages"] if m["id"] == reply_id)
+    assert stored["status"] == "complete"
+    shown = page.evaluate("(id) => window.privchat.messages.views.find((v) => v.el.dataset.id === id).text", reply_id)
+    assert shown == stored["content"], (shown, stored["content"])
+    w.shot("reopen-phone-08-running-reply-done")
+    w.assert_clean()
