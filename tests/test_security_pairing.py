@@ -61,7 +61,7 @@ def test_code_is_single_use(shared_server: LiveServer) -> None:
     code = shared_server.pair_code()
     first = register(shared_server, TestDevice(name="first"), code)
     assert first.status_code == 201, first.text
-    assert_error(register(shared_server, TestDevice(name="second"), code), 403, "pairing_invalid")
+    assert_error(register(shared_server, TestDevice(name="second"), code), 403, "pairing_used")
 
 
 def test_wrong_code(shared_server: LiveServer) -> None:
@@ -194,7 +194,7 @@ def test_concurrent_use_of_one_code_pairs_one_device(shared_server: LiveServer) 
         responses = list(pool.map(lambda d: register(shared_server, d, code), devices))
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201] + [403] * 5, [r.text for r in responses]
-    assert all(r.json()["error"]["code"] == "pairing_invalid" for r in responses if r.status_code == 403)
+    assert all(r.json()["error"]["code"] == "pairing_used" for r in responses if r.status_code == 403)
 
 
 def test_the_same_key_registered_twice_at_once_is_409_and_the_other_code_stays_unused(shared_server: LiveServer) -> None:

@@ -128,7 +128,10 @@ test("stopped mid-reply: the server is asked to cancel, the partial reply is kep
   assert.deepEqual(shown(), [["user", "complete"], ["assistant", "cancelled"]]);
 });
 
-test("the connection dropped mid-reply: interrupted, reloaded when the server is back", async () => {
+test("the connection dropped mid-reply and the reply is gone: interrupted, reloaded when the server is back", async () => {
+  api.attach = async () => {
+    throw new ApiError(404, "not_found", "There is no reply with that id.");
+  };
   chat.send("Hello");
   const [call] = api.calls;
   call.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" });

@@ -39,7 +39,8 @@ test("shows the sentence, the state and the buttons of a state; a button reports
 test("the unreachable sentence on the owner's own computer", () => {
   status.show(decide(START, { error: new NetworkError("unreachable"), apiOrigin: "http://127.0.0.1:8765" }).status);
   assert.equal($("#status").dataset.state, "unreachable");
-  assert.equal($("#status .status-text").textContent, "Server not reachable — start it with `privchat serve`");
+  assert.equal($("#status .status-text").textContent, "Server not reachable — start it with privchat serve");
+  assert.equal($("#status .status-text code").textContent, "privchat serve"); // backticks drawn as <code>, as text
   assert.deepEqual(buttons(), ["status-retry:Retry now"]);
 });
 

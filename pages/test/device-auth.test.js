@@ -66,7 +66,7 @@ test("shows the form with the code from the link, the reason and the server", ()
   assert.match($("#pair-reason").textContent, /revoked on the server/);
   assert.equal($("#pair-api-origin").textContent, "https://chat-api.example.org");
   assert.equal($("#pair-error").hidden, true);
-  assert.equal(document.activeElement, $("#device-name"));
+  assert.equal(document.activeElement, $("#pair-button")); // a link: one tap on the focused button pairs
 });
 
 test("Access wants a sign-in: the sentence, a Sign in button and a Retry that tries again", async () => {
@@ -97,7 +97,8 @@ test("a wrong code: the sentence, no sign-in, the form usable again", async () =
   auth.show({});
   api.registerError = new ApiError(400, "pairing_invalid", "invalid");
   await pairWith("WRONG-CODE1");
-  assert.equal($("#pair-error").textContent, "That pairing code is not valid. Check it for typos, or run `privchat pair` again for a new one.");
+  assert.equal($("#pair-error").textContent, "That pairing code is not valid. Check it for typos, or run privchat pair again for a new one.");
+  assert.equal($("#pair-error code").textContent, "privchat pair");
   assert.deepEqual(errorButtons(), []);
   assert.equal($("#pair-button").disabled, false);
   assert.equal($("#pair-button").textContent, "Pair this browser");
@@ -110,7 +111,7 @@ test("an unreachable local server says how to start it", async () => {
   auth.show({});
   api.healthError = new NetworkError("unreachable", { origin: api.origin });
   await pairWith("ABCD-1234");
-  assert.equal(errorText(), "The privchat server at http://127.0.0.1:8765 is not reachable — start it with `privchat serve`, then try again.");
+  assert.equal(errorText(), "The privchat server at http://127.0.0.1:8765 is not reachable — start it with privchat serve, then try again.");
   assert.equal(api.registered.length, 0);
 });
 
@@ -124,7 +125,7 @@ test("a busy server (health 503) still lets the registration try", async () => {
 test("missing code or name: says what to fill in, sends nothing", async () => {
   auth.show({});
   await pairWith("", "phone");
-  assert.equal(errorText(), "Enter the pairing code that `privchat pair` printed.");
+  assert.equal(errorText(), "Enter the pairing code that privchat pair printed.");
   await pairWith("ABCD-1234", "  ");
   assert.equal(errorText(), "Give this device a name, so you can tell it apart in the device list.");
   assert.equal(api.registered.length, 0);

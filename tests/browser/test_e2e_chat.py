@@ -277,7 +277,8 @@ def test_wrong_pairing_code_says_so_and_the_form_still_works(shared_stack, open_
     page.click("#pair-button")
     error = page.locator("#pair-error")
     expect(error).to_be_visible()
-    expect(error).to_have_text("That pairing code is not valid. Check it for typos, or run `privchat pair` again for a new one.")
+    expect(error).to_have_text("That pairing code is not valid. Check it for typos, or run privchat pair again for a new one.")
+    expect(error.locator("code")).to_have_text("privchat pair")  # the backticks are drawn as <code>
     expect(page.locator("#pair-button")).to_be_enabled()
     expect(page.locator("#app")).to_have_attribute("data-view", "pairing")
     assert "e2e wrong code" not in {d["name"] for d in shared_stack.devices()}

@@ -57,10 +57,23 @@ class CancelResult(BaseModel):
     cancelled: bool
 
 
+class ReattachQuery(BaseModel):
+    # The id of the last event the client has, "<assistant_message_id>:<n>"; absent = from the start.
+    last_event_id: Optional[str] = Field(default=None, max_length=200)
+
+
+class SettingsDefaults(BaseModel):
+    system_prompt: str
+    temperature: float
+    max_tokens: int
+
+
 class Settings(BaseModel):
     system_prompt: str
     temperature: float
     max_tokens: int
+    # The config file's values, for the page's "Reset to defaults".
+    defaults: Optional[SettingsDefaults] = None
 
 
 class SettingsUpdate(Strict):
@@ -100,6 +113,10 @@ class StoredMessage(BaseModel):
     completed_at: Optional[float] = None
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
+    # How the reply ended ("stop", "length", …) and its speed, as the live done event said.
+    finish_reason: Optional[str] = None
+    ttft_ms: Optional[float] = None
+    tokens_per_second: Optional[float] = None
 
 
 class Conversation(BaseModel):
@@ -124,6 +141,9 @@ class ExportMessage(Strict):
     completed_at: Optional[float] = Field(default=None, ge=0)
     prompt_tokens: Optional[int] = Field(default=None, ge=0, le=MAX_COUNT)
     completion_tokens: Optional[int] = Field(default=None, ge=0, le=MAX_COUNT)
+    finish_reason: Optional[str] = Field(default=None, pattern=r"^[a-z_]{1,32}$")
+    ttft_ms: Optional[float] = Field(default=None, ge=0, le=1e9)
+    tokens_per_second: Optional[float] = Field(default=None, ge=0, le=1e9)
 
 
 class ExportConversation(Strict):

@@ -13,7 +13,8 @@ blueprint = Blueprint("settings", __name__)
 @blueprint.get("/api/settings")
 @validate_response(Settings)
 async def get_settings() -> Settings:
-    return Settings(**await current_app.extensions["privchat"].settings.get())
+    store = current_app.extensions["privchat"].settings
+    return Settings(**await store.get(), defaults=store.defaults)
 
 
 @blueprint.put("/api/settings")
@@ -21,4 +22,5 @@ async def get_settings() -> Settings:
 @validate_response(Settings)
 async def put_settings(data: SettingsUpdate) -> Settings:
     changes = data.model_dump(exclude_none=True)
-    return Settings(**await current_app.extensions["privchat"].settings.put(changes))
+    store = current_app.extensions["privchat"].settings
+    return Settings(**await store.put(changes), defaults=store.defaults)

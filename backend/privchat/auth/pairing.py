@@ -108,7 +108,7 @@ class PairingStore:
                                                      "Run `privchat pair` again for a new code.")
             raise PairingError("pairing_invalid", "That pairing code is not right. Check it against `privchat pair`.")
         if row["used_at"] is not None:
-            raise PairingError("pairing_invalid", "That pairing code was already used. Run `privchat pair` for a new one.")
+            raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
         if row["voided_at"] is not None:
             raise PairingLocked("pairing_locked", "That pairing code was voided after too many wrong tries. Run `privchat pair` again.")
         if row["expires_at"] < now:

@@ -119,8 +119,12 @@ def cmd_pair(args: argparse.Namespace) -> int:
             print(f"Pairing code: {pairing.code}   (single use, expires {_iso(pairing.expires_at)})")
             print(f"Open on the device: {url}\n")
             segno.make(url, error="m").terminal(compact=True)
-            print("\nOr open /chat on the device and type the code. The page then shows a fingerprint;"
-                  " compare it with `privchat devices list`.")
+            print("\nOr open /chat on the device and type the code. The page then shows its fingerprint at the top;")
+            if args.wait:
+                print("this command prints the same fingerprint here once the device has paired.\n")
+                print("Waiting for the device to pair… (Ctrl-C stops waiting; the code stays valid)", flush=True)
+            else:
+                print("compare it with `privchat devices list` (or run `privchat pair --wait`, which prints it here).")
         if args.wait:
             return await _wait_for_device(database, pairing.expires_at, quiet=args.json)
         return EXIT_OK
@@ -139,6 +143,7 @@ async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> 
             device = fresh[-1]
             if not quiet:
                 print(f"Paired: {for_terminal(device.name)}  fingerprint {device.fingerprint}  — it should match the page.")
+                print(f"  The page shows it at the top (Fingerprint: {device.fingerprint}) and in Devices → This browser.")
             return EXIT_OK
         await asyncio.sleep(1)
     print("The code expired before a device paired.", file=sys.stderr)

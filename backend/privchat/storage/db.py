@@ -106,6 +106,13 @@ MIGRATIONS: list[str | KeyedStep] = [
     # 2: bind every value to what gives it its meaning (conversation, role, position; a settings
     #    version) and re-seal what version 1 wrote (reseal.py). Needs the key.
     reseal_schema_1_values,
+    # 3: how a reply ended and how fast it came, so a reply loaded from history shows what the
+    #    live one showed (its token count, speed and "stopped at the token limit").
+    """
+    ALTER TABLE messages ADD COLUMN finish_reason TEXT;
+    ALTER TABLE messages ADD COLUMN ttft_ms REAL;
+    ALTER TABLE messages ADD COLUMN tokens_per_second REAL;
+    """,
 ]
 
 

@@ -48,13 +48,22 @@ class Message:
     completed_at: float | None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    finish_reason: str | None = None
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "role": self.role, "content": self.content, "status": self.status,
             "created_at": self.created_at, "completed_at": self.completed_at,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
+            "finish_reason": self.finish_reason, "ttft_ms": self.ttft_ms, "tokens_per_second": self.tokens_per_second,
         }
+
+
+def _column(row: Any, name: str) -> Any:
+    """A column added by a later migration (None on a row read before it ran)."""
+    return row[name] if name in row.keys() else None
 
 
 class HistoryStore:
@@ -94,7 +103,9 @@ class HistoryStore:
         return Message(message_id, conversation_id, seq, role, content, status, now, now if status == "complete" else None)
 
     async def update_message(self, message_id: str, content: str, status: str, *,
-                             prompt_tokens: int | None = None, completion_tokens: int | None = None) -> None:
+                             prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                             finish_reason: str | None = None, ttft_ms: float | None = None,
+                             tokens_per_second: float | None = None) -> None:
         done_at = None if status == "streaming" else time.time()
         async with self.database.transaction() as conn:
             async with conn.execute("SELECT conversation_id, role, seq FROM messages WHERE id = ?", (message_id,)) as cursor:
@@ -105,8 +116,10 @@ class HistoryStore:
                                       bound=message_binding(row["conversation_id"], row["role"], row["seq"]))
             await conn.execute(
                 "UPDATE messages SET content = ?, status = ?, completed_at = ?, "
-                "prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens) WHERE id = ?",
-                (sealed, status, done_at, prompt_tokens, completion_tokens, message_id),
+                "prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens), "
+                "finish_reason = COALESCE(?, finish_reason), ttft_ms = COALESCE(?, ttft_ms), "
+                "tokens_per_second = COALESCE(?, tokens_per_second) WHERE id = ?",
+                (sealed, status, done_at, prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, message_id),
             )
 
     async def mark_unfinished_interrupted(self) -> int:
@@ -141,6 +154,8 @@ class HistoryStore:
                                      bound=message_binding(row["conversation_id"], row["role"], row["seq"])),
             status=row["status"], created_at=row["created_at"], completed_at=row["completed_at"],
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
+            finish_reason=_column(row, "finish_reason"), ttft_ms=_column(row, "ttft_ms"),
+            tokens_per_second=_column(row, "tokens_per_second"),
         )
 
     async def list_conversations(self, limit: int = 50, before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -253,9 +268,11 @@ class HistoryStore:
                     status = "interrupted" if message["status"] == "streaming" else message["status"]
                     await conn.execute(
                         "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, "
-                        "prompt_tokens, completion_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (message["id"], conv["id"], next_seq, message["role"], sealed, status, message["created_at"],
-                         message.get("completed_at"), message.get("prompt_tokens"), message.get("completion_tokens")),
+                         message.get("completed_at"), message.get("prompt_tokens"), message.get("completion_tokens"),
+                         message.get("finish_reason"), message.get("ttft_ms"), message.get("tokens_per_second")),
                     )
                     next_seq += 1
                     added_messages += 1

@@ -1,9 +1,29 @@
-// Sending a message and streaming the reply into the message list; Stop. The running stream and
-// the open conversation live in the session store; what a failure means is worded by report().
+// Sending a message and streaming the reply into the message list; Stop; picking the reply up
+// again after a drop. The running stream and the open conversation live in the session store; what
+// a failure means is worded by report().
+//
+// A phone locks, switches networks, loses the tunnel: the reply goes on on the server. When the
+// stream drops mid-reply the page reattaches (GET /api/chat/<id>/stream with the last event id) at
+// once, again on `online` and when the tab becomes visible, and otherwise with backoff; the events
+// are merged by their numbers, so the text equals the stored reply with no token twice or missing.
 
-import { NetworkError } from "../lib/errors.js";
+import { ApiError, NetworkError } from "../lib/errors.js";
+import { EventCursor, retryDelay } from "../lib/resume.js";
 
 const CANCEL_WAIT_MS = 2000;
+// No byte for this long (the server pings every 15 s): the connection is dead even if fetch has
+// not noticed (a frozen tab, a phone that slept); reattach.
+const STALE_MS = 20000;
+// Give up reattaching after this long; the conversation is reloaded when the server is back.
+const RESUME_GIVE_UP_MS = 10 * 60 * 1000;
+const RECONNECTING = "Connection lost — picking the reply up again…";
+
+const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
+
+function waitingSentence(position) {
+  const place = Number.isInteger(position) && position > 0 ? ` Your place in the queue: ${position}.` : "";
+  return `Waiting for the model, another reply is being written.${place}`;
+}
 
 export class ChatController {
   /**
@@ -14,8 +34,18 @@ export class ChatController {
    *   reloadWhenBack  reload this conversation from the server once the connection is back
    *   recheck         check the connection now
    */
-  constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck }) {
+  constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => null, dropUnsent = () => {} }) {
     Object.assign(this, { api, session, messages, report, refreshHistory, reloadWhenBack, recheck });
+    // A message that could not be sent is kept (history.js) until Retry sends it: keepUnsent(text) → id.
+    Object.assign(this, { keepUnsent, dropUnsent });
+    this.wakeUp = null; // resolves the wait before the next reattach try
+    if (typeof window !== "undefined" && window.addEventListener) {
+      window.addEventListener("online", () => this.wake());
+      window.addEventListener("offline", () => this.drop());
+      document.addEventListener("visibilitychange", () => {
+        if (document.visibilityState === "visible") this.wake();
+      });
+    }
   }
 
   /** Returns true when the message was taken (the input box is then cleared). */
@@ -29,53 +59,28 @@ export class ChatController {
 
   async run(text, userView) {
     const { session, messages } = this;
-    const stream = { ctrl: new AbortController(), assistantId: null, started: false, stopped: false };
+    const stream = this.newStream({ sentAt: now() });
     session.set({ stream });
     const reply = messages.add({ role: "assistant", content: "", status: "streaming" });
     const wasNew = !session.state.conversationId;
+    const handlers = this.handlers(stream, reply, (d) => {
+      userView.setId(d.user_message_id);
+      userView.setStatus("complete");
+      if (wasNew) this.refreshHistory();
+    });
     try {
-      await this.api.chat(
-        { conversationId: session.state.conversationId, message: text, signal: stream.ctrl.signal },
-        {
-          onStart: (d) => {
-            stream.started = true;
-            stream.assistantId = d.assistant_message_id;
-            userView.setId(d.user_message_id);
-            userView.setStatus("complete");
-            reply.setId(d.assistant_message_id);
-            session.set({ conversationId: d.conversation_id });
-            if (wasNew) this.refreshHistory();
-          },
-          onToken: (d) => {
-            if (d && typeof d.text === "string") reply.append(d.text);
-          },
-          onDone: (d) => {
-            const reason = d && d.finish_reason;
-            if (reason === "interrupted") {
-              // The server stopped the generation (it is shutting down); the partial reply is saved.
-              reply.setStatus("interrupted");
-              this.reloadWhenBack(session.state.conversationId);
-              setTimeout(() => this.recheck(), 300);
-            } else {
-              reply.setStatus(reason === "cancelled" || stream.stopped ? "cancelled" : "complete");
-            }
-            reply.setMeta(d || {});
-          },
-          onError: (err) => reply.setStatus("error", this.report(err)),
-        },
-      );
+      await this.api.chat({ conversationId: session.state.conversationId, message: text, signal: stream.ctrl.signal }, handlers);
     } catch (err) {
-      const stopped = stream.stopped || (err instanceof NetworkError && err.kind === "aborted");
+      const stopped = stream.stopped || (err instanceof NetworkError && err.kind === "aborted" && !stream.dropped);
       if (!stream.started) {
         // Nothing reached the model: keep the text, offer Retry.
         messages.removeView(reply);
-        userView.setFailed(this.report(err, "send", { stopped }), () => this.retry(text, userView));
+        const unsentId = this.keepUnsent(text);
+        userView.setFailed(this.report(err, "send", { stopped }), () => this.retry(text, userView, unsentId));
       } else if (stopped) {
         reply.setStatus("cancelled");
       } else {
-        reply.setStatus("interrupted");
-        this.reloadWhenBack(session.state.conversationId);
-        this.recheck();
+        await this.resume(stream, reply, handlers);
       }
     } finally {
       if (session.state.stream === stream) session.set({ stream: null });
@@ -83,8 +88,184 @@ export class ChatController {
     }
   }
 
-  retry(text, userView) {
+  /**
+   * A reply being written that this page did not start (a reload, another device's message): show
+   * it from its first event in its view, then live. Called by history when it opens a conversation
+   * whose last reply is still streaming.
+   */
+  async reattach(assistantId, conversationId = null) {
+    const { session, messages } = this;
+    if (session.state.stream || !assistantId) return;
+    if (conversationId && session.state.conversationId && session.state.conversationId !== conversationId) return;
+    let reply = messages.views.find((v) => v.el.dataset.id === assistantId);
+    if (!reply) reply = messages.add({ id: assistantId, role: "assistant", content: "", status: "streaming" });
+    reply.setText("");
+    reply.setStatus("streaming");
+    const stream = this.newStream({ assistantId, started: true });
+    session.set({ stream });
+    try {
+      await this.resume(stream, reply, this.handlers(stream, reply), { first: true });
+    } finally {
+      if (session.state.stream === stream) session.set({ stream: null });
+    }
+  }
+
+  newStream(fields = {}) {
+    return {
+      ctrl: new AbortController(), assistantId: null, started: false, stopped: false, ended: false, dropped: false,
+      cursor: new EventCursor(), sentAt: null, firstTokenAt: null, lastByteAt: now(), ...fields,
+    };
+  }
+
+  /** The stream's event handlers, for the first request and every reattach alike. */
+  handlers(stream, reply, onStarted = null) {
+    const { session } = this;
+    const fresh = (id) => {
+      stream.lastByteAt = now();
+      return stream.cursor.take(id);
+    };
+    return {
+      onOpen: () => {
+        stream.lastByteAt = now();
+        if (reply.status === "streaming") reply.hideNotice();
+      },
+      onPing: () => {
+        stream.lastByteAt = now();
+      },
+      onStart: (d, id) => {
+        if (!fresh(id)) return;
+        stream.assistantId = d.assistant_message_id;
+        reply.setId(d.assistant_message_id);
+        if (d.conversation_id && session.state.conversationId !== d.conversation_id) session.set({ conversationId: d.conversation_id });
+        if (!stream.started) {
+          stream.started = true;
+          if (onStarted) onStarted(d);
+        }
+      },
+      onQueued: (d, id) => {
+        if (!fresh(id) || stream.firstTokenAt !== null) return;
+        reply.el.dataset.queued = String((d && d.position) || "");
+        reply.showNotice(waitingSentence(d && d.position));
+      },
+      onToken: (d, id) => {
+        if (!fresh(id) || !d || typeof d.text !== "string") return;
+        if (stream.firstTokenAt === null) {
+          stream.firstTokenAt = now();
+          delete reply.el.dataset.queued;
+          reply.hideNotice();
+        }
+        reply.append(d.text);
+      },
+      onSnapshot: (d) => {
+        // The server no longer has this reply's token boundaries: its stored text, whole.
+        stream.lastByteAt = now();
+        if (d && typeof d.text === "string") reply.setText(d.text);
+      },
+      onDone: (d, id) => {
+        if (!fresh(id) && stream.ended) return;
+        stream.ended = true;
+        const reason = d && d.finish_reason;
+        if (reason === "interrupted") {
+          // The server stopped the generation (it is shutting down); the partial reply is saved.
+          reply.setStatus("interrupted");
+          this.reloadWhenBack(session.state.conversationId);
+          setTimeout(() => this.recheck(), 300);
+        } else {
+          reply.setStatus(reason === "cancelled" || stream.stopped ? "cancelled" : "complete");
+          stream.finished = reason !== "cancelled" && !stream.stopped; // pwa.js: "reply ready"
+        }
+        const meta = { ...(d || {}) };
+        if (stream.sentAt !== null && stream.firstTokenAt !== null) {
+          // Time to first token as the owner lived it: from Send, queue and network included.
+          meta.timings = { ...(meta.timings || {}), ttft_ms: stream.firstTokenAt - stream.sentAt };
+        }
+        reply.setMeta(meta);
+      },
+      onError: (err, id) => {
+        if (!fresh(id) && stream.ended) return;
+        stream.ended = true;
+        reply.setStatus("error", this.report(err));
+      },
+    };
+  }
+
+  /** Reattach until the reply ends, the owner stops it, or the server says it is gone. */
+  async resume(stream, reply, handlers, { first = false } = {}) {
+    const began = now();
+    let attempt = 0;
+    if (!first) reply.showNotice(RECONNECTING);
+    while (!stream.ended && !stream.stopped) {
+      await this.waitToRetry(stream, retryDelay(attempt));
+      if (stream.stopped) break;
+      stream.ctrl = new AbortController();
+      stream.dropped = false;
+      stream.lastByteAt = now();
+      try {
+        await this.api.attach({ assistantId: stream.assistantId, lastEventId: stream.cursor.id, signal: stream.ctrl.signal }, handlers);
+        return;
+      } catch (err) {
+        if (stream.ended) return;
+        if (stream.stopped) break;
+        // Worth another try: no answer, or a server that is busy or restarting. Anything else (gone,
+        // not allowed, a bug) will not get better by asking again.
+        const passing = err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
+        if (!passing || now() - began > RESUME_GIVE_UP_MS) {
+          // Gone (deleted), or this device may no longer read it: what was saved comes with a reload.
+          reply.setStatus("interrupted");
+          this.reloadWhenBack(this.session.state.conversationId);
+          this.recheck();
+          return;
+        }
+        attempt += 1;
+        reply.showNotice(RECONNECTING);
+        if (attempt === 1) this.recheck();
+      }
+    }
+    if (stream.stopped && !stream.ended) reply.setStatus("cancelled");
+  }
+
+  waitToRetry(stream, ms) {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.wakeUp === done) self.wakeUp = null;
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+
+  /**
+   * The browser says it is offline: a stream open now is dead even if fetch has not noticed (a
+   * phone's radio, a network switch). End it; the reattach waits for `online`.
+   */
+  drop() {
+    const stream = this.session.state.stream;
+    if (!stream || !stream.started || stream.ended || stream.stopped || this.wakeUp) return;
+    stream.dropped = true;
+    stream.ctrl.abort();
+  }
+
+  /** The network is back or the tab is visible again: reattach now, or drop a stale connection. */
+  wake() {
+    const stream = this.session.state.stream;
+    if (!stream || stream.ended || stream.stopped) return;
+    if (this.wakeUp) {
+      this.wakeUp();
+      return;
+    }
+    if (stream.started && now() - stream.lastByteAt > STALE_MS) {
+      stream.dropped = true;
+      stream.ctrl.abort();
+    }
+  }
+
+  retry(text, userView, unsentId = null) {
     if (this.session.state.stream) return;
+    if (unsentId) this.dropUnsent(unsentId);
     this.messages.removeView(userView);
     this.send(text);
   }
@@ -93,6 +274,7 @@ export class ChatController {
     const stream = this.session.state.stream;
     if (!stream || stream.stopped) return;
     stream.stopped = true;
+    if (this.wakeUp) this.wakeUp(); // a reattach was waiting: it ends as stopped
     if (stream.assistantId) {
       const timeout = new Promise((resolve) => setTimeout(resolve, CANCEL_WAIT_MS));
       await Promise.race([this.api.cancel(stream.assistantId).catch(() => null), timeout]);

@@ -164,9 +164,10 @@ export class ApiClient {
   // ------------------------------------------------------------ chat
 
   /**
-   * POST /api/chat and stream the reply. Handlers: onStart, onToken, onDone, onError (the stream's
-   * error event, as a StreamError), onPing. Resolves when the stream ends; throws ApiError before
-   * the stream starts, NetworkError if the connection drops (kind "aborted" when the signal fired).
+   * POST /api/chat and stream the reply. Handlers: onStart, onQueued, onToken, onSnapshot, onDone,
+   * onError (the stream's error event, as a StreamError), onPing; each gets (data, eventId).
+   * Resolves when the stream ends; throws ApiError before the stream starts, NetworkError if the
+   * connection drops (kind "aborted" when the signal fired).
    */
   async chat({ conversationId, message, options, signal }, handlers = {}) {
     const payload = { message };
@@ -177,10 +178,35 @@ export class ApiClient {
       signal,
       headers: { Accept: "text/event-stream" },
     });
+    return this.readReply(res, handlers, signal);
+  }
+
+  /**
+   * GET /api/chat/<id>/stream: a reply's events after `lastEventId` (all without it), then the live
+   * ones, with the same handlers as chat(). The id goes in the query, which the signature covers
+   * (a Last-Event-ID header would need its own CORS allowance at Access).
+   */
+  async attach({ assistantId, lastEventId = null, signal }, handlers = {}) {
+    const q = lastEventId ? `?${new URLSearchParams({ last_event_id: lastEventId })}` : "";
+    const res = await this.send("GET", `/api/chat/${encodeURIComponent(assistantId)}/stream${q}`, {
+      signal,
+      headers: { Accept: "text/event-stream" },
+    });
+    if (handlers.onOpen) handlers.onOpen();
+    return this.readReply(res, handlers, signal);
+  }
+
+  async readReply(res, handlers, signal) {
     const type = res.headers.get("Content-Type") || "";
     if (!type.startsWith("text/event-stream")) {
       throw new ApiError(res.status, "bad_stream", "The server did not answer with an event stream.");
     }
+    const on = {
+      start: handlers.onStart,
+      queued: handlers.onQueued,
+      token: handlers.onToken,
+      snapshot: handlers.onSnapshot,
+    };
     let finished = false;
     try {
       await readSSE(
@@ -192,14 +218,13 @@ export class ApiClient {
           } catch {
             return; // not ours
           }
-          if (ev.event === "start" && handlers.onStart) handlers.onStart(data);
-          else if (ev.event === "token" && handlers.onToken) handlers.onToken(data);
+          if (on[ev.event]) on[ev.event](data, ev.id);
           else if (ev.event === "done") {
             finished = true;
-            if (handlers.onDone) handlers.onDone(data);
+            if (handlers.onDone) handlers.onDone(data, ev.id);
           } else if (ev.event === "error") {
             finished = true;
-            if (handlers.onError) handlers.onError(new StreamError(data || {}));
+            if (handlers.onError) handlers.onError(new StreamError(data || {}), ev.id);
           }
         },
         { signal, onComment: handlers.onPing },

@@ -106,6 +106,8 @@ function forPairing(err, origin) {
     switch (err.code) {
       case "pairing_invalid":
         return result("That pairing code is not valid. Check it for typos, or run `privchat pair` again for a new one.");
+      case "pairing_used":
+        return result("That pairing code was already used: each code pairs one device. Run `privchat pair` on your computer for a new one.");
       case "pairing_expired":
         return result("That pairing code has expired. Run `privchat pair` on your computer for a new one.");
       case "pairing_locked":

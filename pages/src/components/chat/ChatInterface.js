@@ -9,7 +9,7 @@
 import { $ } from "../../lib/dom.js";
 import { openSignIn } from "../../lib/access.js";
 import { ApiClient } from "../../lib/api.js";
-import { rememberOrigin, resolveApiOrigin, takePairingFragment } from "../../lib/config.js";
+import { normalizeOrigin, rememberOrigin, resolveApiOrigin, takePairingFragment } from "../../lib/config.js";
 import { describe } from "../../lib/describe.js";
 import { KeyStorageError } from "../../lib/errors.js";
 import { forgetDevice, loadDevice, saveApiOrigin } from "../../lib/keystore.js";
@@ -37,7 +37,10 @@ export class ChatInterface {
     applyTheme();
     const { root, session } = this;
     this.layout = new Layout(root, session);
-    this.status = new ConnectionStatus($("#status", root), $("#status-actions", root), { onAction: (run) => this.act(run) });
+    this.status = new ConnectionStatus($("#status", root), $("#status-actions", root), {
+      onAction: (run) => this.act(run),
+      onState: (state) => this.messages && this.messages.setConnectionState(state),
+    });
 
     // Device, API origin, pairing link.
     const fragment = takePairingFragment();
@@ -62,7 +65,11 @@ export class ChatInterface {
 
     if (storageError) this.showPairing({ reason: "storage", storageError, code: fragment.code });
     else if (!device || newServer) this.showPairing({ reason: newServer ? "new_server" : "first", code: fragment.code });
-    else session.set({ view: "chat" });
+    else {
+      session.set({ view: "chat" });
+      this.history.restore(); // back to the conversation that was open, its draft, its unsent messages
+      if (window.matchMedia && window.matchMedia("(min-width: 701px)").matches) this.input.focus(); // desktop only: no keyboard pops up on a phone
+    }
     this.monitor.checkNow();
   }
 
@@ -71,7 +78,7 @@ export class ChatInterface {
     const { root, session, api, layout } = this;
     const report = (err, context, opts) => this.report(err, context, opts);
     this.messages = new MessageList($("#messages", root), createMarkdown(window), $("#jump-latest", root));
-    this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop() }, session);
+    this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
     this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e) });
     this.chat = new ChatController({
       api,
@@ -81,6 +88,8 @@ export class ChatInterface {
       refreshHistory: () => this.history.load(),
       reloadWhenBack: (id) => this.history.reloadWhenBack(id),
       recheck: () => this.monitor.checkNow(),
+      keepUnsent: (text) => this.history.keepUnsent(text),
+      dropUnsent: (id) => this.history.dropUnsent(id),
     });
     const sidebarHandlers = {
       onNew: () => this.history.newConversation(),
@@ -102,6 +111,12 @@ export class ChatInterface {
       closeDrawer: () => layout.setDrawer(false),
       focusInput: () => this.input.focus(),
       confirm: confirmDialog,
+      setDraft: (text) => this.input.setText(text),
+      retrySend: (text, view, unsentId) => this.chat.retry(text, view, unsentId),
+      // A reply still being written when its conversation opens: attach to its stream (resume).
+      onRunningReply: (messageId, conversationId) => {
+        if (typeof this.chat.reattach === "function") this.chat.reattach(messageId, conversationId);
+      },
     });
     this.auth = new DeviceAuth($("#pairing-view", root), {
       api,
@@ -129,6 +144,23 @@ export class ChatInterface {
       }
     });
     this.monitor.listen(window, document);
+    // A pairing link opened in a tab where /chat/ is already open only changes the fragment.
+    window.addEventListener("hashchange", () => this.pairingLinkOpened());
+  }
+
+  /** A #pair=…&api=… fragment arrived without a page load: fill the form (the owner still taps Pair). */
+  pairingLinkOpened() {
+    const params = new URLSearchParams(location.hash.replace(/^#/, ""));
+    if (!params.has("pair") && !params.has("api")) return;
+    const api = params.get("api") ? normalizeOrigin(params.get("api")) : null;
+    const { device, view, apiOrigin, pairReason } = this.session.state;
+    if ((api && api !== apiOrigin) || (device && view !== "pairing")) {
+      // Another server, or a paired browser: start over as a freshly opened link would.
+      location.reload();
+      return;
+    }
+    const { code } = takePairingFragment();
+    if (code) this.showPairing({ reason: pairReason || "first", code });
   }
 
   /** A status button: Retry, Sign in, Pair again. */

@@ -3,6 +3,7 @@
 // only a second cue (each state also has its own icon-free wording).
 
 import { h, clear } from "../../lib/dom.js";
+import { setCodeText } from "../../lib/inline-code.js";
 
 export const STATES = [
   "connecting",
@@ -22,12 +23,14 @@ export class ConnectionStatus {
   /**
    * @param {HTMLElement} el       the #status element (role="status", aria-live="polite")
    * @param {HTMLElement} actions  container for the buttons that go with a state
-   * @param {{onAction?: (run: string) => void}} opts  a button was pressed: "retry", "signin", "repair"
+   * @param {{onAction?: (run: string) => void, onState?: (state: string) => void}} opts
+   *   onAction  a button was pressed: "retry", "signin", "repair"; onState  the state changed
    */
-  constructor(el, actions, { onAction = () => {} } = {}) {
+  constructor(el, actions, { onAction = () => {}, onState = () => {} } = {}) {
     this.el = el;
     this.actionsEl = actions;
     this.onAction = onAction;
+    this.onState = onState;
     this.state = null;
     this.text = "";
     this.note = "";
@@ -50,10 +53,11 @@ export class ConnectionStatus {
   show({ state, text, note = "", actions = [] }) {
     if (!STATES.includes(state)) throw new Error(`unknown status ${state}`);
     const changed = state !== this.state || text !== this.text;
+    const stateChanged = state !== this.state;
     this.state = state;
     this.text = text;
     this.el.dataset.state = state;
-    if (changed) this.textEl.textContent = text;
+    if (changed) setCodeText(this.textEl, text); // `privchat serve` is drawn as code, as text nodes
     this.setNote(note);
     const key = actions.map((a) => a.id + a.label).join("|");
     if (key !== this.actionsKey) {
@@ -66,6 +70,7 @@ export class ConnectionStatus {
       }
       this.actionsEl.hidden = actions.length === 0;
     }
+    if (stateChanged) this.onState(state);
   }
 
   /** A secondary line such as "Retrying in 8s…" (not re-announcing the main sentence). */

@@ -7,6 +7,7 @@ import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint } f
 import { checkKeyStorage, saveDevice } from "../../lib/keystore.js";
 import { ApiError } from "../../lib/errors.js";
 import { describe } from "../../lib/describe.js";
+import { setCodeText } from "../../lib/inline-code.js";
 
 /** "Chrome on Linux", "Safari on iPhone", … from the user agent. */
 export function suggestDeviceName(ua = (typeof navigator !== "undefined" && navigator.userAgent) || "") {
@@ -46,6 +47,8 @@ export class DeviceAuth {
   /**
    * Shows the pairing form.
    * @param {{code?: string, reason?: "first"|"revoked"|"unknown"|"storage"|"new_server", storageError?: Error}} opts
+   *   code  from a pairing link: it fills the form and the Pair button takes the focus, so one tap
+   *         pairs; it is never sent without that tap (or Enter).
    */
   show({ code = "", reason = "first", storageError = null } = {}) {
     const origin = this.api.origin;
@@ -80,13 +83,15 @@ export class DeviceAuth {
       autocomplete: "off",
     });
     this.nameInput.value = suggestDeviceName();
-    this.button = h("button", { id: "pair-button", type: "submit", class: "button primary" }, "Pair this browser");
-    this.error = h("div", { id: "pair-error", class: "error-box", role: "alert", hidden: true });
+    this.button = h("button", { id: "pair-button", type: "submit", class: code ? "button primary big" : "button primary" }, "Pair this browser");
+    // tabindex -1: the error takes the focus (and scrolls into view) so a phone shows it above the footer.
+    this.error = h("div", { id: "pair-error", class: "error-box", role: "alert", tabindex: "-1", hidden: true });
     this.errorActions = h("div", { class: "error-actions" });
 
     const form = h(
       "form",
-      { id: "pair-form", class: "pair-form", novalidate: true },
+      { id: "pair-form", class: code ? "pair-form from-link" : "pair-form", novalidate: true },
+      code ? h("p", { id: "pair-link-note", class: "field-help" }, "The code came with the link. Check the name, then press Pair this browser.") : null,
       h("label", { for: "pair-code" }, "Pairing code"),
       this.codeInput,
       h("p", { id: "pair-code-help", class: "field-help" }, "Run ", h("code", {}, "privchat pair"), " on your computer and type the code it prints, or open the link / scan the QR code it shows."),
@@ -109,9 +114,11 @@ export class DeviceAuth {
         h(
           "ol",
           { class: "pair-steps" },
-          h("li", {}, "This page makes a signing key inside this browser. The private half can never leave it."),
-          h("li", {}, "The public half is registered with your server using the one-time code."),
-          h("li", {}, "Afterwards, compare the fingerprint shown here with the one ", h("code", {}, "privchat pair"), " prints."),
+          h("li", { class: "pair-step-detail" }, "This page makes a signing key inside this browser. The private half can never leave it."),
+          h("li", { class: "pair-step-detail" }, "The public half is registered with your server using the one-time code."),
+          h("li", { id: "pair-compare" }, "Afterwards this page shows the new device's fingerprint at the top. Compare it with the ",
+            h("code", {}, "fingerprint"), " line that ", h("code", {}, "privchat pair --wait"), " prints on your computer once the device is paired (or with ",
+            h("code", {}, "privchat devices list"), ")."),
         ),
         h("p", { class: "api-origin" }, "Server: ", h("code", { id: "pair-api-origin" }, origin)),
         storageError
@@ -121,19 +128,22 @@ export class DeviceAuth {
       ),
     );
     this.root.hidden = false;
-    if (!storageError) (code ? this.nameInput : this.codeInput).focus();
+    if (!storageError) (code ? this.button : this.codeInput).focus();
   }
 
   /** @param {{id, label, run}[]} actions  buttons under the sentence: run "signin" or "retry" */
   showError(text, actions = []) {
     clear(this.error);
-    this.error.append(h("p", {}, text));
+    this.error.append(setCodeText(h("p", {}), text));
     if (actions.length) {
       const run = { signin: () => this.onSignIn(), retry: () => this.pair() };
       const buttons = actions.map((a) => h("button", { type: "button", class: "button small", id: a.id, onclick: run[a.run] }, a.label));
       this.error.append(h("div", { class: "error-actions" }, ...buttons.flatMap((b, i) => (i ? [" ", b] : [b]))));
     }
     this.error.hidden = false;
+    // On a phone the form ends below the fold, behind the fixed footer: bring the sentence up.
+    if (typeof this.error.scrollIntoView === "function") this.error.scrollIntoView({ block: "center", behavior: "smooth" });
+    this.error.focus({ preventScroll: true });
   }
 
   async pair() {
@@ -142,12 +152,10 @@ export class DeviceAuth {
     const name = this.nameInput.value.trim();
     if (!code) {
       this.showError("Enter the pairing code that `privchat pair` printed.");
-      this.codeInput.focus();
       return;
     }
     if (!name) {
       this.showError("Give this device a name, so you can tell it apart in the device list.");
-      this.nameInput.focus();
       return;
     }
     const { api, keys } = this;
@@ -179,7 +187,7 @@ export class DeviceAuth {
     } catch (err) {
       const { text, actions } = describe(err, { context: "pairing", apiOrigin: api.origin });
       this.showError(text, actions);
-      if (err instanceof ApiError && err.code === "pairing_invalid") this.codeInput.select();
+      if (err instanceof ApiError && err.code === "pairing_invalid") this.codeInput.setSelectionRange(0, this.codeInput.value.length);
     } finally {
       this.busy = false;
       this.button.disabled = false;

@@ -3,6 +3,7 @@
 // "stopped" (cancelled) or "interrupted" (connection lost).
 
 import { h, clear, copyText, formatTime } from "../../lib/dom.js";
+import { setCodeText } from "../../lib/inline-code.js";
 
 const STATUS_LABEL = {
   streaming: "writing…",
@@ -14,6 +15,12 @@ const STATUS_LABEL = {
 };
 
 const NEAR_BOTTOM_PX = 48;
+
+// What the empty conversation says: an invitation, unless this device can no longer chat.
+const EMPTY_TEXT = {
+  ready: ["Start a conversation", "Your messages go to the model on your own machine. History is kept there, encrypted."],
+  revoked: ["This device was revoked", "It can no longer chat with your server. Press Pair again above and pair it with a new code from `privchat pair`."],
+};
 
 export class MessageView {
   constructor(list, { id = null, role, content = "", status = "complete", createdAt = null }) {
@@ -78,6 +85,7 @@ export class MessageView {
   decorateCode() {
     for (const pre of this.body.querySelectorAll("pre")) {
       const code = pre.querySelector("code") || pre;
+      if (!code.textContent.trim()) continue; // nothing to copy: no button
       const button = h("button", { type: "button", class: "copy-button", "aria-label": "Copy code" }, "Copy");
       button.addEventListener("click", async () => {
         const ok = await copyText(code.textContent);
@@ -126,6 +134,7 @@ export class MessageView {
   }
 
   setMeta({ usage, timings, finish_reason: finish } = {}) {
+    const wasFollowing = this.list.follow;
     const parts = [];
     if (usage && Number.isFinite(usage.completion_tokens)) parts.push(`${usage.completion_tokens} tokens`);
     if (timings && Number.isFinite(timings.tokens_per_second)) parts.push(`${timings.tokens_per_second.toFixed(1)} tokens/s`);
@@ -133,11 +142,23 @@ export class MessageView {
     if (finish === "length") parts.push("stopped at the token limit");
     this.meta.textContent = parts.join(" · ");
     this.meta.hidden = parts.length === 0;
+    // The line arrives after the last token: keep it in view, not under the composer.
+    this.list.contentChanged(wasFollowing);
   }
 
   remove() {
     this.el.remove();
   }
+}
+
+/** The line under a reply loaded from history, from what the server stored with it. */
+export function storedMeta(m) {
+  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : undefined);
+  return {
+    usage: { completion_tokens: num(m.completion_tokens) },
+    timings: { tokens_per_second: num(m.tokens_per_second), ttft_ms: num(m.ttft_ms) },
+    finish_reason: m.finish_reason || null,
+  };
 }
 
 export class MessageList {
@@ -152,12 +173,9 @@ export class MessageList {
     this.jump = jumpButton;
     this.follow = true;
     this.views = [];
-    this.empty = h(
-      "div",
-      { class: "empty-state" },
-      h("h2", {}, "Start a conversation"),
-      h("p", {}, "Your messages go to the model on your own machine. History is kept there, encrypted."),
-    );
+    this.emptyTitle = h("h2", {}, EMPTY_TEXT.ready[0]);
+    this.emptyText = h("p", {}, EMPTY_TEXT.ready[1]);
+    this.empty = h("div", { class: "empty-state", dataset: { state: "ready" } }, this.emptyTitle, this.emptyText);
     scroller.appendChild(this.empty);
     scroller.addEventListener("scroll", () => {
       this.follow = this.nearBottom();
@@ -168,6 +186,15 @@ export class MessageList {
       this.scrollToBottom();
       this.jump.hidden = true;
     });
+  }
+
+  /** The connection state (ConnectionStatus): a revoked device is not invited to start a conversation. */
+  setConnectionState(state) {
+    const key = state === "revoked" ? "revoked" : "ready";
+    if (this.empty.dataset.state === key) return;
+    this.empty.dataset.state = key;
+    this.emptyTitle.textContent = EMPTY_TEXT[key][0];
+    setCodeText(this.emptyText, EMPTY_TEXT[key][1]);
   }
 
   nearBottom() {
@@ -210,7 +237,8 @@ export class MessageList {
   show(messages) {
     this.clear();
     for (const m of messages) {
-      this.add({ id: m.id, role: m.role, content: m.content || "", status: m.status || "complete", createdAt: m.created_at });
+      const view = this.add({ id: m.id, role: m.role, content: m.content || "", status: m.status || "complete", createdAt: m.created_at });
+      if (m.role === "assistant" && m.status !== "streaming") view.setMeta(storedMeta(m));
     }
     this.follow = true;
     this.scrollToBottom();

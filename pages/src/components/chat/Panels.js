@@ -62,15 +62,25 @@ export class SettingsPanel {
     this.maxTokens = h("input", { id: "setting-max-tokens", type: "number", min: "1", max: "32768", step: "1", inputmode: "numeric" });
     this.status = h("p", { id: "settings-status", class: "form-status", role: "status", "aria-live": "polite" });
     this.save = h("button", { id: "settings-save", type: "submit", class: "button primary" }, "Save");
+    this.reset = h("button", { id: "settings-reset", type: "button", class: "button", hidden: true, onclick: () => this.resetToDefaults() }, "Reset to defaults");
+    this.defaults = null;
+    // One sentence beside each field; every invalid field is marked at once.
+    this.fieldErrors = {};
+    for (const input of [this.temperature, this.maxTokens]) {
+      const err = h("p", { id: `${input.id}-error`, class: "field-error", hidden: true });
+      input.setAttribute("aria-describedby", err.id);
+      this.fieldErrors[input.id] = err;
+    }
     const form = h(
       "form",
       { id: "settings-form", class: "stack", novalidate: true },
+      h("h3", { class: "settings-scope", id: "settings-server-heading" }, "Kept on your server: the same on every device"),
       h("label", { for: "setting-system-prompt" }, "System prompt"),
       this.prompt,
       h("div", { class: "field-row" },
-        h("div", {}, h("label", { for: "setting-temperature" }, "Temperature"), this.temperature),
-        h("div", {}, h("label", { for: "setting-max-tokens" }, "Max tokens per reply"), this.maxTokens)),
-      h("div", { class: "dialog-actions" }, this.save),
+        h("div", {}, h("label", { for: "setting-temperature" }, "Temperature"), this.temperature, this.fieldErrors["setting-temperature"]),
+        h("div", {}, h("label", { for: "setting-max-tokens" }, "Max tokens per reply"), this.maxTokens, this.fieldErrors["setting-max-tokens"])),
+      h("div", { class: "dialog-actions" }, this.reset, this.save),
       this.status,
     );
     form.addEventListener("submit", (e) => {
@@ -85,7 +95,12 @@ export class SettingsPanel {
       themeGroup.append(h("div", { class: "radio" }, input, h("label", { for: `theme-${value}` }, label)));
     }
     this.themeGroup = themeGroup;
-    body.append(form, themeGroup);
+    body.append(
+      form,
+      h("h3", { class: "settings-scope", id: "settings-local-heading" }, "Kept in this browser only"),
+      h("p", { class: "field-help", id: "settings-local-note" }, "The theme and notifications stay with this browser; each device has its own."),
+      themeGroup,
+    );
   }
 
   async open() {
@@ -97,23 +112,52 @@ export class SettingsPanel {
       this.prompt.value = s.system_prompt || "";
       this.temperature.value = s.temperature ?? "";
       this.maxTokens.value = s.max_tokens ?? "";
+      this.defaults = (s && s.defaults) || null;
+      this.reset.hidden = !this.defaults;
+      this.markFields({});
       this.status.textContent = "";
     } catch (err) {
       this.status.textContent = this.report(err);
     }
   }
 
+  /** Marks each field of {inputId: sentence} beside the field; clears the others. */
+  markFields(problems) {
+    for (const [id, el] of Object.entries(this.fieldErrors)) {
+      const input = id === this.temperature.id ? this.temperature : this.maxTokens;
+      const text = problems[id] || "";
+      el.textContent = text;
+      el.hidden = !text;
+      if (text) input.setAttribute("aria-invalid", "true");
+      else input.removeAttribute("aria-invalid");
+    }
+  }
+
+  /** Fills in the server's defaults (from the config file) and saves them. */
+  async resetToDefaults() {
+    if (!this.defaults) return;
+    this.prompt.value = this.defaults.system_prompt ?? "";
+    this.temperature.value = this.defaults.temperature ?? "";
+    this.maxTokens.value = this.defaults.max_tokens ?? "";
+    await this.submit();
+    if (this.status.textContent === "Saved.") this.status.textContent = "Reset to the defaults and saved.";
+  }
+
   async submit() {
     const temperature = Number(this.temperature.value);
     const maxTokens = Number(this.maxTokens.value);
+    const problems = {};
     if (this.temperature.value === "" || !Number.isFinite(temperature) || temperature < 0 || temperature > 2) {
-      this.status.textContent = "Temperature must be a number from 0 to 2.";
-      this.temperature.focus();
-      return;
+      problems[this.temperature.id] = "Temperature must be a number from 0 to 2.";
     }
     if (this.maxTokens.value === "" || !Number.isInteger(maxTokens) || maxTokens < 1) {
-      this.status.textContent = "Max tokens must be a whole number above 0.";
-      this.maxTokens.focus();
+      problems[this.maxTokens.id] = "Max tokens must be a whole number above 0.";
+    }
+    this.markFields(problems);
+    const ids = Object.keys(problems);
+    if (ids.length) {
+      this.status.textContent = ids.length === 1 ? problems[ids[0]] : `Not saved: ${ids.length} fields need a change (marked above).`;
+      (ids[0] === this.temperature.id ? this.temperature : this.maxTokens).focus();
       return;
     }
     this.save.disabled = true;
@@ -146,11 +190,16 @@ export class DevicesPanel {
     this.dialog = dialog;
     this.mine = h("div", { class: "this-device" });
     this.list = h("ul", { id: "device-list", class: "device-list" });
+    // Revoked devices only pile up: they wait, folded, under the active ones.
+    this.revokedList = h("ul", { id: "revoked-device-list", class: "device-list" });
+    this.revokedSummary = h("summary", { id: "revoked-devices-summary" }, "Revoked devices");
+    this.revokedBox = h("details", { id: "revoked-devices", class: "revoked-devices", hidden: true }, this.revokedSummary, this.revokedList);
     this.status = h("p", { id: "devices-status", class: "form-status", role: "status", "aria-live": "polite" });
     body.append(
       this.mine,
       h("h3", {}, "Paired devices"),
       this.list,
+      this.revokedBox,
       this.status,
       h("div", { class: "dialog-actions" },
         h("button", { type: "button", id: "forget-device", class: "button small danger", onclick: () => this.forget() }, "Forget this browser's key")),
@@ -181,10 +230,13 @@ export class DevicesPanel {
       const { devices = [] } = (await this.api.listDevices()) || {};
       const me = this.session.state.device;
       clear(this.list);
+      clear(this.revokedList);
+      let revokedCount = 0;
       for (const d of devices) {
         const isMe = me && d.device_id === me.deviceId;
         const revoked = d.status === "revoked";
-        this.list.append(
+        if (revoked) revokedCount++;
+        (revoked ? this.revokedList : this.list).append(
           h("li", { class: "device-item", dataset: { id: d.device_id, status: d.status } },
             h("div", { class: "device-info" },
               h("strong", {}, d.name || "Unnamed device"), isMe ? " (this browser)" : "",
@@ -196,7 +248,9 @@ export class DevicesPanel {
               : h("button", { type: "button", class: "button small danger revoke-button", "aria-label": `Revoke ${d.name || "device"}`, onclick: () => this.revoke(d, isMe) }, "Revoke")),
         );
       }
-      this.status.textContent = devices.length ? "" : "No devices.";
+      this.revokedSummary.textContent = `Revoked devices (${revokedCount})`;
+      this.revokedBox.hidden = revokedCount === 0;
+      this.status.textContent = devices.length ? (revokedCount === devices.length ? "No active devices." : "") : "No devices.";
     } catch (err) {
       this.status.textContent = this.report(err);
     }

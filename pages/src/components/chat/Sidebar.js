@@ -17,7 +17,8 @@ export class Sidebar {
     this.list = h("ul", { id: "conversation-list", class: "conversation-list", "aria-label": "Conversations" });
     this.emptyNote = h("p", { class: "sidebar-note", id: "conversation-empty" }, "No conversations yet.");
     this.loadMore = h("button", { id: "load-more", type: "button", class: "button small", hidden: true, onclick: () => handlers.onLoadMore() }, "Load older");
-    this.importInput = h("input", { id: "import-file", type: "file", accept: "application/json,.json", class: "visually-hidden" });
+    // Out of the tab order: its label is the one tab stop (an invisible second one confused keyboard users).
+    this.importInput = h("input", { id: "import-file", type: "file", accept: "application/json,.json", class: "visually-hidden", tabindex: "-1" });
     this.importInput.addEventListener("change", () => {
       const f = this.importInput.files && this.importInput.files[0];
       if (f) handlers.onImport(f);

@@ -1,0 +1,149 @@
+import { test, beforeEach } from "node:test";
+import assert from "node:assert/strict";
+import { installDom, fresh, frame, settle } from "./dom-env.js";
+import { ChatController } from "../src/app/chat.js";
+import { MessageList } from "../src/components/chat/MessageList.js";
+import { createMarkdown } from "../src/lib/markdown.js";
+import { Session } from "../src/lib/session.js";
+import { NetworkError } from "../src/lib/errors.js";
+import { EventCursor, retryDelay, seqOf } from "../src/lib/resume.js";
+
+const win = installDom();
+const md = createMarkdown(win);
+let session;
+let api;
+let chat;
+let log;
+
+/** A stream the test drives: chat() and attach() calls, each ended or failed by the test. */
+function fakeApi() {
+  const pending = (kind, req, handlers) => {
+    let end;
+    let fail;
+    const done = new Promise((resolve, reject) => {
+      end = resolve;
+      fail = reject;
+    });
+    const call = { kind, req, handlers, end, fail };
+    req.signal.addEventListener("abort", () => fail(new NetworkError("aborted")));
+    api.calls.push(call);
+    return done;
+  };
+  return {
+    calls: [],
+    cancelled: [],
+    chat: (req, handlers) => pending("chat", req, handlers),
+    attach: (req, handlers) => pending("attach", req, handlers),
+    async cancel(id) {
+      this.cancelled.push(id);
+    },
+  };
+}
+
+beforeEach(() => {
+  fresh('<div id="messages"><button id="jump-latest" hidden></button></div>');
+  session = new Session({ device: { deviceId: "d" }, apiOrigin: "http://127.0.0.1:8765", view: "chat" });
+  api = fakeApi();
+  log = [];
+  const messages = new MessageList(document.querySelector("#messages"), md, document.querySelector("#jump-latest"));
+  chat = new ChatController({
+    api, session, messages, report: (err) => err.message,
+    refreshHistory: () => log.push("refresh"), reloadWhenBack: (id) => log.push(["reloadWhenBack", id]), recheck: () => log.push("recheck"),
+  });
+});
+
+const reply = () => [...document.querySelectorAll('.message[data-role="assistant"]')].pop();
+const text = () => reply().querySelector(".message-body").textContent;
+
+test("ids: the number after the last colon; the cursor takes each number once, in order", () => {
+  assert.equal(seqOf("a:b:7"), 7);
+  assert.equal(seqOf(undefined), null);
+  assert.equal(seqOf("a:x"), null);
+  const cursor = new EventCursor();
+  assert.equal(cursor.take("r:0"), true);
+  assert.equal(cursor.take("r:1"), true);
+  assert.equal(cursor.take("r:1"), false);
+  assert.equal(cursor.take("r:0"), false);
+  assert.equal(cursor.id, "r:1");
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 9].map(retryDelay), [0, 1000, 2000, 4000, 8000, 15000, 15000]);
+});
+
+test("a drop mid-reply reattaches from the last event and merges without a token twice", async () => {
+  chat.send("Hello");
+  const [first] = api.calls;
+  first.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  first.handlers.onToken({ text: "Once " }, "a1:1");
+  first.handlers.onToken({ text: "upon " }, "a1:2");
+  first.fail(new NetworkError("interrupted"));
+  await settle();
+  const second = api.calls[1];
+  assert.equal(second.kind, "attach");
+  assert.deepEqual([second.req.assistantId, second.req.lastEventId], ["a1", "a1:2"]);
+  assert.equal(reply().dataset.status, "streaming");
+  assert.match(reply().querySelector(".message-notice").textContent, /picking the reply up again/);
+  second.handlers.onOpen();
+  second.handlers.onToken({ text: "upon " }, "a1:2"); // a seam read twice: ignored
+  second.handlers.onToken({ text: "a time" }, "a1:3");
+  second.handlers.onDone({ finish_reason: "stop", usage: { completion_tokens: 3 } }, "a1:4");
+  second.end();
+  await settle();
+  await frame();
+  assert.equal(text().trim(), "Once upon a time");
+  assert.equal(reply().dataset.status, "complete");
+  assert.equal(session.state.stream, null);
+  assert.ok(!log.some((e) => Array.isArray(e) && e[0] === "reloadWhenBack"));
+});
+
+test("a failed reattach waits, and `online` tries again at once; Stop while waiting cancels", async () => {
+  chat.send("Hello");
+  const [first] = api.calls;
+  first.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  first.fail(new NetworkError("interrupted"));
+  await settle();
+  api.calls[1].fail(new NetworkError("offline"));
+  await settle();
+  assert.equal(api.calls.length, 2); // waiting 1 s
+  window.dispatchEvent(new window.Event("online"));
+  await settle();
+  assert.equal(api.calls.length, 3);
+  assert.equal(api.calls[2].req.lastEventId, "a1:0");
+  api.calls[2].fail(new NetworkError("offline"));
+  await settle();
+  await chat.stop();
+  await settle();
+  assert.deepEqual(api.cancelled, ["a1"]);
+  assert.equal(reply().dataset.status, "cancelled");
+  assert.equal(session.state.stream, null);
+});
+
+test("queued: the reply says it waits and its place, until the first token", async () => {
+  chat.send("Hello");
+  const [call] = api.calls;
+  call.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  call.handlers.onQueued({ position: 2 }, "a1:1");
+  assert.equal(reply().querySelector(".message-notice").textContent,
+    "Waiting for the model, another reply is being written. Your place in the queue: 2.");
+  assert.equal(reply().dataset.queued, "2");
+  call.handlers.onToken({ text: "Hi" }, "a1:2");
+  assert.equal(reply().querySelector(".message-notice").hidden, true);
+  call.handlers.onDone({ finish_reason: "stop", timings: { ttft_ms: 5 } }, "a1:3");
+  call.end();
+  await settle();
+  // Time to first token counts from Send, not from when the model began.
+  assert.match(reply().querySelector(".message-meta").textContent, /first token \d+ ms/);
+});
+
+test("reattach to a reply this page did not start shows it from its first event", async () => {
+  const done = chat.reattach("a9", null);
+  await settle();
+  const [call] = api.calls;
+  assert.deepEqual([call.kind, call.req.assistantId, call.req.lastEventId], ["attach", "a9", null]);
+  call.handlers.onStart({ conversation_id: "c9", user_message_id: "u9", assistant_message_id: "a9" }, "a9:0");
+  call.handlers.onToken({ text: "Hello" }, "a9:1");
+  call.handlers.onDone({ finish_reason: "stop" }, "a9:2");
+  call.end();
+  await done;
+  await frame();
+  assert.equal(text().trim(), "Hello");
+  assert.equal(session.state.conversationId, "c9");
+});
