@@ -468,3 +468,18 @@ test("a Send starts any backoff over and checks at once", async () => {
   session.set({ stream: { ctrl: new AbortController() } });
   assert.equal(api.calls.length, calls);
 });
+
+test("forgetting the device clears what was kept for its API: open conversation, drafts, unsent text", () => {
+  const store = new Map();
+  const storage = { getItem: (k) => (store.has(k) ? store.get(k) : null), setItem: (k, v) => store.set(k, v), removeItem: (k) => store.delete(k) };
+  const memory = new PageMemory(storage);
+  const origin = "https://chat-api.example.com";
+  memory.setOpenConversation(origin, "c1");
+  memory.setDraft(origin, "c1", "half a thought");
+  memory.keepUnsent(origin, "c1", "a message the server never got");
+  memory.setDraft("http://127.0.0.1:8765", "c2", "another API's draft");
+  assert.ok([...store.keys()].some((k) => k.endsWith(origin)));
+  memory.forget(origin);
+  assert.equal([...store.keys()].filter((k) => k.endsWith(origin)).length, 0);
+  assert.equal(memory.draft("http://127.0.0.1:8765", "c2"), "another API's draft"); // only this API's
+});

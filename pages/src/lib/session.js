@@ -104,6 +104,14 @@ export class PageMemory {
     }
   }
 
+  /**
+   * Everything kept for this API: the open conversation, drafts and unsent messages. Forgetting the
+   * device (or finding it revoked) clears it, so no typed text stays behind in the browser.
+   */
+  forget(origin) {
+    for (const name of ["open", "drafts", "unsent"]) this.write(name, origin, null);
+  }
+
   /** The conversation open last with this API, or null (a new conversation). */
   openConversation(origin) {
     const id = this.read("open", origin, null);

@@ -203,6 +203,7 @@ export class ChatInterface {
     } catch {
       /* nothing stored */
     }
+    this.history.memory.forget(this.api.origin); // drafts and unsent text go with the device
     this.session.set({ device: null });
     this.messages.clear();
     this.showPairing({ reason });
