@@ -88,7 +88,7 @@ def validate_cloudflared_config(data: Any, ports: PrivchatPorts | None = None) -
 
 
 # Addresses at which cloudflared, on this machine, would reach a privchat listener.
-_THIS_MACHINE = frozenset({"localhost", "0.0.0.0", "::"})
+_THIS_MACHINE = frozenset({"localhost", "0.0.0.0", "::"})  # where a cloudflared rule reaches loopback; never bound by privchat
 
 
 def privchat_port_of(service: Any, ports: PrivchatPorts) -> int | None:
