@@ -325,7 +325,8 @@ def bench_signature(runs: int = 500) -> dict[str, Any]:
         body = json.dumps({"message": "hello"}).encode()
         timings = []
         for _ in range(runs):
-            headers = device.sign("POST", "/api/chat", body)
+            # The E2E header as the page sends it (covered by the signature); sealing is timed in bench_e2e.
+            headers = device.sign("POST", "/api/chat", body, e2e=f'kid="bench", enc=:{"A" * 88}:')
             async with app.test_request_context("/api/chat", method="POST", headers={**headers, "Content-Type": "application/json"}, data=body):
                 started = time.perf_counter()
                 await verify_device_signature()
@@ -335,6 +336,110 @@ def bench_signature(runs: int = 500) -> dict[str, Any]:
 
     timings = asyncio.run(scenario())
     return {"runs": runs, "median_ms": round(median(timings), 3), "p99_ms": round(percentile(timings, 99), 3), "target_median_ms": 1.0}
+
+
+def bench_e2e(runs: int = 500) -> dict[str, Any]:
+    """End-to-end encryption's server-side cost: opening a sealed chat request (HPKE decapsulation,
+    the body's AES-GCM, the response key's export and HKDF) and sealing one stream event (a token)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from pyhpke import KEMKey
+
+    from privchat.api.chat import sealed_sse
+    from privchat.e2e.keys import public_jwk_of
+    from privchat.e2e.sealing import open_request
+    from privchat.e2e.suite import request_info
+    from tests.support.e2e import SealedExchange, ServerKey
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    jwk = public_jwk_of(private)
+    server_private = KEMKey.from_pyca_cryptography_key(private)
+    body = json.dumps({"message": "hello", "options": {"max_tokens": 64}}).encode()
+    opens, seals = [], []
+    for _ in range(runs):
+        exchange = SealedExchange(ServerKey("bench", jwk), "POST", "/api/chat", "device", body)
+        info = request_info("POST", "/api/chat", "device")
+        started = time.perf_counter()
+        opened = open_request(server_private, exchange.enc, info, exchange.sealed_body)
+        opens.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        for _token in range(50):
+            sealed_sse(opened.sealer, "token", {"text": " word"}, "reply:1")
+        seals.append((time.perf_counter() - started) * 1000 / 50)
+    return {"runs": runs, "open_request_median_ms": round(median(opens), 3), "open_request_p99_ms": round(percentile(opens, 99), 3),
+            "seal_event_median_us": round(median(seals) * 1000, 1)}
+
+
+PAGE_E2E_SCRIPT = """
+async () => {
+  const E = globalThis.PrivchatE2E;
+  const pair = await crypto.subtle.generateKey({ name: "ECDH", namedCurve: "P-256" }, true, ["deriveBits"]);
+  const jwk = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  const serverKey = await E.importServerKey({ kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y });
+  const body = new TextEncoder().encode(JSON.stringify({ message: "Tell me about lighthouses.", options: { max_tokens: 64 } }));
+  const seal = [], open = [];
+  for (let i = 0; i < RUNS; i++) {
+    let t = performance.now();
+    const sealed = await E.sealRequest({ serverKey, method: "POST", target: "/api/chat", deviceId: "bench-device", bodyBytes: body });
+    seal.push(performance.now() - t);
+    // The server's first event (start), sealed with this request's exported secret.
+    const answer = await new E.ResponseSealer(sealed.opener.secret, sealed.enc).sealStream(
+      [JSON.stringify({ id: "r:0", event: "start", data: { conversation_id: "c", assistant_message_id: "r" } }), "{}"]);
+    t = performance.now();
+    const stream = await sealed.opener.stream(answer.nonce);
+    await stream.next(answer.chunks[0]);
+    open.push(performance.now() - t);
+  }
+  const med = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { seal_ms: med(seal), open_first_event_ms: med(open), runs: RUNS, ua: navigator.userAgent };
+}
+"""
+
+
+def bench_page_e2e(runs: int = 50) -> dict[str, Any]:
+    """The page's added time to first token, in Chromium: sealing the chat request (HPKE with
+    @hpke/core) and opening the first streamed event (response key derivation and AES-GCM), with the
+    page's own lib/e2e.js bundled by esbuild as the page is."""
+    import http.server
+    import shutil
+    import subprocess
+    import threading
+
+    from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+
+    esbuild = REPO / "pages" / "node_modules" / ".bin" / "esbuild"
+    if not esbuild.exists() or not Path(CHROMIUM).exists():
+        return {"skipped": "needs pages/node_modules (npm ci) and Chromium"}
+    folder = Path(tempfile.mkdtemp(prefix="privchat-bench-page-e2e-"))
+    entry = folder / "entry.js"
+    entry.write_text(f"import * as E from {json.dumps(str(REPO / 'pages' / 'src' / 'lib' / 'e2e.js'))};\nglobalThis.PrivchatE2E = E;\n")
+    subprocess.run([str(esbuild), str(entry), "--bundle", "--format=iife", "--minify", f"--outfile={folder / 'e2e.js'}"],
+                   check=True, capture_output=True, cwd=REPO / "pages")
+    (folder / "index.html").write_text('<!doctype html><script src="e2e.js"></script>')
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        from playwright.sync_api import sync_playwright
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/index.html")  # localhost: a secure context
+            page.wait_for_function("() => !!globalThis.PrivchatE2E")
+            result = page.evaluate(PAGE_E2E_SCRIPT.replace("RUNS", str(runs)))
+            browser.close()
+    finally:
+        httpd.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"runs": runs, "seal_request_median_ms": round(result["seal_ms"], 3),
+            "open_first_event_median_ms": round(result["open_first_event_ms"], 3),
+            "added_ttft_ms": round(result["seal_ms"] + result["open_first_event_ms"], 3)}
 
 
 def bench_unlock(runs: int = 5) -> dict[str, Any]:
@@ -394,7 +499,9 @@ def bench_history_scale(folder: Path, conversations: int = 10_000, messages: int
             batch.append({"id": f"c{c}", "title": f"Conversation number {c} about things", "created_at": now + c,
                           "updated_at": now + c, "messages": [
                               {"id": f"c{c}m{m}", "role": "user" if m % 2 == 0 else "assistant",
-                               "content": f"Message {m} of conversation {c}: " + "some words " * 12,
+                               # topicN/itemN: words that are rare, so search has selective queries to answer too
+                               "content": f"Message {m} of conversation {c}: " + "some words " * 12
+                                          + f"topic{(c * 31 + m * 17) % 5000} item{(c * 7 + m) % 20000}",
                                "status": "complete", "created_at": now + c + m / 1e4} for m in range(count)]})
             if len(batch) >= 500:
                 flush()
@@ -411,11 +518,75 @@ def bench_history_scale(folder: Path, conversations: int = 10_000, messages: int
             response = client.get("/api/history/c0")
             open_ms.append((time.perf_counter() - started) * 1000)
             assert len(response.json()["messages"]) == big
-        return {"conversations": conversations, "messages": messages, "fill_seconds": round(fill_seconds, 1),
-                "first_page_median_ms": round(median(list_ms), 2), "open_1000_median_ms": round(median(open_ms), 2),
-                "target_first_page_ms": 20, "target_open_ms": 100}
+        search_api = bench_search_api(client)
     finally:
         server.stop()
+    return {"conversations": conversations, "messages": messages, "fill_seconds": round(fill_seconds, 1),
+            "first_page_median_ms": round(median(list_ms), 2), "open_1000_median_ms": round(median(open_ms), 2),
+            "target_first_page_ms": 20, "target_open_ms": 100,
+            "search": {**search_api, **bench_search_build(server.config_path)}}
+
+
+# Queries over the history_scale data: rare words, an AND of two, a prefix of 5,000 words, a word in every message.
+SEARCH_QUERIES = {"rare word": "topic1234", "two words": "conversation 4242", "prefix": "topi", "in every message": "words"}
+
+
+def bench_search_api(client: SignedClient, rounds: int = 20) -> dict[str, Any]:
+    """POST /api/search through the whole stack (signed, sealed), warm: the first 20 results."""
+    out: dict[str, Any] = {}
+    for name, q in SEARCH_QUERIES.items():
+        client.post("/api/search", {"q": q})  # warm
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            response = client.post("/api/search", {"q": q})
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200 and response.json()["results"], response.text
+        out[name] = round(median(times), 2)
+    return {"api_median_ms": out, "target_ms": 50}
+
+
+def bench_search_build(config_path: Path) -> dict[str, Any]:
+    """The start-up build of the in-memory index over the same database, alone in this process:
+    its time, the RSS it adds and the index's own estimate of its size; then the index's own query time."""
+    from privchat.config import load_config
+    from privchat.storage.db import Database
+    from privchat.storage.history import HistoryStore
+    from privchat.storage.search_index import SearchIndex
+
+    def rss_mib() -> float:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    async def run() -> dict[str, Any]:
+        database = await Database.open(load_config(config_path))
+        try:
+            history = HistoryStore(database)
+            index = SearchIndex()
+            before = rss_mib()
+            started = time.perf_counter()
+            await index.build(history)
+            build_seconds = time.perf_counter() - started
+            after = rss_mib()
+            query: dict[str, float] = {}
+            for name, q in SEARCH_QUERIES.items():
+                times = []
+                for _ in range(20):
+                    started = time.perf_counter()
+                    await index.search(history, q)
+                    times.append((time.perf_counter() - started) * 1000)
+                query[name] = round(median(times), 2)
+            return {"build_seconds": round(build_seconds, 2), "index_rss_mib": round(after - before, 1),
+                    "index_estimate_mib": round(index.memory_bytes() / 2**20, 1), "in_process_median_ms": query}
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
 
 
 def bench_page_weight() -> dict[str, Any]:
@@ -437,6 +608,8 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=None, help="GGUF to use (default: SmolLM2-135M-Instruct)")
     parser.add_argument("--skip-alternative", action="store_true", help="do not install or run llama_cpp.server")
     parser.add_argument("--skip-history", action="store_true", help="skip the 100,000-message history figure")
+    parser.add_argument("--skip-models", action="store_true",
+                        help="skip the engines' figures (upstream throughput, returning to a conversation, parallel slots)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     args = parser.parse_args()
 
@@ -449,6 +622,8 @@ def main() -> int:
 
     results["page_weight"] = bench_page_weight()
     results["signature_check"] = bench_signature()
+    results["e2e_server"] = bench_e2e()
+    results["e2e_page"] = bench_page_e2e()
     results["unlock"] = bench_unlock()
     baseline = InProcess(model, args.threads, args.n_ctx)
     stack = PrivchatStack(work / "stack", model, args.threads, args.n_ctx)
@@ -476,6 +651,10 @@ def main() -> int:
         baseline.close()
     if not args.skip_history:
         results["history_scale"] = bench_history_scale(work / "history")
+    if not args.skip_models:
+        import models_bench  # bench/models_bench.py (issue #13)
+
+        results["models"] = models_bench.run(work / "models", model, args.threads, args.rounds)
 
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -512,6 +691,14 @@ def print_table(r: dict[str, Any]) -> None:
     g = r.get("signature_check", {})
     if g:
         add("signature check (gate) median", f"{g['median_ms']} ms", "<= 1 ms", g["median_ms"] <= 1)
+    e = r.get("e2e_server", {})
+    if e:
+        add("E2E: open a sealed request (server)", f"{e['open_request_median_ms']} ms (p99 {e['open_request_p99_ms']})", "(reported)", None)
+        add("E2E: seal one stream event (server)", f"{e['seal_event_median_us']} µs", "(reported)", None)
+    ep = r.get("e2e_page", {})
+    if "added_ttft_ms" in ep:
+        add("E2E: page's added time to first token (Chromium)", f"{ep['added_ttft_ms']} ms (seal {ep['seal_request_median_ms']}, "
+            f"open first event {ep['open_first_event_median_ms']})", "(reported)", None)
     u = r.get("unlock", {})
     if u:
         add("passphrase unlock (Argon2id m=64 MiB t=3 p=4)", f"{u['argon2id_open_ms']} ms (KDF {u['argon2id_derive_ms']} ms; "
@@ -521,6 +708,18 @@ def print_table(r: dict[str, Any]) -> None:
     if hs:
         add("history: first page (10k conv.)", f"{hs['first_page_median_ms']} ms", "<= 20 ms", hs["first_page_median_ms"] <= 20)
         add("history: open 1,000 messages", f"{hs['open_1000_median_ms']} ms", "<= 100 ms", hs["open_1000_median_ms"] <= 100)
+        sr = hs.get("search")
+        if sr:
+            for name, ms in sr["api_median_ms"].items():
+                add(f"search (100k messages): {name}", f"{ms} ms (index alone {sr['in_process_median_ms'][name]} ms)",
+                    "goal <= 50 ms", None)
+            add("search index: build at start-up", f"{sr['build_seconds']} s, +{sr['index_rss_mib']} MiB RSS "
+                f"(estimate {sr['index_estimate_mib']} MiB)", "(reported)", None)
+    if r.get("models"):
+        import models_bench
+
+        for row in models_bench.table_rows(r["models"]):
+            add(*row)
     p = r.get("page_weight", {})
     if "total_gzip_kb" in p:
         add("page weight (gzip, first visit)", f"{p['total_gzip_kb']} KB", "<= 150 KB", p["total_gzip_kb"] <= 150)

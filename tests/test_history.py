@@ -64,7 +64,10 @@ def test_markdown_export(shared_client: SignedClient) -> None:
     shared_client.chat("Markdown export check", max_tokens=4)
     response = shared_client.get("/api/history/export?format=markdown")
     assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/markdown")
+    # Sealed like every answer: the edge sees neither the type nor the text; the file name stays outside.
+    assert response.sealed and response.headers["content-type"] == "application/privchat-e2e"
+    assert b"Markdown export check" not in response.raw_content
+    assert response.headers["content-disposition"].endswith('.md"')
     assert "## Markdown export check" in response.text and "**You**" in response.text
     assert shared_client.get("/api/history/export?format=pdf").status_code == 400
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from privchat.app import create_app
 from privchat.config import config_from_dict
 from privchat.storage.db import Database
+from tests.support.e2e import SealedExchange, ServerKey, open_events
 from tests.support.signing import TestDevice
 
 
@@ -22,8 +23,8 @@ async def test_chat_while_loading_is_503_then_works(tmp_path: Path) -> None:
         await state.devices.add(conn, device.device_id, "loader", device.public_jwk)
     body = json.dumps({"message": "hello", "options": {"max_tokens": 4}}).encode()
 
-    def signed() -> dict[str, str]:
-        return {**device.sign("POST", "/api/chat", body), "Content-Type": "application/json"}
+    def sealed() -> SealedExchange:
+        return SealedExchange(server_key, "POST", "/api/chat", device.device_id, body)
 
     async with app.test_app() as test_app:
         client = test_app.test_client()
@@ -31,11 +32,16 @@ async def test_chat_while_loading_is_503_then_works(tmp_path: Path) -> None:
         health = await client.get("/api/health")
         assert (await health.get_json())["model"]["state"] == "loading"
         assert time.perf_counter() - started < 0.1  # answered before the model is there
-        response = await client.post("/api/chat", data=body, headers=signed())
+        server_key = ServerKey.from_health(await health.get_json())
+        exchange = sealed()
+        response = await client.post("/api/chat", data=exchange.sealed_body, headers=exchange.signed_headers(device, "POST", "/api/chat"))
         assert response.status_code == 503
-        assert (await response.get_json())["error"]["code"] == "model_loading"
+        assert exchange.open_json(response, await response.get_data())["error"]["code"] == "model_loading"
         assert int(response.headers["Retry-After"]) > 0
         assert (await state.engine.wait_loaded()).state == "ready"
-        response = await client.post("/api/chat", data=body, headers=signed())
+        exchange = sealed()
+        response = await client.post("/api/chat", data=exchange.sealed_body, headers=exchange.signed_headers(device, "POST", "/api/chat"))
         assert response.status_code == 200
-        assert b"event: done" in await response.get_data()
+        stream = (await response.get_data()).decode()
+        assert "event: sealed" in stream and "event: done" in "".join(
+            open_events(exchange.opener(response), iter([stream])))

@@ -31,6 +31,8 @@ from tests.support.signing import TestDevice, content_digest
 
 # One key for the whole module: generating P-256 keys per example would only slow the run down.
 DEVICE = TestDevice(name="property device")
+# The end-to-end header every request carries; the signature covers it like the rest (docs/E2E.md).
+E2E_HEADER = 'kid="k", enc=:' + "A" * 87 + "=:"
 VERIFIER = SignatureVerifier(max_age=300, max_future=60)
 PROPERTY_SETTINGS = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SAFE_REPLACEMENTS = string.ascii_letters + string.digits
@@ -70,7 +72,7 @@ def _change_one_char(text: str, index: int, replacement: str) -> str:
 @given(method=methods, path=paths, query=queries, body=bodies)
 def test_a_signed_request_verifies(method: str, path: str, query: str, body: bytes) -> None:
     target = _target(path, query)
-    headers = DEVICE.sign(method, target, body)
+    headers = DEVICE.sign(method, target, body, e2e=E2E_HEADER)
     _verify(method, target, headers, body)
 
 
@@ -78,7 +80,7 @@ def test_a_signed_request_verifies(method: str, path: str, query: str, body: byt
 @given(method=methods, path=paths, query=queries, body=bodies.filter(bool), data=st.data())
 def test_any_changed_body_byte_is_refused(method: str, path: str, query: str, body: bytes, data: st.DataObject) -> None:
     target = _target(path, query)
-    headers = DEVICE.sign(method, target, body)
+    headers = DEVICE.sign(method, target, body, e2e=E2E_HEADER)
     index = data.draw(st.integers(0, len(body) - 1), label="index")
     flip = data.draw(st.integers(1, 255), label="xor")
     tampered = body[:index] + bytes([body[index] ^ flip]) + body[index + 1:]
@@ -95,7 +97,7 @@ def test_any_changed_body_byte_is_refused(method: str, path: str, query: str, bo
 @PROPERTY_SETTINGS
 @given(method=methods, path=paths, query=queries, body=bodies, data=st.data())
 def test_any_changed_path_byte_is_refused(method: str, path: str, query: str, body: bytes, data: st.DataObject) -> None:
-    headers = DEVICE.sign(method, _target(path, query), body)
+    headers = DEVICE.sign(method, _target(path, query), body, e2e=E2E_HEADER)
     index = data.draw(st.integers(1, len(path) - 1), label="index")  # index 0 is the leading '/'
     tampered = _change_one_char(path, index, data.draw(st.sampled_from(SAFE_REPLACEMENTS), label="char"))
     assert tampered != path
@@ -107,7 +109,7 @@ def test_any_changed_path_byte_is_refused(method: str, path: str, query: str, bo
 @PROPERTY_SETTINGS
 @given(method=methods, path=paths, query=queries.filter(bool), body=bodies, data=st.data())
 def test_any_changed_query_byte_is_refused(method: str, path: str, query: str, body: bytes, data: st.DataObject) -> None:
-    headers = DEVICE.sign(method, _target(path, query), body)
+    headers = DEVICE.sign(method, _target(path, query), body, e2e=E2E_HEADER)
     index = data.draw(st.integers(0, len(query) - 1), label="index")
     tampered = _change_one_char(query, index, data.draw(st.sampled_from(SAFE_REPLACEMENTS), label="char"))
     with pytest.raises(SignatureError) as refused:
@@ -118,7 +120,7 @@ def test_any_changed_query_byte_is_refused(method: str, path: str, query: str, b
 @PROPERTY_SETTINGS
 @given(path=paths, query=queries, body=bodies)
 def test_dropping_or_adding_a_query_is_refused(path: str, query: str, body: bytes) -> None:
-    headers = DEVICE.sign("GET", _target(path, query), body)
+    headers = DEVICE.sign("GET", _target(path, query), body, e2e=E2E_HEADER)
     other = "" if query else "x=1"
     with pytest.raises(SignatureError) as refused:
         _verify("GET", _target(path, other), headers, body)
@@ -129,7 +131,7 @@ def test_dropping_or_adding_a_query_is_refused(path: str, query: str, body: byte
 @given(method=methods, other=methods, path=paths, body=bodies)
 def test_another_method_is_refused(method: str, other: str, path: str, body: bytes) -> None:
     assume(method != other)
-    headers = DEVICE.sign(method, path, body)
+    headers = DEVICE.sign(method, path, body, e2e=E2E_HEADER)
     with pytest.raises(SignatureError) as refused:
         _verify(other, path, headers, body)
     assert refused.value.code == "signature_invalid"
@@ -198,21 +200,22 @@ def test_a_value_moved_to_another_row_column_or_table_does_not_open(text: str, t
 
 
 bindings = st.fixed_dictionaries({"conversation": row_ids, "role": st.sampled_from(["system", "user", "assistant"]),
-                                   "seq": st.integers(1, 10**6)})
+                                   "seq": st.integers(1, 10**6), "parent": st.one_of(st.just(""), row_ids)})
 
 
 @PROPERTY_SETTINGS
 @given(text=st.text(max_size=300), row_id=row_ids, bound=bindings, data=st.data())
 def test_a_message_with_any_bound_field_changed_does_not_open(text: str, row_id: str, bound: dict, data: st.DataObject) -> None:
-    """Issue 15: a message is bound to its conversation, role and position; changing any one of
+    """Issue 15 (and #14: its parent): a message is bound to its conversation, role, position and parent; changing any one of
     them (or dropping the binding) fails, and the unchanged binding opens."""
     sealed = CIPHER.seal(text, table="messages", column="content", row_id=row_id, bound=bound)
     assert CIPHER.open(sealed, table="messages", column="content", row_id=row_id, bound=dict(bound)) == text
-    field = data.draw(st.sampled_from(["conversation", "role", "seq", "dropped"]), label="field")
+    field = data.draw(st.sampled_from(["conversation", "role", "seq", "parent", "dropped"]), label="field")
     if field == "dropped":
         changed: dict | None = None
     else:
-        other = {"conversation": row_ids, "role": st.sampled_from(["system", "user", "assistant"]), "seq": st.integers(1, 10**6)}
+        other = {"conversation": row_ids, "role": st.sampled_from(["system", "user", "assistant"]), "seq": st.integers(1, 10**6),
+                 "parent": st.one_of(st.just(""), row_ids)}  # its place in the tree (issue #14); "" = a first message
         changed = {**bound, field: data.draw(other[field].filter(lambda v: v != bound[field]), label="new")}
     with pytest.raises(CryptoError):
         CIPHER.open(sealed, table="messages", column="content", row_id=row_id, bound=changed)

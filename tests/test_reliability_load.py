@@ -19,7 +19,8 @@ import httpx
 from privchat.auth.pairing import PairingStore
 from privchat.config import load_config
 from privchat.storage.db import Database
-from tests.support.server import LiveServer, parse_sse
+from tests.support.e2e import OpenedResponse, SealedExchange, ServerKey, open_events
+from tests.support.server import LiveServer, SignedClient, parse_sse
 from tests.support.signing import TestDevice
 
 CLIENTS = 30
@@ -49,27 +50,31 @@ def pairing_codes(server: LiveServer, count: int) -> list[str]:
 
 
 class AsyncDevice:
-    def __init__(self, http: httpx.AsyncClient, device: TestDevice) -> None:
-        self.http, self.device = http, device
+    """A device sending sealed, signed requests (as SignedClient does) from an asyncio client."""
 
-    def _build(self, method: str, path: str, body: Any = None) -> httpx.Request:
+    def __init__(self, http: httpx.AsyncClient, device: TestDevice, server_key: ServerKey) -> None:
+        self.http, self.device, self.server_key = http, device, server_key
+
+    def _build(self, method: str, path: str, body: Any = None) -> tuple[httpx.Request, SealedExchange]:
         raw = b"" if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        headers.update(self.device.sign(method, path, raw))
-        return self.http.build_request(method, path, content=raw, headers=headers)
+        exchange = SealedExchange(self.server_key, method, path, self.device.device_id, raw)
+        headers = exchange.signed_headers(self.device, method, path)
+        return self.http.build_request(method, path, content=exchange.sealed_body, headers=headers), exchange
 
-    async def call(self, method: str, path: str, body: Any = None) -> httpx.Response:
-        return await self.http.send(self._build(method, path, body))
+    async def call(self, method: str, path: str, body: Any = None) -> Any:
+        request, exchange = self._build(method, path, body)
+        response = await self.http.send(request)
+        return OpenedResponse(response, exchange.opener(response), stream=False)
 
-    async def chat(self, message: str, max_tokens: int) -> tuple[httpx.Response, list[tuple[str, Any]]]:
-        response = await self.http.send(self._build("POST", "/api/chat", {"message": message, "options": {"max_tokens": max_tokens}}),
-                                        stream=True)
+    async def chat(self, message: str, max_tokens: int) -> tuple[Any, list[tuple[str, Any]]]:
+        request, exchange = self._build("POST", "/api/chat", {"message": message, "options": {"max_tokens": max_tokens}})
+        response = await self.http.send(request, stream=True)
         try:
             if response.status_code != 200:
                 await response.aread()
-                return response, []
+                return OpenedResponse(response, exchange.opener(response), stream=False), []
             text = "".join([chunk async for chunk in response.aiter_text()])
-            return response, list(parse_sse([text]))
+            return response, list(parse_sse(open_events(exchange.opener(response), iter([text]))))
         finally:
             await response.aclose()
 
@@ -89,7 +94,7 @@ def check(response: httpx.Response, what: str, problems: list[str]) -> None:
 async def one_client(base_url: str, device: TestDevice, index: int, problems: list[str], tally: dict[str, int]) -> None:
     rng = random.Random(index)
     async with httpx.AsyncClient(base_url=base_url, timeout=90) as http:
-        client = AsyncDevice(http, device)
+        client = AsyncDevice(http, device, ServerKey.from_health((await http.get("/api/health")).json()))
         plan = ["health", "history", "settings_get", "settings_put", "chat", rng.choice(["history", "settings_get", "health"])]
         rng.shuffle(plan)
         for step in plan[:REQUESTS_PER_CLIENT]:
@@ -118,11 +123,8 @@ def test_thirty_devices_at_once(server_factory) -> None:
     server = server_factory(name="load")
     codes = pairing_codes(server, CLIENTS)
     devices = [TestDevice(name=f"load {i}") for i in range(CLIENTS)]
-    with httpx.Client(base_url=server.url, timeout=30) as http:
-        for device, code in zip(devices, codes):
-            raw = json.dumps({"pairing_code": code, "public_key": device.public_jwk, "name": device.name}).encode()
-            headers = {"Content-Type": "application/json", **device.sign("POST", "/api/auth/device", raw)}
-            assert http.post("/api/auth/device", content=raw, headers=headers).status_code == 201
+    for device, code in zip(devices, codes):
+        assert SignedClient(server.url, device).register(code, device.name).status_code == 201
 
     async def warm_up() -> None:  # every code path once, so lazy imports and caches are in the baseline
         problems: list[str] = []

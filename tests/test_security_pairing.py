@@ -18,6 +18,7 @@ import pytest
 
 from privchat.auth.pairing import ALPHABET, hash_code, normalise
 from tests.support.server import LiveServer, SignedClient
+from tests.support.e2e import code_mac
 from tests.support.signing import TestDevice, b64url
 
 
@@ -32,8 +33,10 @@ def database_file(server: LiveServer) -> Path:
 
 def register(server: LiveServer, device: TestDevice, code: str, *, public_key: dict[str, Any] | None = None,
              sign: dict[str, Any] | None = None) -> httpx.Response:
+    """Register as the page does: a proof of the code bound to the server key, never the code itself."""
     client = SignedClient(server.url, device)
-    body = {"pairing_code": code, "public_key": public_key if public_key is not None else device.public_jwk, "name": device.name}
+    proof = code_mac(b"privchat pairing proof v1", code, device.device_id, client.server_key().kid)
+    body = {"pairing_proof": proof, "public_key": public_key if public_key is not None else device.public_jwk, "name": device.name}
     return client.post("/api/auth/device", body, sign=sign)
 
 
@@ -88,7 +91,7 @@ def test_lockout_after_five_wrong_codes(server_factory: Any) -> None:
     assert_error(register(server, TestDevice(), right), 403, "pairing_invalid")
 
 
-def test_code_is_stored_only_as_a_hash(server_factory: Any) -> None:
+def test_code_is_stored_only_hashed_and_sealed(server_factory: Any) -> None:
     server = server_factory()
     code = server.pair_code()
     raw = normalise(code)
@@ -154,7 +157,7 @@ def test_registration_signed_by_another_key(shared_server: LiveServer) -> None:
 
 def test_unsigned_registration(shared_server: LiveServer) -> None:
     device = TestDevice()
-    body = {"pairing_code": shared_server.pair_code(), "public_key": device.public_jwk, "name": "unsigned"}
+    body = {"pairing_proof": "A" * 43, "public_key": device.public_jwk, "name": "unsigned"}
     assert_error(httpx.post(shared_server.url + "/api/auth/device", json=body), 401, "signature_missing")
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.e2e import OpenedResponse, SealedExchange, ServerKey
 from tests.support.inprocess import InProcessServer
 from tests.support.server import LiveServer, SignedClient
 from tests.support.signing import COMPONENTS, TestDevice, content_digest
@@ -26,13 +27,26 @@ SETTINGS_BODY = json.dumps({"temperature": 0.5}).encode()
 NO_MODEL = {"model": {"enabled": False}}  # the live servers here test the process, not the model
 
 
-def send(server: InProcessServer | LiveServer, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> httpx.Response:
+# Every request here is sealed as the page seals it (docs/E2E.md), so that what is attacked is the
+# signature alone: signed() seals the body it is given and signs the sealed bytes; send() puts the
+# sealed bytes on the wire when it is handed that same body (any other body goes as given: an
+# attack), and opens the answer.
+_SEALED: dict[str, tuple[bytes, SealedExchange]] = {}
+
+
+def send(server: InProcessServer | LiveServer, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> Any:
     all_headers = dict(headers)
-    if body:
-        all_headers.setdefault("Content-Type", "application/json")
+    plaintext, exchange = _SEALED.get(headers.get("Privchat-E2E", ""), (None, None))
+    wire = exchange.sealed_body if exchange is not None and body == plaintext else body
+    if wire:
+        all_headers.setdefault("Content-Type", "application/privchat-e2e" if exchange is not None else "application/json")
     if isinstance(server, LiveServer):
-        return httpx.request(method, server.url + path, headers=all_headers, content=body, timeout=30)
-    return server.http().request(method, path, headers=all_headers, content=body)
+        response = httpx.request(method, server.url + path, headers=all_headers, content=wire, timeout=30)
+    else:
+        response = server.http().request(method, path, headers=all_headers, content=wire)
+    if exchange is None:
+        return response
+    return OpenedResponse(response, exchange.opener(response), stream=False)
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -42,7 +56,20 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
 
 
 def signed(client: SignedClient, method: str, path: str, body: bytes = b"", **sign: Any) -> dict[str, str]:
-    return client.device.sign(method, path, body, **sign)
+    return signed_by(client.device, client.server_key(), method, path, body, **sign)
+
+
+def signed_by(device: TestDevice, server_key: ServerKey, method: str, path: str, body: bytes = b"", **sign: Any) -> dict[str, str]:
+    exchange = SealedExchange(server_key, method, path, sign.get("key_id") or device.device_id, body)
+    headers = device.sign(method, path, exchange.sealed_body, e2e=exchange.header, **sign)
+    headers["Privchat-E2E"] = exchange.header
+    _SEALED[exchange.header] = (body, exchange)
+    return headers
+
+
+def key_of(server: InProcessServer | LiveServer) -> ServerKey:
+    health = server.health() if isinstance(server, LiveServer) else server.http().get("/api/health").json()
+    return ServerKey.from_health(health)
 
 
 # --- controls -------------------------------------------------------------------------------------
@@ -80,13 +107,13 @@ def test_malformed_signature_header(app_server: InProcessServer, app_client: Sig
 
 def test_signature_by_unknown_key(app_server: InProcessServer) -> None:
     stranger = TestDevice(name="stranger")
-    assert_error(send(app_server, "GET", "/api/settings", stranger.sign("GET", "/api/settings")), 401, "device_unknown")
+    assert_error(send(app_server, "GET", "/api/settings", signed_by(stranger, key_of(app_server), "GET", "/api/settings")), 401, "device_unknown")
 
 
 def test_signature_by_wrong_key_for_a_paired_keyid(app_server: InProcessServer, app_client: SignedClient) -> None:
     """An attacker who knows a paired device's id (it is no secret) signs with their own key."""
     attacker = TestDevice(name="attacker")
-    headers = attacker.sign("GET", "/api/settings", key_id=app_client.device.device_id)
+    headers = signed_by(attacker, key_of(app_server), "GET", "/api/settings", key_id=app_client.device.device_id)
     assert_error(send(app_server, "GET", "/api/settings", headers), 401, "signature_invalid")
 
 
@@ -291,7 +318,7 @@ def test_restart_does_not_reopen_replay(server_factory: Any) -> None:
     """Live: a real stop and start of the process, so nothing held in memory can carry the nonces."""
     server = server_factory(NO_MODEL)
     client = server.pair()
-    headers = client.device.sign("GET", "/api/settings")
+    headers = signed(client, "GET", "/api/settings")
     assert send(server, "GET", "/api/settings", headers).status_code == 200
     server.stop()
     server.start()

@@ -21,6 +21,7 @@ import pytest
 
 from privchat.auth.jwk import parse_p256_public_jwk, short_fingerprint, thumbprint
 from privchat.auth.signatures import RequestView, SignatureError, SignatureVerifier, check_content_digest, parse_signature_input
+from tests.support.e2e import ChunkOpener, OpenedResponse, b64url_decode
 from tests.support.server import LiveServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,18 +127,26 @@ def test_fixture_signs_several_requests_with_one_key_and_fresh_nonces() -> None:
 # to build the registration with its own key, then signs follow-up requests with that same key.
 LIVE_SCRIPT = """
 import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint, signRequest } from %(module)s;
+import { importServerKey, pairingProof, sealRequest } from %(e2e)s;
 const input = JSON.parse(process.argv[1]);
 const kp = await generateDeviceKey();
 if (kp.privateKey.extractable) throw new Error("the device key must not be extractable");
 const jwk = await exportPublicJwk(kp.publicKey);
 const keyId = await jwkThumbprint(jwk);
-const registration = JSON.stringify({ pairing_code: input.code, public_key: jwk, name: "interop (signing.js)" });
+const serverKey = await importServerKey(input.server_jwk);
+const proof = await pairingProof(input.code, keyId, serverKey.kid);
+const registration = JSON.stringify({ pairing_proof: proof, public_key: jwk, name: "interop (signing.js)" });
 const requests = [{ method: "POST", path: "/api/auth/device", body: registration }, ...input.requests];
 const out = [];
+const b64 = (bytes) => Buffer.from(bytes).toString("base64");
 for (const r of requests) {
-  const body = r.body || "";
-  const headers = await signRequest({ privateKey: kp.privateKey, keyId, method: r.method, url: input.base + r.path, body });
-  out.push({ ...r, body, headers });
+  const sealed = await sealRequest({ serverKey, method: r.method, target: r.path, deviceId: keyId,
+                                     bodyBytes: r.body ? new TextEncoder().encode(r.body) : null });
+  const body = sealed.body || new Uint8Array(0);
+  const headers = await signRequest({ privateKey: kp.privateKey, keyId, method: r.method, url: input.base + r.path,
+                                      body, e2e: sealed.header });
+  headers["Privchat-E2E"] = sealed.header;
+  out.push({ ...r, sealed_b64: b64(body), headers, secret_b64: b64(sealed.opener.secret), enc_b64: b64(sealed.enc) });
 }
 process.stdout.write(JSON.stringify({ public_jwk: jwk, key_id: keyId, fingerprint: shortFingerprint(keyId), requests: out }));
 """
@@ -151,19 +160,27 @@ def test_signing_js_key_registers_and_signs_live(shared_server: LiveServer) -> N
         {"method": "GET", "path": "/api/history?limit=1"},
         {"method": "PUT", "path": "/api/settings", "body": json.dumps({"max_tokens": 111})},
     ]
-    script = LIVE_SCRIPT % {"module": json.dumps(SIGNING_JS.as_uri())}
-    arg = json.dumps({"base": shared_server.url, "code": shared_server.pair_code(), "requests": follow_up})
+    script = LIVE_SCRIPT % {"module": json.dumps(SIGNING_JS.as_uri()), "e2e": json.dumps((SIGNING_JS.parent / "e2e.js").as_uri())}
+    server_jwk = shared_server.health()["e2e"]["jwk"]
+    arg = json.dumps({"base": shared_server.url, "code": shared_server.pair_code(), "requests": follow_up, "server_jwk": server_jwk})
     result = subprocess.run([need_node(), "--input-type=module", "-e", script, arg], capture_output=True, text=True,
                             timeout=60, cwd=REPO)
     assert result.returncode == 0, result.stderr
     signed = json.loads(result.stdout)
 
-    def send(request: dict[str, Any]) -> httpx.Response:
+    def send(request: dict[str, Any]) -> Any:
+        """Send what the page's code sealed and signed; open the answer with that request's secret."""
         headers = dict(request["headers"])
-        if request["body"]:
-            headers["Content-Type"] = "application/json"
-        return httpx.request(request["method"], shared_server.url + request["path"], headers=headers,
-                             content=request["body"].encode("utf-8"), timeout=30)
+        wire = base64.b64decode(request["sealed_b64"])
+        if wire:
+            headers["Content-Type"] = "application/privchat-e2e"
+            assert request["body"].encode() not in wire
+        response = httpx.request(request["method"], shared_server.url + request["path"], headers=headers,
+                                 content=wire, timeout=30)
+        nonce = response.headers.get("Privchat-E2E-Nonce")
+        opener = ChunkOpener(base64.b64decode(request["secret_b64"]), base64.b64decode(request["enc_b64"]),
+                             b64url_decode(nonce)) if nonce else None
+        return OpenedResponse(response, opener, stream=False)
 
     registration, who, history, settings = signed["requests"]
     response = send(registration)

@@ -31,6 +31,7 @@ import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SiteServer, screenshot, site_copy
 from tests.support.cloudflared import AccessKeyServer, OriginHarness, require_harness
+from tests.support.e2e import open_events
 from tests.support.edge import ACCESS_HEADER, COOKIE, AccessCors, EdgeStandIn
 from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, run_cli, write_config
 from tests.support.signing import TestDevice
@@ -239,8 +240,9 @@ def test_stream_through_the_chain_arrives_token_by_token(chain: Chain, device: T
             now = time.monotonic()
             buffer += chunk.decode("utf-8")
             complete, _sep, buffer = buffer.rpartition("\n\n")
-            if complete:
-                arrivals.extend((now, event) for event, _data in parse_sse([complete + "\n\n"]) if event != "ping")
+            if complete:  # sealed events: opened in order, each with its number
+                opened = open_events(response.opener, iter([complete + "\n\n"]), whole=False)
+                arrivals.extend((now, event) for event, _data in parse_sse(opened) if event != "ping")
     finally:
         response.close()
     events = [event for _t, event in arrivals]
@@ -439,3 +441,132 @@ def test_page_tells_sign_in_from_an_unreachable_computer(chain: Chain, tmp_path:
             page.wait_for_selector("#status[data-state=ready]", timeout=20_000)
         finally:
             browser.close()
+
+
+# --- what crosses the edge: only ciphertext (issue #10) -------------------------------------------------
+
+# Each marker has a non-ASCII letter, so its JSON-escaped form ("\u03a9") differs from its UTF-8 bytes
+# and both are searched; base64 is searched at all three alignments, standard and URL-safe.
+MESSAGE_MARKER = "Quokka-Ωmega-7731"
+SYSTEM_MARKER = "Narwhal-Ωsystem-4402"
+TITLE_MARKER = "Axolotl-Ωtitle-9150"
+IMPORT_MARKER = "Pangolin-Ωimport-6628"
+DEVICE_MARKER = "Ibis-Ωdevice-3317"
+CONTROL_MARKER = "Okapi-Ωcontrol-5584"
+
+
+def forms_of(text: str) -> list[bytes]:
+    """The byte strings that would give ``text`` away: raw, JSON-escaped, and base64 of it at every
+    alignment (the part of the encoding that depends on the text alone), standard and URL-safe."""
+    import base64
+
+    raw = text.encode("utf-8")
+    forms = [raw, json.dumps(text).strip('"').encode("ascii"), json.dumps(text, ensure_ascii=False).strip('"').encode()]
+    for offset in range(3):
+        encoded = base64.b64encode(b"\0" * offset + raw)
+        start = (offset * 4 + 2) // 3 + (1 if offset else 0)  # skip the characters that mix in the padding bytes
+        stable = encoded[start: start + (len(raw) * 4) // 3 - 4]
+        forms += [stable, stable.replace(b"+", b"-").replace(b"/", b"_")]
+    return [form for form in forms if len(form) >= 8]
+
+
+def found_in(capture: bytes, text: str) -> list[bytes]:
+    return [form for form in forms_of(text) if form in capture]
+
+
+def test_the_scan_finds_every_form_it_looks_for() -> None:
+    """The scan itself, on bytes built to contain each form: it must be able to fail."""
+    import base64
+
+    for prefix in (b"", b"x", b"xy"):
+        blob = base64.b64encode(prefix + MESSAGE_MARKER.encode())
+        assert found_in(b"...." + blob + b"....", MESSAGE_MARKER)
+        assert found_in(base64.urlsafe_b64encode(prefix + MESSAGE_MARKER.encode()), MESSAGE_MARKER)
+    assert found_in(json.dumps({"m": MESSAGE_MARKER}).encode(), MESSAGE_MARKER)
+    assert found_in(json.dumps({"m": MESSAGE_MARKER}, ensure_ascii=False).encode(), MESSAGE_MARKER)
+    assert not found_in(b"nothing here at all", MESSAGE_MARKER)
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_the_edge_sees_only_ciphertext_while_chromium_uses_the_page(chain: Chain, tmp_path: Path) -> None:
+    """Everything that crosses the edge position, both ways, while Chromium pairs, chats, renames,
+    changes the system prompt, exports and imports: no marker, no reply text, no title and no
+    system prompt in any form. The control: a plain request with a marker, sent through the same
+    recorder, is refused by the server, and the same scan finds its marker."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    standin = chain.standin
+    first_recorded = len(standin.forwarded)
+    code = chain.server.pair_code()
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright, chain)
+        try:
+            context = browser.new_context(accept_downloads=True)
+            page = context.new_page()
+            page.goto(chain.site_origin + "/chat/")
+            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
+            sign_in_through_the_button(context, page, "#access-signin", chain)
+            page.fill("#pair-code", code)
+            page.fill("#device-name", DEVICE_MARKER)
+            page.click("#pair-button")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+
+            # A message with a marker; the reply streams back and is read off the screen.
+            page.fill("#message-input", f"Repeat this word exactly: {MESSAGE_MARKER}")
+            page.keyboard.press("Enter")
+            reply = page.locator('.message[data-role="assistant"]').last
+            expect(reply).to_have_attribute("data-status", "complete", timeout=90_000)
+            reply_text = reply.locator(".message-body").inner_text()
+
+            # Rename the conversation.
+            item = page.locator(".conversation-item").first
+            item.locator(".conversation-rename").click()
+            page.fill(".rename-box", TITLE_MARKER)
+            page.keyboard.press("Enter")
+            expect(page.locator(".conversation-item").first).to_contain_text(TITLE_MARKER, timeout=20_000)
+
+            # Change the system prompt.
+            page.click("#settings-button")
+            page.fill("#setting-system-prompt", SYSTEM_MARKER)
+            page.click("#settings-save")
+            expect(page.locator("#settings-status")).to_have_text("Saved.", timeout=20_000)
+            page.locator("#settings-dialog button[value=close]").click()
+
+            # Export, then import a file with one more conversation.
+            with page.expect_download() as download_info:
+                page.click("#export-json")
+            exported = json.loads(Path(download_info.value.path()).read_text(encoding="utf-8"))
+            assert any(c["title"] == TITLE_MARKER for c in exported["conversations"])
+            now = time.time()
+            exported["conversations"].append({"id": "capture-import", "title": IMPORT_MARKER, "created_at": now, "updated_at": now,
+                                              "messages": [{"id": "capture-import-u", "role": "user", "content": IMPORT_MARKER,
+                                                            "status": "complete", "created_at": now}]})
+            page.set_input_files("#import-file", files=[{"name": "export.json", "mimeType": "application/json",
+                                                         "buffer": json.dumps(exported).encode()}])
+            expect(page.locator("#sidebar-message")).to_contain_text("Imported 1 conversations", timeout=20_000)
+            screenshot(page, "tunnel-path-4-after-capture")
+        finally:
+            browser.close()
+
+    # The control, through the same recorder: a plain (unsealed) request with a marker.
+    control = chain.via_edge(TestDevice()).request("POST", "/api/chat", json_body={"message": CONTROL_MARKER}, seal=False)
+    assert control.status_code in (400, 401), control.text  # refused: never sealed, never a device
+
+    exchanges = standin.forwarded[first_recorded:]
+    capture = b"\n".join(item.wire_bytes() for item in exchanges)
+    paths = {(item.method, item.target.split("?", 1)[0]) for item in exchanges}
+    assert {("POST", "/api/auth/device"), ("POST", "/api/chat"), ("PUT", "/api/settings"),
+            ("GET", "/api/history/export"), ("POST", "/api/history/import")} <= paths, paths
+    assert any(method == "PATCH" for method, _ in paths), paths  # the rename
+    assert len(reply_text.strip()) >= 8, reply_text
+    assert found_in(capture, CONTROL_MARKER), "the scan missed a marker that did cross the edge in the clear"
+    secrets = [MESSAGE_MARKER, SYSTEM_MARKER, TITLE_MARKER, IMPORT_MARKER, DEVICE_MARKER, code.replace("-", ""), code]
+    window = 24
+    reply_pieces = [reply_text[i: i + window] for i in range(0, max(1, len(reply_text) - window + 1), window)]
+    leaks = {text: found_in(capture, text) for text in secrets + [p for p in reply_pieces if p.strip()]}
+    assert not any(leaks.values()), {text: forms for text, forms in leaks.items() if forms}
+    for item in exchanges:
+        if item.status == 200 and item.target.startswith("/api/") and not item.target.startswith("/api/health"):
+            assert ("Privchat-E2E-Nonce" in dict(item.response_headers)
+                    or "privchat-e2e-nonce" in {k.lower() for k, _ in item.response_headers}), item.target

@@ -146,8 +146,8 @@ def test_json_summary(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) 
     # Access answers the preflights: the exact values for its CORS settings, what the page sends.
     assert summary["access_cors"] == {
         "allowed_origins": ["https://chat.example.com"], "allow_credentials": True,
-        "allowed_methods": ["GET", "POST", "PUT", "DELETE"],
-        "allowed_headers": ["Content-Type", "Content-Digest", "Signature", "Signature-Input"], "max_age": 600}
+        "allowed_methods": ["GET", "POST", "PUT", "PATCH", "DELETE"],
+        "allowed_headers": ["Content-Type", "Content-Digest", "Signature", "Signature-Input", "Privchat-E2E"], "max_age": 600}
     assert "do NOT turn on 'Bypass OPTIONS requests to origin'" in steps
     assert summary["main_site_redirects"] == ["/chat https://chat.example.com/chat/ 302",
                                               "/chat/* https://chat.example.com/chat/:splat 302"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,8 @@ from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
-from .api import chat, devices, health, history, settings
+from .api import chat, devices, e2e_key, health, history, models, search, settings
+from .api.sealed import install_sealing
 from .api.body_limits import install_body_limits
 from .api.cors import ACCESS_EXPIRES_HEADER, install_cors
 from .api.ratelimits import signed_limit
@@ -25,13 +27,16 @@ from .auth.replay import NonceStore
 from .auth.signatures import SignatureVerifier
 from .config import Config
 from .api.error_shape import HTTP_CODES, api_error_response, error_response
+from .e2e.keys import E2EKeyStore
 from .errors import CodedError
-from .llm.engine import ModelEngine
+from .llm.models import ModelRegistry
 from .llm.generations import GenerationManager
+from .llm.titles import TitleWriter
 from .storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, INTEGRITY_FAILED_STATUS, CryptoError
 from .storage.db import Database, PassphraseSource
 from .storage.failures import storage_failure
 from .storage.history import HistoryStore
+from .storage.search_index import SearchIndex
 from .storage.settings import SettingsStore
 
 log = logging.getLogger(__name__)
@@ -44,7 +49,7 @@ class AppState:
     """Everything a request handler needs, reachable as ``current_app.extensions["privchat"]``."""
 
     config: Config
-    engine: ModelEngine
+    engine: ModelRegistry  # every configured model (llm/models.py); .status is the default one's
     verifier: SignatureVerifier
     access: AccessVerifier | None
     database: Database | None = None
@@ -54,6 +59,10 @@ class AppState:
     pairing: PairingStore = None  # type: ignore[assignment]
     nonces: NonceStore = None  # type: ignore[assignment]
     generations: GenerationManager = None  # type: ignore[assignment]
+    e2e_keys: E2EKeyStore = None  # type: ignore[assignment]
+    search: SearchIndex = None  # type: ignore[assignment]
+    titles: TitleWriter = None  # type: ignore[assignment]
+    search_build: "asyncio.Task[None] | None" = None
 
     def attach(self, database: Database) -> None:
         self.database = database
@@ -63,6 +72,12 @@ class AppState:
         self.pairing = PairingStore.from_config(database, self.config)
         self.nonces = NonceStore(database)
         self.generations = GenerationManager.from_config(self.engine, self.history, self.settings, self.config)
+        self.e2e_keys = E2EKeyStore(database, self.config.e2e.rotation_grace_hours * 3600)
+        self.search = SearchIndex()  # in memory only; built in the background at start-up
+        self.history.observers.append(self.search)
+        self.titles = TitleWriter.from_config(self.engine, self.history, self.config)
+        self.titles.busy = self.generations.busy
+        self.generations.titles = self.titles
 
 
 def create_app(config: Config, *, database: Database | None = None,
@@ -80,7 +95,7 @@ def create_app(config: Config, *, database: Database | None = None,
     access_cfg = config.access
     state = AppState(
         config=config,
-        engine=ModelEngine(config),
+        engine=ModelRegistry(config),
         verifier=SignatureVerifier(config.auth.signature_max_age_seconds,
                                    config.auth.signature_max_future_seconds),
         access=AccessVerifier(access_cfg.team_domain, access_cfg.aud, access_cfg.certs_url)
@@ -95,25 +110,31 @@ def create_app(config: Config, *, database: Database | None = None,
     RateLimiter(app, key_function=signed_limit.key_function, default_limits=[signed_limit])
     QuartSchema(app, info={"title": "privchat API", "version": __version__},
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
-    for module in (health, devices, chat, history, settings):
+    for module in (health, devices, chat, history, settings, e2e_key, models, search):
         app.register_blueprint(module.blueprint)
     app = install_cors(app, server.allowed_origins)
     _install_error_handlers(app)
     _install_headers(app, server.allowed_origins)
 
     install_body_limits(app, body_bytes=server.max_body_bytes, import_bytes=server.max_import_bytes)
+    install_sealing(app)
 
     @app.before_serving
     async def open_everything() -> None:
         if state.database is None:
             state.attach(await Database.open(config, passphrase_source))
+        await state.e2e_keys.load()
         recovered = await state.history.mark_unfinished_interrupted()
         if recovered:
             log.warning("%d reply(ies) left unfinished by the last run are marked interrupted", recovered)
+        state.search_build = asyncio.get_running_loop().create_task(state.search.build(state.history))
         state.engine.start_loading()
 
     @app.after_serving
     async def close_everything() -> None:
+        if state.search_build is not None:
+            state.search_build.cancel()
+            await asyncio.gather(state.search_build, return_exceptions=True)
         if state.generations is not None:
             await state.generations.shutdown()
         state.engine.close()

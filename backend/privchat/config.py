@@ -189,6 +189,23 @@ def optional_url(key: str, value: Any) -> str | None:
     return value
 
 
+def _model_entries(key: str, value: Any) -> list[dict[str, Any]]:
+    # Declared in llm/specs.py with the engines; imported here lazily (it needs nothing of llm/ at import).
+    from .llm.specs import validate_model_entries
+    return validate_model_entries(key, value)
+
+
+def _private_hosts(key: str, value: Any) -> list[str]:
+    from .llm.specs import validate_private_hosts
+    return validate_private_hosts(key, value)
+
+
+def _optional_name(key: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    return text(max_len=64)(key, value)
+
+
 # --------------------------------------------------------------------------------------------
 # The schema: (default, validator, documentation). Sections are nested dicts.
 # --------------------------------------------------------------------------------------------
@@ -226,6 +243,22 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "temperature": Setting(0.7, number(0.0, 2.0), "Default sampling temperature."),
         "max_tokens": Setting(512, integer(1, 32_768), "Default reply length limit in tokens."),
     },
+    "titles": {
+        "enabled": Setting(True, boolean, "After a conversation's first reply the model writes a short title, only while no chat request waits (one arriving cancels it)."),
+        "max_tokens": Setting(16, integer(4, 64), "Longest title the model may write, in tokens."),
+    },
+    "models": {
+        "list": Setting([], _model_entries,
+                        "Models to chat with, each {name, engine: embedded|openai, ...} (README, 'Models and engines'). Empty: one embedded "
+                        "model from the model section. `models: [...]` at the top level is the same list."),
+        "default": Setting(None, _optional_name, "The model a chat uses when it names none (`default_model:` at the top level too). "
+                                                 "Empty: the first of the list."),
+        "max_loaded": Setting(1, integer(1, 16), "Embedded models kept in memory at once; the least recently used is unloaded."),
+        "upstream_hosts": Setting([], _private_hosts, "Private addresses or host names (not loopback) that openai models may "
+                                                      "point at; anything else outside loopback is refused."),
+        "state_cache_mib": Setting(512, integer(0, 1_048_576), "RAM for recent conversations' model state (embedded models), so "
+                                                               "returning to one reuses its prefix; never written to disk. 0: off."),
+    },
     "storage": {
         "data_dir": Setting(None, path(), "Folder for the database. Empty: the platformdirs user data dir."),
         "database": Setting(None, path(), "SQLite file. Empty: <data_dir>/privchat.sqlite3."),
@@ -238,6 +271,10 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "signature_max_future_seconds": Setting(5, integer(0, 300), "How far in the future a signature's created time may be."),
         "pairing_code_ttl_seconds": Setting(600, integer(30, 86_400), "How long a pairing code stays valid."),
         "pairing_max_attempts": Setting(5, integer(1, 100), "Wrong codes before every open pairing code is void."),
+    },
+    "e2e": {
+        "rotation_grace_hours": Setting(168.0, number(0.0, 24.0 * 365), "After `privchat e2e rotate`, how long the previous end-to-end key "
+                                        "still opens requests, so paired devices move to the new key without pairing again."),
     },
     "rate_limits": {
         "signed_per_minute": Setting(600, integer(1, 1_000_000), "Requests per minute per device on signed routes."),
@@ -311,12 +348,15 @@ class Config:
     server = property(lambda self: self._view("server"))
     model = property(lambda self: self._view("model"))
     generation = property(lambda self: self._view("generation"))
+    titles = property(lambda self: self._view("titles"))
+    models = property(lambda self: self._view("models"))
     storage = property(lambda self: self._view("storage"))
     auth = property(lambda self: self._view("auth"))
     rate_limits = property(lambda self: self._view("rate_limits"))
     access = property(lambda self: self._view("access"))
     tunnel = property(lambda self: self._view("tunnel"))
     site = property(lambda self: self._view("site"))
+    e2e = property(lambda self: self._view("e2e"))
 
     # Derived values -------------------------------------------------------------------------
     @property
@@ -386,6 +426,7 @@ def _validate(raw: Any, *, partial: bool = False) -> dict[str, dict[str, Any]]:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"the config file must be a mapping of sections ({', '.join(SCHEMA)}), got {_type_name(raw)}")
+    raw = _models_shorthand(raw)
     out: dict[str, dict[str, Any]] = {}
     for section, keys in raw.items():
         if section not in SCHEMA:
@@ -407,6 +448,21 @@ def _validate(raw: Any, *, partial: bool = False) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _models_shorthand(raw: dict[str, Any]) -> dict[str, Any]:
+    """``models: [...]`` and ``default_model: x`` (the short form) as ``models: {list: [...], default: x}``."""
+    if not isinstance(raw.get("models"), list) and "default_model" not in raw:
+        return raw
+    raw = dict(raw)
+    models = raw.pop("models", None)
+    section = {"list": models} if isinstance(models, list) else dict(models or {})
+    if "default_model" in raw:
+        if "default" in section:
+            raise ConfigError("default_model: also set as models.default; keep one")
+        section["default"] = raw.pop("default_model")
+    raw["models"] = section
+    return raw
+
+
 def _copy(value: Any) -> Any:
     return list(value) if isinstance(value, list) else value
 
@@ -422,6 +478,8 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("access.public_hostnames: required when access.team_domain is set (the API hostname of the tunnel)")
     if access["public_hostnames"] and not access["team_domain"]:
         raise ConfigError("access.team_domain: required when access.public_hostnames is set, or requests through the tunnel could not be checked")
+    from .llm.specs import check_models
+    check_models(values["models"])
 
 
 def load_config(path: Path | str | None = None) -> Config:

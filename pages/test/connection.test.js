@@ -203,6 +203,7 @@ test("every status the page shows comes out of the machine", () => {
     decide(START, { error: new NetworkError("access") }),
     decide(START, { health: healthy(), pairing: "first" }),
     revoked(START),
+    decide(START, { error: new ApiError(400, "e2e_key_unknown", "Unknown key.") }),
     offline(START),
     decide(ready.memory, { error: new NetworkError("unreachable") }),
   ];

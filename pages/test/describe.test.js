@@ -95,3 +95,27 @@ test("status: the sentences and buttons of the top bar", () => {
   assert.equal(s(new Error("anything"), LOCAL).text, "Server not reachable — start it with `privchat serve`");
   assert.equal(s(new ApiError(502, null, null)).text, "Reconnecting… (The server answered 502.)");
 });
+
+test("every end-to-end code has its own sentence, in every context; a lost server key means pairing again", async () => {
+  const { E2EError } = await import("../src/lib/errors.js");
+  const page = ["e2e_key_mismatch", "e2e_key_unpinned", "e2e_unsealed", "e2e_response_invalid", "e2e_event_invalid", "e2e_truncated"];
+  const server = ["e2e_required", "e2e_malformed", "e2e_key_unknown", "e2e_open_failed"];
+  const errors = [...page.map((c) => new E2EError(c, "detail")), ...server.map((c) => new ApiError(400, c, "server words"))];
+  const texts = new Set();
+  for (const err of errors) {
+    for (const context of ["inline", "send", "pairing", "status", "settings"]) {
+      const d = describe(err, { context });
+      assert.ok(d.text && !d.text.includes("detail") && !d.text.includes("server words"), `${err.code} in ${context}: ${d.text}`);
+    }
+    texts.add(describe(err).text);
+  }
+  assert.equal(texts.size, errors.length);
+  for (const code of ["e2e_key_unknown", "e2e_key_unpinned"]) {
+    const err = code === "e2e_key_unknown" ? new ApiError(400, code, "x") : new E2EError(code);
+    assert.equal(describe(err).effect, "untrusted");
+    const s = describe(err, { context: "status" });
+    assert.equal(s.state, "untrusted");
+    assert.deepEqual(s.actions.map((a) => a.run), ["repair_key"]);
+  }
+  assert.match(describe(new E2EError("e2e_key_mismatch"), { context: "pairing" }).text, /privchat pair/);
+});

@@ -4,6 +4,8 @@ import { installDom, fresh, settle } from "./dom-env.js";
 import { DeviceAuth, suggestDeviceName } from "../src/components/chat/DeviceAuth.js";
 import { ApiError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
 import { KEY_STORAGE_TEXT } from "../src/lib/describe.js";
+import { ApiClient } from "../src/lib/api.js";
+import { makeServerKey } from "./e2e-server.js";
 
 installDom();
 const $ = (sel) => document.querySelector(sel);
@@ -12,6 +14,8 @@ let auth;
 let paired;
 let signIns;
 let saved;
+let server; // the server's end-to-end key: {privateKey, pin: {kid, jwk, fingerprint}}
+let published; // what /api/health publishes as e2e
 
 function fakeApi(origin = "https://chat-api.example.org") {
   return {
@@ -19,10 +23,13 @@ function fakeApi(origin = "https://chat-api.example.org") {
     registered: [],
     registerError: null,
     healthError: null,
+    lastHealth: null,
     async health() {
       if (this.healthError) throw this.healthError;
-      return { status: "ok" };
+      this.lastHealth = { status: "ok", e2e: published };
+      return this.lastHealth;
     },
+    publishedServerKey: ApiClient.prototype.publishedServerKey,
     async registerDevice(req) {
       this.registered.push(req);
       if (this.registerError) throw this.registerError;
@@ -31,7 +38,9 @@ function fakeApi(origin = "https://chat-api.example.org") {
   };
 }
 
-beforeEach(() => {
+beforeEach(async () => {
+  server = server || (await makeServerKey());
+  published = server.pin;
   fresh('<section id="pairing-view" hidden></section>');
   api = fakeApi();
   paired = [];
@@ -53,6 +62,9 @@ async function pairWith(code, name = "Test phone") {
   $("#device-name").value = name;
   $("#pair-button").click();
   await settle(20);
+  // Key generation and the end-to-end checks are real WebCrypto work: wait for the pairing to end.
+  for (let i = 0; i < 400 && auth.busy; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await settle(5);
 }
 
 const errorText = () => $("#pair-error p").textContent;
@@ -164,4 +176,38 @@ test("device names from the user agent", () => {
   assert.equal(suggestDeviceName("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile/15E148 Safari/604.1"), "Safari on iPhone");
   assert.equal(suggestDeviceName("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"), "Chrome on Linux");
   assert.equal(suggestDeviceName(""), "Browser");
+});
+
+test("the pairing screen shows the server key's short fingerprint, and the device keeps the pinned key", async () => {
+  auth.show({ code: "ABCD-1234", e2e: server.pin.kid });
+  await settle(20);
+  assert.equal($("#pair-server-key").textContent, server.pin.fingerprint);
+  assert.match($("#pair-server-key-line").textContent, /^Server key: [0-9A-F]{4} /);
+  await pairWith("ABCD-1234");
+  assert.equal(api.registered.length, 1);
+  assert.deepEqual(api.registered[0].device.serverKey, server.pin);
+  assert.deepEqual(saved[0].serverKey, server.pin);
+  assert.deepEqual(paired[0][0].serverKey, server.pin);
+});
+
+test("a health key that is not the pairing link's is refused before anything is sent (e2e_key_mismatch)", async () => {
+  const other = await makeServerKey();
+  published = other.pin;
+  auth.show({ code: "ABCD-1234", e2e: server.pin.kid });
+  await settle(20);
+  assert.match($("#pair-server-key").textContent, /not the key in the pairing link/);
+  await pairWith("ABCD-1234");
+  assert.equal(api.registered.length, 0);
+  assert.equal(saved.length, 0);
+  assert.match(errorText(), /encryption key is not the one your pairing link or code vouches for/);
+});
+
+test("a registration whose key confirmation fails is not kept (e2e_key_mismatch)", async () => {
+  const { E2EError } = await import("../src/lib/errors.js");
+  auth.show({});
+  api.registerError = new E2EError("e2e_key_mismatch", "confirmation");
+  await pairWith("ABCD-1234");
+  assert.equal(saved.length, 0);
+  assert.equal(paired.length, 0);
+  assert.match(errorText(), /privchat pair/);
 });

@@ -66,6 +66,11 @@ beforeEach(() => {
       if (this.healthError) throw this.healthError;
       return { model: this.model };
     },
+    keyError: null,
+    async followServerKey() {
+      if (this.keyError) throw this.keyError;
+      return null;
+    },
     async whoAmI() {
       this.whoCalls++;
       if (this.whoError) throw this.whoError;
@@ -163,6 +168,16 @@ test("revoked: from who-am-I or from a request elsewhere; no more checks until r
   await monitor.checkNow();
   monitor.noteError(new ApiError(401, "device_revoked", "revoked"));
   assert.equal(state(), "revoked");
+});
+
+test("a server key the server no longer accepts (rotated past its grace): pair again, no more checks", async () => {
+  api.keyError = new ApiError(400, "e2e_key_unknown", "Unknown key.");
+  await monitor.checkNow();
+  assert.equal(state(), "untrusted");
+  assert.equal(api.whoCalls, 0);
+  assert.equal($("#status-repair").textContent, "Pair again");
+  assert.deepEqual(effects.at(-1), { input: false });
+  assert.equal(clock.pending.size, 0);
 });
 
 test("a network failure elsewhere triggers a check; the offline browser waits for the network", async () => {

@@ -403,6 +403,9 @@ function monitorPage(origin) {
       if (!this.up) throw new NetworkError("unreachable");
       return { model: { state: "ready", name: "smol" } };
     },
+    async followServerKey() {
+      return null;
+    },
     async whoAmI() {
       return { status: "active" };
     },

@@ -5,7 +5,7 @@ import { ChatController } from "../src/app/chat.js";
 import { MessageList } from "../src/components/chat/MessageList.js";
 import { createMarkdown } from "../src/lib/markdown.js";
 import { Session } from "../src/lib/session.js";
-import { NetworkError } from "../src/lib/errors.js";
+import { E2EError, NetworkError } from "../src/lib/errors.js";
 import { EventCursor, retryDelay, seqOf } from "../src/lib/resume.js";
 
 const win = installDom();
@@ -146,4 +146,40 @@ test("reattach to a reply this page did not start shows it from its first event"
   await frame();
   assert.equal(text().trim(), "Hello");
   assert.equal(session.state.conversationId, "c9");
+});
+
+test("a sealed stream cut (e2e_truncated) or broken (e2e_event_invalid) is picked up again from the last event that opened", async () => {
+  chat.send("Hello");
+  const [first] = api.calls;
+  first.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  first.handlers.onToken({ text: "Once " }, "a1:1");
+  first.fail(new E2EError("e2e_truncated"));
+  await settle();
+  assert.equal(api.calls[1].kind, "attach");
+  assert.equal(api.calls[1].req.lastEventId, "a1:1");
+  api.calls[1].fail(new E2EError("e2e_event_invalid"));
+  await settle();
+  await new Promise((resolve) => setTimeout(resolve, 1100)); // the second try waits its backoff
+  await settle();
+  assert.equal(api.calls.length, 3);
+  assert.equal(api.calls[2].req.lastEventId, "a1:1");
+  api.calls[2].handlers.onToken({ text: "upon a time" }, "a1:2");
+  api.calls[2].handlers.onDone({ finish_reason: "stop" }, "a1:3");
+  api.calls[2].end();
+  await settle();
+  await frame();
+  assert.equal(text().trim(), "Once upon a time");
+  assert.equal(reply().dataset.status, "complete");
+});
+
+test("a sealed stream that keeps failing to open shows the end-to-end sentence, not a silent short reply", async () => {
+  chat.send("Hello");
+  const [first] = api.calls;
+  first.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  first.fail(new E2EError("e2e_truncated"));
+  await settle();
+  api.calls[1].fail(new E2EError("e2e_unsealed", "plain event"));
+  await settle();
+  assert.equal(reply().dataset.status, "error");
+  assert.match(reply().textContent, /e2e_unsealed/);
 });

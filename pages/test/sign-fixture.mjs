@@ -6,7 +6,10 @@
 //   echo '{"method":"GET","url":"http://127.0.0.1:8765/api/devices"}' | node pages/test/sign-fixture.mjs
 //
 // Optional input fields: "now" (ms since the epoch; default Date.now()), "count" (sign that many
-// requests with the same key; the output then has "requests": [...] as well).
+// requests with the same key; the output then has "requests": [...] as well), "e2e" (the
+// Privchat-E2E header value the signature covers, as sent; default: a placeholder with a 65-byte
+// enc of zeros and kid "test-kid"). headers then include "Privchat-E2E" too. The body is signed as
+// given: to sign a sealed body, seal it first (test/e2e-interop.mjs seal does both).
 // Prints {public_jwk, key_id, fingerprint, headers, method, url, body}.
 // The key is generated non-extractable, like in the browser; only its public JWK leaves.
 
@@ -28,16 +31,17 @@ async function main() {
   const url = input.url || "http://127.0.0.1:8765/api/auth/device";
   const body = input.body === undefined || input.body === null ? "" : typeof input.body === "string" ? input.body : JSON.stringify(input.body);
   const now = typeof input.now === "number" ? input.now : Date.now();
+  const e2e = typeof input.e2e === "string" ? input.e2e : `kid="test-kid", enc=:${Buffer.alloc(65).toString("base64")}:`;
 
   const kp = await generateDeviceKey();
   const jwk = await exportPublicJwk(kp.publicKey);
   const keyId = await jwkThumbprint(jwk);
-  const headers = await signRequest({ privateKey: kp.privateKey, keyId, method, url, body, now });
+  const headers = { ...(await signRequest({ privateKey: kp.privateKey, keyId, method, url, body, e2e, now })), "Privchat-E2E": e2e };
   const out = { public_jwk: jwk, key_id: keyId, fingerprint: shortFingerprint(keyId), headers, method, url, body };
   if (Number.isInteger(input.count) && input.count > 1) {
     out.requests = [];
     for (let i = 0; i < input.count; i++) {
-      out.requests.push({ method, url, body, headers: await signRequest({ privateKey: kp.privateKey, keyId, method, url, body, now }) });
+      out.requests.push({ method, url, body, headers: { ...(await signRequest({ privateKey: kp.privateKey, keyId, method, url, body, e2e, now })), "Privchat-E2E": e2e } });
     }
   }
   process.stdout.write(JSON.stringify(out) + "\n");

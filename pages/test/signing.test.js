@@ -65,13 +65,14 @@ test("signature params and base have the exact profile text", () => {
   const params = signatureParams({ created: 1700000000, nonce: "bm9uY2Vub25jZW5vbmNl", keyId: "abc-_DEF" });
   assert.equal(
     params,
-    '("@method" "@path" "@query" "content-digest");created=1700000000;nonce="bm9uY2Vub25jZW5vbmNl";keyid="abc-_DEF";alg="ecdsa-p256-sha256";tag="privchat"',
+    '("@method" "@path" "@query" "content-digest" "privchat-e2e");created=1700000000;nonce="bm9uY2Vub25jZW5vbmNl";keyid="abc-_DEF";alg="ecdsa-p256-sha256";tag="privchat"',
   );
   const base = signatureBase({
     method: "post",
     path: "/api/chat",
     query: "?",
     contentDigest: "sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:",
+    e2e: 'kid="K1d", enc=:BA==:',
     params,
   });
   assert.equal(
@@ -81,7 +82,8 @@ test("signature params and base have the exact profile text", () => {
       '"@path": /api/chat',
       '"@query": ?',
       '"content-digest": sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:',
-      '"@signature-params": ("@method" "@path" "@query" "content-digest");created=1700000000;nonce="bm9uY2Vub25jZW5vbmNl";keyid="abc-_DEF";alg="ecdsa-p256-sha256";tag="privchat"',
+      '"privchat-e2e": kid="K1d", enc=:BA==:',
+      '"@signature-params": ("@method" "@path" "@query" "content-digest" "privchat-e2e");created=1700000000;nonce="bm9uY2Vub25jZW5vbmNl";keyid="abc-_DEF";alg="ecdsa-p256-sha256";tag="privchat"',
     ].join("\n"),
   );
   assert.ok(!base.endsWith("\n"));
@@ -111,6 +113,13 @@ test("generated device key is ECDSA P-256 and the private key is not extractable
   assert.deepEqual(Object.keys(jwk).sort(), ["crv", "kty", "x", "y"]);
 });
 
+const E2E = 'kid="K1d", enc=:BA==:';
+
+test("a signature needs the Privchat-E2E header", async () => {
+  const kp = await generateDeviceKey();
+  await assert.rejects(signRequest({ privateKey: kp.privateKey, keyId: "k", method: "GET", url: "http://x/api/devices" }), /Privchat-E2E/);
+});
+
 test("signRequest output verifies against the signature base with WebCrypto", async () => {
   const kp = await generateDeviceKey();
   const jwk = await exportPublicJwk(kp.publicKey);
@@ -123,6 +132,7 @@ test("signRequest output verifies against the signature base with WebCrypto", as
     method: "POST",
     url: "http://127.0.0.1:8765/api/chat",
     body,
+    e2e: E2E,
     now,
   });
   assert.deepEqual(Object.keys(headers).sort(), ["Content-Digest", "Signature", "Signature-Input"]);
@@ -146,15 +156,20 @@ test("signRequest output verifies against the signature base with WebCrypto", as
     path: "/api/chat",
     query: "?",
     contentDigest: headers["Content-Digest"],
+    e2e: E2E,
     params: m[1],
   });
   assert.equal(await verifyBase(kp.publicKey, base, sig), true);
+  // Another Privchat-E2E header (another enc, another key) must not verify.
+  const swapped = signatureBase({ method: "POST", path: "/api/chat", query: "?", contentDigest: headers["Content-Digest"], e2e: 'kid="K2", enc=:BA==:', params: m[1] });
+  assert.equal(await verifyBase(kp.publicKey, swapped, sig), false);
   // A changed body must not verify.
   const other = signatureBase({
     method: "POST",
     path: "/api/chat",
     query: "?",
     contentDigest: await contentDigest(body + " "),
+    e2e: E2E,
     params: m[1],
   });
   assert.equal(await verifyBase(kp.publicKey, other, sig), false);
@@ -162,7 +177,7 @@ test("signRequest output verifies against the signature base with WebCrypto", as
 
 test("nonces differ between requests", async () => {
   const kp = await generateDeviceKey();
-  const a = await signRequest({ privateKey: kp.privateKey, keyId: "k", method: "GET", url: "http://x/api/devices" });
-  const b = await signRequest({ privateKey: kp.privateKey, keyId: "k", method: "GET", url: "http://x/api/devices" });
+  const a = await signRequest({ privateKey: kp.privateKey, keyId: "k", method: "GET", url: "http://x/api/devices", e2e: E2E });
+  const b = await signRequest({ privateKey: kp.privateKey, keyId: "k", method: "GET", url: "http://x/api/devices", e2e: E2E });
   assert.notEqual(a["Signature-Input"], b["Signature-Input"]);
 });

@@ -23,7 +23,9 @@ documents for the edge and Access:
   ``X-Forwarded-Proto``, ``Cf-Ray``, ``Cf-Visitor``, ``Cdn-Loop`` and
   ``Cf-Access-Authenticated-User-Email``. Method, path, query, every other header and the body pass
   byte for byte (the device signature covers them). The answer streams back chunk by chunk as it
-  arrives (SSE), headers unchanged except ``Server: cloudflare`` and hop-by-hop ones.
+  arrives (SSE), headers unchanged except ``Server: cloudflare`` and hop-by-hop ones. Every exchange
+  is recorded (``forwarded``), both ways, headers and body bytes, as the edge holds them after TLS:
+  what a test scans to show the edge sees only ciphertext.
 * The edge's 100 s idle cutoff (``idle_timeout``): if the upstream sends nothing for that long, a
   response whose headers have not gone out becomes 524; one already streaming is cut off. An
   upstream that cannot be reached gives 502.
@@ -127,6 +129,15 @@ class Forwarded:
     body: bytes
     status: int  # what the upstream answered; 502/524 when the stand-in answered for it
     outcome: str = "streaming"  # then "complete", "idle-timeout", "upstream-aborted" or "client-gone"
+    # What went back, as the edge saw it (TLS ends here): every header and every byte of the body.
+    response_headers: list[tuple[str, str]] = field(default_factory=list)
+    response_body: bytearray = field(default_factory=bytearray)
+
+    def wire_bytes(self) -> bytes:
+        """Everything of this exchange the edge handled in the clear, both ways, as one byte string."""
+        head = f"{self.method} {self.target}\n" + "".join(f"{k}: {v}\n" for k, v in self.headers.items())
+        back = f"\n{self.status}\n" + "".join(f"{k}: {v}\n" for k, v in self.response_headers)
+        return head.encode("latin-1", "replace") + self.body + back.encode("latin-1", "replace") + bytes(self.response_body)
 
 
 # --------------------------------------------------------------------------- the stand-in
@@ -459,7 +470,7 @@ def _handler_for(edge: EdgeStandIn) -> type[BaseHTTPRequestHandler]:
             record.status = response.status_code
             edge._record(record)
             try:
-                record.outcome = self.stream_back(response, ray)
+                record.outcome = self.stream_back(response, ray, record)
             finally:
                 response.close()
 
@@ -469,12 +480,13 @@ def _handler_for(edge: EdgeStandIn) -> type[BaseHTTPRequestHandler]:
             edge._record(record)
             self.simple(status, f"error code: {status}".encode(), {"Content-Type": "text/plain; charset=UTF-8"})
 
-        def stream_back(self, response: httpx.Response, ray: str) -> str:
+        def stream_back(self, response: httpx.Response, ray: str, record: Forwarded) -> str:
             """Headers, then each chunk as it arrives; returns how the response ended."""
             chunked = (response.headers.get("Content-Length") is None and self.command != "HEAD"
                        and response.status_code not in (204, 304))
             try:
                 self.send_response(response.status_code)
+                record.response_headers = list(response.headers.multi_items())
                 for name, value in response.headers.multi_items():
                     if name.lower() not in HOP_BY_HOP and name.lower() not in ("server", "date"):
                         self.send_header(name, value)
@@ -485,6 +497,7 @@ def _handler_for(edge: EdgeStandIn) -> type[BaseHTTPRequestHandler]:
                 self.wfile.flush()
                 for chunk in response.iter_raw():
                     if chunk:
+                        record.response_body += chunk
                         self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" if chunked else chunk)
                         self.wfile.flush()
                 if chunked:

@@ -107,6 +107,7 @@ class InProcessSignedClient(SignedClient):
         self.http = server.new_http(listener)
         self.host = host
         self.extra_headers = extra_headers or {}
+        self._server_key = None
 
 
 class InProcessServer:

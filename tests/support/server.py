@@ -20,6 +20,9 @@ from typing import Any
 import httpx
 import yaml
 
+from privchat.e2e.suite import SEALED_MEDIA_TYPE
+
+from .e2e import OpenedResponse, SealError, SealedExchange, ServerKey, code_mac
 from .signing import TestDevice
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,18 +152,46 @@ class SignedClient:
         self.http = httpx.Client(base_url=base_url, timeout=60)
         self.host = host
         self.extra_headers = extra_headers or {}
+        self._server_key: ServerKey | None = None
+
+    def server_key(self, refresh: bool = False) -> ServerKey:
+        """The server's E2E key from health (what the page pins at pairing), fetched once."""
+        if self._server_key is None or refresh:
+            headers = {**self.extra_headers, **({"Host": self.host} if self.host else {})}
+            response = self.http.get("/api/health", headers=headers)
+            if response.status_code != 200:
+                # The gate refuses this client (no Access token, a foreign Host…): its requests are
+                # sealed to a throwaway key and refused before anything is opened, as they must be.
+                return ServerKey.throwaway()
+            self._server_key = ServerKey.from_health(response.json())
+        return self._server_key
 
     def request(self, method: str, path: str, *, json_body: Any = None, body: bytes | None = None,
-                sign: dict[str, Any] | None = None, headers: dict[str, str] | None = None, stream: bool = False) -> httpx.Response:
+                sign: dict[str, Any] | None = None, headers: dict[str, str] | None = None, stream: bool = False,
+                seal: bool = True, server_key: ServerKey | None = None) -> Any:
+        """A signed request, sealed to the server key (``seal=False`` sends it plain, which the
+        server must refuse); the answer is an ``OpenedResponse`` that reads as plaintext."""
         raw = body if body is not None else (json.dumps(json_body).encode() if json_body is not None else b"")
         all_headers = {**self.extra_headers, **(headers or {})}
-        if raw or json_body is not None:
+        exchange = None
+        sign_args = dict(sign or {})
+        if seal:
+            exchange = SealedExchange(server_key or self.server_key(), method, path,
+                                      sign_args.get("key_id") or self.device.device_id, raw)
+            raw = exchange.sealed_body
+            sign_args["e2e"] = exchange.header
+            if raw:
+                all_headers.setdefault("Content-Type", SEALED_MEDIA_TYPE)
+        elif raw or json_body is not None:
             all_headers.setdefault("Content-Type", "application/json")
         if self.host:
             all_headers["Host"] = self.host
-        all_headers.update(self.device.sign(method, path, raw, **(sign or {})))
+        all_headers.update(self.device.sign(method, path, raw, **sign_args))
         request = self.http.build_request(method, path, content=raw, headers=all_headers)
-        return self.http.send(request, stream=stream)
+        response = self.http.send(request, stream=stream)
+        if exchange is None:
+            return response
+        return OpenedResponse(response, exchange.opener(response), stream=stream)
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", path, **kwargs)
@@ -174,8 +205,18 @@ class SignedClient:
     def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return self.request("DELETE", path, **kwargs)
 
-    def register(self, code: str, name: str = "test device") -> httpx.Response:
-        return self.post("/api/auth/device", {"pairing_code": code, "public_key": self.device.public_jwk, "name": name})
+    def register(self, code: str, name: str = "test device", **kwargs: Any) -> Any:
+        """Pair with a code as the page does: prove the code (never send it) and check the answer's
+        key confirmation, both bound to the server key this request is sealed to."""
+        kid = (kwargs.get("server_key") or self.server_key()).kid
+        proof = code_mac(b"privchat pairing proof v1", code, self.device.device_id, kid)
+        response = self.post("/api/auth/device", {"pairing_proof": proof, "public_key": self.device.public_jwk, "name": name},
+                             **kwargs)
+        if response.status_code == 201:
+            expected = code_mac(b"privchat pairing confirm v1", code, self.device.device_id, kid)
+            if response.json().get("key_confirmation") != expected:
+                raise SealError("e2e_key_mismatch", "the key confirmation does not match the key this device sealed to")
+        return response
 
     def chat(self, message: str, conversation_id: str | None = None, **options: Any) -> list[tuple[str, Any]]:
         """Send a message and read the whole event stream: [(event, data), ...]."""

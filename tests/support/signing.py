@@ -22,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 from http_message_signatures import HTTPMessageSigner, algorithms
 
-COMPONENTS = ("@method", "@path", "@query", "content-digest")
+COMPONENTS = ("@method", "@path", "@query", "content-digest", "privchat-e2e")
+COMPONENTS_WITHOUT_E2E = COMPONENTS[:4]  # for requests sent on purpose without the E2E header
 
 
 def b64url(raw: bytes) -> str:
@@ -73,11 +74,16 @@ class TestDevice:
         return b64url(hashlib.sha256(canonical.encode()).digest())
 
     def sign(self, method: str, url: str, body: bytes = b"", *, created: float | None = None, nonce: str | None = None,
-             tag: str = "privchat", components: tuple[str, ...] = COMPONENTS, der: bool = False,
+             tag: str = "privchat", components: tuple[str, ...] | None = None, der: bool = False,
              alg: str | None = None, key_id: str | None = None, digest: str | None = None,
-             label: str = "sig1") -> dict[str, str]:
-        """Headers for a signed request. ``digest`` overrides Content-Digest ('' leaves it out)."""
+             label: str = "sig1", e2e: str | None = None) -> dict[str, str]:
+        """Headers for a signed request. ``digest`` overrides Content-Digest ('' leaves it out);
+        ``e2e`` is the Privchat-E2E header value, covered by the signature when given."""
+        if components is None:
+            components = COMPONENTS if e2e is not None else COMPONENTS_WITHOUT_E2E
         headers: dict[str, str] = {}
+        if e2e is not None:
+            headers["Privchat-E2E"] = e2e
         if digest is None:
             headers["Content-Digest"] = content_digest(body)
         elif digest:

@@ -20,7 +20,11 @@ from quart_schema import validate_querystring, validate_request, validate_respon
 from ..errors import ApiError
 from ..llm.event_log import Event, event_id, parse_event_id
 from ..llm.generations import EventIdInvalid
+from ..auth.jwk import b64url_encode
+from ..e2e.sealing import ResponseSealer
+from ..e2e.suite import SEALED_EVENT
 from .ratelimits import chat_limit
+from .sealed import mark_sealed, response_sealer
 from .schemas import CancelResult, ChatRequest, ReattachQuery
 
 blueprint = Blueprint("chat", __name__)
@@ -31,14 +35,20 @@ SSE_HEADERS = {
 }
 
 
-def sse(event: str, data: dict[str, Any], id: str | None = None) -> bytes:
-    head = f"id: {id}\n" if id is not None else ""
-    return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode("utf-8")
+FINAL_EVENTS = ("done", "error")
 
 
-async def event_stream(reply_id: str, batches: AsyncIterator[list[Event]]) -> AsyncIterator[bytes]:
-    """Relay a reply's events with their ids; a ping comment when idle keeps the edge from closing
-    the stream.
+def sealed_sse(sealer: ResponseSealer, event: str, data: dict[str, Any], id: str | None) -> bytes:
+    """One event sealed as the next chunk of the answer (docs/E2E.md): its id, kind and data all
+    inside; ``done`` and ``error`` are the final chunk, so a cut-off stream is told from a whole one."""
+    inner = json.dumps({"id": id, "event": event, "data": data}, ensure_ascii=False).encode("utf-8")
+    chunk = sealer.seal(inner, final=event in FINAL_EVENTS)
+    return f"event: {SEALED_EVENT}\ndata: {b64url_encode(chunk)}\n\n".encode("ascii")
+
+
+async def event_stream(reply_id: str, batches: AsyncIterator[list[Event]], sealer: ResponseSealer) -> AsyncIterator[bytes]:
+    """Relay a reply's events, sealed, with their ids; a ping comment when idle keeps the edge from
+    closing the stream (it carries nothing, so it stays plain).
 
     If the client goes away this generator is cancelled, but the generation is not: it is its own
     task and stores the whole reply.
@@ -47,13 +57,22 @@ async def event_stream(reply_id: str, batches: AsyncIterator[list[Event]]) -> As
         if not batch:
             yield b": ping\n\n"
             continue
-        yield b"".join(sse(kind, data, event_id(reply_id, seq) if seq >= 0 else None) for seq, kind, data in batch)
+        parts = []
+        for seq, kind, data in batch:
+            parts.append(sealed_sse(sealer, kind, data, event_id(reply_id, seq) if seq >= 0 else None))
+            if kind in FINAL_EVENTS:
+                yield b"".join(parts)
+                return
+        yield b"".join(parts)
 
 
 def stream_response(reply_id: str, batches: AsyncIterator[list[Event]]) -> Response:
-    response = Response(event_stream(reply_id, batches), mimetype="text/event-stream", headers=SSE_HEADERS)
+    sealer = response_sealer()
+    if sealer is None:
+        raise RuntimeError("a chat stream needs an opened (sealed) request")
+    response = Response(event_stream(reply_id, batches, sealer), mimetype="text/event-stream", headers=SSE_HEADERS)
     response.timeout = None  # a long reply must not be cut by Quart's response timeout
-    return response
+    return mark_sealed(response, sealer)
 
 
 @blueprint.post("/api/chat")
@@ -62,7 +81,9 @@ def stream_response(reply_id: str, batches: AsyncIterator[list[Event]]) -> Respo
 async def chat(data: ChatRequest) -> Response:
     state = current_app.extensions["privchat"]
     options = data.options.model_dump(exclude_none=True) if data.options else {}
-    generation = await state.generations.start(data.message, data.conversation_id, options)
+    branch = {"parent_id": data.parent_id} if "parent_id" in data.model_fields_set else {}  # null: a new first message
+    generation = await state.generations.start(data.message, data.conversation_id, options, model=data.model,
+                                               regenerate_of=data.regenerate_of, **branch)
     reply_id = generation.assistant_message_id
     batches = await state.generations.attach(reply_id, None, current_app.config["SSE_PING_SECONDS"])
     return stream_response(reply_id, batches)

@@ -13,13 +13,13 @@ from quart import Quart
 from quart_cors import cors
 
 # What the page sends: the body type and the RFC 9421 signature headers (pages/src/lib/api.js).
-REQUEST_HEADERS = ["Content-Type", "Content-Digest", "Signature", "Signature-Input"]
-METHODS = ["GET", "POST", "PUT", "DELETE"]
+REQUEST_HEADERS = ["Content-Type", "Content-Digest", "Signature", "Signature-Input", "Privchat-E2E"]
+METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # When the Access session behind a tunnelled request ends (its JWT's exp), so the page can tell
 # "Access wants a sign-in" from "your computer is not answering" when a later request fails with
 # no readable answer (both reach the page as a CORS error; see pages/src/lib/api.js).
 ACCESS_EXPIRES_HEADER = "Privchat-Access-Expires"
-EXPOSE_HEADERS = ["Retry-After", "Content-Disposition", ACCESS_EXPIRES_HEADER]
+EXPOSE_HEADERS = ["Retry-After", "Content-Disposition", ACCESS_EXPIRES_HEADER, "Privchat-E2E-Nonce"]
 PREFLIGHT_MAX_AGE = 600  # seconds a browser may reuse a preflight answer
 
 

@@ -7,12 +7,13 @@ from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
 from ..auth.device_names import check_device_name
-from ..auth.gate import current_device_id, public, verify_device_signature
+from ..auth.gate import current_device_id, signed_by_new_key, verify_device_signature
 from ..auth.jwk import JwkError, parse_p256_public_jwk, thumbprint
-from ..auth.pairing import PairingError
+from ..auth.pairing import PairingError, key_confirmation
 from ..errors import ApiError
 from .ratelimits import registration_limit
-from .schemas import DeviceList, DeviceRecord, RegisterDevice
+from .schemas import DeviceList, DeviceRecord, RegisterDevice, RegisteredDevice
+from .sealed import opened_kid
 
 blueprint = Blueprint("devices", __name__)
 
@@ -20,11 +21,12 @@ DEVICE_EXISTS = "This key is already registered; the page should use it instead 
 
 
 @blueprint.post("/api/auth/device")
-@public
+@signed_by_new_key
 @rate_limit(limits=registration_limit)
 @validate_request(RegisterDevice)
-async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
-    """Proof of possession: the request is signed by the key it registers, and redeems a one-time code."""
+async def register_device(data: RegisterDevice) -> tuple[RegisteredDevice, int]:
+    """Proof of possession: the request is signed by the key it registers, sealed to the server key,
+    and proves knowledge of a one-time code without sending it (docs/E2E.md, "Pairing")."""
     state = current_app.extensions["privchat"]
     try:
         public_members, key = parse_p256_public_jwk(data.public_key)
@@ -46,7 +48,7 @@ async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
             already = True
         else:
             try:
-                await state.pairing.redeem(conn, data.pairing_code)
+                code = await state.pairing.redeem(conn, data.pairing_proof, device_id, opened_kid())
             except PairingError as exc:
                 failure = exc  # commit anyway: the wrong try must count
             else:
@@ -55,7 +57,8 @@ async def register_device(data: RegisterDevice) -> tuple[DeviceRecord, int]:
         raise ApiError(409, "device_exists", DEVICE_EXISTS)
     if failure is not None:
         raise failure
-    return DeviceRecord(**device.to_json()), 201
+    confirmation = key_confirmation(code, device_id, opened_kid())
+    return RegisteredDevice(**device.to_json(), key_confirmation=confirmation), 201
 
 
 @blueprint.get("/api/auth/device")

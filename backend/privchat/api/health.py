@@ -1,4 +1,4 @@
-"""Health: public, cheap, and the clock the page signs with."""
+"""Health: public, cheap, the clock the page signs with, and the server's end-to-end public key."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from quart_schema import validate_response
 
 from .. import __version__
 from ..auth.gate import public
-from .schemas import Health
+from .schemas import E2EKey, Health
 
 blueprint = Blueprint("health", __name__)
 
@@ -21,5 +21,7 @@ blueprint = Blueprint("health", __name__)
 @validate_response(Health)
 async def health() -> Health:
     """Answers at once whatever the model is doing; ``time`` lets clients correct clock skew."""
-    engine = current_app.extensions["privchat"].engine
-    return Health(status="ok", version=__version__, time=time.time(), model=engine.status.to_json())
+    state = current_app.extensions["privchat"]
+    key = await state.e2e_keys.published()
+    return Health(status="ok", version=__version__, time=time.time(), model=state.engine.status.to_json(),
+                  e2e=E2EKey(**key.to_json()))

@@ -1,4 +1,5 @@
-"""Conversations: list, read, delete, clear, export and import."""
+"""Conversations: list, read (every branch, and the current one), rename, switch branch, delete,
+clear, export and import."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from quart import Blueprint, Response, current_app
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from ..errors import ApiError
-from ..storage.history import NotFound, export_to_markdown
+from ..storage.history import ImportInvalid, NotFound, NotInConversation, export_to_markdown
 from .schemas import (
     Conversation,
     ConversationPage,
+    ConversationUpdate,
+    ConversationUpdated,
     Deleted,
     ExportFile,
     ExportQuery,
@@ -56,7 +59,10 @@ async def export_history(query_args: ExportQuery) -> Response:
 @validate_request(ExportFile)
 @validate_response(ImportResult)
 async def import_history(data: ExportFile) -> ImportResult:
-    result = await _history().import_conversations(c.model_dump() for c in data.conversations)
+    try:
+        result = await _history().import_conversations(c.model_dump() for c in data.conversations)
+    except ImportInvalid as exc:
+        raise ApiError(400, "validation_error", f"The request body is not valid: {exc}. Nothing was imported.") from exc
     return ImportResult(**result)
 
 
@@ -67,6 +73,29 @@ async def get_conversation(conversation_id: str) -> Conversation:
         return Conversation(**await _history().get_conversation(conversation_id))
     except NotFound as exc:
         raise ApiError(404, "not_found", "That conversation does not exist.") from exc
+
+
+@blueprint.patch("/api/history/<conversation_id>")
+@validate_request(ConversationUpdate)
+@validate_response(ConversationUpdated)
+async def update_conversation(conversation_id: str, data: ConversationUpdate) -> ConversationUpdated:
+    """Rename (the owner's title is never replaced by the model's) and/or show another branch by
+    default: ``current_leaf`` names any message of it, and its newest end is kept."""
+    if data.title is None and data.current_leaf is None:
+        raise ApiError(400, "validation_error", "The request body is not valid: give a title, a current_leaf or both.")
+    history = _history()
+    try:
+        if data.title is not None:
+            await history.rename(conversation_id, data.title, source="owner")
+        if data.current_leaf is not None:
+            await history.set_current_leaf(conversation_id, data.current_leaf)
+        conversation = await history.get_conversation(conversation_id)
+    except NotFound as exc:
+        raise ApiError(404, "not_found", "That conversation does not exist.") from exc
+    except NotInConversation as exc:
+        raise ApiError(400, "parent_invalid", "current_leaf names a message of another conversation, or of none.") from exc
+    return ConversationUpdated(id=conversation["id"], title=conversation["title"],
+                               title_source=conversation["title_source"], current_leaf=conversation["current_leaf"])
 
 
 @blueprint.delete("/api/history/<conversation_id>")

@@ -28,10 +28,18 @@ class ErrorBody(BaseModel):
 
 
 class ModelStatus(BaseModel):
-    state: Literal["loading", "ready", "error", "disabled"]
+    state: Literal["loading", "ready", "unloaded", "unreachable", "error", "disabled"]
     name: str
     error: Optional[str] = None
     n_ctx: Optional[int] = None
+
+
+class E2EKey(BaseModel):
+    """The server's end-to-end public key: its RFC 7638 thumbprint, the JWK and its short fingerprint."""
+
+    kid: str
+    jwk: dict[str, str]
+    fingerprint: str
 
 
 class Health(BaseModel):
@@ -39,6 +47,7 @@ class Health(BaseModel):
     version: str
     time: float
     model: ModelStatus
+    e2e: E2EKey
 
 
 class ChatOptions(Strict):
@@ -49,7 +58,15 @@ class ChatOptions(Strict):
 
 class ChatRequest(Strict):
     conversation_id: Optional[str] = Field(default=None, pattern=ID_PATTERN)
-    message: str = Field(min_length=1, max_length=200_000)
+    # Absent only with regenerate_of (a new reply to the same user message, no new message).
+    message: Optional[str] = Field(default=None, min_length=1, max_length=200_000)
+    # The message this one answers: absent = the end of the current branch; null = a new first
+    # message (editing the first message); an edit names the edited message's parent.
+    parent_id: Optional[str] = Field(default=None, pattern=ID_PATTERN)
+    # An assistant message id: write a sibling of that reply (regenerate); the old one is kept.
+    regenerate_of: Optional[str] = Field(default=None, pattern=ID_PATTERN)
+    # A name from GET /api/models; absent = the default model.
+    model: Optional[str] = Field(default=None, min_length=1, max_length=200)
     options: Optional[ChatOptions] = None
 
 
@@ -106,6 +123,7 @@ class ExportQuery(BaseModel):
 
 class StoredMessage(BaseModel):
     id: str
+    parent_id: Optional[str] = None  # the message it answers; null for a first message
     role: Literal["system", "user", "assistant"]
     content: str
     status: Literal["complete", "streaming", "cancelled", "interrupted", "error"]
@@ -117,14 +135,51 @@ class StoredMessage(BaseModel):
     finish_reason: Optional[str] = None
     ttft_ms: Optional[float] = None
     tokens_per_second: Optional[float] = None
+    model: Optional[str] = None  # the model that wrote a reply (its name in models.list)
 
 
 class Conversation(BaseModel):
     id: str
     title: str
+    title_source: Literal["first_message", "model", "owner"] = "first_message"
     created_at: float
     updated_at: float
-    messages: list[StoredMessage]
+    # The end of the branch shown by default: the one written last, or the one the owner chose.
+    current_leaf: Optional[str] = None
+    messages: list[StoredMessage]  # every branch, in the order written
+
+
+class ConversationUpdate(Strict):
+    title: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    # Show the branch through this message (on every device); its newest end becomes current_leaf.
+    current_leaf: Optional[str] = Field(default=None, pattern=ID_PATTERN)
+
+
+class ConversationUpdated(BaseModel):
+    id: str
+    title: str
+    title_source: Literal["first_message", "model", "owner"]
+    current_leaf: Optional[str] = None
+
+
+class SearchRequest(Strict):
+    q: str = Field(min_length=1, max_length=500)
+    limit: int = Field(default=20, ge=1, le=50)
+
+
+class SearchHit(BaseModel):
+    conversation_id: str
+    title: str
+    message_id: Optional[str] = None  # None when only the title matched
+    snippet: str
+    # [start, end) offsets in snippet, in characters (code points, not UTF-16 units), of the words that matched.
+    highlights: list[tuple[int, int]]
+    updated_at: float
+
+
+class SearchResults(BaseModel):
+    results: list[SearchHit]  # newest conversation first
+    indexing: bool  # still reading history at start-up: older conversations may be missing
 
 
 class Deleted(BaseModel):
@@ -134,6 +189,7 @@ class Deleted(BaseModel):
 # An export file, as imported back: strict, so a wrong file changes nothing and says what is wrong.
 class ExportMessage(Strict):
     id: str = Field(pattern=ID_PATTERN)
+    parent_id: Optional[str] = Field(default=None, pattern=ID_PATTERN)  # version 2; must come earlier
     role: Literal["system", "user", "assistant"]
     content: str = Field(max_length=1_000_000)
     status: Literal["complete", "streaming", "cancelled", "interrupted", "error"]
@@ -144,11 +200,14 @@ class ExportMessage(Strict):
     finish_reason: Optional[str] = Field(default=None, pattern=r"^[a-z_]{1,32}$")
     ttft_ms: Optional[float] = Field(default=None, ge=0, le=1e9)
     tokens_per_second: Optional[float] = Field(default=None, ge=0, le=1e9)
+    model: Optional[str] = Field(default=None, max_length=200)
 
 
 class ExportConversation(Strict):
     id: str = Field(pattern=ID_PATTERN)
     title: str = Field(max_length=10_000)
+    title_source: Optional[Literal["first_message", "model", "owner"]] = None  # version 2
+    current_leaf: Optional[str] = Field(default=None, pattern=ID_PATTERN)  # version 2
     created_at: float = Field(ge=0)
     updated_at: float = Field(ge=0)
     messages: list[ExportMessage]
@@ -156,7 +215,7 @@ class ExportConversation(Strict):
 
 class ExportFile(Strict):
     format: Literal["privchat-export"]
-    version: Literal[1]
+    version: Literal[1, 2]  # 1: flat conversations (each imports as one branch); 2: trees
     exported_at: float
     conversations: list[ExportConversation]
 
@@ -168,7 +227,9 @@ class ImportResult(BaseModel):
 
 
 class RegisterDevice(Strict):
-    pairing_code: str = Field(min_length=4, max_length=64)
+    # HMAC-SHA256 keyed by the pairing code over the device id and the server key's kid
+    # (docs/E2E.md): the code itself never travels.
+    pairing_proof: str = Field(pattern=r"^[A-Za-z0-9_-]{43}$")
     public_key: dict[str, Any]
     name: str = Field(min_length=1, max_length=100)
 
@@ -183,5 +244,25 @@ class DeviceRecord(BaseModel):
     status: Literal["active", "revoked"]
 
 
+class RegisteredDevice(DeviceRecord):
+    # The server's answer to the page's proof: HMAC keyed by the code over the device id and the
+    # kid the server opened the request with, so the page knows that key holder knows the code.
+    key_confirmation: str
+
+
 class DeviceList(BaseModel):
     devices: list[DeviceRecord]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    engine: Literal["embedded", "openai"]
+    label: Optional[str] = None
+    state: Literal["loading", "ready", "unloaded", "unreachable", "error", "disabled"]
+    error: Optional[str] = None
+    n_ctx: Optional[int] = None
+
+
+class ModelList(BaseModel):
+    default: str
+    models: list[ModelInfo]

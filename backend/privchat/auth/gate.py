@@ -7,8 +7,11 @@
    DNS rebinding), and a public hostname there is refused, so a tunnelled request can never pass
    as local by rewriting ``Host``, and a local process cannot pass as tunnelled either.
 2. Origin: a state-changing request from a browser origin that is not allowed is refused.
-3. Signature: every route not marked ``@public`` needs a valid RFC 9421 signature from an active
-   device; the device is then ``g.device``.
+3. Sealing and signature: every route not marked ``@public`` must be end-to-end encrypted
+   (``Privchat-E2E``, docs/E2E.md) and carry a valid RFC 9421 signature from an active device,
+   which covers that header and the sealed body; the device is then ``g.device_id``, and the
+   request is opened for it (``api/sealed.py``), so the handler reads plaintext and its answer
+   leaves sealed.
 
 Each check fails closed and answers with its own error code. Marking a route public is explicit
 (``@public``), so a new route is signed unless someone decides otherwise.
@@ -24,6 +27,7 @@ from ..addresses import is_loopback_host
 from ..config import Config
 from ..errors import ApiError
 from .access import ACCESS_HEADER, AccessError
+from ..api.sealed import open_sealed_request, original_body, request_target, require_sealed_header
 from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,8 +35,18 @@ STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def public(view: F) -> F:
-    """Mark a route as reachable without a device signature (health, registration)."""
+    """Mark a route as reachable without a device signature and without sealing (health)."""
     view._privchat_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def signed_by_new_key(view: F) -> F:
+    """Mark the registration route: no registered device yet, so the gate does not verify the
+    signature (the view does, against the key it registers), but the request is sealed like any
+    other: once its rate limit has counted it, it is opened for the keyid the signature names,
+    before the view reads it (``api/sealed.py``)."""
+    view._privchat_public = True  # type: ignore[attr-defined]
+    view._privchat_sealed_before_signature = True  # type: ignore[attr-defined]
     return view
 
 
@@ -44,11 +58,9 @@ def request_host() -> str:
 
 
 async def request_view() -> RequestView:
-    body = await request.get_data(cache=True)
-    raw_path = request.scope.get("raw_path") or request.path.encode()
-    query = request.scope.get("query_string") or b""
-    target = raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-    return RequestView(method=request.method, target=target, headers=dict(request.headers), body=body)
+    """The request as signed: method, target, headers and the body as it arrived (ciphertext)."""
+    return RequestView(method=request.method, target=request_target(), headers=dict(request.headers),
+                       body=await original_body())
 
 
 async def verify_device_signature(*, registering_key: tuple[str, Any] | None = None) -> str:
@@ -136,9 +148,17 @@ def install_gate(app: Quart) -> None:
         if origin and request.method in STATE_CHANGING and origin.lower() not in state.config.server.allowed_origins:
             raise ApiError(403, "origin_not_allowed", f"Requests from {origin} are not allowed; add it to server.allowed_origins.")
         view_function = app.view_functions.get(request.endpoint)
-        if view_function is None or getattr(view_function, "_privchat_public", False):
+        if view_function is None:
             return
+        if getattr(view_function, "_privchat_public", False):
+            # Health; and registration, opened after its rate limit (api/sealed.py, install_sealing).
+            return
+        # An unsigned request hears that it is unsigned (401); a signed but plain one, that it is
+        # not sealed, before the signature check would only say that a component is missing.
+        if request.headers.get("Signature-Input") and request.headers.get("Signature"):
+            require_sealed_header()
         device_id = await verify_device_signature()
+        await open_sealed_request(device_id)
         await state.devices.touch(device_id)
 
 

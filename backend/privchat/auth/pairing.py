@@ -1,11 +1,19 @@
-"""One-time pairing codes: short-lived, single use, stored only as a hash, void after wrong tries.
+"""One-time pairing codes: short-lived, single use, stored sealed, void after wrong tries.
 
 A code carries 50 bits of randomness (10 Crockford base32 characters), enough that with the
 attempt limit an online guess has no practical chance; it is typed or scanned once and forgotten.
+
+The code never travels (docs/E2E.md, "Pairing"). The page proves it knows it with
+``pairing_proof`` = HMAC(code, device id, the server key's kid it sealed to), and the server answers
+with ``key_confirmation`` = HMAC(code, device id, the kid that opened the request). A key swapped on
+the path makes the proof match no code (a wrong try), and a stand-in that answers by itself cannot
+make the confirmation without the code. So the server keeps each code sealed with the data key
+(a copied database alone reveals none), beside the keyed hash that names its row.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -62,6 +70,21 @@ def hash_code(code: str, secret: bytes | None = None) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
+def _code_mac(label: bytes, code: str, device_id: str, kid: str) -> str:
+    mac = hmac.new(normalise(code).encode("utf-8"), b"\x00".join((label, device_id.encode(), kid.encode())), hashlib.sha256)
+    return base64.urlsafe_b64encode(mac.digest()).rstrip(b"=").decode("ascii")
+
+
+def pairing_proof(code: str, device_id: str, kid: str) -> str:
+    """What the page sends instead of the code (docs/E2E.md)."""
+    return _code_mac(b"privchat pairing proof v1", code, device_id, kid)
+
+
+def key_confirmation(code: str, device_id: str, kid: str) -> str:
+    """What the server answers, over the kid that really opened the request."""
+    return _code_mac(b"privchat pairing confirm v1", code, device_id, kid)
+
+
 def format_code(raw: str) -> str:
     return f"{raw[:5]}-{raw[5:]}"
 
@@ -84,29 +107,44 @@ class PairingStore:
         async with self.database.transaction() as conn:
             await conn.execute("DELETE FROM pairing_failures")
             await conn.execute("DELETE FROM pairing_codes WHERE expires_at < ? OR used_at IS NOT NULL OR voided_at IS NOT NULL", (now - 86_400,))
-            await conn.execute("INSERT INTO pairing_codes (code_hash, created_at, expires_at) VALUES (?, ?, ?)",
-                               (hash_code(raw, self.secret), now, now + self.ttl))
+            code_hash = hash_code(raw, self.secret)
+            sealed = self.database.cipher.seal(raw, table="pairing_codes", column="code", row_id=code_hash)
+            await conn.execute("INSERT INTO pairing_codes (code_hash, created_at, expires_at, code_sealed) VALUES (?, ?, ?, ?)",
+                               (code_hash, now, now + self.ttl, sealed))
         return PairingCode(format_code(raw), now + self.ttl)
 
-    async def redeem(self, conn: Any, code: str) -> None:
-        """Use up a code inside the caller's transaction, or raise PairingError (recording a wrong try).
+    async def _matching_row(self, conn: Any, proof: str, device_id: str, kid: str) -> tuple[Any, str] | None:
+        """The code row whose code makes this proof for this device and key, with the code."""
+        async with conn.execute("SELECT * FROM pairing_codes WHERE code_sealed IS NOT NULL") as cursor:
+            rows = await cursor.fetchall()
+        for row in rows:
+            code = self.database.cipher.open(row["code_sealed"], table="pairing_codes", column="code", row_id=row["code_hash"])
+            if hmac.compare_digest(pairing_proof(code, device_id, kid), proof):
+                return row, code
+        return None
 
-        The caller must commit even on PairingError so the wrong try is counted: see ``redeem_or_count``.
+    async def redeem(self, conn: Any, proof: str, device_id: str, kid: str) -> str:
+        """Use up the code this proof was made with, inside the caller's transaction, and return the
+        code (for the key confirmation); or raise PairingError, recording a wrong try.
+
+        A proof made for another server key matches no code: on the path, that is a swapped key.
+        The caller must commit even on PairingError so the wrong try is counted.
         """
         now = time.time()
         async with conn.execute("SELECT COUNT(*) FROM pairing_failures") as cursor:
             failures = int((await cursor.fetchone())[0])
         if failures >= self.max_attempts:
             raise PairingLocked("pairing_locked", "Too many wrong pairing codes. Run `privchat pair` again for a new code.")
-        async with conn.execute("SELECT * FROM pairing_codes WHERE code_hash = ?", (hash_code(code, self.secret),)) as cursor:
-            row = await cursor.fetchone()
-        if row is None:
+        match = await self._matching_row(conn, proof, device_id, kid)
+        if match is None:
             await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
             if failures + 1 >= self.max_attempts:
                 await conn.execute("UPDATE pairing_codes SET voided_at = ? WHERE used_at IS NULL AND voided_at IS NULL", (now,))
                 raise PairingLocked("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
                                                      "Run `privchat pair` again for a new code.")
-            raise PairingError("pairing_invalid", "That pairing code is not right. Check it against `privchat pair`.")
+            raise PairingError("pairing_invalid", "That pairing code is not right. Check it against `privchat pair` "
+                                                  "(or the server key on the way was not this server's).")
+        row, code = match
         if row["used_at"] is not None:
             raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
         if row["voided_at"] is not None:
@@ -114,3 +152,4 @@ class PairingStore:
         if row["expires_at"] < now:
             raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
         await conn.execute("UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?", (now, row["code_hash"]))
+        return code

@@ -1,7 +1,8 @@
 """RFC 9421 request signatures: privchat's fixed profile, verified by http-message-signatures.
 
 The profile is fixed rather than negotiated: one algorithm (ecdsa-p256-sha256, raw r‖s), one tag
-(``privchat``), exactly the components ``@method @path @query content-digest``. Anything else is
+(``privchat``), exactly the components ``@method @path @query content-digest privchat-e2e`` (the
+last is the end-to-end header, docs/E2E.md, so its encapsulated key cannot be swapped). Anything else is
 refused before any key is looked up, each with its own error code, so a client bug is easy to see
 and an attacker gets no choice of algorithm.
 
@@ -29,7 +30,7 @@ from ..errors import CodedError
 ALGORITHM = "ecdsa-p256-sha256"
 TAG = "privchat"
 LABEL = "sig1"
-REQUIRED_COMPONENTS = ("@method", "@path", "@query", "content-digest")
+REQUIRED_COMPONENTS = ("@method", "@path", "@query", "content-digest", "privchat-e2e")
 
 
 class SignatureError(CodedError):

@@ -23,6 +23,7 @@ from ..auth.device_names import DeviceNameError, check_device_name, for_terminal
 from ..addresses import port_in_use
 from ..config import Config, ConfigError, default_config_path, documented_defaults, load_config
 from ..errors import PrivchatError
+from . import e2e as e2e_commands
 from .output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, report_failure
 from .service import ServiceError
 from .tunnel_setup import SetupError
@@ -94,8 +95,9 @@ def _check_port_free(config: Config) -> None:
 
 
 # pair ------------------------------------------------------------------------------------------
-def pairing_url(config: Config, code: str, name: str | None) -> str:
-    fragment = f"pair={quote(code)}&api={quote(config.api_origin, safe=':/')}"
+def pairing_url(config: Config, code: str, name: str | None, kid: str) -> str:
+    """The link a device opens; ``e2e`` pins the server key, so a key swapped on the path is refused."""
+    fragment = f"pair={quote(code)}&api={quote(config.api_origin, safe=':/')}&e2e={quote(kid)}"
     if name:
         fragment += f"&name={quote(name)}"
     return f"{config.site_url.rstrip('/')}/chat/#{fragment}"
@@ -103,20 +105,24 @@ def pairing_url(config: Config, code: str, name: str | None) -> str:
 
 def cmd_pair(args: argparse.Namespace) -> int:
     from ..auth.pairing import PairingStore
+    from ..e2e.keys import ensure_key
 
     async def action(config: Config, database: Database) -> int:
         store = PairingStore.from_config(database, config)
         pairing = await store.create()
-        url = pairing_url(config, pairing.code, args.name)
+        server_key = await ensure_key(database)
+        url = pairing_url(config, pairing.code, args.name, server_key.kid)
         payload = {"code": pairing.code, "expires_at": pairing.expires_at, "expires_at_iso": _iso(pairing.expires_at),
                    "expires_in_seconds": config.auth.pairing_code_ttl_seconds, "url": url,
-                   "api_origin": config.api_origin, "site_url": config.site_url}
+                   "api_origin": config.api_origin, "site_url": config.site_url,
+                   "server_key": server_key.to_json()}
         if args.json:
             emit(args, payload, "")
         else:
             import segno
 
             print(f"Pairing code: {pairing.code}   (single use, expires {_iso(pairing.expires_at)})")
+            print(f"Server key:   {server_key.fingerprint}   (the page shows it while pairing; the link pins it)")
             print(f"Open on the device: {url}\n")
             segno.make(url, error="m").terminal(compact=True)
             print("\nOr open /chat on the device and type the code. The page then shows its fingerprint at the top;")
@@ -324,6 +330,16 @@ def build_parser() -> argparse.ArgumentParser:
     drename.add_argument("name")
     drename.add_argument("--json", action="store_true")
     drename.set_defaults(func=cmd_devices_rename)
+
+    e2e = sub.add_parser("e2e", parents=[common], help="show or rotate the server's end-to-end encryption key")
+    e2e.set_defaults(func=lambda a: _help(e2e))
+    esub = e2e.add_subparsers(title="e2e commands", metavar="COMMAND")
+    eshow = esub.add_parser("show", parents=[common], help="print the current key's fingerprint (the page's \"Server key\")")
+    eshow.add_argument("--json", action="store_true", help="print JSON")
+    eshow.set_defaults(func=lambda a: _run(_with_db(a, lambda c, d: e2e_commands.show(a, c, d))))
+    erotate = esub.add_parser("rotate", parents=[common], help="make a new key; the old one keeps working for e2e.rotation_grace_hours")
+    erotate.add_argument("--json", action="store_true", help="print JSON")
+    erotate.set_defaults(func=lambda a: _run(_with_db(a, lambda c, d: e2e_commands.rotate_key(a, c, d))))
 
     history = sub.add_parser("history", parents=[common], help="export, import or clear the chat history")
     history.set_defaults(func=lambda a: _help(history))

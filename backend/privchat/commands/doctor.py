@@ -46,9 +46,37 @@ def _check_model(config: Config) -> list[Check]:
     if not config.model.enabled:
         checks.append(Check("model", True, "turned off (model.enabled: false): chat answers 503", warning=True))
         return checks
+    if config.models.list:
+        return checks + _check_models(config)
     path = resolve_model_path(config)
     problem = check_model_file(path)
     checks.append(Check("model", problem is None, problem or f"{path}", "set model.path to a GGUF file" if problem else ""))
+    return checks
+
+
+def _check_models(config: Config) -> list[Check]:
+    """models.list: each embedded GGUF checked like model.path; each upstream asked for its models once."""
+    import httpx
+
+    from ..llm.engine import check_model_file, default_model_path
+    from ..llm.specs import model_specs
+
+    checks = []
+    for spec in model_specs(config):
+        label = f"model {spec.name}"
+        if spec.engine == "embedded":
+            path = spec.path or default_model_path()
+            problem = check_model_file(path)
+            checks.append(Check(label, problem is None, problem or f"embedded: {path}",
+                                f"set the path of model {spec.name} to a GGUF file" if problem else ""))
+            continue
+        try:
+            status = httpx.get(f"{spec.base_url}/models", timeout=spec.connect_timeout_seconds, trust_env=False).status_code
+            ok, detail = status < 400 or status == 401, f"openai: {spec.base_url} answers ({status})"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"openai: the model server at {spec.base_url} is not answering ({type(exc).__name__})"
+        # A warning, not a failure: the model server may simply not be started yet.
+        checks.append(Check(label, True, detail, "" if ok else "start the model server, or fix its base_url", warning=not ok))
     return checks
 
 

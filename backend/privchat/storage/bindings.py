@@ -1,11 +1,12 @@
 """What each sealed value is bound to: the fields that give it its meaning.
 
-One place for it, because three modules must agree byte for byte: the stores that seal and open
-(``history.py``, ``settings.py``) and migration 2 (``reseal.py``), which re-seals rows written
-before these bindings existed.
+One place for it, because several modules must agree byte for byte: the stores that seal and open
+(``history.py``, ``settings.py``) and the migrations that re-seal rows written under an older
+binding (``reseal.py``: migration 2, and migration 5, ``tree_migration.py``).
 
-- A message's text means what it means because of its conversation, who said it and where it
-  stands in the conversation: moving, re-labelling or reordering it must make it fail to open.
+- A message's text means what it means because of its conversation, who said it, where it stands
+  in the conversation and which message it answers (its parent in the tree of branches): moving it
+  to another conversation or branch, re-labelling or reordering it must make it fail to open.
 - A conversation's title belongs to its conversation: its row id is bound already.
 - The settings row is bound to a version that grows on every write, so a copy of an older sealed
   value put back into the row fails to open (unless the version is put back with it: state kept
@@ -21,7 +22,13 @@ from __future__ import annotations
 from .crypto import Binding
 
 
-def message_binding(conversation_id: str, role: str, seq: int) -> Binding:
+def message_binding(conversation_id: str, role: str, seq: int, parent_id: str | None) -> Binding:
+    """Schema 5 on: the message's place in the tree is its parent ("" for a conversation's first)."""
+    return {"conversation": conversation_id, "role": role, "seq": seq, "parent": parent_id or ""}
+
+
+def flat_message_binding(conversation_id: str, role: str, seq: int) -> Binding:
+    """Schema 2 to 4, when a conversation was one list: written by migration 2, opened by migration 5."""
     return {"conversation": conversation_id, "role": role, "seq": seq}
 
 

@@ -36,6 +36,7 @@ from .crypto import (
 )
 from .kdf import CURRENT, LEGACY_SCRYPT, SALT_BYTES, KdfParams
 from .reseal import reseal_schema_1_values
+from .tree_migration import messages_become_a_tree
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,26 @@ MIGRATIONS: list[str | KeyedStep] = [
     ALTER TABLE messages ADD COLUMN finish_reason TEXT;
     ALTER TABLE messages ADD COLUMN ttft_ms REAL;
     ALTER TABLE messages ADD COLUMN tokens_per_second REAL;
+    """,
+    # 4: end-to-end encryption (e2e/). The server's HPKE key pairs, each private key sealed with the
+    #    data key; and each pairing code kept sealed, not only hashed, because the page proves it
+    #    knows the code with an HMAC keyed by the code (docs/E2E.md) instead of sending it.
+    """
+    CREATE TABLE e2e_keys (
+        kid TEXT PRIMARY KEY,
+        private_key BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        retired_at REAL
+    );
+    ALTER TABLE pairing_codes ADD COLUMN code_sealed BLOB;
+    """,
+    # 5: messages form a tree (regenerate, edit): parent_id, the conversation's current leaf and who
+    #    set its title; every message re-sealed bound to its parent too (tree_migration.py). Needs the key.
+    messages_become_a_tree,
+    # 6 (models, issue #13): which model wrote a reply (a name from models.list), shown with the reply.
+    #    Not sealed: a config name, like finish_reason, not the owner's text.
+    """
+    ALTER TABLE messages ADD COLUMN model TEXT;
     """,
 ]
 

@@ -1,8 +1,16 @@
 """Conversations and messages, sealed per value with the database cipher.
 
 Ids are random UUIDs chosen before the insert, so each value's associated data can name its row.
-A message is also bound to its conversation, role and position (``bindings.py``), so it is sealed
-inside the transaction that picks its position. Deletes end with a WAL checkpoint, so what was
+A message is also bound to its conversation, role, position and parent (``bindings.py``), so it is
+sealed inside the transaction that picks its position.
+
+Messages form a tree: regenerating a reply or editing a message adds a sibling, and the branches
+stay. The conversation remembers ``current_leaf``, the branch shown by default (the one written last,
+or the one the owner switched to); a message added without a parent goes at the end of that branch
+(``branch_end``), and the prompt for a reply is exactly the path from the root to its user message
+(``path``). Who set the title is kept too: a title the owner chose is never replaced by the model's.
+Writes are told to the observers (the in-memory search index) once committed. Deletes end with a
+WAL checkpoint, so what was
 deleted does not linger in the WAL file.
 """
 
@@ -12,18 +20,43 @@ import base64
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol
 
+from ..errors import PrivchatError
 from .bindings import message_binding
 from .db import Database
 
 TITLE_LENGTH = 60
+# Who set a conversation's title; the owner's rename wins over everything, the model only replaces the first message.
+TITLE_SOURCES = ("first_message", "model", "owner")
+# add_message's parent when none is named: the end of the conversation's current branch.
+END_OF_BRANCH = "end-of-branch"
 MESSAGE_STATUSES = ("complete", "streaming", "cancelled", "interrupted", "error")
 ROLES = ("system", "user", "assistant")
 
 
 class NotFound(LookupError):
     """No conversation or message with that id."""
+
+
+class NotInConversation(LookupError):
+    """A parent, leaf or reply named that is not a message of that conversation."""
+
+
+class ImportInvalid(PrivchatError, ValueError):
+    """An export whose tree does not hold together; nothing of it was imported."""
+
+
+class HistoryObserver(Protocol):
+    """Told about every write as it commits (the search index); called on the event loop, must not block."""
+
+    def message_written(self, conversation_id: str, message_id: str, content: str, updated_at: float | None) -> None: ...
+
+    def title_written(self, conversation_id: str, title: str, updated_at: float | None) -> None: ...
+
+    def conversation_deleted(self, conversation_id: str) -> None: ...
+
+    def cleared(self) -> None: ...
 
 
 def new_id() -> str:
@@ -51,14 +84,48 @@ class Message:
     finish_reason: str | None = None
     ttft_ms: float | None = None
     tokens_per_second: float | None = None
+    parent_id: str | None = None
+    model: str | None = None  # the model that wrote a reply (migration 6)
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "role": self.role, "content": self.content, "status": self.status,
+            "id": self.id, "parent_id": self.parent_id, "role": self.role, "content": self.content, "status": self.status,
             "created_at": self.created_at, "completed_at": self.completed_at,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason, "ttft_ms": self.ttft_ms, "tokens_per_second": self.tokens_per_second,
+            "model": self.model,
         }
+
+
+async def _branch_end(conn: Any, conversation_id: str) -> str | None:
+    """The current leaf, followed down to the newest message below it (there is none when it is a leaf)."""
+    async with conn.execute(
+            "SELECT c.current_leaf FROM conversations c JOIN messages m ON m.id = c.current_leaf AND m.conversation_id = c.id "
+            "WHERE c.id = ?", (conversation_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:  # never set (or it names a message that is gone): the newest message
+        async with conn.execute("SELECT id FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1",
+                                (conversation_id,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+    return await _newest_descendant(conn, row[0], conversation_id)
+
+
+async def _newest_descendant(conn: Any, message_id: str, conversation_id: str | None = None) -> str:
+    """From ``message_id`` down, always to the newest answer, to a message nobody answered yet."""
+    if conversation_id is None:
+        async with conn.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)) as cursor:
+            conversation_id = (await cursor.fetchone())[0]
+    seen = {message_id}
+    while True:
+        async with conn.execute("SELECT id FROM messages WHERE conversation_id = ? AND parent_id = ? ORDER BY seq DESC LIMIT 1",
+                                (conversation_id, message_id)) as cursor:
+            row = await cursor.fetchone()
+        if row is None or row[0] in seen:
+            return message_id
+        message_id = row[0]
+        seen.add(message_id)
 
 
 def _column(row: Any, name: str) -> Any:
@@ -70,6 +137,11 @@ class HistoryStore:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.cipher = database.cipher
+        self.observers: list[HistoryObserver] = []
+
+    def _tell(self, event: str, *args: Any) -> None:
+        for observer in self.observers:
+            getattr(observer, event)(*args)
 
     # Writing ----------------------------------------------------------------------------------
     async def create_conversation(self, first_message: str, *, conversation_id: str | None = None,
@@ -82,25 +154,42 @@ class HistoryStore:
                 "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (conversation_id, title, now, now),
             )
+        self._tell("title_written", conversation_id, title_from_message(first_message), now)
         return conversation_id
 
     async def add_message(self, conversation_id: str, role: str, content: str, status: str = "complete",
-                          *, now: float | None = None) -> Message:
+                          *, now: float | None = None, parent_id: str | None = END_OF_BRANCH,
+                          model: str | None = None) -> Message:
+        """Add a message answering ``parent_id`` (None: a new first message; by default the end of
+        the current branch) and make its branch the current one. NotInConversation if the parent is
+        not a message of this conversation."""
         message_id = new_id()
         now = time.time() if now is None else now
         async with self.database.transaction() as conn:
+            if parent_id == END_OF_BRANCH:
+                parent_id = await _branch_end(conn, conversation_id)
+            elif parent_id is not None:
+                async with conn.execute("SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
+                                        (parent_id, conversation_id)) as cursor:
+                    if await cursor.fetchone() is None:
+                        raise NotInConversation(parent_id)
             async with conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
                                     (conversation_id,)) as cursor:
                 seq = int((await cursor.fetchone())[0])
             sealed = self.cipher.seal(content, table="messages", column="content", row_id=message_id,
-                                      bound=message_binding(conversation_id, role, seq))
+                                      bound=message_binding(conversation_id, role, seq, parent_id))
             await conn.execute(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (message_id, conversation_id, seq, role, sealed, status, now, now if status == "complete" else None),
+                "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, parent_id, model) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (message_id, conversation_id, seq, role, sealed, status, now, now if status == "complete" else None, parent_id,
+                 model),
             )
-            await conn.execute("UPDATE conversations SET updated_at = ? WHERE id = ?", (now, conversation_id))
-        return Message(message_id, conversation_id, seq, role, content, status, now, now if status == "complete" else None)
+            await conn.execute("UPDATE conversations SET updated_at = ?, current_leaf = ? WHERE id = ?",
+                               (now, message_id, conversation_id))
+        if content:
+            self._tell("message_written", conversation_id, message_id, content, now)
+        return Message(message_id, conversation_id, seq, role, content, status, now, now if status == "complete" else None,
+                       parent_id=parent_id, model=model)
 
     async def update_message(self, message_id: str, content: str, status: str, *,
                              prompt_tokens: int | None = None, completion_tokens: int | None = None,
@@ -108,12 +197,13 @@ class HistoryStore:
                              tokens_per_second: float | None = None) -> None:
         done_at = None if status == "streaming" else time.time()
         async with self.database.transaction() as conn:
-            async with conn.execute("SELECT conversation_id, role, seq FROM messages WHERE id = ?", (message_id,)) as cursor:
+            async with conn.execute("SELECT conversation_id, role, seq, parent_id FROM messages WHERE id = ?",
+                                    (message_id,)) as cursor:
                 row = await cursor.fetchone()
             if row is None:  # deleted with its conversation while the reply was written: nothing to keep
                 return
             sealed = self.cipher.seal(content, table="messages", column="content", row_id=message_id,
-                                      bound=message_binding(row["conversation_id"], row["role"], row["seq"]))
+                                      bound=message_binding(row["conversation_id"], row["role"], row["seq"], row["parent_id"]))
             await conn.execute(
                 "UPDATE messages SET content = ?, status = ?, completed_at = ?, "
                 "prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens), "
@@ -121,6 +211,7 @@ class HistoryStore:
                 "tokens_per_second = COALESCE(?, tokens_per_second) WHERE id = ?",
                 (sealed, status, done_at, prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, message_id),
             )
+        self._tell("message_written", row["conversation_id"], message_id, content, None)
 
     async def mark_unfinished_interrupted(self) -> int:
         """Replies left 'streaming' by a crash or kill -9 are not coming back: say so."""
@@ -134,14 +225,54 @@ class HistoryStore:
             cursor = await conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
                 raise NotFound(conversation_id)
+        self._tell("conversation_deleted", conversation_id)
         await self.database.checkpoint()
 
     async def clear(self) -> int:
         async with self.database.transaction() as conn:
             cursor = await conn.execute("DELETE FROM conversations")
             deleted = cursor.rowcount
+        self._tell("cleared")
         await self.database.checkpoint()
         return deleted
+
+    async def rename(self, conversation_id: str, title: str, *, source: str = "owner") -> bool:
+        """Set the title. The model's title only replaces the first message's; the owner's always
+        wins and is never replaced. Returns whether the title changed; NotFound if no conversation."""
+        title = title.strip()[:TITLE_LENGTH * 4] or "New conversation"
+        sealed = self.cipher.seal(title, table="conversations", column="title", row_id=conversation_id)
+        only_if = "" if source == "owner" else " AND title_source = 'first_message'"
+        async with self.database.transaction() as conn:
+            cursor = await conn.execute(f"UPDATE conversations SET title = ?, title_source = ? WHERE id = ?{only_if}",
+                                        (sealed, source, conversation_id))
+            changed = cursor.rowcount > 0
+            if not changed:
+                async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)) as found:
+                    if await found.fetchone() is None:
+                        raise NotFound(conversation_id)
+        if changed:
+            self._tell("title_written", conversation_id, title, None)
+        return changed
+
+    async def title_source(self, conversation_id: str) -> str | None:
+        async with self.database.conn.execute("SELECT title_source FROM conversations WHERE id = ?",
+                                              (conversation_id,)) as cursor:
+            row = await cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    async def set_current_leaf(self, conversation_id: str, message_id: str) -> str:
+        """Show the branch through ``message_id`` by default (on every device); returns its end."""
+        async with self.database.transaction() as conn:
+            async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)) as cursor:
+                if await cursor.fetchone() is None:
+                    raise NotFound(conversation_id)
+            async with conn.execute("SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
+                                    (message_id, conversation_id)) as cursor:
+                if await cursor.fetchone() is None:
+                    raise NotInConversation(message_id)
+            leaf = await _newest_descendant(conn, message_id)
+            await conn.execute("UPDATE conversations SET current_leaf = ? WHERE id = ?", (leaf, conversation_id))
+        return leaf
 
     # Reading ----------------------------------------------------------------------------------
     def _title(self, row: Any) -> str:
@@ -151,11 +282,12 @@ class HistoryStore:
         return Message(
             id=row["id"], conversation_id=row["conversation_id"], seq=row["seq"], role=row["role"],
             content=self.cipher.open(row["content"], table="messages", column="content", row_id=row["id"],
-                                     bound=message_binding(row["conversation_id"], row["role"], row["seq"])),
+                                     bound=message_binding(row["conversation_id"], row["role"], row["seq"], row["parent_id"])),
             status=row["status"], created_at=row["created_at"], completed_at=row["completed_at"],
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
             finish_reason=_column(row, "finish_reason"), ttft_ms=_column(row, "ttft_ms"),
-            tokens_per_second=_column(row, "tokens_per_second"),
+            tokens_per_second=_column(row, "tokens_per_second"), parent_id=row["parent_id"],
+            model=_column(row, "model"),
         )
 
     async def list_conversations(self, limit: int = 50, before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -192,14 +324,45 @@ class HistoryStore:
             return await cursor.fetchone() is not None
 
     async def get_conversation(self, conversation_id: str) -> dict[str, Any]:
+        """Every message of every branch (in the order written), and the end of the current branch."""
         async with self.database.conn.execute(
-                "SELECT id, title, created_at, updated_at FROM conversations WHERE id = ?", (conversation_id,)) as cursor:
+                "SELECT id, title, title_source, created_at, updated_at FROM conversations WHERE id = ?",
+                (conversation_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
             raise NotFound(conversation_id)
         messages = await self.messages(conversation_id)
-        return {"id": row["id"], "title": self._title(row), "created_at": row["created_at"],
-                "updated_at": row["updated_at"], "messages": [m.to_json() for m in messages]}
+        return {"id": row["id"], "title": self._title(row), "title_source": row["title_source"],
+                "created_at": row["created_at"], "updated_at": row["updated_at"],
+                "current_leaf": await self.branch_end(conversation_id), "messages": [m.to_json() for m in messages]}
+
+    async def branch_end(self, conversation_id: str) -> str | None:
+        """The last message of the current branch (None for an empty conversation)."""
+        return await _branch_end(self.database.conn, conversation_id)
+
+    async def path(self, conversation_id: str, message_id: str, *, last: int | None = None) -> list[Message]:
+        """The messages from the root to ``message_id``, in order (only the ``last`` N if given): the
+        branch a reply to ``message_id`` sees. Only those rows are opened."""
+        async with self.database.conn.execute("SELECT id, parent_id FROM messages WHERE conversation_id = ?",
+                                              (conversation_id,)) as cursor:
+            parents = {row[0]: row[1] for row in await cursor.fetchall()}
+        if message_id not in parents:
+            raise NotInConversation(message_id)
+        ids: list[str] = []
+        current: str | None = message_id
+        while current is not None and current in parents and len(ids) <= len(parents):
+            ids.append(current)
+            current = parents[current]
+        ids.reverse()
+        if last is not None:
+            ids = ids[-last:]
+        rows: dict[str, Any] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            async with self.database.conn.execute(
+                    f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk) as cursor:
+                rows.update({r["id"]: r for r in await cursor.fetchall()})
+        return [self._message(rows[i]) for i in ids]
 
     async def messages(self, conversation_id: str, *, last: int | None = None) -> list[Message]:
         """All messages in order, or only the ``last`` N (prompt building reads the recent end)."""
@@ -221,62 +384,104 @@ class HistoryStore:
 
     # Export and import ------------------------------------------------------------------------
     async def export(self) -> dict[str, Any]:
+        """Version 2: every branch (each message's ``parent_id``), the current leaf and the title's source."""
         async with self.database.conn.execute(
-                "SELECT id, title, created_at, updated_at FROM conversations ORDER BY created_at, id") as cursor:
+                "SELECT id, title, title_source, created_at, updated_at FROM conversations ORDER BY created_at, id") as cursor:
             rows = list(await cursor.fetchall())
         conversations = []
         for row in rows:
             messages = await self.messages(row["id"])
             conversations.append({
-                "id": row["id"], "title": self._title(row), "created_at": row["created_at"],
-                "updated_at": row["updated_at"],
-                "messages": [{k: v for k, v in m.to_json().items() if v is not None or k == "completed_at"} for m in messages],
+                "id": row["id"], "title": self._title(row), "title_source": row["title_source"],
+                "created_at": row["created_at"], "updated_at": row["updated_at"],
+                "current_leaf": await self.branch_end(row["id"]),
+                "messages": [{k: v for k, v in m.to_json().items() if v is not None or k in ("completed_at", "parent_id")}
+                             for m in messages],
             })
-        return {"format": "privchat-export", "version": 1, "exported_at": time.time(), "conversations": conversations}
+        return {"format": "privchat-export", "version": 2, "exported_at": time.time(), "conversations": conversations}
 
     async def import_conversations(self, conversations: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Add what is not there yet, in one transaction: importing the same file twice adds nothing.
 
         The input is already validated (api/schemas.py); a failure part-way rolls everything back.
+        A conversation from a version 2 file keeps its tree (a message's parent must come before it,
+        in the file or already stored in that conversation, else ValueError); one from a version 1
+        file, without parents, becomes one branch in file order.
         """
         added_conversations = added_messages = skipped = 0
+        told: list[tuple[Any, ...]] = []  # for the observers, once the whole import committed
         async with self.database.transaction() as conn:
             for conv in conversations:
                 async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv["id"],)) as cursor:
                     exists = await cursor.fetchone() is not None
                 if not exists:
                     title = self.cipher.seal(conv["title"], table="conversations", column="title", row_id=conv["id"])
+                    source = conv.get("title_source") if conv.get("title_source") in TITLE_SOURCES else "first_message"
                     await conn.execute(
-                        "INSERT INTO conversations (id, title, created_at, updated_at) VALUES (?, ?, ?, ?)",
-                        (conv["id"], title, conv["created_at"], conv["updated_at"]),
+                        "INSERT INTO conversations (id, title, created_at, updated_at, title_source) VALUES (?, ?, ?, ?, ?)",
+                        (conv["id"], title, conv["created_at"], conv["updated_at"], source),
                     )
                     added_conversations += 1
+                    told.append(("title_written", conv["id"], conv["title"], conv["updated_at"]))
                 async with conn.execute("SELECT id, seq FROM messages WHERE conversation_id = ?", (conv["id"],)) as cursor:
                     existing = {row[0]: row[1] for row in await cursor.fetchall()}
                 next_seq = max(existing.values(), default=0) + 1
+                tree = conv.get("current_leaf") is not None or any(m.get("parent_id") for m in conv["messages"])
+                previous = None if not existing else await _branch_end(conn, conv["id"])
+                known = set(existing)
                 for message in conv["messages"]:
+                    parent = message.get("parent_id") if tree else previous
+                    if tree and parent is not None and parent not in known:
+                        raise ImportInvalid(f"message {message['id']}: its parent_id {parent} is not an earlier message "
+                                         "of the same conversation")
                     if message["id"] in existing:
                         skipped += 1
+                        previous = message["id"]
                         continue
                     async with conn.execute("SELECT conversation_id FROM messages WHERE id = ?", (message["id"],)) as cursor:
                         elsewhere = await cursor.fetchone()
                     if elsewhere is not None:
                         skipped += 1
                         continue
+                    known.add(message["id"])
+                    previous = message["id"]
                     sealed = self.cipher.seal(message["content"], table="messages", column="content", row_id=message["id"],
-                                              bound=message_binding(conv["id"], message["role"], next_seq))
+                                              bound=message_binding(conv["id"], message["role"], next_seq, parent))
                     status = "interrupted" if message["status"] == "streaming" else message["status"]
                     await conn.execute(
                         "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, "
-                        "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, parent_id, model) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (message["id"], conv["id"], next_seq, message["role"], sealed, status, message["created_at"],
                          message.get("completed_at"), message.get("prompt_tokens"), message.get("completion_tokens"),
-                         message.get("finish_reason"), message.get("ttft_ms"), message.get("tokens_per_second")),
+                         message.get("finish_reason"), message.get("ttft_ms"), message.get("tokens_per_second"), parent,
+                         message.get("model")),
                     )
                     next_seq += 1
                     added_messages += 1
+                    told.append(("message_written", conv["id"], message["id"], message["content"], conv["updated_at"]))
+                leaf = conv.get("current_leaf") if conv.get("current_leaf") in known else previous
+                if leaf is not None:
+                    await conn.execute("UPDATE conversations SET current_leaf = ? WHERE id = ? AND "
+                                       "(current_leaf IS NULL OR ? = 0)", (leaf, conv["id"], 1 if exists else 0))
+        for event in told:
+            self._tell(*event)
         return {"imported_conversations": added_conversations, "imported_messages": added_messages, "skipped": skipped}
+
+
+def current_path(conv: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages of an exported conversation's current branch, root first (all of them for a
+    version 1 export, which has no branches)."""
+    messages = conv["messages"]
+    leaf = conv.get("current_leaf")
+    if leaf is None:
+        return messages
+    by_id = {m["id"]: m for m in messages}
+    path: list[dict[str, Any]] = []
+    while leaf is not None and leaf in by_id and len(path) <= len(messages):
+        path.append(by_id[leaf])
+        leaf = by_id[leaf].get("parent_id")
+    return path[::-1]
 
 
 def export_to_markdown(export: dict[str, Any]) -> str:
@@ -289,7 +494,7 @@ def export_to_markdown(export: dict[str, Any]) -> str:
     lines = ["# privchat history", "", f"Exported {stamp(export['exported_at'])}.", ""]
     for conv in export["conversations"]:
         lines += [f"## {conv['title']}", "", f"*Started {stamp(conv['created_at'])}*", ""]
-        for message in conv["messages"]:
+        for message in current_path(conv):
             who = {"user": "You", "assistant": "Assistant", "system": "System"}[message["role"]]
             note = "" if message["status"] == "complete" else f" ({message['status']})"
             lines += [f"**{who}**{note}:", "", message["content"], ""]

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 
 import aiosqlite
 
-from .bindings import message_binding, settings_binding
+from .bindings import flat_message_binding, settings_binding
 from .crypto import Cipher, CryptoError
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _messages(cipher: Cipher, rows: Sequence[Any], unopened: list[str]) -> list[
     out = []
     for rowid, message_id, conversation_id, role, seq, content in rows:
         sealed = _reseal(cipher, content, unopened, table="messages", column="content", row_id=message_id,
-                         bound=dict(message_binding(conversation_id, role, seq)))
+                         bound=dict(flat_message_binding(conversation_id, role, seq)))
         if sealed is not None:
             out.append((sealed, rowid))
     return out

@@ -7,7 +7,7 @@
 // once, again on `online` and when the tab becomes visible, and otherwise with backoff; the events
 // are merged by their numbers, so the text equals the stored reply with no token twice or missing.
 
-import { ApiError, NetworkError } from "../lib/errors.js";
+import { ApiError, E2EError, NetworkError } from "../lib/errors.js";
 import { EventCursor, retryDelay } from "../lib/resume.js";
 
 const CANCEL_WAIT_MS = 2000;
@@ -34,8 +34,12 @@ export class ChatController {
    *   reloadWhenBack  reload this conversation from the server once the connection is back
    *   recheck         check the connection now
    */
-  constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => null, dropUnsent = () => {} }) {
+  constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => null, dropUnsent = () => {},
+    onStarted = () => {}, onReplyEnded = () => {}, chosenModel = () => null }) {
     Object.assign(this, { api, session, messages, report, refreshHistory, reloadWhenBack, recheck });
+    // Branches (app/branches.js): a reply's start event puts it in the tree; its end refreshes the tree.
+    Object.assign(this, { onStarted, onReplyEnded });
+    this.chosenModel = chosenModel; // the picker's model (lib/models.js); null: the server's default
     // A message that could not be sent is kept (history.js) until Retry sends it: keepUnsent(text) → id.
     Object.assign(this, { keepUnsent, dropUnsent });
     this.wakeUp = null; // resolves the wait before the next reattach try
@@ -48,31 +52,49 @@ export class ChatController {
     }
   }
 
-  /** Returns true when the message was taken (the input box is then cleared). */
-  send(text) {
+  /**
+   * Returns true when the message was taken (the input box is then cleared). `branch.parentId`:
+   * the message it answers (an edit: the edited message's parent; null: a new first message).
+   */
+  send(text, branch = {}) {
     const { stream, device } = this.session.state;
     if (stream || !device) return false;
     const userView = this.messages.add({ role: "user", content: text, status: "sending" });
-    this.run(text, userView);
+    this.run(text, userView, branch);
     return true;
   }
 
-  async run(text, userView) {
+  /** A new reply to the message `assistantId` answered; the old reply is kept (the page truncated the view). */
+  regenerate(assistantId) {
+    const { stream, device } = this.session.state;
+    if (stream || !device) return false;
+    this.run(null, null, { regenerateOf: assistantId });
+    return true;
+  }
+
+  async run(text, userView, branch = {}) {
     const { session, messages } = this;
     const stream = this.newStream({ sentAt: now() });
     session.set({ stream });
     const reply = messages.add({ role: "assistant", content: "", status: "streaming" });
     const wasNew = !session.state.conversationId;
     const handlers = this.handlers(stream, reply, (d) => {
-      userView.setId(d.user_message_id);
-      userView.setStatus("complete");
+      if (userView) {
+        userView.setId(d.user_message_id);
+        userView.setStatus("complete");
+      }
+      this.onStarted(d);
       if (wasNew) this.refreshHistory();
     });
     try {
-      await this.api.chat({ conversationId: session.state.conversationId, message: text, signal: stream.ctrl.signal }, handlers);
+      await this.api.chat({ conversationId: session.state.conversationId, message: text, signal: stream.ctrl.signal,
+        parentId: branch.parentId, regenerateOf: branch.regenerateOf, model: this.chosenModel() || undefined }, handlers);
     } catch (err) {
       const stopped = stream.stopped || (err instanceof NetworkError && err.kind === "aborted" && !stream.dropped);
-      if (!stream.started) {
+      if (!stream.started && !userView) {
+        // A regenerate that never started: say so on the reply; the old reply is one reload away.
+        reply.setStatus("error", this.report(err, "send", { stopped }));
+      } else if (!stream.started) {
         // Nothing reached the model: keep the text, offer Retry.
         messages.removeView(reply);
         const unsentId = this.keepUnsent(text);
@@ -85,6 +107,7 @@ export class ChatController {
     } finally {
       if (session.state.stream === stream) session.set({ stream: null });
       if (stream.started && !wasNew) this.refreshHistory();
+      if (stream.started) this.onReplyEnded(session.state.conversationId);
     }
   }
 
@@ -135,6 +158,7 @@ export class ChatController {
       onStart: (d, id) => {
         if (!fresh(id)) return;
         stream.assistantId = d.assistant_message_id;
+        if (d.model) reply.model = d.model; // shown quietly under the reply
         reply.setId(d.assistant_message_id);
         if (d.conversation_id && session.state.conversationId !== d.conversation_id) session.set({ conversationId: d.conversation_id });
         if (!stream.started) {
@@ -208,10 +232,14 @@ export class ChatController {
         if (stream.stopped) break;
         // Worth another try: no answer, or a server that is busy or restarting. Anything else (gone,
         // not allowed, a bug) will not get better by asking again.
-        const passing = err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
+        // A sealed stream that was cut or broken on the way (docs/E2E.md) is asked for again from the
+        // last event that opened: nothing shown twice, nothing lost.
+        const broken = err instanceof E2EError && (err.code === "e2e_truncated" || err.code === "e2e_event_invalid");
+        const passing = broken || err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
         if (!passing || now() - began > RESUME_GIVE_UP_MS) {
           // Gone (deleted), or this device may no longer read it: what was saved comes with a reload.
-          reply.setStatus("interrupted");
+          if (err instanceof E2EError) reply.setStatus("error", this.report(err));
+          else reply.setStatus("interrupted");
           this.reloadWhenBack(this.session.state.conversationId);
           this.recheck();
           return;

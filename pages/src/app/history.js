@@ -33,8 +33,14 @@ export class HistoryController {
   constructor({
     api, session, sidebar, messages, report, stopStream, closeDrawer, focusInput, confirm, download = downloadBlob,
     memory = new PageMemory(), setDraft = () => {}, retrySend = () => {}, onRunningReply = () => {},
+    showConversation = (conv) => {
+      this.messages.show(conv.messages || []);
+      return conv.messages || [];
+    },
   }) {
     Object.assign(this, { api, session, sidebar, messages, report, stopStream, closeDrawer, focusInput, confirm, download });
+    // Shows a loaded conversation (its current branch: app/branches.js) and returns the messages shown.
+    this.showConversation = showConversation;
     Object.assign(this, { memory, setDraft, retrySend, onRunningReply });
     this.conversations = [];
     this.loaded = false;
@@ -181,8 +187,7 @@ export class HistoryController {
       const convId = conv.id || id;
       if (reopen && this.session.state.conversationId !== id) return "opened"; // the owner went elsewhere meanwhile
       this.session.set({ conversationId: convId });
-      const list = conv.messages || [];
-      this.messages.show(list);
+      const list = this.showConversation(conv);
       this.showUnsent(convId);
       const last = list[list.length - 1];
       if (last && last.role === "assistant" && last.status === "streaming" && last.id) this.onRunningReply(last.id, convId);
@@ -204,6 +209,19 @@ export class HistoryController {
       if (gone) this.load();
       this.sidebar.say(text);
       return gone ? "gone" : "failed";
+    }
+  }
+
+  /** The owner's title for a conversation (the model never replaces it). */
+  async rename(id, title) {
+    const text = (title || "").trim();
+    if (!text) return;
+    try {
+      await this.api.renameConversation(id, text);
+      this.sidebar.say("Conversation renamed.");
+      await this.load();
+    } catch (err) {
+      this.sidebar.say(this.report(err));
     }
   }
 

@@ -67,7 +67,11 @@ export class ConnectionMonitor {
       // The screen and the device as they are now that the server answered.
       const { view, pairReason, device } = this.session.state;
       seen.pairing = view === "pairing" ? pairReason || "first" : null;
-      if (!seen.pairing && device) seen.me = await this.api.whoAmI();
+      if (!seen.pairing && device) {
+        // A rotated server key is followed (confirmed by the pinned one) before anything else is sealed.
+        await this.api.followServerKey(seen.health);
+        seen.me = await this.api.whoAmI();
+      }
     } catch (err) {
       seen.error = err;
     }

@@ -6,17 +6,24 @@
 import { signRequest } from "./signing.js";
 import { readSSE } from "./sse.js";
 import { isLoopbackOrigin } from "./config.js";
-import { ApiError, NetworkError, StreamError, errorFromResponse } from "./errors.js";
+import { ApiError, E2EError, NetworkError, StreamError, errorFromResponse } from "./errors.js";
 import { AccessSession } from "./access.js";
+import { CONTENT_TYPE as E2E_TYPE, NONCE_HEADER, REQUEST_HEADER, SEALED_EVENT, checkKeyConfirmation, importServerKey, pairingProof, parseNonce, pinnable, sealRequest } from "./e2e.js";
 
 export class ApiClient {
   /**
    * @param {string} origin  API origin, e.g. "http://127.0.0.1:8765"
-   * @param {{getDevice?: () => Promise<{keyPair, deviceId}|null>}} opts
+   * @param {{getDevice?: () => Promise<{keyPair, deviceId, serverKey}|null>,
+   *          onServerKey?: (key: {kid, jwk, fingerprint}) => Promise<void>|void}} opts
+   *   serverKey    the pinned server key {kid, jwk, fingerprint} every request is sealed to (docs/E2E.md)
+   *   onServerKey  a rotation was confirmed: keep this key with the device from now on
    */
-  constructor(origin, { getDevice = async () => null } = {}) {
+  constructor(origin, { getDevice = async () => null, onServerKey = async () => {} } = {}) {
     this.origin = origin;
     this.getDevice = getDevice;
+    this.onServerKey = onServerKey;
+    this.e2eOpeners = new WeakMap(); // Response -> the stream opener of its sealed events
+    this.importedKeys = new Map(); // kid -> the imported public key (importing costs a little)
     this.offsetMs = 0; // serverTime - localTime
     this.lastHealth = null;
     this.access = new AccessSession(origin);
@@ -98,7 +105,7 @@ export class ApiClient {
     return body;
   }
 
-  async signedHeaders(method, path, bodyText, device) {
+  async signedHeaders(method, path, bodyText, device, e2eHeader) {
     const dev = device || (await this.getDevice());
     if (!dev) throw new ApiError(401, "device_unknown", "This device is not paired yet.");
     return signRequest({
@@ -107,8 +114,47 @@ export class ApiClient {
       method,
       url: this.url(path),
       body: bodyText,
+      e2e: e2eHeader,
       now: this.now(),
     });
+  }
+
+  /** The pinned server key of a device, imported (e2e_key_unpinned when it has none). */
+  async serverKeyOf(dev) {
+    const pinned = dev && dev.serverKey;
+    if (!pinned || !pinned.kid || !pinned.jwk) throw new E2EError("e2e_key_unpinned", "this device has no pinned server key");
+    let key = this.importedKeys.get(pinned.kid);
+    if (!key) {
+      key = await importServerKey(pinned.jwk, pinned.kid);
+      this.importedKeys.set(pinned.kid, key);
+    }
+    return key;
+  }
+
+  /**
+   * A sealed answer, opened (docs/E2E.md, "A response"): a one-chunk answer becomes a plain Response
+   * with the opened bytes; an event stream stays as it is, its opener kept for readReply. A 2xx
+   * answer must be sealed (e2e_unsealed); an error status may come plain (the gate's refusals).
+   */
+  async openAnswer(res, opener) {
+    const nonceValue = res.headers.get(NONCE_HEADER);
+    const type = res.headers.get("Content-Type") || "";
+    if (!nonceValue) {
+      if (res.ok && res.status !== 204) throw new E2EError("e2e_unsealed", `a ${res.status} answer without ${NONCE_HEADER}`);
+      return res;
+    }
+    if (type.startsWith("text/event-stream")) {
+      this.e2eOpeners.set(res, await opener.stream(nonceValue));
+      return res;
+    }
+    const nonce = parseNonce(nonceValue);
+    const sealed = new Uint8Array(await res.arrayBuffer());
+    const plain = res.status === 204 || res.status === 205 || res.status === 304 ? null : await opener.open(nonce, sealed);
+    const headers = new Headers(res.headers);
+    headers.delete(NONCE_HEADER);
+    headers.delete("Content-Length");
+    if (type.startsWith(E2E_TYPE)) headers.set("Content-Type", "application/json");
+    return new Response(plain, { status: res.status, statusText: res.statusText, headers });
   }
 
   /**
@@ -117,12 +163,25 @@ export class ApiClient {
    */
   async send(method, path, { json, body, device, signal, headers = {}, retried = false } = {}) {
     const bodyText = json !== undefined ? JSON.stringify(json) : body !== undefined ? body : "";
-    const sig = await this.signedHeaders(method, path, bodyText, device);
-    const h = { ...headers, ...sig };
-    if (json !== undefined && !h["Content-Type"]) h["Content-Type"] = "application/json";
+    // Sealed to the pinned server key (docs/E2E.md): the signature covers the sealed bytes and the
+    // Privchat-E2E header; a request without a body still makes the context that keys the answer.
+    const dev = device || (await this.getDevice());
+    if (!dev) throw new ApiError(401, "device_unknown", "This device is not paired yet.");
+    const hasBody = method !== "GET" && method !== "HEAD" && (json !== undefined || body !== undefined);
+    const sealed = await sealRequest({
+      serverKey: await this.serverKeyOf(dev),
+      method,
+      target: path,
+      deviceId: dev.deviceId,
+      bodyBytes: hasBody ? bodyText : null,
+    });
+    const sig = await this.signedHeaders(method, path, sealed.body || "", dev, sealed.header);
+    const h = { ...headers, ...sig, [REQUEST_HEADER]: sealed.header };
+    for (const k of Object.keys(h)) if (k.toLowerCase() === "content-type") delete h[k];
+    if (sealed.body) h["Content-Type"] = E2E_TYPE;
     const init = { method, headers: h, signal };
-    if (method !== "GET" && method !== "HEAD") init.body = bodyText;
-    const res = await this.rawFetch(path, init);
+    if (sealed.body) init.body = sealed.body;
+    const res = await this.openAnswer(await this.rawFetch(path, init), sealed.opener);
     if (res.ok) return res;
     const err = await errorFromResponse(res);
     if (err.code === "clock_skew" && !retried) {
@@ -141,12 +200,57 @@ export class ApiClient {
 
   // ------------------------------------------------------------ devices
 
-  /** Registers a new device key with a pairing code. The request is signed by that new key. */
-  registerDevice({ pairingCode, publicJwk, name, device }) {
-    return this.json("POST", "/api/auth/device", {
-      json: { pairing_code: pairingCode, public_key: publicJwk, name },
+  /**
+   * Registers a new device key with a pairing code. The request is signed by that new key and
+   * sealed to `device.serverKey`, the key this page pins; the code itself never travels: the
+   * request carries its pairing_proof, and the answer's key_confirmation must match (docs/E2E.md).
+   */
+  async registerDevice({ pairingCode, publicJwk, name, device }) {
+    const kid = (await this.serverKeyOf(device)).kid;
+    const record = await this.json("POST", "/api/auth/device", {
+      json: { pairing_proof: await pairingProof(pairingCode, device.deviceId, kid), public_key: publicJwk, name },
       device,
     });
+    await checkKeyConfirmation(record && record.key_confirmation, pairingCode, device.deviceId, kid);
+    return record;
+  }
+
+  /**
+   * The server key published by /api/health, checked against a kid the page trusts (the pairing
+   * link's): {kid, jwk, fingerprint}. e2e_key_mismatch when it differs or its kid is not its thumbprint.
+   */
+  async publishedServerKey(health = this.lastHealth, expectedKid = null) {
+    const pub = health && health.e2e;
+    if (!pub || !pub.jwk) throw new E2EError("e2e_key_mismatch", "the server publishes no end-to-end key");
+    const key = await importServerKey(pub.jwk, pub.kid || null);
+    if (expectedKid && key.kid !== expectedKid) throw new E2EError("e2e_key_mismatch", `the server key is ${key.kid}, the link pins ${expectedKid}`);
+    return pinnable(key);
+  }
+
+  /**
+   * After a health check: when the server publishes another key than the pinned one (a rotation),
+   * ask GET /api/e2e/key sealed to the pinned key; only the holder of that key can answer, and its
+   * answer names the new key, which is re-pinned (onServerKey) once its thumbprint matches its kid.
+   * Past the grace period the server answers e2e_key_unknown (an ApiError): pair again.
+   * Returns the key in use, or null without a device.
+   */
+  async followServerKey(health = this.lastHealth) {
+    const dev = await this.getDevice();
+    if (!dev) return null;
+    const pinned = await this.serverKeyOf(dev);
+    const pub = health && health.e2e;
+    if (!pub || !pub.kid || pub.kid === pinned.kid) return pinnable(pinned);
+    const answer = await this.json("GET", "/api/e2e/key", { device: dev });
+    const named = answer && answer.jwk ? answer : answer && answer.e2e;
+    if (!named || !named.jwk || !named.kid) throw new E2EError("e2e_key_mismatch", "the key answer names no key");
+    const key = pinnable(await importServerKey(named.jwk, named.kid));
+    if (key.kid !== pinned.kid) await this.onServerKey(key);
+    return key;
+  }
+
+  /** GET /api/models: {default, models: [{name, engine, label, state, error, n_ctx}]} (issue #13). */
+  listModels() {
+    return this.json("GET", "/api/models");
   }
 
   whoAmI(opts) {
@@ -169,10 +273,14 @@ export class ApiClient {
    * Resolves when the stream ends; throws ApiError before the stream starts, NetworkError if the
    * connection drops (kind "aborted" when the signal fired).
    */
-  async chat({ conversationId, message, options, signal }, handlers = {}) {
-    const payload = { message };
+  async chat({ conversationId, message, options, signal, parentId, regenerateOf, model }, handlers = {}) {
+    // Branches (issue #14): parentId undefined = the end of the current branch, null = a new first
+    // message (an edit of the first one); regenerateOf = a reply to write again (no message).
+    const payload = regenerateOf ? { regenerate_of: regenerateOf } : { message };
+    if (parentId !== undefined && !regenerateOf) payload.parent_id = parentId;
     if (conversationId) payload.conversation_id = conversationId;
     if (options && Object.keys(options).length) payload.options = options;
+    if (model) payload.model = model; // a name from listModels(); absent = the server's default
     const res = await this.send("POST", "/api/chat", {
       json: payload,
       signal,
@@ -196,11 +304,18 @@ export class ApiClient {
     return this.readReply(res, handlers, signal);
   }
 
+  /**
+   * Reads a sealed reply stream: each `event: sealed` is opened with its number (e2e.js) and its
+   * inner {id, event, data} goes to the handlers; ids come from inside the seal. A stream that ends
+   * without its final event is e2e_truncated; one that does not open, e2e_event_invalid.
+   */
   async readReply(res, handlers, signal) {
     const type = res.headers.get("Content-Type") || "";
     if (!type.startsWith("text/event-stream")) {
       throw new ApiError(res.status, "bad_stream", "The server did not answer with an event stream.");
     }
+    const opener = this.e2eOpeners.get(res);
+    if (!opener) throw new E2EError("e2e_unsealed", "the event stream is not sealed");
     const on = {
       start: handlers.onStart,
       queued: handlers.onQueued,
@@ -208,34 +323,68 @@ export class ApiClient {
       snapshot: handlers.onSnapshot,
     };
     let finished = false;
+    let failure = null;
+    // Opening is asynchronous and the parser is not: events are opened one after the other, in order.
+    let queue = Promise.resolve();
+    const reading = new AbortController();
+    const stopReading = () => reading.abort();
+    if (signal) {
+      if (signal.aborted) stopReading();
+      else signal.addEventListener("abort", stopReading, { once: true });
+    }
+    const later = (fn) => {
+      queue = queue.then(async () => {
+        if (failure) return;
+        try {
+          await fn();
+        } catch (err) {
+          failure = err;
+          stopReading();
+        }
+      });
+    };
+    const dispatch = async (ev) => {
+      if (ev.event !== SEALED_EVENT) throw new E2EError("e2e_unsealed", `a plain "${ev.event}" event in a sealed stream`);
+      const { plaintext, final } = await opener.next(ev.data);
+      let inner;
+      try {
+        inner = JSON.parse(new TextDecoder().decode(plaintext));
+      } catch (err) {
+        throw new E2EError("e2e_event_invalid", "an opened event is not JSON", { cause: err });
+      }
+      const name = inner && typeof inner.event === "string" ? inner.event : "";
+      if (final !== (name === "done" || name === "error")) {
+        throw new E2EError("e2e_event_invalid", final ? `the final event is "${name}"` : `"${name}" is not marked final`);
+      }
+      const data = inner.data === undefined ? null : inner.data;
+      const id = typeof inner.id === "string" ? inner.id : undefined;
+      if (on[name]) on[name](data, id);
+      else if (name === "done") {
+        finished = true;
+        if (handlers.onDone) handlers.onDone(data, id);
+      } else if (name === "error") {
+        finished = true;
+        if (handlers.onError) handlers.onError(new StreamError(data || {}), id);
+      }
+    };
+    let readError = null;
     try {
-      await readSSE(
-        res,
-        (ev) => {
-          let data = null;
-          try {
-            data = ev.data ? JSON.parse(ev.data) : null;
-          } catch {
-            return; // not ours
-          }
-          if (on[ev.event]) on[ev.event](data, ev.id);
-          else if (ev.event === "done") {
-            finished = true;
-            if (handlers.onDone) handlers.onDone(data, ev.id);
-          } else if (ev.event === "error") {
-            finished = true;
-            if (handlers.onError) handlers.onError(new StreamError(data || {}), ev.id);
-          }
-        },
-        { signal, onComment: handlers.onPing },
-      );
+      await readSSE(res, (ev) => later(() => dispatch(ev)), {
+        signal: reading.signal,
+        onComment: (c) => later(() => handlers.onPing && handlers.onPing(c)),
+      });
     } catch (err) {
-      if (finished) return;
-      throw await this.networkError(signal && signal.aborted ? Object.assign(new Error("aborted"), { name: "AbortError" }) : err);
+      readError = err;
+    } finally {
+      if (signal) signal.removeEventListener("abort", stopReading);
     }
-    if (!finished) {
-      throw new NetworkError(signal && signal.aborted ? "aborted" : "interrupted", { origin: this.origin });
-    }
+    await queue;
+    if (failure) throw failure;
+    if (finished) return;
+    if (signal && signal.aborted) throw await this.networkError(Object.assign(new Error("aborted"), { name: "AbortError" }));
+    if (readError) throw await this.networkError(readError);
+    opener.end(); // e2e_truncated: the stream closed before its final event
+    throw new NetworkError("interrupted", { origin: this.origin });
   }
 
   cancel(assistantMessageId) {
@@ -258,6 +407,21 @@ export class ApiClient {
     return this.json("DELETE", `/api/history/${encodeURIComponent(id)}`);
   }
 
+  /** The owner's title; the model never replaces it. */
+  renameConversation(id, title) {
+    return this.json("PATCH", `/api/history/${encodeURIComponent(id)}`, { json: { title } });
+  }
+
+  /** Show the branch through messageId by default, on every device; answers its current_leaf. */
+  setCurrentLeaf(id, messageId) {
+    return this.json("PATCH", `/api/history/${encodeURIComponent(id)}`, { json: { current_leaf: messageId } });
+  }
+
+  /** POST, never GET ?q=: the words stay out of the URL, which the edge sees. */
+  search(q, { limit = 20, signal } = {}) {
+    return this.json("POST", "/api/search", { json: { q, limit }, signal });
+  }
+
   clearHistory() {
     return this.json("DELETE", "/api/history");
   }
@@ -265,7 +429,8 @@ export class ApiClient {
   /** Returns {blob, filename}. */
   async exportHistory(format) {
     const res = await this.send("GET", `/api/history/export?format=${encodeURIComponent(format)}`);
-    const blob = await res.blob();
+    // send() opened the sealed body; the type the file gets is the format's.
+    const blob = new Blob([await res.arrayBuffer()], { type: format === "markdown" ? "text/markdown" : "application/json" });
     let filename = null;
     const cd = res.headers.get("Content-Disposition");
     if (cd) {

@@ -1,5 +1,6 @@
 // Where the API lives. Sources, strongest first:
-//   1. the pairing link fragment  #pair=<code>&api=<origin>  (read once, then removed from the address bar)
+//   1. the pairing link fragment  #pair=<code>&api=<origin>&e2e=<kid>  (read once, then removed from
+//      the address bar; e2e is the server key's thumbprint the page pins, docs/E2E.md)
 //   2. the origin this device was paired with (IndexedDB, mirrored in localStorage)
 //   3. chat/config.json next to the page (the tunnel setup script rewrites it for production)
 // The page's CSP (connect-src) is the real limit on which origins can be reached at all.
@@ -31,20 +32,26 @@ export function isLoopbackOrigin(origin) {
   }
 }
 
-/** Reads and strips the pairing fragment. Returns {code, api} (either may be null). */
+/** A server key id as the link carries it (an RFC 7638 thumbprint, base64url), or null. */
+export function normalizeKid(value) {
+  return typeof value === "string" && /^[A-Za-z0-9_-]{43}$/.test(value.trim()) ? value.trim() : null;
+}
+
+/** Reads and strips the pairing fragment. Returns {code, api, e2e} (any may be null). */
 export function takePairingFragment(loc = globalThis.location, hist = globalThis.history) {
   const hash = loc && loc.hash ? loc.hash.replace(/^#/, "") : "";
-  if (!hash) return { code: null, api: null };
+  if (!hash) return { code: null, api: null, e2e: null };
   const params = new URLSearchParams(hash);
   const code = params.get("pair");
   const api = params.get("api");
-  if (code === null && api === null) return { code: null, api: null };
+  const e2e = params.get("e2e");
+  if (code === null && api === null && e2e === null) return { code: null, api: null, e2e: null };
   try {
     hist.replaceState(hist.state, "", loc.pathname + loc.search);
   } catch {
     /* replaceState can throw on odd origins; the fragment then just stays */
   }
-  return { code: code ? code.trim() : null, api: normalizeOrigin(api || "") };
+  return { code: code ? code.trim() : null, api: normalizeOrigin(api || ""), e2e: normalizeKid(e2e) };
 }
 
 /** The API origin from chat/config.json (next to app.js), or null. */

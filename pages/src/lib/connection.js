@@ -96,6 +96,9 @@ export function failed(memory, error, { apiOrigin = "" } = {}) {
       return revoked(memory);
     case "unpaired":
       return wait(memory, shown, POLL_OK_MS, { pairing: "unknown" });
+    case "untrusted":
+      // The pinned server key is gone (or was never pinned): nothing can be sealed until pairing again.
+      return wait(memory, shown, null, { input: false });
     default:
       break;
   }
@@ -157,7 +160,7 @@ export function decide(memory, { offline: isOffline = false, health, me, error, 
 export function afterRequestError(memory, error, { apiOrigin = "" } = {}) {
   const { effect } = describe(error, { apiOrigin });
   if (effect === "recheck") return "recheck";
-  if (effect === "revoked" || effect === "unknown" || effect === "access") return failed(memory, error, { apiOrigin });
+  if (effect === "revoked" || effect === "unknown" || effect === "access" || effect === "untrusted") return failed(memory, error, { apiOrigin });
   return null;
 }
 

@@ -16,9 +16,10 @@
 //   actions  buttons: {id, label, run} with run one of "retry", "signin", "repair"
 //   effect   what the failure means for the whole page: "revoked" (this device was revoked),
 //            "unknown" (the server does not know this key), "access" (Access wants a sign-in),
+//            "untrusted" (the pinned server key is gone or missing: pair again),
 //            "recheck" (the connection may be gone: check it now), or null
 
-import { ApiError, KeyStorageError, NetworkError, StreamError } from "./errors.js";
+import { ApiError, E2EError, KeyStorageError, NetworkError, StreamError } from "./errors.js";
 import { isLoopbackOrigin } from "./config.js";
 
 export const ACTIONS = Object.freeze({
@@ -27,15 +28,52 @@ export const ACTIONS = Object.freeze({
   signIn: { id: "access-signin", label: "Sign in (new tab)", run: "signin" },
   signInAgain: { id: "tunnel-signin", label: "Sign in again (new tab)", run: "signin" },
   repair: { id: "status-repair", label: "Pair again", run: "repair" },
+  repairKey: { id: "status-repair", label: "Pair again", run: "repair_key" },
   pairSignIn: { id: "pair-signin", label: "Sign in (new tab)", run: "signin" },
   pairRetry: { id: "pair-retry", label: "Retry", run: "retry" },
 });
 
 export const KEY_STORAGE_TEXT = "This browser cannot keep a device key (private browsing?) — open /chat in a normal window";
 
+// A model's state as the picker shows it beside its name (GET /api/models; issue #13).
+const MODEL_STATE_TEXT = {
+  ready: "",
+  loading: "loading…",
+  unloaded: "loads when used",
+  unreachable: "not answering",
+  error: "failed",
+  disabled: "turned off",
+};
+
+/** The picker's line for a model: its label or name, and its state when that is not "ready". */
+export function modelOptionText(model) {
+  const name = (model && (model.label || model.name)) || "?";
+  const state = model && Object.hasOwn(MODEL_STATE_TEXT, model.state) ? MODEL_STATE_TEXT[model.state] : model && model.state;
+  return state ? `${name} — ${state}` : name;
+}
+
 const isNetwork = (err, kind) => err instanceof NetworkError && err.kind === kind;
 const isCode = (err, code) => err instanceof ApiError && err.code === code;
 const isAccess = (err) => isNetwork(err, "access") || isCode(err, "access_denied");
+
+// End-to-end encryption (docs/E2E.md): the page's own findings (E2EError) and the server's refusals
+// (ApiError) share their codes' sentences.
+const E2E_TEXT = {
+  e2e_key_mismatch:
+    "The server's encryption key is not the one this browser trusts, so nothing was sent: something between this browser and your computer may be in the way. Run `privchat pair` on your computer and compare the server key fingerprint it shows.",
+  e2e_key_unpinned: "This browser has no server encryption key to trust (it was paired before end-to-end encryption). Pair it again.",
+  e2e_key_unknown: "The server no longer accepts the encryption key this browser trusts (it was replaced with `privchat e2e rotate` too long ago). Pair this browser again.",
+  e2e_unsealed: "An answer came without its end-to-end seal and was not shown: something between this browser and your computer may have changed it.",
+  e2e_response_invalid: "An answer's end-to-end seal did not open, so it was not shown: something between this browser and your computer may have changed it.",
+  e2e_event_invalid: "Part of the reply did not open (missing, out of order, repeated or changed on the way), so the rest was not shown.",
+  e2e_truncated: "The reply stream ended before its last part arrived: the reply is incomplete.",
+  e2e_required: "The server refused a request that was not end-to-end encrypted.",
+  e2e_malformed: "The server could not read this request's encryption header.",
+  e2e_open_failed: "The server could not open this request: it was changed on the way, or sealed to another key.",
+};
+const PAIR_AGAIN = ["e2e_key_unknown", "e2e_key_unpinned"];
+const e2eCode = (err) =>
+  (err instanceof E2EError || err instanceof ApiError) && err.code && Object.hasOwn(E2E_TEXT, err.code) ? err.code : null;
 
 function result(text, { actions = [], ...rest } = {}) {
   return { text, actions, effect: null, ...rest };
@@ -66,6 +104,12 @@ export function describe(err, { context = "inline", apiOrigin = "", stopped = fa
 /** The connection status: a state of ConnectionStatus, its sentence and buttons. */
 function forStatus(err, origin) {
   if (isNetwork(err, "offline")) return result("Browser offline", { state: "offline" });
+  const e2e = e2eCode(err);
+  if (PAIR_AGAIN.includes(e2e)) return result("Server key not trusted — pair this browser again", { state: "untrusted", actions: [ACTIONS.repairKey] });
+  if (e2e === "e2e_key_mismatch") {
+    return result("The server's key could not be confirmed: run `privchat pair` and pair again", { state: "untrusted", actions: [ACTIONS.repairKey] });
+  }
+  if (e2e) return result(`Reconnecting… (${E2E_TEXT[e2e]})`, { state: "reconnecting", actions: [ACTIONS.retryNow] });
   if (isAccess(err)) {
     return result("Cloudflare Access sign-in needed", { state: "access", actions: [ACTIONS.signIn, ACTIONS.retry] });
   }
@@ -91,6 +135,10 @@ function forStatus(err, origin) {
 /** Under the pairing form: every sentence ends with what to do next. */
 function forPairing(err, origin) {
   if (err instanceof KeyStorageError) return result(KEY_STORAGE_TEXT);
+  if (e2eCode(err) === "e2e_key_mismatch") {
+    return result("The server's encryption key is not the one your pairing link or code vouches for, so this browser was not paired: something between this browser and your computer may be in the way. Run `privchat pair` again and compare the server key fingerprint.");
+  }
+  if (e2eCode(err)) return result(E2E_TEXT[e2eCode(err)]);
   const signIn = { actions: [ACTIONS.pairSignIn, ACTIONS.pairRetry] };
   if (err instanceof NetworkError) {
     if (err.kind === "offline") return result("This browser is offline. Connect to the network and try again.");
@@ -144,6 +192,8 @@ function networkText(err, origin) {
 }
 
 function inline(err, origin) {
+  const e2e = e2eCode(err);
+  if (e2e) return result(E2E_TEXT[e2e], { effect: PAIR_AGAIN.includes(e2e) ? "untrusted" : null });
   if (err instanceof ApiError) {
     switch (err.code) {
       case "device_revoked":
@@ -157,6 +207,16 @@ function inline(err, origin) {
         return result(`${err.message}${err.retryAfter ? ` Try again in ${err.retryAfter} s.` : ""}`);
       case "clock_skew":
         return result("This device's clock is too far off and could not be corrected. Check the system time.");
+      // Models (issue #13): the picked model is gone from the config, or does not fit in memory.
+      case "model_unknown":
+        return result("The server no longer has the model picked here; pick another one in the composer.");
+      case "model_too_big":
+        return result(`${err.message} Pick a smaller model in the composer.`);
+      // Branches (issue #14): the page named a message the server's conversation does not have.
+      case "parent_invalid":
+        return result("That message is no longer in this conversation (deleted on another device?). Open the conversation again and retry.");
+      case "regenerate_invalid":
+        return result("That reply can no longer be written again: it is not in this conversation any more. Open the conversation again.");
       default:
         return result(err.message);
     }

@@ -86,3 +86,25 @@ export class KeyStorageError extends Error {
     this.cause = cause;
   }
 }
+
+/**
+ * The end-to-end seal did not hold (docs/E2E.md), found by the page itself. code:
+ *   "e2e_key_mismatch"      the server's key is not the one pinned (pairing link, key confirmation,
+ *                           a rotation answer whose key does not match its kid)
+ *   "e2e_key_unpinned"      this device has no pinned server key (paired before E2E): pair again
+ *   "e2e_unsealed"          a 2xx answer (or a stream event) came without its seal
+ *   "e2e_response_invalid"  a sealed one-chunk answer did not open (tampered, or not for this request)
+ *   "e2e_event_invalid"     a stream event did not open with its number (dropped, reordered,
+ *                           replayed, tampered), or came after the final one
+ *   "e2e_truncated"         a stream ended without its final event
+ * (The server's own refusals, e2e_required, e2e_malformed, e2e_key_unknown and e2e_open_failed,
+ * come as ApiError.)
+ */
+export class E2EError extends Error {
+  constructor(code, detail = "", { cause = undefined } = {}) {
+    super(detail ? `${code}: ${detail}` : code);
+    this.name = "E2EError";
+    this.code = code;
+    this.cause = cause;
+  }
+}

@@ -83,7 +83,9 @@ export async function checkKeyStorage(testKey) {
 
 /**
  * The stored device, or null when none:
- * {keyPair, deviceId, fingerprint, name, apiOrigin, createdAt}
+ * {keyPair, deviceId, fingerprint, name, apiOrigin, createdAt, serverKey}
+ *   serverKey  the pinned server key {kid, jwk, fingerprint} every request is sealed to (docs/E2E.md);
+ *              absent on a device paired before end-to-end encryption
  */
 export async function loadDevice() {
   const rec = await tx("readonly", (s) => s.get(DEVICE_KEY));
@@ -91,8 +93,8 @@ export async function loadDevice() {
   return rec;
 }
 
-export async function saveDevice({ keyPair, deviceId, fingerprint, name, apiOrigin }) {
-  const rec = { keyPair, deviceId, fingerprint, name, apiOrigin, createdAt: new Date().toISOString() };
+export async function saveDevice({ keyPair, deviceId, fingerprint, name, apiOrigin, serverKey = null }) {
+  const rec = { keyPair, deviceId, fingerprint, name, apiOrigin, serverKey, createdAt: new Date().toISOString() };
   await tx("readwrite", (s) => s.put(rec, DEVICE_KEY));
   if (apiOrigin) await tx("readwrite", (s) => s.put(apiOrigin, ORIGIN_KEY));
   return rec;
@@ -102,6 +104,15 @@ export async function updateDeviceName(name) {
   const rec = await loadDevice();
   if (!rec) return null;
   rec.name = name;
+  await tx("readwrite", (s) => s.put(rec, DEVICE_KEY));
+  return rec;
+}
+
+/** Pins another server key (a rotation the pinned key confirmed). Returns the updated record. */
+export async function updateServerKey(serverKey) {
+  const rec = await loadDevice();
+  if (!rec) return null;
+  rec.serverKey = serverKey;
   await tx("readwrite", (s) => s.put(rec, DEVICE_KEY));
   return rec;
 }

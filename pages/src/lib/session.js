@@ -2,11 +2,13 @@
 // page's actions read it and subscribe to the fields they show; nothing else keeps a copy (the
 // device in particular lives only here).
 //
-//   device          the paired device {keyPair, deviceId, fingerprint, name, apiOrigin} or null
+//   device          the paired device {keyPair, deviceId, fingerprint, name, apiOrigin, serverKey} or
+//                   null; serverKey is the pinned server key {kid, jwk, fingerprint} (docs/E2E.md),
+//                   kept with the device in IndexedDB (keystore.js) and re-pinned on a confirmed rotation
 //   apiOrigin       where the API is, e.g. "http://127.0.0.1:8765"
 //   view            "loading" | "pairing" | "chat": which screen is shown
 //   pairReason      why the pairing form is shown ("first", "revoked", "unknown", "storage",
-//                   "new_server"), null when it is not
+//                   "new_server", "untrusted"), null when it is not
 //   conversationId  the open conversation, null for a new one
 //   stream          the reply being streamed {ctrl, assistantId, started, stopped} or null
 //   nextBefore      the history paging cursor: older conversations exist before it (null: none)

@@ -4,7 +4,8 @@
 // and TextEncoder are used, no Node imports.
 //
 // Profile (see shared/DESIGN.md, "Request signing"):
-//   covered components  ("@method" "@path" "@query" "content-digest")
+//   covered components  ("@method" "@path" "@query" "content-digest" "privchat-e2e")
+//                       (privchat-e2e: the Privchat-E2E header of docs/E2E.md, its value as sent)
 //   parameters          created, nonce, keyid, alg="ecdsa-p256-sha256", tag="privchat" (in that order)
 //   signature label     sig1
 //   signature value     raw r||s (64 bytes) as WebCrypto returns it, never DER
@@ -20,7 +21,7 @@ const subtle = () => {
 export const ALGORITHM = "ecdsa-p256-sha256";
 export const TAG = "privchat";
 export const LABEL = "sig1";
-export const COVERED_COMPONENTS = ["@method", "@path", "@query", "content-digest"];
+export const COVERED_COMPONENTS = ["@method", "@path", "@query", "content-digest", "privchat-e2e"];
 
 const ECDSA_KEYGEN = { name: "ECDSA", namedCurve: "P-256" };
 const ECDSA_SIGN = { name: "ECDSA", hash: "SHA-256" };
@@ -146,29 +147,38 @@ export function pathAndQuery(url) {
 }
 
 /** The RFC 9421 signature base: lines joined with "\n", no trailing newline. */
-export function signatureBase({ method, path, query, contentDigest: digest, params }) {
+export function signatureBase({ method, path, query, contentDigest: digest, e2e, params }) {
   const q = query === undefined || query === null || query === "" ? "?" : query.startsWith("?") ? query : "?" + query;
   return [
     `"@method": ${String(method).toUpperCase()}`,
     `"@path": ${path || "/"}`,
     `"@query": ${q}`,
     `"content-digest": ${digest}`,
+    `"privchat-e2e": ${e2eFieldValue(e2e)}`,
     `"@signature-params": ${params}`,
   ].join("\n");
+}
+
+/** An HTTP field's value as RFC 9421 §2.1 covers it: leading and trailing whitespace removed. */
+function e2eFieldValue(value) {
+  if (typeof value !== "string" || !value.trim()) throw new Error("the Privchat-E2E header value is required to sign a request");
+  if (/[\r\n\0]/.test(value)) throw new Error("the Privchat-E2E header value has a line break");
+  return value.trim();
 }
 
 /**
  * Signs a request. Returns the three headers to send:
  * {"Content-Digest", "Signature-Input", "Signature"}.
  *
+ * `body` is the body as sent (the sealed bytes); `e2e` the Privchat-E2E header value as sent.
  * `now` is milliseconds since the epoch, already corrected by the server clock offset.
  */
-export async function signRequest({ privateKey, keyId, method, url, body, now = Date.now(), nonce = makeNonce() }) {
+export async function signRequest({ privateKey, keyId, method, url, body, e2e, now = Date.now(), nonce = makeNonce() }) {
   const bytes = toBytes(body);
   const digest = await contentDigest(bytes);
   const { path, query } = pathAndQuery(url);
   const params = signatureParams({ created: Math.floor(now / 1000), nonce, keyId });
-  const base = signatureBase({ method, path, query, contentDigest: digest, params });
+  const base = signatureBase({ method, path, query, contentDigest: digest, e2e, params });
   const sig = new Uint8Array(await subtle().sign(ECDSA_SIGN, privateKey, encoder.encode(base)));
   if (sig.length !== 64) throw new Error(`unexpected ECDSA signature length ${sig.length} (want raw r||s, 64 bytes)`);
   return {

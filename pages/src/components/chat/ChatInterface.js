@@ -12,16 +12,20 @@ import { ApiClient } from "../../lib/api.js";
 import { normalizeOrigin, rememberOrigin, resolveApiOrigin, takePairingFragment } from "../../lib/config.js";
 import { describe } from "../../lib/describe.js";
 import { KeyStorageError } from "../../lib/errors.js";
-import { forgetDevice, loadDevice, saveApiOrigin } from "../../lib/keystore.js";
+import { forgetDevice, loadDevice, saveApiOrigin, updateServerKey } from "../../lib/keystore.js";
 import { createMarkdown } from "../../lib/markdown.js";
 import { Session } from "../../lib/session.js";
 import { applyTheme } from "../../lib/theme.js";
+import { BranchController } from "../../app/branches.js";
 import { ChatController } from "../../app/chat.js";
 import { HistoryController } from "../../app/history.js";
 import { ConnectionMonitor } from "../../app/monitor.js";
+import { SearchController } from "../../app/search.js";
 import { ConnectionStatus } from "./ConnectionStatus.js";
 import { DeviceAuth } from "./DeviceAuth.js";
 import { InputArea } from "./InputArea.js";
+import { ModelPicker } from "./ModelPicker.js";
+import { ModelStore } from "../../lib/models.js";
 import { Layout } from "./Layout.js";
 import { MessageList } from "./MessageList.js";
 import { Sidebar } from "./Sidebar.js";
@@ -60,11 +64,18 @@ export class ChatInterface {
     rememberOrigin(origin);
     if (!storageError) saveApiOrigin(origin).catch(() => {});
     session.set({ device, apiOrigin: origin });
-    this.api = new ApiClient(origin, { getDevice: async () => session.state.device });
+    this.api = new ApiClient(origin, {
+      getDevice: async () => session.state.device,
+      // A server key rotation the pinned key confirmed: pin the new key with the device.
+      onServerKey: async (serverKey) => {
+        await updateServerKey(serverKey).catch(() => {});
+        if (session.state.device) session.set({ device: { ...session.state.device, serverKey } });
+      },
+    });
     this.build();
 
-    if (storageError) this.showPairing({ reason: "storage", storageError, code: fragment.code });
-    else if (!device || newServer) this.showPairing({ reason: newServer ? "new_server" : "first", code: fragment.code });
+    if (storageError) this.showPairing({ reason: "storage", storageError, code: fragment.code, e2e: fragment.e2e });
+    else if (!device || newServer) this.showPairing({ reason: newServer ? "new_server" : "first", code: fragment.code, e2e: fragment.e2e });
     else {
       session.set({ view: "chat" });
       this.history.restore(); // back to the conversation that was open, its draft, its unsent messages
@@ -80,7 +91,14 @@ export class ChatInterface {
     this.messages = new MessageList($("#messages", root), createMarkdown(window), $("#jump-latest", root));
     this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
     this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e) });
+    // The model picker (issue #13): the models store, shown in the composer; replies go to its choice.
+    this.models = new ModelStore(api.origin);
+    this.picker = new ModelPicker($("#input-form", root) || $("#composer", root), this.models, {
+      onChoose: (name) => this.models.choose(name),
+      onOpen: () => this.models.refresh(api),
+    });
     this.chat = new ChatController({
+      chosenModel: () => this.models.state.chosen,
       api,
       session,
       messages: this.messages,
@@ -90,8 +108,16 @@ export class ChatInterface {
       recheck: () => this.monitor.checkNow(),
       keepUnsent: (text) => this.history.keepUnsent(text),
       dropUnsent: (id) => this.history.dropUnsent(id),
+      onStarted: (d) => this.branches.started(d),
+      onReplyEnded: (id) => this.branches.ended(id),
+    });
+    this.branches = new BranchController({
+      api, session, messages: this.messages, report, say: (text) => this.sidebar.say(text), chat: () => this.chat,
+      untitled: () => setTimeout(() => this.history.load(), 4000), // the model's title, once written
     });
     const sidebarHandlers = {
+      onSearch: (q) => this.search.input(q),
+      onRename: (id, title) => this.history.rename(id, title),
       onNew: () => this.history.newConversation(),
       onSelect: (id) => this.history.open(id),
       onDelete: (id, title) => this.history.remove(id, title),
@@ -101,6 +127,7 @@ export class ChatInterface {
       onLoadMore: () => this.history.load({ more: true }),
     };
     this.sidebar = new Sidebar($("#sidebar", root), sidebarHandlers, session);
+    this.search = new SearchController({ api, sidebar: this.sidebar, report });
     this.history = new HistoryController({
       api,
       session,
@@ -113,6 +140,7 @@ export class ChatInterface {
       confirm: confirmDialog,
       setDraft: (text) => this.input.setText(text),
       retrySend: (text, view, unsentId) => this.chat.retry(text, view, unsentId),
+      showConversation: (conv) => this.branches.load(conv), // its current branch, with ‹ i/n › on messages with siblings
       // A reply still being written when its conversation opens: attach to its stream (resume).
       onRunningReply: (messageId, conversationId) => {
         if (typeof this.chat.reattach === "function") this.chat.reattach(messageId, conversationId);
@@ -159,8 +187,8 @@ export class ChatInterface {
       location.reload();
       return;
     }
-    const { code } = takePairingFragment();
-    if (code) this.showPairing({ reason: pairReason || "first", code });
+    const { code, e2e } = takePairingFragment();
+    if (code) this.showPairing({ reason: pairReason || "first", code, e2e });
   }
 
   /** A status button: Retry, Sign in, Pair again. */
@@ -168,6 +196,7 @@ export class ChatInterface {
     if (run === "retry") this.monitor.checkNow(true);
     else if (run === "signin") openSignIn(this.api.origin);
     else if (run === "repair") this.forgetAndPair("revoked");
+    else if (run === "repair_key") this.forgetAndPair("untrusted");
   }
 
   /** What a connection decision means for the rest of the page. */
@@ -175,6 +204,7 @@ export class ChatInterface {
     if (input !== undefined) this.input.setEnabled(input);
     if (pairing) this.showPairing({ reason: pairing });
     if (ready) this.history.onReady();
+    if (ready) this.models.refresh(this.api);
   }
 
   /** The sentence for a failed request, shown where it failed; the page follows what it means. */

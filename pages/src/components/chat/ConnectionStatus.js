@@ -15,6 +15,7 @@ export const STATES = [
   "access",
   "unpaired",
   "revoked",
+  "untrusted",
   "offline",
   "reconnecting",
 ];

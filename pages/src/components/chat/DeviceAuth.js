@@ -1,6 +1,11 @@
 // The pairing form: makes the non-extractable device key, registers it with a one-time code from
 // `privchat pair` and keeps it in IndexedDB; the device is then handed over (onPaired) and the
 // session store keeps it. Errors are worded by describe.js.
+//
+// End to end (docs/E2E.md): the server key published by /api/health is pinned here. A pairing link
+// names its kid (#…&e2e=<kid>): another key is refused before anything is sent. The registration
+// carries a proof of the code bound to the key, and the server's key confirmation is checked
+// (ApiClient.registerDevice). The key's short fingerprint is shown to compare with `privchat pair`.
 
 import { h, clear } from "../../lib/dom.js";
 import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint } from "../../lib/signing.js";
@@ -46,12 +51,15 @@ export class DeviceAuth {
 
   /**
    * Shows the pairing form.
-   * @param {{code?: string, reason?: "first"|"revoked"|"unknown"|"storage"|"new_server", storageError?: Error}} opts
+   * @param {{code?: string, reason?: "first"|"revoked"|"unknown"|"storage"|"new_server"|"untrusted",
+   *          storageError?: Error, e2e?: string|null}} opts
    *   code  from a pairing link: it fills the form and the Pair button takes the focus, so one tap
    *         pairs; it is never sent without that tap (or Enter).
+   *   e2e   the server key id from the pairing link: the only key this pairing accepts
    */
-  show({ code = "", reason = "first", storageError = null } = {}) {
+  show({ code = "", reason = "first", storageError = null, e2e = null } = {}) {
     const origin = this.api.origin;
+    this.pinKid = e2e || null;
     clear(this.root);
 
     const intro = {
@@ -60,6 +68,7 @@ export class DeviceAuth {
       unknown: "The server does not know this browser's key (it may have been reset). Pair it again.",
       new_server: "This link pairs the browser with another privchat server.",
       storage: "This browser cannot keep a device key.",
+      untrusted: "Your server's encryption key changed and this browser cannot confirm the new one. Pair it again with a new code from `privchat pair`.",
     }[reason] || "";
 
     this.codeInput = h("input", {
@@ -110,7 +119,7 @@ export class DeviceAuth {
         "div",
         { class: "pair-card" },
         h("h1", { id: "pair-title" }, "Pair this browser"),
-        h("p", { class: "lead", id: "pair-reason", dataset: { reason } }, intro),
+        setCodeText(h("p", { class: "lead", id: "pair-reason", dataset: { reason } }), intro),
         h(
           "ol",
           { class: "pair-steps" },
@@ -119,8 +128,12 @@ export class DeviceAuth {
           h("li", { id: "pair-compare" }, "Afterwards this page shows the new device's fingerprint at the top. Compare it with the ",
             h("code", {}, "fingerprint"), " line that ", h("code", {}, "privchat pair --wait"), " prints on your computer once the device is paired (or with ",
             h("code", {}, "privchat devices list"), ")."),
+          h("li", { id: "pair-compare-server" }, "Everything this page sends is encrypted to your server's key. Check that the server key fingerprint below is the one ",
+            h("code", {}, "privchat pair"), " shows."),
         ),
         h("p", { class: "api-origin" }, "Server: ", h("code", { id: "pair-api-origin" }, origin)),
+        (this.serverKeyLine = h("p", { class: "api-origin", id: "pair-server-key-line" }, "Server key: ",
+          (this.serverKeyText = h("code", { id: "pair-server-key", class: "fingerprint" }, "…")))),
         storageError
           ? h("div", { id: "pair-storage-error", class: "error-box", role: "alert" }, describe(storageError, { context: "pairing" }).text)
           : null,
@@ -129,6 +142,27 @@ export class DeviceAuth {
     );
     this.root.hidden = false;
     if (!storageError) (code ? this.button : this.codeInput).focus();
+    this.lookUpServerKey();
+  }
+
+  /** Fetches the published server key and shows its fingerprint (or why it is refused). */
+  async lookUpServerKey() {
+    const shown = this.serverKeyText;
+    try {
+      await this.api.health();
+      const key = await this.api.publishedServerKey(this.api.lastHealth, this.pinKid);
+      if (this.serverKeyText === shown) this.showServerKey(key);
+    } catch (err) {
+      if (this.serverKeyText !== shown) return;
+      shown.textContent = err && err.code === "e2e_key_mismatch" ? "not the key in the pairing link: do not pair" : "not known yet";
+      shown.dataset.state = err && err.code === "e2e_key_mismatch" ? "mismatch" : "unknown";
+    }
+  }
+
+  showServerKey(key) {
+    this.serverKeyText.textContent = key.fingerprint;
+    this.serverKeyText.dataset.state = this.pinKid ? "pinned" : "shown";
+    this.serverKeyText.dataset.kid = key.kid;
   }
 
   /** @param {{id, label, run}[]} actions  buttons under the sentence: run "signin" or "retry" */
@@ -170,18 +204,22 @@ export class DeviceAuth {
       const publicJwk = await exportPublicJwk(keyPair.publicKey);
       const deviceId = await jwkThumbprint(publicJwk);
       const fingerprint = shortFingerprint(deviceId);
+      let health = null;
       try {
-        await api.health();
+        health = await api.health();
       } catch (err) {
-        if (!(err instanceof ApiError)) throw err; // 503 etc. still lets registration try
+        if (!(err instanceof ApiError)) throw err; // 503 etc. still lets registration try with the key seen last
       }
+      // The key every request is sealed to: the link's kid, when there is one, must be its thumbprint.
+      const serverKey = await api.publishedServerKey(health || api.lastHealth, this.pinKid);
+      this.showServerKey(serverKey);
       const record = await api.registerDevice({
         pairingCode: code,
         publicJwk,
         name,
-        device: { keyPair, deviceId },
+        device: { keyPair, deviceId, serverKey },
       });
-      const device = await keys.saveDevice({ keyPair, deviceId, fingerprint, name: (record && record.name) || name, apiOrigin: api.origin });
+      const device = await keys.saveDevice({ keyPair, deviceId, fingerprint, name: (record && record.name) || name, apiOrigin: api.origin, serverKey });
       this.root.hidden = true;
       this.onPaired(device, record);
     } catch (err) {

@@ -1,6 +1,11 @@
 // The conversation: user messages as plain text, replies as sanitised markdown with copy buttons
 // on code blocks. New text is followed unless the owner scrolled up; a partial reply is marked
 // "stopped" (cancelled) or "interrupted" (connection lost).
+//
+// Under each message, its actions (issue #14): `‹ 2/3 ›` when it has siblings (another reply to the
+// same message, or an edited version), Copy and Regenerate on a reply, Edit on the owner's message.
+// What they do is the list's `actions` ({onSibling, onRegenerate, onEdit}, set by the wiring); a
+// view only presents them.
 
 import { h, clear, copyText, formatTime } from "../../lib/dom.js";
 import { setCodeText } from "../../lib/inline-code.js";
@@ -32,6 +37,9 @@ export class MessageView {
     this.body = h("div", { class: "message-body" });
     this.meta = h("div", { class: "message-meta" });
     this.notice = h("div", { class: "message-notice", hidden: true });
+    this.actionsRow = h("div", { class: "message-actions", hidden: true });
+    this.branch = { index: 1, count: 1 };
+    this.editing = false;
     const who = role === "user" ? "You" : "Model";
     this.el = h(
       "article",
@@ -41,6 +49,7 @@ export class MessageView {
       this.body,
       this.notice,
       this.meta,
+      this.actionsRow,
     );
     if (id) this.el.dataset.id = id;
     this.setStatus(status);
@@ -49,6 +58,83 @@ export class MessageView {
 
   setId(id) {
     this.el.dataset.id = id;
+    this.renderActions();
+  }
+
+  get id() {
+    return this.el.dataset.id || null;
+  }
+
+  /** Its place among its siblings: `‹ index/count ›` when count > 1. */
+  setBranch({ index = 1, count = 1 } = {}) {
+    this.branch = { index, count };
+    this.renderActions();
+  }
+
+  renderActions() {
+    const actions = this.list.actions || {};
+    const row = clear(this.actionsRow);
+    const button = (cls, label, onClick, extra = {}) =>
+      h("button", { type: "button", class: `message-action ${cls}`, onclick: onClick, ...extra }, label);
+    const { index, count } = this.branch;
+    const settled = this.id && !["streaming", "sending", "failed"].includes(this.status);
+    if (count > 1 && this.id) {
+      row.append(h("span", { class: "branch-nav", role: "group", "aria-label": "Versions" },
+        button("branch-prev", "‹", () => actions.onSibling && actions.onSibling(this, -1),
+          { "aria-label": "Previous version", disabled: index <= 1 }),
+        h("span", { class: "branch-count" }, `${index}/${count}`),
+        button("branch-next", "›", () => actions.onSibling && actions.onSibling(this, 1),
+          { "aria-label": "Next version", disabled: index >= count })));
+    }
+    if (this.role === "assistant" && this.text && this.status !== "streaming") {
+      const copy = button("copy-reply", "Copy", async () => {
+        const ok = await copyText(this.text);
+        copy.textContent = ok ? "Copied" : "Copy failed";
+        setTimeout(() => (copy.textContent = "Copy"), 2000);
+      }, { "aria-label": "Copy reply" });
+      row.append(copy);
+    }
+    if (this.role === "assistant" && settled && actions.onRegenerate) {
+      row.append(button("regenerate", "Regenerate", () => actions.onRegenerate(this), { "aria-label": "Regenerate reply" }));
+    }
+    if (this.role === "user" && settled && actions.onEdit && !this.editing) {
+      row.append(button("edit", "Edit", () => this.startEdit(), { "aria-label": "Edit message" }));
+    }
+    row.hidden = row.childElementCount === 0;
+  }
+
+  /** The owner's message in a text box; Save sends the new text as a new branch (actions.onEdit). */
+  startEdit() {
+    const actions = this.list.actions || {};
+    this.editing = true;
+    const box = h("textarea", { class: "edit-box", "aria-label": "Edited message", rows: "3" });
+    box.value = this.text;
+    const save = h("button", { type: "button", class: "button small primary edit-save" }, "Send as new version");
+    const cancel = h("button", { type: "button", class: "button small edit-cancel" }, "Cancel");
+    cancel.addEventListener("click", () => {
+      this.editing = false;
+      this.renderNow();
+      this.renderActions();
+    });
+    save.addEventListener("click", () => {
+      const text = box.value.trim();
+      if (!text || !actions.onEdit) return;
+      this.editing = false;
+      actions.onEdit(this, text);
+    });
+    box.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        save.click();
+      } else if (e.key === "Escape") {
+        e.preventDefault();
+        e.stopPropagation();
+        cancel.click();
+      }
+    });
+    clear(this.body).append(box, h("div", { class: "tool-row" }, save, cancel));
+    this.renderActions();
+    box.focus();
   }
 
   append(text) {
@@ -110,6 +196,7 @@ export class MessageView {
     else if (status === "cancelled") this.showNotice("Stopped — the reply above is partial.");
     else if (status === "interrupted") this.showNotice("Interrupted — the connection dropped or the server stopped, so the reply above may be partial. The conversation is reloaded from the server once it is back.");
     else this.hideNotice();
+    this.renderActions();
   }
 
   showNotice(sentence, actions = []) {
@@ -133,15 +220,17 @@ export class MessageView {
     this.showNotice(sentence, [{ label: "Retry", class: "retry-button", onClick: onRetry }]);
   }
 
-  setMeta({ usage, timings, finish_reason: finish } = {}) {
+  setMeta({ usage, timings, finish_reason: finish, model } = {}) {
     const wasFollowing = this.list.follow;
     const parts = [];
+    if (model || this.model) parts.push(model || this.model); // which model wrote it, quietly
     if (usage && Number.isFinite(usage.completion_tokens)) parts.push(`${usage.completion_tokens} tokens`);
     if (timings && Number.isFinite(timings.tokens_per_second)) parts.push(`${timings.tokens_per_second.toFixed(1)} tokens/s`);
     if (timings && Number.isFinite(timings.ttft_ms)) parts.push(`first token ${Math.round(timings.ttft_ms)} ms`);
     if (finish === "length") parts.push("stopped at the token limit");
     this.meta.textContent = parts.join(" · ");
     this.meta.hidden = parts.length === 0;
+    this.renderActions(); // Copy appears once the reply is whole
     // The line arrives after the last token: keep it in view, not under the composer.
     this.list.contentChanged(wasFollowing);
   }
@@ -158,6 +247,7 @@ export function storedMeta(m) {
     usage: { completion_tokens: num(m.completion_tokens) },
     timings: { tokens_per_second: num(m.tokens_per_second), ttft_ms: num(m.ttft_ms) },
     finish_reason: m.finish_reason || null,
+    model: typeof m.model === "string" ? m.model : null,
   };
 }
 
@@ -173,6 +263,7 @@ export class MessageList {
     this.jump = jumpButton;
     this.follow = true;
     this.views = [];
+    this.actions = {}; // {onSibling(view, delta), onRegenerate(view), onEdit(view, text)}: set by the wiring
     this.emptyTitle = h("h2", {}, EMPTY_TEXT.ready[0]);
     this.emptyText = h("p", {}, EMPTY_TEXT.ready[1]);
     this.empty = h("div", { class: "empty-state", dataset: { state: "ready" } }, this.emptyTitle, this.emptyText);
@@ -242,6 +333,15 @@ export class MessageList {
     }
     this.follow = true;
     this.scrollToBottom();
+  }
+
+  /** Removes `view` and every view below it (a regenerate or an edit replaces what follows). */
+  truncateFrom(view) {
+    const at = this.views.indexOf(view);
+    if (at < 0) return;
+    for (const v of this.views.slice(at)) v.remove();
+    this.views = this.views.slice(0, at);
+    if (!this.views.length) this.empty.hidden = false;
   }
 
   removeView(view) {

@@ -215,6 +215,8 @@ export class DevicesPanel {
       h("p", {}, h("span", { class: "device-name" }, d.name || "This device")),
       h("p", {}, "Fingerprint: ", h("code", { id: "this-device-fingerprint", class: "fingerprint" }, d.fingerprint)),
       h("p", { class: "field-help" }, "It should match the fingerprint in ", h("code", {}, "privchat devices list"), " on your computer."),
+      h("p", {}, "Server key: ", h("code", { id: "this-device-server-key", class: "fingerprint" }, (d.serverKey && d.serverKey.fingerprint) || "none pinned (pair again)")),
+      h("p", { class: "field-help" }, "Everything this browser sends is encrypted to this key; it should match the server key that ", h("code", {}, "privchat pair"), " shows."),
     );
   }
 

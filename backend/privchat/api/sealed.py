@@ -1,0 +1,104 @@
+"""Where the HTTP layer meets e2e/: open a sealed request before its handler, seal its answer after.
+
+Handlers never see ciphertext and never seal anything themselves (the chat stream is the one
+exception: it seals each event as it is sent, ``chat.py``). The gate calls ``open_sealed_request``
+once the device is known; from then on ``g.e2e_sealer`` exists and every answer to this request,
+errors included, leaves sealed. A refusal before that point has no context to be sealed under and
+carries no content.
+"""
+
+from __future__ import annotations
+
+from quart import Quart, Response, current_app, g, request
+
+from ..e2e.errors import E2ERequired
+from ..e2e.header import parse_header
+from ..e2e.sealing import ResponseSealer, open_request
+from ..e2e.suite import HEADER, RESPONSE_NONCE_HEADER, SEALED_MEDIA_TYPE, request_info
+from ..auth.jwk import b64url_encode
+from ..auth.signatures import parse_signature_input
+from .error_shape import error_response
+
+STREAM_MEDIA_TYPE = "text/event-stream"
+
+
+def require_sealed_header() -> str:
+    value = request.headers.get(HEADER)
+    if not value:
+        raise E2ERequired()
+    return value
+
+
+def request_target() -> str:
+    """The path and query exactly as the client sent and signed them."""
+    raw_path = request.scope.get("raw_path") or request.path.encode()
+    query = request.scope.get("query_string") or b""
+    return raw_path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+
+
+async def original_body() -> bytes:
+    """The body as it arrived (the ciphertext, once the request was opened): what the signature covers."""
+    sealed = g.get("e2e_sealed_body")
+    return sealed if sealed is not None else await request.get_data(cache=True)
+
+
+async def open_sealed_request(device_id: str) -> None:
+    """Open this request for ``device_id`` (the signature's keyid) and put the plaintext in its place."""
+    header = parse_header(require_sealed_header())
+    keys = current_app.extensions["privchat"].e2e_keys
+    key = await keys.accepted(header.kid)
+    body = await request.get_data(cache=True)
+    opened = open_request(key.private_key, header.enc, request_info(request.method, request_target(), device_id), body)
+    g.e2e_sealed_body = body
+    g.e2e_kid = key.kid
+    g.e2e_sealer = opened.sealer
+    # The handler reads the JSON inside: a fresh body holding the plaintext, typed as what it is.
+    plain = request.body_class(len(opened.plaintext), None)
+    plain.append(opened.plaintext)
+    plain.set_complete()
+    request.body = plain
+    request._cached_json = {False: Ellipsis, True: Ellipsis}
+    if opened.plaintext:
+        request.headers["Content-Type"] = "application/json"
+
+
+def opened_kid() -> str:
+    """The server key this request was opened with."""
+    return g.e2e_kid
+
+
+def response_sealer() -> ResponseSealer | None:
+    return g.get("e2e_sealer")
+
+
+def mark_sealed(response: Response, sealer: ResponseSealer) -> Response:
+    response.headers[RESPONSE_NONCE_HEADER] = b64url_encode(sealer.nonce)
+    return response
+
+
+def install_sealing(app: Quart) -> None:
+    """Install after the gate and the rate limiter: before-request hooks run in that order."""
+
+    @app.before_request
+    async def open_registration() -> None:
+        view = app.view_functions.get(request.endpoint) if request.endpoint else None
+        if request.method == "OPTIONS" or not getattr(view, "_privchat_sealed_before_signature", False):
+            return
+        signature_input = parse_signature_input(request.headers)  # unsigned: 401 signature_missing
+        require_sealed_header()
+        await open_sealed_request(signature_input.key_id)
+
+    @app.after_request
+    async def seal_answer(response: Response) -> Response:
+        sealer = response_sealer()
+        if sealer is None:
+            return response
+        if response.mimetype == STREAM_MEDIA_TYPE:
+            if RESPONSE_NONCE_HEADER in response.headers:
+                return response  # sealed event by event (chat.py)
+            # Fail closed: a stream nobody sealed never leaves; its events are dropped for an error.
+            response = error_response(500, "internal", "The server hit an unexpected error; it is logged on the server.")
+        plaintext = await response.get_data()
+        response.set_data(sealer.seal(plaintext, final=True))
+        response.mimetype = SEALED_MEDIA_TYPE
+        return mark_sealed(response, sealer)

@@ -1,0 +1,57 @@
+"""``privchat e2e show`` and ``privchat e2e rotate``: the server's end-to-end key, for the owner.
+
+``show`` prints the current key's short fingerprint (what the page shows as "Server key") and any
+retired key still in its grace period. ``rotate`` makes a new key; paired pages move to it on their
+next health check through a request sealed to the old key, so nobody pairs again unless a device
+stays away longer than ``e2e.rotation_grace_hours``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from ..config import Config
+from ..e2e.keys import ServerKey, ensure_key, read_keys, rotate
+from ..storage.db import Database
+from .output import EXIT_OK, emit
+
+
+def _iso(stamp: float) -> str:
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _describe(key: ServerKey, grace_seconds: float) -> dict[str, Any]:
+    record: dict[str, Any] = {**key.to_json(), "created_at": key.created_at, "retired_at": key.retired_at}
+    if key.retired_at is not None:
+        record["valid_until"] = key.retired_at + grace_seconds
+    return record
+
+
+def _report(current: ServerKey, others: list[ServerKey], grace_seconds: float, now: float) -> tuple[dict[str, Any], str]:
+    still_valid = [k for k in others if k.retired_at is not None and k.retired_at + grace_seconds > now]
+    payload = {"current": _describe(current, grace_seconds), "previous": [_describe(k, grace_seconds) for k in still_valid]}
+    lines = [f"Server key: {current.fingerprint}   (kid {current.kid}, made {_iso(current.created_at)})"]
+    for key in still_valid:
+        lines.append(f"Previous:   {key.fingerprint}   still opens requests until {_iso(key.retired_at + grace_seconds)}")  # type: ignore[operator]
+    return payload, "\n".join(lines)
+
+
+async def show(args: argparse.Namespace, config: Config, database: Database) -> int:
+    current = await ensure_key(database)
+    others = [k for k in await read_keys(database) if k.kid != current.kid]
+    payload, text = _report(current, others, config.e2e.rotation_grace_hours * 3600, time.time())
+    emit(args, payload, text)
+    return EXIT_OK
+
+
+async def rotate_key(args: argparse.Namespace, config: Config, database: Database) -> int:
+    await ensure_key(database)
+    current, others = await rotate(database)
+    grace = config.e2e.rotation_grace_hours * 3600
+    payload, text = _report(current, others, grace, time.time())
+    emit(args, payload, text + "\nPaired pages move to the new key on their next health check; "
+                               "a running server publishes it at once. New pairing links carry the new key.")
+    return EXIT_OK

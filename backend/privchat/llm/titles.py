@@ -1,0 +1,166 @@
+"""Titles the model writes, only while nobody waits for a reply.
+
+There is one model and the owner's replies come first. After a conversation's first reply the
+conversation is queued here; the writer runs only while no chat generation is running or waiting,
+and a chat request arriving cancels a title being written at once (``preempt``, called by
+``GenerationManager.start`` before anything else): the decode loop stops within a token, the chat
+takes the model, and the title is tried again the next time the model is idle. It is never queued
+in front of, or behind, a reply. Until a title is written the first message stays the title, and a
+title the owner chose is never replaced (``HistoryStore.rename``: the model only replaces the
+first message's title).
+
+The prompt is kept short (the start of the first question and answer), so the prompt evaluation a
+cancel cannot interrupt stays small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from typing import Any, Callable
+
+from ..config import Config
+from ..storage.crypto import CryptoError
+from ..storage.history import HistoryStore, NotFound, NotInConversation
+from ..tracebacks import describe
+from .engine import GenerationParams, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+INSTRUCTION = ("You write titles. Reply with a title of at most six words for the conversation below: "
+               "no quotes, no full stop, nothing else.")
+EXCERPT_CHARS = 300  # of the first question and of the first answer
+TITLE_CHARS = 60
+RETRY_SECONDS = 1.0  # after a cancel, look again this soon whether the model is idle
+
+
+def clean_title(text: str) -> str:
+    """The model's first non-empty line without quotes, a "Title:" label or a trailing full stop."""
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = line.strip(" \t\"'“”‘’*#`")
+    line = re.sub(r"^title\s*:\s*", "", line, flags=re.IGNORECASE)
+    line = line.strip(" \t\"'“”‘’*#`").rstrip(".").strip()
+    if len(line) > TITLE_CHARS:
+        line = line[: TITLE_CHARS - 1].rstrip() + "…"
+    return line
+
+
+class TitleWriter:
+    def __init__(self, engine: Any, history: HistoryStore, *, max_tokens: int = 16, seed: int = -1,
+                 enabled: bool = True) -> None:
+        self.engine = engine  # the model registry (llm/models.py): titles use the default model, if embedded and loaded
+        self.history = history
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.enabled = enabled
+        self.busy: Callable[[], bool] = lambda: False  # set by the GenerationManager: a reply runs or waits
+        self._pending: dict[str, None] = {}  # conversations waiting for a title, oldest first
+        self._wake = asyncio.Event()
+        self._cancel: threading.Event | None = None  # set while a title is being written
+        self._task: asyncio.Task[None] | None = None
+        # What happened, for tests and the log.
+        self.written = 0
+        self.cancelled = 0
+
+    @classmethod
+    def from_config(cls, engine: Any, history: HistoryStore, config: Config) -> "TitleWriter":
+        return cls(engine, history, max_tokens=config.titles.max_tokens, seed=config.model.seed,
+                   enabled=config.titles.enabled)
+
+    @property
+    def writing(self) -> bool:
+        return self._cancel is not None
+
+    def reply_finished(self, conversation_id: str) -> None:
+        """A reply was completed in this conversation: it may want a title (checked when idle)."""
+        if self.enabled:
+            self._pending[conversation_id] = None
+
+    def idle(self) -> None:
+        """The model has nothing to do for the owner: write pending titles now."""
+        if not self._pending or not self.enabled:
+            return
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._work())
+        self._wake.set()
+
+    def preempt(self) -> bool:
+        """A chat request arrived: stop writing a title at once. Returns whether one was stopped."""
+        if self._cancel is None or self._cancel.is_set():
+            return False
+        self._cancel.set()
+        return True
+
+    async def close(self) -> None:
+        self.enabled = False
+        self.preempt()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _work(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending and self.enabled and not self.busy():
+                conversation_id = next(iter(self._pending))
+                try:
+                    written = await self._write(conversation_id)
+                except Exception as exc:  # a title is a nicety: it never stops the writer
+                    log.warning("title for a conversation not written: %s", describe(exc))
+                    written = True
+                if written:
+                    self._pending.pop(conversation_id, None)
+                else:
+                    # Cancelled by a chat request: tried again when the model is idle (the reply's
+                    # end wakes this; a request refused before it ran does not, hence the timer).
+                    asyncio.get_running_loop().call_later(RETRY_SECONDS, self.idle)
+                    break
+
+    async def _write(self, conversation_id: str) -> bool:
+        """Write one title; False when a chat request cancelled it (it stays pending)."""
+        cancel = threading.Event()
+        self._cancel = cancel  # from here on, preempt() reaches it
+        try:
+            try:
+                if await self.history.title_source(conversation_id) != "first_message":
+                    return True  # gone, renamed by the owner, or titled already
+                leaf = await self.history.branch_end(conversation_id)
+                path = await self.history.path(conversation_id, leaf) if leaf else []
+            except (NotFound, NotInConversation, CryptoError):
+                return True
+            question = next((m.content for m in path if m.role == "user"), "")
+            answer = next((m.content for m in path if m.role == "assistant" and m.status == "complete"), "")
+            if not question.strip() or not answer.strip() or cancel.is_set():
+                return not cancel.is_set()
+            turns = [{"role": "user", "content": f"Question: {question[:EXCERPT_CHARS]}\n\n"
+                                                 f"Answer: {answer[:EXCERPT_CHARS]}\n\nTitle:"}]
+            params = GenerationParams(temperature=0.2, max_tokens=self.max_tokens, seed=self.seed)
+            try:
+                result = await asyncio.to_thread(self._generate, turns, params, cancel)
+            except ModelUnavailable:
+                return True
+            except Exception as exc:  # a title is a nicety: never let it fail anything else
+                log.warning("title for a conversation not written: %s", describe(exc))
+                return True
+            if result is None or cancel.is_set():
+                self.cancelled += 1
+                log.info("title generation cancelled: a chat request arrived; it is tried again when the model is idle")
+                return False
+            title = clean_title(result)
+            try:
+                if title and await self.history.rename(conversation_id, title, source="model"):
+                    self.written += 1
+            except NotFound:  # deleted while its title was written
+                pass
+            return True
+        finally:
+            self._cancel = None
+
+    def _generate(self, turns: list[dict[str, str]], params: GenerationParams, cancel: threading.Event) -> str | None:
+        if cancel.is_set():  # the chat request came while this thread was starting
+            return None
+        result = self.engine.generate(INSTRUCTION, turns, params, lambda _text: None, cancel)
+        return None if cancel.is_set() else result.text

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// The page's end-to-end code (src/lib/e2e.js, docs/E2E.md) as a command, so the backend's tests
+// can check Python <-> JS interop: `node pages/test/e2e-interop.mjs <command>` reads one JSON
+// object on stdin and writes one JSON object on stdout. Bytes travel as standard base64 ("*_b64").
+// Exit 0 with the answer; exit 1 with {"error": "<code>", "message": "..."} (an E2EError's code,
+// or "failed"). Batch: {"items": [input, ...]} -> {"results": [answer or {"error"}, ...]}, exit 0.
+//
+//   seal            the page seals a request (Python opens it)
+//     in : {"server_jwk": {kty, crv, x, y}, "kid"?: str (default: the JWK's thumbprint; must match),
+//           "method": "POST", "target": "/api/chat?x=1", "device_id"?: str,
+//           "body"?: str (UTF-8 text) | "body_b64"?: str | neither (a request without a body),
+//           "sign"?: true (make a device key, sign like the page; device_id is then its thumbprint),
+//           "origin"?: "http://127.0.0.1:8765", "now"?: ms}
+//     out: {"header": Privchat-E2E value, "kid", "enc_b64", "body_b64": sealed body or null,
+//           "secret_b64": the 16-byte response secret exported from the context, "device_id",
+//           and with sign: "headers" {Privchat-E2E, Content-Digest, Signature-Input, Signature,
+//           Content-Type?}, "public_jwk"}
+//   open            the page opens a response (Python sealed it) with a seal's secret and enc
+//     in : {"secret_b64", "enc_b64", "nonce": Privchat-E2E-Nonce value,
+//           "body_b64": a one-chunk answer | "chunks": [base64url of chunk 0, 1, ...] (a stream)}
+//     out: one chunk: {"plaintext_b64", "text"};  a stream: {"events": [text, ...], "final": true}
+//          (a stream must open in order and end with its final chunk: else e2e_event_invalid /
+//          e2e_truncated, as in the page)
+//   open-request    the server side in JS: open a request Python's client code sealed (tests only)
+//     in : {"server_private_jwk": {kty, crv, x, y, d}, "header", "method", "target", "device_id",
+//           "body_b64"?}
+//     out: {"kid", "plaintext_b64" or null, "secret_b64", "enc_b64"}
+//   seal-response   the server side in JS: seal a response with a secret and enc
+//     in : {"secret_b64", "enc_b64", "nonce_b64"?: 16 bytes (default random),
+//           "body_b64" | "chunks_b64": [plaintext, ...] (the last one final)}
+//     out: {"nonce": header value, "body_b64"} or {"nonce", "chunks": [base64url, ...]}
+//   pairing         {"code", "device_id", "kid"} -> {"pairing_proof", "key_confirmation", "normalised"}
+
+import * as e2e from "../src/lib/e2e.js";
+import { E2EError } from "../src/lib/errors.js";
+import { exportPublicJwk, generateDeviceKey, jwkThumbprint, signRequest } from "../src/lib/signing.js";
+
+const b64 = (bytes) => Buffer.from(bytes).toString("base64");
+const unb64 = (s) => new Uint8Array(Buffer.from(String(s), "base64"));
+const bodyOf = (input) => (input.body_b64 !== undefined && input.body_b64 !== null ? unb64(input.body_b64) : typeof input.body === "string" ? new TextEncoder().encode(input.body) : null);
+
+const commands = {
+  async seal(input) {
+    const key = await e2e.importServerKey(input.server_jwk, input.kid || null);
+    const method = String(input.method || "GET").toUpperCase();
+    const target = input.target || "/api/health";
+    let deviceId = input.device_id || "interop-device";
+    let keyPair = null;
+    let publicJwk = null;
+    if (input.sign) {
+      keyPair = await generateDeviceKey();
+      publicJwk = await exportPublicJwk(keyPair.publicKey);
+      deviceId = await jwkThumbprint(publicJwk);
+    }
+    const sealed = await e2e.sealRequest({ serverKey: key, method, target, deviceId, bodyBytes: bodyOf(input) });
+    const out = {
+      header: sealed.header,
+      kid: key.kid,
+      enc_b64: b64(sealed.enc),
+      body_b64: sealed.body ? b64(sealed.body) : null,
+      secret_b64: b64(sealed.opener.secret),
+      device_id: deviceId,
+    };
+    if (input.sign) {
+      const sig = await signRequest({
+        privateKey: keyPair.privateKey,
+        keyId: deviceId,
+        method,
+        url: (input.origin || "http://127.0.0.1:8765") + target,
+        body: sealed.body || new Uint8Array(0),
+        e2e: sealed.header,
+        now: typeof input.now === "number" ? input.now : Date.now(),
+      });
+      out.headers = { ...sig, "Privchat-E2E": sealed.header };
+      if (sealed.body) out.headers["Content-Type"] = e2e.CONTENT_TYPE;
+      out.public_jwk = publicJwk;
+    }
+    return out;
+  },
+
+  async open(input) {
+    const opener = new e2e.ResponseOpener(unb64(input.secret_b64), unb64(input.enc_b64));
+    if (Array.isArray(input.chunks)) {
+      const stream = await opener.stream(input.nonce);
+      const events = [];
+      for (const c of input.chunks) events.push(new TextDecoder().decode((await stream.next(c)).plaintext));
+      stream.end();
+      return { events, final: true };
+    }
+    const plain = await opener.open(input.nonce, unb64(input.body_b64 || ""));
+    return { plaintext_b64: b64(plain), text: new TextDecoder().decode(plain) };
+  },
+
+  async "open-request"(input) {
+    const privateKey = await e2e.cipherSuite().kem.importKey("jwk", input.server_private_jwk, false);
+    const body = input.body_b64 !== undefined && input.body_b64 !== null ? unb64(input.body_b64) : null;
+    const r = await e2e.openRequest({ privateKey, header: input.header, method: input.method, target: input.target, deviceId: input.device_id, body });
+    return { kid: r.kid, plaintext_b64: r.plaintext ? b64(r.plaintext) : null, secret_b64: b64(r.responder.secret), enc_b64: b64(r.enc) };
+  },
+
+  async "seal-response"(input) {
+    const sealer = new e2e.ResponseSealer(unb64(input.secret_b64), unb64(input.enc_b64));
+    const nonce = input.nonce_b64 ? unb64(input.nonce_b64) : null;
+    if (Array.isArray(input.chunks_b64)) {
+      const r = await sealer.sealStream(input.chunks_b64.map(unb64), nonce);
+      return { nonce: r.nonce, chunks: r.chunks };
+    }
+    const r = await sealer.seal(unb64(input.body_b64 || ""), nonce);
+    return { nonce: r.nonce, body_b64: b64(r.body) };
+  },
+
+  async pairing(input) {
+    return {
+      pairing_proof: await e2e.pairingProof(input.code, input.device_id, input.kid),
+      key_confirmation: await e2e.keyConfirmation(input.code, input.device_id, input.kid),
+      normalised: e2e.normaliseCode(input.code),
+    };
+  },
+};
+
+const failure = (err) => ({ error: err instanceof E2EError ? err.code : "failed", message: String(err && err.message ? err.message : err) });
+
+async function readStdin() {
+  // `node --test test/` does not pick this file up (not *.test.js); a TTY gets the usage.
+  if (process.stdin.isTTY) return "";
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+async function main() {
+  const name = process.argv[2];
+  const run = commands[name];
+  if (!run) {
+    process.stderr.write(`usage: node e2e-interop.mjs ${Object.keys(commands).join("|")} < input.json\n`);
+    process.exit(64);
+  }
+  const raw = await readStdin();
+  const input = raw.trim() ? JSON.parse(raw) : {};
+  if (Array.isArray(input.items)) {
+    const results = [];
+    for (const item of input.items) results.push(await run(item).catch(failure));
+    process.stdout.write(JSON.stringify({ results }) + "\n");
+    return;
+  }
+  try {
+    process.stdout.write(JSON.stringify(await run(input)) + "\n");
+  } catch (err) {
+    process.stdout.write(JSON.stringify(failure(err)) + "\n");
+    process.exitCode = 1;
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`e2e-interop: ${err && err.stack ? err.stack : err}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,36 @@
+"""The model picker (issue #13) in Chromium against a real server with two embedded models: the
+owner picks the second one, the reply is written by it and says so, and the choice survives a reload."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LAST_REPLY, pair_with_link, send_and_watch
+
+pytestmark = pytest.mark.browser
+
+
+def test_pick_a_model_and_see_it_named_on_the_reply(stack_factory, open_page) -> None:
+    stack = stack_factory("models", {
+        "models": {"list": [{"name": "first", "engine": "embedded"}, {"name": "second", "engine": "embedded"}]},
+        "generation": {"max_tokens": 24},
+        "model": {"n_threads": 1},
+    })
+    w = open_page()
+    page = w.page
+    pair_with_link(page, stack, "e2e models")
+    picker = page.locator("#model-picker")
+    expect(picker).to_be_visible()
+    expect(picker).to_have_value("first")  # the server's default
+    expect(picker.locator("option")).to_have_text(["first", "second — loads when used"])
+    picker.select_option("second")
+    send_and_watch(page, "Say hello in three words.")
+    expect(page.locator(LAST_REPLY)).to_contain_text("second")
+    reply_id = page.locator(LAST_REPLY).get_attribute("data-id")
+    stored = [m for c in stack.export()["conversations"] for m in c["messages"] if m["id"] == reply_id]
+    assert stored and stored[0]["model"] == "second"
+    page.reload()
+    expect(page.locator("#model-picker")).to_have_value("second")  # remembered in this browser
+    expect(page.locator(f'.message[data-id="{reply_id}"]')).to_contain_text("second")  # from history
+    w.assert_clean()

@@ -1,0 +1,147 @@
+"""Python and the page agree on end-to-end encryption, byte for byte (docs/E2E.md).
+
+Two independent implementations meet here: the backend (pyhpke, cryptography's HKDF and AES-GCM)
+and the page (@hpke/core, WebCrypto), driven through ``pages/test/e2e-interop.mjs``. For random
+payloads (hypothesis), what the page seals the backend opens, and what the backend seals the page
+opens, one-chunk answers and streams; the pairing proof and key confirmation come out the same.
+Then a request sealed and signed by the page's code goes to a live app and its answer is opened by
+the page's code. Each direction has a control that must fail: a changed byte, another key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyhpke import KEMKey
+
+from privchat.auth.jwk import b64url_encode, thumbprint
+from privchat.auth.pairing import key_confirmation, pairing_proof
+from privchat.e2e.header import parse_header
+from privchat.e2e.keys import public_jwk_of
+from privchat.e2e.sealing import ResponseSealer, open_request
+from privchat.e2e.suite import request_info
+from privchat.e2e.errors import E2EOpenFailed
+from tests.support.inprocess import InProcessServer
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "pages" / "test" / "e2e-interop.mjs"
+NODE = shutil.which("node")
+
+pytestmark = pytest.mark.skipif(NODE is None or not (REPO / "pages" / "node_modules" / "@hpke").exists(),
+                                reason="needs node and the page's node_modules (cd pages && npm ci)")
+
+PRIVATE = ec.generate_private_key(ec.SECP256R1())
+SERVER_JWK = public_jwk_of(PRIVATE)
+SERVER_KID = thumbprint(SERVER_JWK)
+SERVER_KEY = KEMKey.from_pyca_cryptography_key(PRIVATE)
+
+
+def node(command: str, payload: dict[str, Any]) -> dict[str, Any]:
+    done = subprocess.run([NODE, str(SCRIPT), command], input=json.dumps(payload), capture_output=True, text=True,
+                          timeout=60, cwd=REPO / "pages")
+    answer = json.loads(done.stdout or "{}")
+    if done.returncode != 0 and "items" not in payload:
+        return {"error": answer.get("error", "failed"), "stderr": done.stderr}
+    return answer
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text)
+
+
+payloads = st.one_of(st.binary(min_size=1, max_size=2048), st.text(min_size=1, max_size=500).map(lambda t: t.encode("utf-8")))
+targets = st.sampled_from(["/api/chat", "/api/settings", "/api/history?limit=50&before=12.5", "/api/auth/device"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items=st.lists(st.tuples(payloads, targets, st.sampled_from(["POST", "PUT", "PATCH"])), min_size=1, max_size=8))
+def test_what_the_page_seals_the_backend_opens(items: list[tuple[bytes, str, str]]) -> None:
+    batch = node("seal", {"items": [{"server_jwk": SERVER_JWK, "method": method, "target": target, "device_id": "dev-1",
+                                     "body_b64": b64(body)} for body, target, method in items]})
+    for (body, target, method), sealed in zip(items, batch["results"]):
+        header = parse_header(sealed["header"])
+        assert header.kid == SERVER_KID and header.enc == unb64(sealed["enc_b64"])
+        opened = open_request(SERVER_KEY, header.enc, request_info(method, target, "dev-1"), unb64(sealed["body_b64"]))
+        assert opened.plaintext == body
+        # Both ends export the same response secret from the context.
+        assert opened.sealer.secret == unb64(sealed["secret_b64"])
+        # Control: another target in info, or one changed byte, does not open.
+        with pytest.raises(E2EOpenFailed):
+            open_request(SERVER_KEY, header.enc, request_info(method, target + "x", "dev-1"), unb64(sealed["body_b64"]))
+        spoiled = bytearray(unb64(sealed["body_b64"]))
+        spoiled[-1] ^= 1
+        with pytest.raises(E2EOpenFailed):
+            open_request(SERVER_KEY, header.enc, request_info(method, target, "dev-1"), bytes(spoiled))
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(st.text(min_size=1, max_size=300).map(lambda t: t.encode("utf-8")), min_size=1, max_size=6),
+       single=payloads)
+def test_what_the_backend_seals_the_page_opens(chunks: list[bytes], single: bytes) -> None:
+    secret, enc = bytes(range(16)), bytes([4]) + bytes(range(64))
+    sealer = ResponseSealer(secret=secret, enc=enc)
+    stream = [b64url_encode(sealer.seal(c, final=i == len(chunks) - 1)) for i, c in enumerate(chunks)]
+    base = {"secret_b64": b64(secret), "enc_b64": b64(enc), "nonce": b64url_encode(sealer.nonce)}
+    opened = node("open", {**base, "chunks": stream})
+    assert opened.get("final") is True, opened
+    assert [e.encode("utf-8") for e in opened["events"]] == chunks  # stream chunks are UTF-8 JSON text
+    one = ResponseSealer(secret=secret, enc=enc)
+    answer = node("open", {"secret_b64": b64(secret), "enc_b64": b64(enc), "nonce": b64url_encode(one.nonce),
+                           "body_b64": b64(one.seal(single, final=True))})
+    assert unb64(answer["plaintext_b64"]) == single
+    # Controls: the stream without its final chunk, and in another order, do not open.
+    if len(stream) > 1:
+        assert node("open", {**base, "chunks": stream[:-1]})["error"] == "e2e_truncated"
+        assert node("open", {**base, "chunks": stream[::-1]})["error"] == "e2e_event_invalid"
+
+
+def test_the_pairing_macs_agree() -> None:
+    for code in ("ABCDE-FGH12", "abcde fgh12", "0O1IL-XYZ99"):
+        page = node("pairing", {"code": code, "device_id": "dev-7", "kid": SERVER_KID})
+        assert page["pairing_proof"] == pairing_proof(code, "dev-7", SERVER_KID)
+        assert page["key_confirmation"] == key_confirmation(code, "dev-7", SERVER_KID)
+        assert page["pairing_proof"] != pairing_proof(code, "dev-7", SERVER_KID + "x")
+
+
+def test_a_request_sealed_and_signed_by_the_page_code_is_answered_and_opened(tmp_path: Path) -> None:
+    """The page's code seals and signs PUT /api/settings with a marker (its device registered the
+    way pairing would); the app verifies, opens and answers sealed; the page's code opens the answer."""
+    marker = "Interop-Ωmarker"
+    with InProcessServer(tmp_path / "app") as app:
+        jwk = app.http().get("/api/health").json()["e2e"]["jwk"]
+        settings_body = json.dumps({"system_prompt": marker, "temperature": 0.5, "max_tokens": 64})
+        sealed = node("seal", {"server_jwk": jwk, "method": "PUT", "target": "/api/settings", "sign": True,
+                               "body": settings_body, "origin": app.base_url()})
+        assert "error" not in sealed, sealed
+
+        async def register() -> None:
+            async with app.state.database.transaction() as conn:
+                await app.state.devices.add(conn, sealed["device_id"], "node", sealed["public_jwk"])
+
+        app.run(register())
+        http = app.http()
+        wire = unb64(sealed["body_b64"])
+        assert marker.encode() not in wire
+        response = http.put("/api/settings", content=wire, headers=sealed["headers"])
+        assert response.status_code == 200, response.text
+        assert marker.encode() not in response.content
+        opened = node("open", {"secret_b64": sealed["secret_b64"], "enc_b64": sealed["enc_b64"],
+                               "nonce": response.headers["Privchat-E2E-Nonce"], "body_b64": b64(response.content)})
+        assert json.loads(opened["text"])["system_prompt"] == marker
+        # Control: the same answer opened with another request's secret fails in the page's code.
+        other = node("open", {"secret_b64": b64(bytes(16)), "enc_b64": sealed["enc_b64"],
+                              "nonce": response.headers["Privchat-E2E-Nonce"], "body_b64": b64(response.content)})
+        assert other.get("error") == "e2e_response_invalid", other
