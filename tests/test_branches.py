@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import Awaitable, Callable
+
 
 import pytest
 
@@ -16,20 +16,9 @@ from privchat.storage.crypto import CryptoError
 from privchat.storage.db import Database
 from privchat.storage.history import HistoryStore, ImportInvalid, NotInConversation, export_to_markdown
 from tests.support.legacy_db import LegacyConversation, LegacyMessage, build_v1_database
+from tests.support.stores import with_history
 
 TAMPERED = "does not decrypt"
-
-
-def _run(tmp_path: Path, scenario: Callable[[Database, HistoryStore], Awaitable[None]]) -> None:
-    async def main() -> None:
-        config = config_from_dict({"storage": {"data_dir": str(tmp_path / "d"), "key_file": str(tmp_path / "k")}})
-        database = await Database.open(config)
-        try:
-            await scenario(database, HistoryStore(database))
-        finally:
-            await database.close()
-
-    asyncio.run(main())
 
 
 async def _tree(history: HistoryStore) -> tuple[str, dict[str, str]]:
@@ -70,7 +59,7 @@ def test_branches_paths_and_the_current_branch(tmp_path: Path) -> None:
         with pytest.raises(NotInConversation):
             await history.set_current_leaf(other, ids["q1"])
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_a_rename_is_never_overwritten_by_the_model(tmp_path: Path) -> None:
@@ -85,7 +74,7 @@ def test_a_rename_is_never_overwritten_by_the_model(tmp_path: Path) -> None:
         assert (got["title"], got["title_source"]) == ("Mine", "owner")
         assert (await history.get_conversation(first))["title"] == "Capital of France"
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_deleting_a_conversation_removes_every_branch(tmp_path: Path) -> None:
@@ -98,7 +87,7 @@ def test_deleting_a_conversation_removes_every_branch(tmp_path: Path) -> None:
             left = {row[0] for row in await cursor.fetchall()}
         assert not left & set(ids.values()) and len(left) == 1
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_a_message_moved_to_another_branch_does_not_decrypt(tmp_path: Path) -> None:
@@ -116,7 +105,7 @@ def test_a_message_moved_to_another_branch_does_not_decrypt(tmp_path: Path) -> N
             await history.get_message(ids["q2"])
         assert [m.content for m in await history.path(conversation, ids["a1b"])] == ["q1", "a1 again"]
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_a_branch_moved_to_another_conversation_does_not_decrypt(tmp_path: Path) -> None:
@@ -132,7 +121,7 @@ def test_a_branch_moved_to_another_conversation_does_not_decrypt(tmp_path: Path)
         with pytest.raises(CryptoError, match=TAMPERED):
             await history.get_message(ids["a3"])
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_export_and_import_carry_the_whole_tree(tmp_path: Path) -> None:
@@ -159,7 +148,7 @@ def test_export_and_import_carry_the_whole_tree(tmp_path: Path) -> None:
             await history.import_conversations([broken])
         assert await history.conversation_exists("broken") is False
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_an_old_flat_export_imports_as_one_branch(tmp_path: Path) -> None:
@@ -173,7 +162,7 @@ def test_an_old_flat_export_imports_as_one_branch(tmp_path: Path) -> None:
         assert [m["parent_id"] for m in got["messages"]] == [None, "m0", "m1", "m2"]
         assert got["current_leaf"] == "m3"
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_the_migration_keeps_each_old_conversation_as_one_branch(tmp_path: Path) -> None:

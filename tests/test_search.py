@@ -4,26 +4,13 @@ snippets; and nothing searchable reaches the disk. The API route is tested in te
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from privchat.config import config_from_dict
 from privchat.storage.db import Database
 from privchat.storage.history import HistoryStore
 from privchat.storage.search_index import SearchIndex, make_snippet
-
-
-def _run(tmp_path: Path, scenario: Callable[[Database, HistoryStore], Awaitable[None]]) -> None:
-    async def main() -> None:
-        config = config_from_dict({"storage": {"data_dir": str(tmp_path / "d"), "key_file": str(tmp_path / "k")}})
-        database = await Database.open(config)
-        try:
-            await scenario(database, HistoryStore(database))
-        finally:
-            await database.close()
-
-    asyncio.run(main())
+from tests.support.stores import with_history
 
 
 def _marked(hit: Any) -> list[str]:
@@ -69,7 +56,7 @@ def test_build_then_live_writes_newest_first_with_snippets(tmp_path: Path) -> No
         await history.clear()
         assert await index.search(history, "flour") == [] and await index.search(history, "chain") == []
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_a_conversation_deleted_behind_the_index_is_not_shown(tmp_path: Path) -> None:
@@ -84,7 +71,7 @@ def test_a_conversation_deleted_behind_the_index_is_not_shown(tmp_path: Path) ->
         await other.delete_conversation(gone)
         assert await index.search(history, "secret") == []
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_nothing_searchable_is_written_to_disk(tmp_path: Path) -> None:
@@ -104,7 +91,7 @@ def test_nothing_searchable_is_written_to_disk(tmp_path: Path) -> None:
             data = path.read_bytes()
             assert b"xylophonic" not in data and b"zanzibarquux" not in data, path
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)
 
 
 def test_snippet_highlights_point_at_the_words() -> None:
@@ -138,4 +125,4 @@ def test_messages_read_at_start_up_can_still_change_and_go(tmp_path: Path) -> No
         assert "wombat" not in index._postings and "platypus" not in index._postings
         assert [h.conversation_id for h in await index.search(history, "aardvark")] == [kept]
 
-    _run(tmp_path, scenario)
+    with_history(tmp_path, scenario)

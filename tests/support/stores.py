@@ -1,0 +1,24 @@
+"""A fresh encrypted database and its history store, for tests of storage logic without a server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from privchat.config import config_from_dict
+from privchat.storage.db import Database
+from privchat.storage.history import HistoryStore
+
+
+def with_history(tmp_path: Path, scenario: Callable[[Database, HistoryStore], Awaitable[None]]) -> None:
+    """Open a new database under ``tmp_path`` (key file beside it), run ``scenario``, close it."""
+    async def main() -> None:
+        config = config_from_dict({"storage": {"data_dir": str(tmp_path / "d"), "key_file": str(tmp_path / "k")}})
+        database = await Database.open(config)
+        try:
+            await scenario(database, HistoryStore(database))
+        finally:
+            await database.close()
+
+    asyncio.run(main())
