@@ -124,6 +124,25 @@ def test_the_default_model_is_used_when_none_is_named_and_an_unknown_one_is_refu
     assert "real" in response.json()["error"]["message"]
 
 
+def test_the_settings_hold_the_default_model_for_every_device(client: SignedClient, server: LiveServer) -> None:
+    """The owner picks the default in the settings: chats that name no model go there, from any
+    device, and /api/models reports it; a name the config does not have is refused, nothing saved."""
+    before = client.get("/api/settings").json()
+    assert before["default_model"] == "real" and before["defaults"]["default_model"] == "real"
+    refused = client.put("/api/settings", {"default_model": "nope"})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "model_unknown"
+    assert client.get("/api/settings").json()["default_model"] == "real"
+    other = server.pair(name="second device")
+    try:
+        assert client.put("/api/settings", {"default_model": "victim"}).json()["default_model"] == "victim"
+        assert other.get("/api/models").json()["default"] == "victim"
+        events = chat(other, "Say hi.", max_tokens=4)
+        assert events[0][1]["model"] == "victim" and events[-1][0] == "done", events
+        assert chat(other, "Say hi.", model="real", max_tokens=4)[0][1]["model"] == "real"  # a named model still wins
+    finally:
+        client.put("/api/settings", {"default_model": "real"})
+
+
 def test_only_the_upstream_key_is_sent_upstream_never_device_headers(client: SignedClient, upstreams: dict[str, Any]) -> None:
     fake: FakeUpstream = upstreams["fake"]
     fake.requests.clear()

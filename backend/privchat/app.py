@@ -67,7 +67,7 @@ class AppState:
     def attach(self, database: Database) -> None:
         self.database = database
         self.history = HistoryStore(database)
-        self.settings = SettingsStore(database, self.config)
+        self.settings = SettingsStore(database, self.config, default_model=self.engine.default)
         self.devices = DeviceStore(database)
         self.pairing = PairingStore.from_config(database, self.config)
         self.nonces = NonceStore(database)

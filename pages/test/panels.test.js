@@ -62,6 +62,27 @@ test("settings: checks the values, saves, and says what the server refused", asy
   assert.equal($("#settings-save").disabled, false);
 });
 
+test("settings: the default model is chosen from the server's models and saved for every device", async () => {
+  const api = settingsApi();
+  api.getSettings = async () => ({ system_prompt: "Be brief.", temperature: 0.7, max_tokens: 512, default_model: "big",
+                                   defaults: { system_prompt: "x", temperature: 0.7, max_tokens: 512, default_model: "small" } });
+  api.listModels = async () => ({ default: "big", models: [{ name: "small", engine: "embedded" }, { name: "big", engine: "openai" }] });
+  const panel = new SettingsPanel({ api, report });
+  await panel.open();
+  assert.equal($("#setting-default-model-row").hidden, false);
+  assert.deepEqual([...$("#setting-default-model").options].map((o) => o.value), ["small", "big"]);
+  assert.equal($("#setting-default-model").value, "big");
+  $("#setting-default-model").value = "small";
+  await panel.submit();
+  assert.equal(api.saved.at(-1).default_model, "small");
+  // One model: nothing to choose, the row stays hidden and the field is not sent.
+  api.listModels = async () => ({ default: "small", models: [{ name: "small", engine: "embedded" }] });
+  await panel.open();
+  assert.equal($("#setting-default-model-row").hidden, true);
+  await panel.submit();
+  assert.equal("default_model" in api.saved.at(-1), false);
+});
+
 test("settings: the theme applies at once and is kept in this browser", async () => {
   const panel = new SettingsPanel({ api: settingsApi(), report });
   await panel.open();

@@ -34,3 +34,29 @@ def test_pick_a_model_and_see_it_named_on_the_reply(stack_factory, open_page) ->
     expect(page.locator("#model-picker")).to_have_value("second")  # remembered in this browser
     expect(page.locator(f'.message[data-id="{reply_id}"]')).to_contain_text("second")  # from history
     w.assert_clean()
+
+
+def test_the_default_model_set_in_the_settings_reaches_another_browser(stack_factory, open_page) -> None:
+    """The settings hold the default: set on one device, a second browser that picked nothing uses it."""
+    stack = stack_factory("models-default", {
+        "models": {"list": [{"name": "first", "engine": "embedded"}, {"name": "second", "engine": "embedded"}]},
+        "generation": {"max_tokens": 8},
+        "model": {"n_threads": 1},
+    })
+    w = open_page()
+    page = w.page
+    pair_with_link(page, stack, "settings device")
+    page.click("#settings-button")
+    choice = page.locator("#setting-default-model")
+    expect(choice).to_have_value("first")
+    choice.select_option("second")
+    page.click("#settings-save")
+    expect(page.locator("#settings-status")).to_have_text("Saved.")
+    w.shot("desktop-settings-default-model")
+    other = open_page().page
+    pair_with_link(other, stack, "second browser")
+    expect(other.locator("#model-picker")).to_have_value("second")
+    send_and_watch(other, "Say hi.")
+    reply_id = other.locator(LAST_REPLY).get_attribute("data-id")
+    stored = [m for c in stack.export()["conversations"] for m in c["messages"] if m["id"] == reply_id]
+    assert stored and stored[0]["model"] == "second"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, current_app
 from quart_schema import validate_response
 
+from ..llm.generations import default_model
 from .schemas import ModelList
 
 blueprint = Blueprint("models", __name__)
@@ -15,5 +16,7 @@ blueprint = Blueprint("models", __name__)
 async def list_models() -> ModelList:
     """Each model's name, engine, state (ready, loading, unloaded, unreachable, error), its error
     sentence and context size; upstreams are asked again when their last answer is a few seconds old."""
-    registry = current_app.extensions["privchat"].engine
-    return ModelList(**await registry.describe())
+    state = current_app.extensions["privchat"]
+    described = await state.engine.describe()
+    described["default"] = default_model(state.engine, await state.settings.get())  # the owner's choice, in the settings
+    return ModelList(**described)

@@ -83,12 +83,15 @@ class SettingsDefaults(BaseModel):
     system_prompt: str
     temperature: float
     max_tokens: int
+    default_model: Optional[str] = None
 
 
 class Settings(BaseModel):
     system_prompt: str
     temperature: float
     max_tokens: int
+    # The model a chat that names none goes to, for every device (GET /api/models reports it too).
+    default_model: Optional[str] = None
     # The config file's values, for the page's "Reset to defaults".
     defaults: Optional[SettingsDefaults] = None
 
@@ -97,6 +100,7 @@ class SettingsUpdate(Strict):
     system_prompt: Optional[str] = Field(default=None, max_length=20_000)
     temperature: Optional[float] = Field(default=None, ge=0.0, le=2.0)
     max_tokens: Optional[int] = Field(default=None, ge=1, le=32768)
+    default_model: Optional[str] = Field(default=None, min_length=1, max_length=200)
 
 
 class ConversationSummary(BaseModel):

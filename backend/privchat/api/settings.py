@@ -1,4 +1,4 @@
-"""The owner's preferences, shared by every device."""
+"""The owner's preferences, shared by every device: system prompt, sampling, the default model."""
 
 from __future__ import annotations
 
@@ -22,5 +22,8 @@ async def get_settings() -> Settings:
 @validate_response(Settings)
 async def put_settings(data: SettingsUpdate) -> Settings:
     changes = data.model_dump(exclude_none=True)
-    store = current_app.extensions["privchat"].settings
+    state = current_app.extensions["privchat"]
+    if "default_model" in changes:
+        state.engine.get(changes["default_model"])  # 400 model_unknown, and nothing is saved
+    store = state.settings
     return Settings(**await store.put(changes), defaults=store.defaults)

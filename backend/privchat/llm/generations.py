@@ -177,9 +177,11 @@ class GenerationManager:
         user message that reply answered. The prompt is the path from the root to that user message."""
         if self.titles is not None:
             self.titles.preempt()  # the owner's request comes first: a title being written stops now
+        prefs = await self.settings.get()
+        if model is None:
+            model = default_model(self.engine, prefs)
         model = self.engine.get(model).spec.name  # model_unknown before anything is stored
         self.check_capacity(model)
-        prefs = await self.settings.get()
         params = GenerationParams(
             temperature=options.get("temperature", prefs["temperature"]),
             max_tokens=options.get("max_tokens", prefs["max_tokens"]),
@@ -477,3 +479,9 @@ def _storage_reason(exc: Exception) -> str:
 
 
 __all__ = ["Generation", "GenerationManager", "EventIdInvalid", "NotFound", "ReplyMissing"]
+
+
+def default_model(registry: Any, prefs: dict[str, Any]) -> str:
+    """The owner's default model from the settings, while the config still lists it; else the config's."""
+    chosen = prefs.get("default_model")
+    return chosen if chosen in registry.engines else registry.default

@@ -23,19 +23,22 @@ log = logging.getLogger(__name__)
 SETTINGS_ROW = "preferences"
 
 
-def default_settings(config: Config) -> dict[str, Any]:
+def default_settings(config: Config, default_model: str | None = None) -> dict[str, Any]:
+    """The config file's values; ``default_model`` is the config's default model (llm/specs.py
+    decides it; None where no model list is known, e.g. storage tests)."""
     generation = config.generation
     return {
         "system_prompt": generation.system_prompt,
         "temperature": generation.temperature,
         "max_tokens": generation.max_tokens,
+        "default_model": default_model,
     }
 
 
 class SettingsStore:
-    def __init__(self, database: Database, config: Config) -> None:
+    def __init__(self, database: Database, config: Config, *, default_model: str | None = None) -> None:
         self.database = database
-        self.defaults = default_settings(config)
+        self.defaults = default_settings(config, default_model)
 
     async def get(self) -> dict[str, Any]:
         return await self._read(self.database.conn)

@@ -60,6 +60,11 @@ export class SettingsPanel {
     this.prompt = h("textarea", { id: "setting-system-prompt", rows: "5", maxlength: "8000" });
     this.temperature = h("input", { id: "setting-temperature", type: "number", min: "0", max: "2", step: "0.05", inputmode: "decimal" });
     this.maxTokens = h("input", { id: "setting-max-tokens", type: "number", min: "1", max: "32768", step: "1", inputmode: "numeric" });
+    // The model a chat goes to when this browser has not picked one in the composer (every device).
+    this.defaultModel = h("select", { id: "setting-default-model" });
+    this.defaultModelRow = h("div", { id: "setting-default-model-row", hidden: true },
+      h("label", { for: "setting-default-model" }, "Default model"), this.defaultModel,
+      h("p", { class: "field-help" }, "Used by every device whose composer has no model picked."));
     this.status = h("p", { id: "settings-status", class: "form-status", role: "status", "aria-live": "polite" });
     this.save = h("button", { id: "settings-save", type: "submit", class: "button primary" }, "Save");
     this.reset = h("button", { id: "settings-reset", type: "button", class: "button", hidden: true, onclick: () => this.resetToDefaults() }, "Reset to defaults");
@@ -80,6 +85,7 @@ export class SettingsPanel {
       h("div", { class: "field-row" },
         h("div", {}, h("label", { for: "setting-temperature" }, "Temperature"), this.temperature, this.fieldErrors["setting-temperature"]),
         h("div", {}, h("label", { for: "setting-max-tokens" }, "Max tokens per reply"), this.maxTokens, this.fieldErrors["setting-max-tokens"])),
+      this.defaultModelRow,
       h("div", { class: "dialog-actions" }, this.reset, this.save),
       this.status,
     );
@@ -114,11 +120,25 @@ export class SettingsPanel {
       this.maxTokens.value = s.max_tokens ?? "";
       this.defaults = (s && s.defaults) || null;
       this.reset.hidden = !this.defaults;
+      await this.fillModels(s.default_model);
       this.markFields({});
       this.status.textContent = "";
     } catch (err) {
       this.status.textContent = this.report(err);
     }
+  }
+
+  /** The configured models as the choices for the default (the row stays hidden with one model). */
+  async fillModels(current) {
+    let models = [];
+    try {
+      models = ((await this.api.listModels()) || {}).models || [];
+    } catch {
+      models = []; // the list is a convenience: the rest of the settings still load and save
+    }
+    this.defaultModel.replaceChildren(...models.map((m) => h("option", { value: m.name }, m.label || m.name)));
+    this.defaultModel.value = current || (models[0] && models[0].name) || "";
+    this.defaultModelRow.hidden = models.length < 2;
   }
 
   /** Marks each field of {inputId: sentence} beside the field; clears the others. */
@@ -139,6 +159,7 @@ export class SettingsPanel {
     this.prompt.value = this.defaults.system_prompt ?? "";
     this.temperature.value = this.defaults.temperature ?? "";
     this.maxTokens.value = this.defaults.max_tokens ?? "";
+    if (this.defaults.default_model) this.defaultModel.value = this.defaults.default_model;
     await this.submit();
     if (this.status.textContent === "Saved.") this.status.textContent = "Reset to the defaults and saved.";
   }
@@ -163,11 +184,14 @@ export class SettingsPanel {
     this.save.disabled = true;
     this.status.textContent = "Saving…";
     try {
-      const s = await this.api.putSettings({ system_prompt: this.prompt.value, temperature, max_tokens: maxTokens });
+      const changes = { system_prompt: this.prompt.value, temperature, max_tokens: maxTokens };
+      if (!this.defaultModelRow.hidden && this.defaultModel.value) changes.default_model = this.defaultModel.value;
+      const s = await this.api.putSettings(changes);
       if (s) {
         this.prompt.value = s.system_prompt ?? this.prompt.value;
         this.temperature.value = s.temperature ?? temperature;
         this.maxTokens.value = s.max_tokens ?? maxTokens;
+        if (s.default_model) this.defaultModel.value = s.default_model;
       }
       this.status.textContent = "Saved.";
     } catch (err) {
