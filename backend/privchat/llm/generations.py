@@ -484,4 +484,9 @@ __all__ = ["Generation", "GenerationManager", "EventIdInvalid", "NotFound", "Rep
 def default_model(registry: Any, prefs: dict[str, Any]) -> str:
     """The owner's default model from the settings, while the config still lists it; else the config's."""
     chosen = prefs.get("default_model")
-    return chosen if chosen in registry.engines else registry.default
+    if chosen:
+        try:
+            return registry.get(chosen).spec.name
+        except CodedError:  # model_unknown: the config no longer has it
+            pass
+    return registry.default
