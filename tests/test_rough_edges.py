@@ -42,7 +42,7 @@ def test_a_used_code_is_reported_as_used_and_is_not_a_wrong_try(shared_server: L
 
 def test_settings_carry_the_defaults_for_reset(shared_client: SignedClient) -> None:
     body = shared_client.get("/api/settings").json()
-    assert set(body["defaults"]) == {"system_prompt", "temperature", "max_tokens"}
+    assert set(body["defaults"]) == {"system_prompt", "temperature", "max_tokens", "default_model"}
     changed = shared_client.put("/api/settings", {"temperature": 1.3}).json()
     assert changed["temperature"] == 1.3 and changed["defaults"] == body["defaults"]
     shared_client.put("/api/settings", {"temperature": body["temperature"]})
