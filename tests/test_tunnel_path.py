@@ -345,7 +345,7 @@ def test_page_signs_in_pairs_chats_stops_and_is_revoked_through_the_chain(chain:
             page.keyboard.press("Enter")
             page.wait_for_function("""() => {
                 const m = document.querySelector('.message[data-role="assistant"]');
-                return m && m.dataset.status === 'streaming' && m.textContent.trim().length > 0; }""", timeout=60_000)
+                return m && m.dataset.status === 'streaming' && m.querySelector('.message-body').textContent.trim().length > 0; }""", timeout=60_000)
             page.wait_for_selector('.message[data-role="assistant"][data-status="complete"]', timeout=90_000)
             screenshot(page, "tunnel-path-2-chat")
 
@@ -354,14 +354,15 @@ def test_page_signs_in_pairs_chats_stops_and_is_revoked_through_the_chain(chain:
             page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
             page.wait_for_selector('.conversation-item', timeout=20_000)
 
-            # Stop: a long reply is stopped and kept as stopped.
+            # Stop: a long reply is stopped and kept as stopped. Its first token must be on screen (a
+            # reply still waiting for the model shows a notice, and stopping that keeps the message unsent).
             page.click("#new-conversation")
             page.fill("#message-input", "Count from one to two hundred in words, one per line.")
             page.keyboard.press("Enter")
             page.wait_for_function("""() => {
                 const all = document.querySelectorAll('.message[data-role="assistant"]');
                 const m = all[all.length - 1];
-                return m && m.dataset.status === 'streaming' && m.textContent.trim().length > 0; }""", timeout=60_000)
+                return m && m.dataset.status === 'streaming' && m.querySelector('.message-body').textContent.trim().length > 0; }""", timeout=60_000)
             page.click("#stop-button")
             try:
                 page.wait_for_function("""() => {
