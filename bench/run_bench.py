@@ -102,7 +102,10 @@ class PrivchatStack:
     """The whole stack: a live privchat server, signed POST /api/chat, SSE parsed by httpx."""
 
     def __init__(self, folder: Path, model: Path, threads: int, n_ctx: int) -> None:
-        overrides = {"model": {"path": str(model), "n_threads": threads, "n_ctx": n_ctx}}
+        # Titles off: a title is written on the model right after a new conversation's first reply, so
+        # it would compete for the cores with the in-process baseline's rounds and leave the title
+        # prompt in the context the next round's prefix expected. The figures are the stack's own cost.
+        overrides = {"model": {"path": str(model), "n_threads": threads, "n_ctx": n_ctx}, "titles": {"enabled": False}}
         self.server = LiveServer(folder, write_config(folder, overrides)).start()
         self.client = self.server.pair()
 
