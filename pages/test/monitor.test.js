@@ -5,42 +5,11 @@ import { ConnectionMonitor } from "../src/app/monitor.js";
 import { ConnectionStatus } from "../src/components/chat/ConnectionStatus.js";
 import { Session } from "../src/lib/session.js";
 import { ApiError, NetworkError } from "../src/lib/errors.js";
+import { fakeClock } from "./fake-clock.js";
 
 installDom();
 const $ = (sel) => document.querySelector(sel);
 
-/** Timers the test moves by hand. */
-function fakeClock() {
-  let now = 1_000_000;
-  let next = 1;
-  const pending = new Map();
-  const add = (fn, ms, every) => {
-    const id = next++;
-    pending.set(id, { fn, at: now + ms, every });
-    return id;
-  };
-  return {
-    now: () => now,
-    setTimeout: (fn, ms) => add(fn, ms, 0),
-    setInterval: (fn, ms) => add(fn, ms, ms),
-    clearTimeout: (id) => pending.delete(id),
-    clearInterval: (id) => pending.delete(id),
-    pending,
-    advance(ms) {
-      const end = now + ms;
-      for (;;) {
-        const due = [...pending.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-        if (!due) break;
-        const [id, t] = due;
-        now = t.at;
-        if (t.every) t.at += t.every;
-        else pending.delete(id);
-        t.fn();
-      }
-      now = end;
-    },
-  };
-}
 
 let clock;
 let api;
@@ -51,7 +20,7 @@ let online;
 
 beforeEach(() => {
   fresh(`<div id="status"><span class="status-text"></span></div><span id="status-note"></span><div id="status-actions"></div>`);
-  clock = fakeClock();
+  clock = fakeClock(1_000_000);
   online = true;
   api = {
     healthCalls: 0,

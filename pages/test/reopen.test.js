@@ -17,6 +17,7 @@ import { createMarkdown } from "../src/lib/markdown.js";
 import { describe } from "../src/lib/describe.js";
 import { PageMemory, Session } from "../src/lib/session.js";
 import { ApiError, NetworkError } from "../src/lib/errors.js";
+import { fakeClock } from "./fake-clock.js";
 
 const win = installDom();
 const md = createMarkdown(win);
@@ -357,44 +358,10 @@ test("afterSend: the backoff starts over; a check at once unless the server was 
   assert.deepEqual(afterSend(fine), { memory: fine, check: false });
 });
 
-/** Timers the test moves by hand. */
-function fakeClock() {
-  let now = 0;
-  let next = 1;
-  const pending = new Map();
-  const add = (fn, ms, every) => {
-    const id = next++;
-    pending.set(id, { fn, at: now + ms, every });
-    return id;
-  };
-  return {
-    now: () => now,
-    setTimeout: (fn, ms) => add(fn, ms, 0),
-    setInterval: (fn, ms) => add(fn, ms, ms),
-    clearTimeout: (id) => pending.delete(id),
-    clearInterval: (id) => pending.delete(id),
-    pending,
-    /** Moves time on, letting each check (an async health request) finish before the next timer. */
-    async advance(ms, monitor) {
-      const end = now + ms;
-      for (;;) {
-        const due = [...pending.entries()].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-        if (!due) break;
-        const [id, t] = due;
-        now = t.at;
-        if (t.every) t.at += t.every;
-        else pending.delete(id);
-        t.fn();
-        if (monitor.running) await monitor.running;
-      }
-      now = end;
-    },
-  };
-}
 
 function monitorPage(origin) {
   fresh(`<div id="status"><span class="status-text"></span></div><span id="status-note"></span><div id="status-actions"></div>`);
-  const clock = fakeClock();
+  const clock = fakeClock(0);
   const api = {
     up: true,
     calls: [],
@@ -423,11 +390,11 @@ test("a server on this machine that comes back is noticed within 2 s, however lo
     assert.equal(state(), "ready");
     api.up = false;
     await monitor.checkNow();
-    await clock.advance(downFor, monitor);
+    await clock.advanceSettling(downFor, monitor);
     assert.notEqual(state(), "ready");
     api.up = true;
     const back = clock.now();
-    await clock.advance(2_000, monitor);
+    await clock.advanceSettling(2_000, monitor);
     assert.equal(state(), "ready", `down for ${downFor} ms`);
     assert.ok(api.calls.at(-1) - back <= 1_500, `noticed ${api.calls.at(-1) - back} ms after`);
   }
@@ -435,9 +402,9 @@ test("a server on this machine that comes back is noticed within 2 s, however lo
   const { clock, api, monitor, state } = monitorPage(REMOTE);
   api.up = false;
   await monitor.checkNow();
-  await clock.advance(110_000, monitor); // checks at 61 s, 91 s, next at 121 s
+  await clock.advanceSettling(110_000, monitor); // checks at 61 s, 91 s, next at 121 s
   api.up = true;
-  await clock.advance(2_000, monitor);
+  await clock.advanceSettling(2_000, monitor);
   assert.notEqual(state(), "ready");
 });
 
@@ -445,7 +412,7 @@ test("a Send starts any backoff over and checks at once", async () => {
   const { clock, api, session, monitor, state } = monitorPage(REMOTE);
   api.up = false;
   await monitor.checkNow();
-  await clock.advance(60_000, monitor);
+  await clock.advanceSettling(60_000, monitor);
   assert.equal(monitor.memory.backoffMs, 30_000);
   const before = api.calls.length;
   api.up = true;
@@ -458,7 +425,7 @@ test("a Send starts any backoff over and checks at once", async () => {
   session.set({ stream: null });
   api.up = false;
   await monitor.checkNow();
-  await clock.advance(60_000, monitor);
+  await clock.advanceSettling(60_000, monitor);
   session.set({ stream: { ctrl: new AbortController() } });
   await monitor.running;
   assert.equal(monitor.memory.backoffMs, 1_000);
