@@ -105,12 +105,12 @@ def pairing_url(config: Config, code: str, name: str | None, kid: str) -> str:
 
 def cmd_pair(args: argparse.Namespace) -> int:
     from ..auth.pairing import PairingStore
-    from ..e2e.keys import ensure_key
+    from ..e2e.keys import current_of, ensure_keys
 
     async def action(config: Config, database: Database) -> int:
         store = PairingStore.from_config(database, config)
         pairing = await store.create()
-        server_key = await ensure_key(database)
+        server_key = current_of(await ensure_keys(database))
         url = pairing_url(config, pairing.code, args.name, server_key.kid)
         payload = {"code": pairing.code, "expires_at": pairing.expires_at, "expires_at_iso": _iso(pairing.expires_at),
                    "expires_in_seconds": config.auth.pairing_code_ttl_seconds, "url": url,

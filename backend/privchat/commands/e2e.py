@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..config import Config
-from ..e2e.keys import ServerKey, ensure_key, read_keys, rotate
+from ..e2e.keys import ServerKey, current_of, ensure_keys, rotate
 from ..storage.db import Database
 from .output import EXIT_OK, emit
 
@@ -40,15 +40,15 @@ def _report(current: ServerKey, others: list[ServerKey], grace_seconds: float, n
 
 
 async def show(args: argparse.Namespace, config: Config, database: Database) -> int:
-    current = await ensure_key(database)
-    others = [k for k in await read_keys(database) if k.kid != current.kid]
+    keys = await ensure_keys(database)
+    current = current_of(keys)
+    others = [k for k in keys if k.kid != current.kid]
     payload, text = _report(current, others, config.e2e.rotation_grace_hours * 3600, time.time())
     emit(args, payload, text)
     return EXIT_OK
 
 
 async def rotate_key(args: argparse.Namespace, config: Config, database: Database) -> int:
-    await ensure_key(database)
     current, others = await rotate(database)
     grace = config.e2e.rotation_grace_hours * 3600
     payload, text = _report(current, others, grace, time.time())

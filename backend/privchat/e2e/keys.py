@@ -67,9 +67,9 @@ class E2EKeyStore:
 
     async def load(self) -> ServerKey:
         """Read every key (making the first one if there is none); returns the current key."""
-        current = await ensure_key(self.database)
-        self._keys = {key.kid: key for key in await read_keys(self.database)}
-        self._current = self._keys[current.kid]
+        keys = await ensure_keys(self.database)
+        self._keys = {key.kid: key for key in keys}
+        self._current = current_of(keys)
         return self._current
 
     @property
@@ -120,15 +120,20 @@ async def _insert_new_key(conn: Any, database: Database, now: float) -> str:
     return kid
 
 
-async def ensure_key(database: Database) -> ServerKey:
-    """The current key, made (in one transaction, so two processes agree) if there is none."""
+def current_of(keys: list[ServerKey]) -> ServerKey:
+    """The newest key not retired (``keys`` in creation order, as ``read_keys`` gives them)."""
+    return next(key for key in reversed(keys) if key.retired_at is None)
+
+
+async def ensure_keys(database: Database) -> list[ServerKey]:
+    """Every key, oldest first, after making the first one (in one transaction, so two processes
+    agree) if there is no current key."""
     async with database.transaction() as conn:
         async with conn.execute(f"SELECT kid FROM {TABLE} WHERE retired_at IS NULL ORDER BY created_at DESC LIMIT 1") as cursor:
             row = await cursor.fetchone()
         if row is None:
             await _insert_new_key(conn, database, time.time())
-    keys = await read_keys(database)
-    return next(key for key in reversed(keys) if key.retired_at is None)
+    return await read_keys(database)
 
 
 async def rotate(database: Database) -> tuple[ServerKey, list[ServerKey]]:
