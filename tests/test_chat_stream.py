@@ -142,7 +142,8 @@ def test_a_long_history_never_fails_a_request(shared_client: SignedClient) -> No
                          "status": "complete", "created_at": now + i, "completed_at": now + i})
     export = {"format": "privchat-export", "version": 1, "exported_at": now,
               "conversations": [{"id": conversation_id, "title": "long", "created_at": now, "updated_at": now, "messages": messages}]}
-    assert shared_client.post("/api/history/import", export).status_code == 200
+    imported = shared_client.post("/api/history/import", export)
+    assert imported.status_code == 200, imported.text
     events = shared_client.chat("Summarise our talk in one line. " + "Really. " * 2000, conversation_id, max_tokens=16)
     done = events[-1]
     assert done[0] == "done", events[-3:]

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, TypeVar
 
 import aiosqlite
 
@@ -39,6 +39,7 @@ from .reseal import reseal_schema_1_values
 from .tree_migration import messages_become_a_tree
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -395,30 +396,71 @@ class Database:
         await self.conn.close()
 
 
+async def _to_the_end(statement: Awaitable[T]) -> T:
+    """Await a statement until SQLite has run it, even when the caller is cancelled meanwhile.
+
+    aiosqlite runs statements on the connection's thread, in the order they were sent, and a
+    cancelled ``await`` does not stop one: it runs later anyway. A transaction's BEGIN, COMMIT or
+    ROLLBACK that ran after its owner gave up would leave the shared connection inside a
+    transaction nobody owns (every later BEGIN then fails and every later single write stays
+    uncommitted), so these three are waited for, and the cancel is raised once they ran.
+    """
+    task = asyncio.ensure_future(statement)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError as exc:
+            if task.done():  # the statement itself was cancelled, not its caller
+                raise
+            cancelled = exc  # this caller was: let the statement finish first
+            continue
+        except BaseException:
+            if cancelled is not None:
+                raise cancelled
+            raise
+        break
+    if cancelled is not None:
+        raise cancelled
+    return result
+
+
 class _Transaction:
+    """BEGIN IMMEDIATE under the write lock; COMMIT, or ROLLBACK on any exception or cancel.
+
+    The lock is let go only once the connection is out of the transaction (``_to_the_end``).
+    Statements of the body that a cancel interrupted still run before the ROLLBACK (aiosqlite keeps
+    their order), so they are rolled back too.
+    """
+
     def __init__(self, database: Database) -> None:
         self.database = database
 
     async def __aenter__(self) -> aiosqlite.Connection:
         await self.database._write_lock.acquire()
         try:
-            await self.database.conn.execute("BEGIN IMMEDIATE")
+            await _to_the_end(self.database.conn.execute("BEGIN IMMEDIATE"))
         except BaseException:
-            self.database._write_lock.release()
+            try:
+                await self._roll_back()
+            finally:
+                self.database._write_lock.release()
             raise
         return self.database.conn
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
-        conn = self.database.conn
         try:
             if exc_type is None:
                 try:
-                    await conn.execute("COMMIT")
+                    await _to_the_end(self.database.conn.execute("COMMIT"))
                 except BaseException:
-                    if conn.in_transaction:
-                        await conn.execute("ROLLBACK")
+                    await self._roll_back()
                     raise
-            elif conn.in_transaction:
-                await conn.execute("ROLLBACK")
+            else:
+                await self._roll_back()
         finally:
             self.database._write_lock.release()
+
+    async def _roll_back(self) -> None:
+        if self.database.conn.in_transaction:
+            await _to_the_end(self.database.conn.execute("ROLLBACK"))
