@@ -216,3 +216,18 @@ test("the machine is pure: the memory passed in is not changed", () => {
   decide(mem, { error: new NetworkError("unreachable") });
   assert.deepEqual(mem, ready.memory);
 });
+
+test("once the model list is known the status names the chosen model, not health's configured one", () => {
+  const chosen = (model) => decide(START, { health: healthy(), me: { status: "active" }, model });
+  assert.equal(chosen({ name: "big", label: "Big model", state: "ready" }).status.text, "Ready — Big model");
+  assert.equal(chosen({ name: "other", state: "unloaded" }).status.text, "Ready — other", "loads with the first message");
+  const loading = chosen({ name: "other", state: "loading" });
+  assert.equal(loading.status.state, "loading");
+  assert.equal(loading.status.text, "Loading other…");
+  const down = chosen({ name: "big", label: "Big model", state: "unreachable", error: null });
+  assert.equal(down.status.state, "model_error");
+  assert.equal(down.status.text, "Model failed: Big model does not answer");
+  assert.deepEqual(down.effects, { input: true, ready: true }, "another model can still be picked");
+  assert.equal(chosen({ name: "big", state: "error", error: "upstream said 500" }).status.text, "Model failed: upstream said 500");
+  assert.equal(chosen(null).status.text, "Ready — qwen", "before the list: health's model");
+});

@@ -89,3 +89,12 @@ test("state words come from describe.js", () => {
   assert.equal(modelOptionText({ name: "a", state: "error" }), "a — failed");
   assert.equal(modelOptionText({ name: "a", state: "ready" }), "a");
 });
+
+test("the chosen model's entry: null until the list arrives, then the picked one", () => {
+  const store = new ModelStore("http://127.0.0.1:8765", storage);
+  assert.equal(store.chosenEntry(), null);
+  store.loaded(LIST);
+  assert.equal(store.chosenEntry().name, "small");
+  store.choose("other");
+  assert.equal(store.chosenEntry().name, "other");
+});

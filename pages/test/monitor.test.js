@@ -167,3 +167,28 @@ test("the server does not know the key: the pairing form is asked for", async ()
   assert.equal(state(), "unpaired");
   assert.deepEqual(effects.at(-1), { pairing: "unknown" });
 });
+
+test("the status names the chosen model, and another choice shows at once without asking the server", async () => {
+  let entry = null;
+  const status = new ConnectionStatus($("#status"), $("#status-actions"));
+  monitor = new ConnectionMonitor({ api, session, status, onEffects: (e) => effects.push(e), timers: clock, now: clock.now,
+    online: () => online, chosenModel: () => entry });
+  const before = text();
+  monitor.modelChanged(); // before any check: nothing to redraw
+  assert.equal(text(), before);
+  await monitor.checkNow();
+  assert.equal(text(), "Ready — qwen");
+  entry = { name: "big", label: "Big model", state: "ready" };
+  monitor.modelChanged();
+  assert.equal(text(), "Ready — Big model");
+  entry = { name: "big", label: "Big model", state: "unreachable" };
+  monitor.modelChanged();
+  assert.equal(state(), "model_error");
+  assert.equal(api.healthCalls, 1, "no request for a redraw");
+  assert.equal(effects.length, 1, "a redraw changes no effects");
+  api.healthError = new NetworkError("down");
+  await monitor.checkNow();
+  const down = text();
+  monitor.modelChanged();
+  assert.equal(text(), down, "while the server is not answering, a model change does not claim it is ready");
+});

@@ -24,7 +24,9 @@ def test_pick_a_model_and_see_it_named_on_the_reply(stack_factory, open_page) ->
     expect(picker).to_be_visible()
     expect(picker).to_have_value("first")  # the server's default
     expect(picker.locator("option")).to_have_text(["first", "second — loads when used"])
+    expect(page.locator("#status .status-text")).to_have_text("Ready — first")
     picker.select_option("second")
+    expect(page.locator("#status .status-text")).to_have_text("Ready — second")  # what replies go to now
     send_and_watch(page, "Say hello in three words.")
     expect(page.locator(LAST_REPLY)).to_contain_text("second")
     reply_id = page.locator(LAST_REPLY).get_attribute("data-id")
@@ -56,6 +58,8 @@ def test_the_default_model_set_in_the_settings_reaches_another_browser(stack_fac
     other = open_page().page
     pair_with_link(other, stack, "second browser")
     expect(other.locator("#model-picker")).to_have_value("second")
+    # Health names the config's first model; the status names the settings' default, which replies use.
+    expect(other.locator("#status .status-text")).to_have_text("Ready — second")
     send_and_watch(other, "Say hi.")
     reply_id = other.locator(LAST_REPLY).get_attribute("data-id")
     stored = [m for c in stack.export()["conversations"] for m in c["messages"] if m["id"] == reply_id]

@@ -10,11 +10,13 @@ export class ConnectionMonitor {
   /**
    * @param {{api, session, status: import("../components/chat/ConnectionStatus.js").ConnectionStatus,
    *          onEffects?: (effects: object) => void, timers?: object, now?: () => number,
-   *          online?: () => boolean}} opts
-   *   onEffects  what a decision means for the rest of the page ({input, pairing, ready})
+   *          online?: () => boolean, chosenModel?: () => object|null}} opts
+   *   onEffects    what a decision means for the rest of the page ({input, pairing, ready})
+   *   chosenModel  the entry of the model replies go to (lib/models.js), for the status to name
    *   timers     setTimeout/clearTimeout/setInterval/clearInterval (tests pass fakes)
    */
-  constructor({ api, session, status, onEffects = () => {}, timers = globalThis, now = () => Date.now(), online = browserOnline }) {
+  constructor({ api, session, status, onEffects = () => {}, timers = globalThis, now = () => Date.now(), online = browserOnline,
+    chosenModel = () => null }) {
     this.api = api;
     this.session = session;
     this.status = status;
@@ -22,6 +24,8 @@ export class ConnectionMonitor {
     this.timers = timers;
     this.now = now;
     this.online = online;
+    this.chosenModel = chosenModel;
+    this.lastSeen = null; // the last check's answers, to name another model without asking again
     this.memory = connection.START;
     this.pollTimer = null;
     this.countdownTimer = null;
@@ -75,7 +79,20 @@ export class ConnectionMonitor {
     } catch (err) {
       seen.error = err;
     }
-    this.apply(connection.decide(this.memory, seen));
+    this.lastSeen = seen;
+    this.apply(connection.decide(this.memory, { ...seen, model: this.chosenModel() }));
+  }
+
+  /**
+   * The model list or the choice changed: a status that names the model says the new one at once.
+   * Only the sentence changes (no effects, no new timers): every steady state keeps the input on.
+   */
+  modelChanged() {
+    if (!this.lastSeen || !connection.STEADY.includes(this.memory.state)) return;
+    const decision = connection.decide(this.memory, { ...this.lastSeen, model: this.chosenModel() });
+    if (!connection.STEADY.includes(decision.memory.state)) return;
+    this.memory = decision.memory;
+    this.status.show(decision.status);
   }
 
   /** The browser went offline. */

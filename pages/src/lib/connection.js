@@ -31,7 +31,7 @@ export function backoffCap(apiOrigin = "") {
 /** What the machine remembers before the first check. */
 export const START = Object.freeze({ state: "connecting", backoffMs: 0, wasReady: false });
 
-const STEADY = ["ready", "loading", "model_error"];
+export const STEADY = ["ready", "loading", "model_error"];
 
 function status(state, text, actions = []) {
   return { state, text, note: "", actions };
@@ -109,18 +109,24 @@ export function failed(memory, error, { apiOrigin = "" } = {}) {
   return retry(memory, shown, d.retryAfter, apiOrigin);
 }
 
-/** The status for a health answer from a server that knows this device. */
-function fromHealth(health) {
-  const model = (health && health.model) || {};
-  const name = model.name || "model";
+/**
+ * The status for a health answer from a server that knows this device. It names the model this
+ * browser's replies go to (`chosen`: the picker's entry of the signed GET /api/models answer) once
+ * that list is known; health is read unsigned and names only the model the config starts with,
+ * which is not the one used when the owner picked another or set another default.
+ */
+function fromHealth(health, chosen = null) {
+  const model = chosen && chosen.name ? chosen : (health && health.model) || {};
+  const name = model.label || model.name || "model";
   switch (model.state) {
     case "loading":
-      return [status("loading", "Model loading…"), POLL_LOADING_MS];
+      return [status("loading", chosen ? `Loading ${name}…` : "Model loading…"), POLL_LOADING_MS];
     case "error":
-      return [status("model_error", `Model failed: ${model.error || "the server gave no reason"}`, [ACTIONS.retryNow]), POLL_OK_MS];
+    case "unreachable":
+      return [status("model_error", `Model failed: ${model.error || (model.state === "unreachable" ? `${name} does not answer` : "the server gave no reason")}`, [ACTIONS.retryNow]), POLL_OK_MS];
     case "disabled":
       return [status("model_error", `Model failed: ${model.error || "no model is configured on the server"}`, [ACTIONS.retryNow]), POLL_OK_MS];
-    default:
+    default: // ready; "unloaded" too: a model of the list not in memory yet loads with the first message
       return [status("ready", `Ready — ${name}`), POLL_OK_MS];
   }
 }
@@ -129,13 +135,14 @@ function fromHealth(health) {
  * One check's outcome.
  * @param {{state: string, backoffMs: number, wasReady: boolean}} memory
  * @param {{offline?: boolean, health?: object, me?: object, error?: unknown,
- *          pairing?: string|null, apiOrigin?: string}} seen
+ *          pairing?: string|null, apiOrigin?: string, model?: object|null}} seen
  *   health   the /api/health answer (absent when that request failed)
  *   me       the who-am-I answer (absent when not asked: no device, or the pairing form is shown)
  *   error    the error of the request that failed (health, or who-am-I after a good health)
  *   pairing  the pairing form's reason when it is shown ("first", "revoked", …), else null
+ *   model    the chosen model's entry of GET /api/models ({name, label, state, error}), when known
  */
-export function decide(memory, { offline: isOffline = false, health, me, error, pairing = null, apiOrigin = "" } = {}) {
+export function decide(memory, { offline: isOffline = false, health, me, error, pairing = null, apiOrigin = "", model = null } = {}) {
   if (isOffline) return offline(memory);
   if (error !== undefined && health === undefined) return failed(memory, error, { apiOrigin });
   const answered = { ...memory, backoffMs: 0 };
@@ -146,7 +153,7 @@ export function decide(memory, { offline: isOffline = false, health, me, error, 
   }
   if (error !== undefined) return failed(memory, error, { apiOrigin });
   if (me && me.status === "revoked") return revoked(memory);
-  const [shown, pollMs] = fromHealth(health);
+  const [shown, pollMs] = fromHealth(health, model);
   // A model loading on this machine: ask again sooner, so the page is ready when the model is.
   const delayMs = shown.state === "loading" ? Math.min(pollMs, backoffCap(apiOrigin)) : pollMs;
   return wait({ ...answered, wasReady: true }, shown, delayMs, { input: true, ready: true });

@@ -43,6 +43,12 @@ export class ModelStore {
     this.set({ models: list, fallback: fallback || null, chosen });
   }
 
+  /** The chosen model's entry of the server's list, or null until the list is known. */
+  chosenEntry() {
+    const { models, chosen } = this.state;
+    return models.find((m) => m.name === chosen) || null;
+  }
+
   /** The owner picked a model: use it from now on, in this browser. */
   choose(name) {
     if (!this.state.models.some((m) => m.name === name)) return;

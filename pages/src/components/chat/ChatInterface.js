@@ -90,9 +90,12 @@ export class ChatInterface {
     const report = (err, context, opts) => this.report(err, context, opts);
     this.messages = new MessageList($("#messages", root), createMarkdown(window), $("#jump-latest", root));
     this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
-    this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e) });
-    // The model picker (issue #13): the models store, shown in the composer; replies go to its choice.
+    // The model picker (issue #13): the models store, shown in the composer; replies go to its choice,
+    // and the connection status names it.
     this.models = new ModelStore(api.origin);
+    this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e),
+      chosenModel: () => this.models.chosenEntry() });
+    this.models.subscribe(() => this.monitor.modelChanged());
     this.picker = new ModelPicker($("#input-form", root) || $("#composer", root), this.models, {
       onChoose: (name) => this.models.choose(name),
       onOpen: () => this.models.refresh(api),
