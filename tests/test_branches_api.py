@@ -4,7 +4,9 @@ against a stand-in model: test_titles.py."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -99,6 +101,21 @@ def test_rename_search_and_delete(shared_client: SignedClient, second_device: Si
 
     shared_client.delete(f"/api/history/{conversation}")
     assert shared_client.post("/api/search", {"q": "quokka"}).json()["results"] == []
+
+
+def test_what_the_cli_imports_is_searchable_at_once(shared_server: LiveServer, shared_client: SignedClient,
+                                                   tmp_path: Path) -> None:
+    """The CLI imports through its own connection while the server runs: no restart is needed."""
+    now = time.time()
+    export = {"format": "privchat-export", "version": 1, "exported_at": now, "conversations": [{
+        "id": "cli-imported", "title": "Imported by the CLI", "created_at": now, "updated_at": now,
+        "messages": [{"id": "cli-imported-1", "role": "user", "content": "a wombat digs burrows",
+                      "status": "complete", "created_at": now}]}]}
+    assert shared_client.post("/api/search", {"q": "wombat"}).json()["results"] == []
+    (tmp_path / "export.json").write_text(json.dumps(export))
+    shared_server.cli("history", "import", str(tmp_path / "export.json"))
+    found = shared_client.post("/api/search", {"q": "wombat"}).json()["results"]
+    assert [(r["conversation_id"], r["message_id"]) for r in found] == [("cli-imported", "cli-imported-1")]
 
 
 def test_a_title_never_holds_up_the_next_request(shared_client: SignedClient) -> None:

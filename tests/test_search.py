@@ -10,7 +10,7 @@ from typing import Any
 from privchat.storage.db import Database
 from privchat.storage.history import HistoryStore
 from privchat.storage.search_index import SearchIndex, make_snippet
-from tests.support.stores import with_history
+from tests.support.stores import store_config, with_history
 
 
 def _marked(hit: Any) -> list[str]:
@@ -70,6 +70,34 @@ def test_a_conversation_deleted_behind_the_index_is_not_shown(tmp_path: Path) ->
         other = HistoryStore(database)  # no observers: like another process
         await other.delete_conversation(gone)
         assert await index.search(history, "secret") == []
+
+    with_history(tmp_path, scenario)
+
+
+def test_what_another_connection_imports_is_found_without_a_restart(tmp_path: Path) -> None:
+    """`privchat history import` writes through its own connection; the next search catches up."""
+    async def scenario(database: Database, history: HistoryStore) -> None:
+        await history.create_conversation("nothing to see")
+        index = SearchIndex()
+        history.observers.append(index)
+        await index.build(history)
+        assert await index.catch_up(history) == 0  # nobody else wrote: one PRAGMA, nothing read
+        other_connection = await Database.open(store_config(tmp_path))
+        try:
+            await HistoryStore(other_connection).import_conversations([{
+                "id": "imported", "title": "Platypus notes", "created_at": 1.0, "updated_at": 2.0,
+                "messages": [{"id": "imported-1", "role": "user", "content": "the echidna lays eggs",
+                              "status": "complete", "created_at": 1.0}]}])
+        finally:
+            await other_connection.close()
+        assert await index.search(history, "echidna") == [], "the control: the index has not heard of it yet"
+        assert await index.catch_up(history) == 2  # the title and the message
+        hits = await index.search(history, "echidna")
+        assert [(h.conversation_id, h.message_id) for h in hits] == [("imported", "imported-1")]
+        assert [h.conversation_id for h in await index.search(history, "platypus")] == ["imported"]
+        assert await index.catch_up(history) == 0
+        await history.add_message("imported", "user", "the echidna again")  # this process's own write
+        assert await index.catch_up(history) == 0, "own writes reach the index directly"
 
     with_history(tmp_path, scenario)
 

@@ -21,5 +21,6 @@ blueprint = Blueprint("search", __name__)
 @validate_response(SearchResults)
 async def search(data: SearchRequest) -> SearchResults:
     state = current_app.extensions["privchat"]
+    await state.search.catch_up(state.history)  # what `privchat history import` added meanwhile
     hits = await state.search.search(state.history, data.q, data.limit)
     return SearchResults(results=[hit.to_json() for hit in hits], indexing=not state.search.ready)

@@ -7,7 +7,10 @@ in this process's memory only: built from the decrypted history at start-up, in 
 store, which tells it as each write commits (``HistoryObserver``). A restart forgets it and builds
 it again. It holds words, not text: the snippets of the few hits shown are opened from the database
 when a search asks (``search``), and a conversation deleted meanwhile (by the CLI, say) is dropped
-from the answer because it is no longer there.
+from the answer because it is no longer there. What the CLI adds (``privchat history import``) is
+written by another connection, which the history store cannot tell: before answering, a search
+asks SQLite whether another connection committed since it last looked (``PRAGMA data_version``)
+and, if so, indexes the conversations and messages it does not know yet (``catch_up``).
 
 Words are ``\\w+`` runs, case- and accent-folded. A query matches a conversation when each of its
 words starts a word of the conversation's title or of one of its messages (any branch); results are
@@ -99,6 +102,8 @@ class SearchIndex:
         self._forgotten: set[str] = set()  # deleted while the build ran: not to be added back by it
         self.ready = False
         self.build_seconds: float | None = None
+        self._data_version: int | None = None  # SQLite's count of other connections' commits, last seen
+        self._catching_up = asyncio.Lock()
 
     # The HistoryObserver side -------------------------------------------------------------------
     def message_written(self, conversation_id: str, message_id: str, content: str, updated_at: float | None) -> None:
@@ -135,9 +140,9 @@ class SearchIndex:
 
     def cleared(self) -> None:
         forgotten = self._forgotten | set(self._conversations)
-        ready, build_seconds = self.ready, self.build_seconds
+        ready, build_seconds, data_version = self.ready, self.build_seconds, self._data_version
         self.__init__()  # type: ignore[misc]  # everything goes at once
-        self._forgotten, self.ready, self.build_seconds = forgotten, ready, build_seconds
+        self._forgotten, self.ready, self.build_seconds, self._data_version = forgotten, ready, build_seconds, data_version
 
     # Building at start-up -------------------------------------------------------------------------
     async def build(self, history: HistoryStore) -> None:
@@ -156,6 +161,7 @@ class SearchIndex:
     async def _build(self, history: HistoryStore) -> None:
         started = time.perf_counter()
         conn, cipher = history.database.conn, history.cipher
+        self._data_version = await _data_version(history)  # what others commit from here on is caught up
         last = -1
         while True:
             async with conn.execute("SELECT rowid, id, title, updated_at FROM conversations WHERE rowid > ? "
@@ -189,6 +195,45 @@ class SearchIndex:
         self.build_seconds = time.perf_counter() - started
         log.info("search index built in %.2f s: %d conversations, %d words", self.build_seconds,
                  len(self._conversations), len(self._postings))
+
+    # What another connection wrote ------------------------------------------------------------------
+    async def catch_up(self, history: HistoryStore) -> int:
+        """Index the titles and messages another connection committed since the last look; how many.
+
+        Costs one PRAGMA when nobody else wrote. Otherwise the ids of every conversation and message
+        are compared with the index's, and only the unknown rows are read and opened (in a thread).
+        Rows this process wrote are known already; the build reads everything itself.
+        """
+        if not self.ready:
+            return 0
+        async with self._catching_up:
+            version = await _data_version(history)
+            if version == self._data_version:
+                return 0
+            self._data_version = version
+            conn, cipher = history.database.conn, history.cipher
+            async with conn.execute("SELECT rowid, id, title, updated_at FROM conversations") as cursor:
+                titles = [tuple(r) for r in await cursor.fetchall() if r[1] not in self._title_doc]
+            for conversation_id, title, updated_at in await asyncio.to_thread(_open_titles, cipher, titles):
+                self.title_written(conversation_id, title, updated_at)
+            async with conn.execute("SELECT id FROM messages") as cursor:
+                unknown = [r[0] for r in await cursor.fetchall() if r[0] not in self._message_doc]
+            added = len(titles)
+            for start in range(0, len(unknown), 500):
+                batch = unknown[start:start + 500]
+                async with conn.execute(
+                        "SELECT rowid, id, conversation_id, role, seq, parent_id, content FROM messages "
+                        f"WHERE id IN ({','.join('?' * len(batch))})", batch) as cursor:
+                    rows = [tuple(r) for r in await cursor.fetchall()]
+                for message_id, conversation_id, found in await asyncio.to_thread(_open_messages, cipher, rows):
+                    if conversation_id in self._conversations and message_id not in self._message_doc:
+                        doc = self._new_doc(self._conversations[conversation_id], message_id)
+                        self._message_doc[message_id] = doc
+                        self._add_words(doc, found)
+                        added += 1
+            if added:
+                log.info("search index caught up with %d titles and messages written by another process", added)
+            return added
 
     # Searching ------------------------------------------------------------------------------------
     def match(self, q: str, limit: int) -> list[tuple[str, int | None, list[str]]]:
@@ -416,6 +461,12 @@ async def _open_message_texts(history: HistoryStore, message_ids: list[str]) -> 
         except CryptoError:
             texts[row["id"]] = ""
     return texts
+
+
+async def _data_version(history: HistoryStore) -> int:
+    """SQLite's counter of commits by other connections to this database (this one's own do not count)."""
+    async with history.database.conn.execute("PRAGMA data_version") as cursor:
+        return (await cursor.fetchone())[0]
 
 
 async def _existing(history: HistoryStore, conversation_ids: list[str]) -> dict[str, float]:
