@@ -70,6 +70,11 @@ def test_switching_models_while_another_device_streams(second_gguf: Path, tmp_pa
         for stream, model in ((long, "first"), (other, "second")):
             events = stream.join()
             assert events[0][1]["model"] == model and events[-1][0] == "done", events[-3:]
+            kinds = [kind for kind, _ in events]
+            if model == "second":  # it had to load first: the page is told why no token comes yet
+                assert ("loading", {"model": "second"}) in events and kinds.index("loading") < kinds.index("token"), kinds[:5]
+            else:
+                assert "loading" not in kinds
             assert events[-1][1]["status"] == "complete"
             conversation = phone.get(f"/api/history/{events[0][1]['conversation_id']}").json()
             reply = conversation["messages"][-1]
@@ -78,6 +83,7 @@ def test_switching_models_while_another_device_streams(second_gguf: Path, tmp_pa
         assert states == {"first": "unloaded", "second": "ready"}  # models.max_loaded: 1
         back = phone.chat("And again.", max_tokens=8)  # no model named: the default, loaded again
         assert back[0][1]["model"] == "first" and back[-1][0] == "done"
+        assert ("loading", {"model": "first"}) in back
     finally:
         server.stop()
 

@@ -76,7 +76,7 @@ class Registry:
     def lanes(self) -> list[Lane]:
         return [self._lane]
 
-    async def ensure_loaded(self, name: str) -> SlowModel:
+    async def ensure_loaded(self, name: str, on_loading: Any = None) -> SlowModel:
         return self.model
 
     def generate(self, *args: Any) -> GenerationResult:

@@ -133,6 +133,25 @@ test("queued: the reply says it waits and its place, until the first token", asy
   assert.match(reply().querySelector(".message-meta").textContent, /first token \d+ ms/);
 });
 
+test("loading: after its wait in the queue the reply says the model it waits for loads, until the first token", async () => {
+  chat.send("Hello");
+  const [call] = api.calls;
+  call.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1", model: "big" }, "a1:0");
+  call.handlers.onQueued({ position: 1 }, "a1:1");
+  call.handlers.onLoading({ model: "big" }, "a1:2");
+  assert.equal(reply().querySelector(".message-notice").textContent,
+    "Loading big — the first reply after a switch waits for it.");
+  assert.equal(reply().dataset.queued, undefined, "no longer queued");
+  call.handlers.onLoading({ model: "big" }, "a1:2"); // read twice across a reattach seam: ignored
+  call.handlers.onToken({ text: "Hi" }, "a1:3");
+  assert.equal(reply().querySelector(".message-notice").hidden, true);
+  call.handlers.onLoading({ model: "big" }, "a1:4"); // never after the first token
+  assert.equal(reply().querySelector(".message-notice").hidden, true);
+  call.handlers.onDone({ finish_reason: "stop" }, "a1:5");
+  call.end();
+  await settle();
+});
+
 test("reattach to a reply this page did not start shows it from its first event", async () => {
   const done = chat.reattach("a9", null);
   await settle();

@@ -333,7 +333,8 @@ class GenerationManager:
         try:
             if not generation.cancel.is_set():
                 turns = await self._turns(generation)
-                engine = await self.engine.ensure_loaded(generation.model)  # an embedded switch loads here
+                engine = await self.engine.ensure_loaded(  # an embedded switch loads here
+                    generation.model, lambda: generation.events.append("loading", {"model": generation.model}))
                 result = await engine.run(generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)
         except (ModelUnavailable, CodedError) as exc:  # also an upstream's failure (llm/upstream.py)
             failure = (exc.code, exc.message)

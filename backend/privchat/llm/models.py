@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from ..config import Config
 from ..errors import CodedError
@@ -150,8 +150,12 @@ class ModelRegistry:
                     f"replace ({problem}); the current model stays loaded.")
         return problem
 
-    async def ensure_loaded(self, name: str) -> Engine:
-        """For a reply holding its lane's slot: the model in memory, unloading the least recently used if needed."""
+    async def ensure_loaded(self, name: str, on_loading: Callable[[], None] | None = None) -> Engine:
+        """For a reply holding its lane's slot: the model in memory, unloading the least recently used if needed.
+
+        ``on_loading`` is called once when the reply has to wait for the model to load (a switch, or
+        the server still starting), so the page can say why no token comes yet.
+        """
         engine = self.get(name)
         if isinstance(engine, UpstreamEngine):
             return engine
@@ -165,6 +169,8 @@ class ModelRegistry:
                 engine.switch_load = True
                 log.info("loading model %s", engine.status.name)
                 engine.start_loading()
+        if engine.status.state == "loading" and on_loading is not None:
+            on_loading()
         try:
             status = await engine.wait_loaded()
         finally:

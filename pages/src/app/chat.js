@@ -25,6 +25,10 @@ function waitingSentence(position) {
   return `Waiting for the model, another reply is being written.${place}`;
 }
 
+function loadingSentence(model) {
+  return `Loading ${typeof model === "string" && model ? model : "the model"} — the first reply after a switch waits for it.`;
+}
+
 export class ChatController {
   /**
    * @param {{api, session, messages: import("../components/chat/MessageList.js").MessageList,
@@ -170,6 +174,11 @@ export class ChatController {
         if (!fresh(id) || stream.firstTokenAt !== null) return;
         reply.el.dataset.queued = String((d && d.position) || "");
         reply.showNotice(waitingSentence(d && d.position));
+      },
+      onLoading: (d, id) => {
+        if (!fresh(id) || stream.firstTokenAt !== null) return;
+        delete reply.el.dataset.queued;
+        reply.showNotice(loadingSentence(d && d.model));
       },
       onToken: (d, id) => {
         if (!fresh(id) || !d || typeof d.text !== "string") return;

@@ -319,6 +319,7 @@ export class ApiClient {
     const on = {
       start: handlers.onStart,
       queued: handlers.onQueued,
+      loading: handlers.onLoading,
       token: handlers.onToken,
       snapshot: handlers.onSnapshot,
     };
