@@ -109,6 +109,36 @@ async def test_a_model_that_does_not_fit_is_refused_and_the_current_one_stays(
         registry.close()
 
 
+async def test_the_context_counts_when_a_switch_checks_the_memory(second_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file fits; the file and the KV cache of 8192 tokens (about 180 MiB here) do not."""
+    def registry_with(n_ctx: int) -> ModelRegistry:
+        config = two_models(second_gguf, max_loaded=2)
+        config["models"]["list"][1]["n_ctx"] = n_ctx
+        return ModelRegistry(config_from_dict(config))
+
+    free = second_gguf.stat().st_size + 40 * 2**20
+    for n_ctx, fits in ((8192, False), (512, True)):  # the control: a small context fits in the same memory
+        registry = registry_with(n_ctx)
+        registry.start_loading()
+        assert (await registry.wait_loaded()).state == "ready"
+        try:
+            monkeypatch.setattr(models_module, "available_memory_bytes", lambda: free)
+            if fits:
+                await registry.ensure_loaded("second")
+                assert registry.engines["second"].loaded
+            else:
+                with pytest.raises(ModelUnavailable) as refused:
+                    await registry.ensure_loaded("second")
+                assert refused.value.code == "model_too_big"
+                assert "with the memory for its context" in refused.value.message, refused.value.message
+                assert registry.engines["second"].status.state == "unloaded" and registry.engines["first"].loaded
+                with pytest.raises(ModelUnavailable):  # a request's early check knows it now too
+                    registry.check("second")
+            monkeypatch.undo()
+        finally:
+            registry.close()
+
+
 def long_history(rounds: int) -> list[dict[str, str]]:
     turns = []
     for i in range(rounds):

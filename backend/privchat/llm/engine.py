@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 from ..config import Config
 from ..errors import CodedError
+from .context_memory import context_bytes
 from .prompt import FittedPrompt, PromptFitter
 from .specs import ModelSpec, model_specs
 from .state_cache import StateCache
@@ -77,10 +78,11 @@ def available_memory_bytes() -> int | None:
         return None
 
 
-def check_model_file(path: Path | None, free: int | None = -1) -> str | None:
+def check_model_file(path: Path | None, free: int | None = -1, context: int = 0) -> str | None:
     """Cheap checks before llama.cpp sees the file: each returns the sentence the page shows.
 
-    ``free``: the memory the file may use (-1: what the system has available now).
+    ``free``: the memory the model may use (-1: what the system has available now; None: do not
+    check). ``context``: the bytes of its KV cache (context_memory.py), counted with the file.
     """
     if path is None:
         return ("no model configured and the default model package is not installed; "
@@ -98,10 +100,18 @@ def check_model_file(path: Path | None, free: int | None = -1) -> str | None:
         return f"the model file {path.name} is not a GGUF file (it does not start with 'GGUF'); convert it or pick a .gguf model"
     if free == -1:
         free = available_memory_bytes()
-    if free is not None and size > free:
-        return (f"the model file {path.name} ({size / 2**30:.1f} GiB) does not fit in the memory available "
-                f"({free / 2**30:.1f} GiB); pick a smaller quantisation")
+    if free is not None and size + context > free:
+        if context:
+            return (f"the model file {path.name} ({_amount(size)}) with the memory for its context "
+                    f"({_amount(context)}) does not fit in the memory available ({_amount(free)}); "
+                    "pick a smaller quantisation or a smaller n_ctx")
+        return (f"the model file {path.name} ({_amount(size)}) does not fit in the memory available "
+                f"({_amount(free)}); pick a smaller quantisation")
     return None
+
+
+def _amount(size: int) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 @dataclass
@@ -185,17 +195,32 @@ class ModelEngine:
         self.states = StateCache(config.models.state_cache_mib * 2**20)
         self.last_used = 0.0
         self.switch_load = False  # loading because a reply asked for it (that reply waits; it is not refused)
+        self._context_bytes: int | None = None
+        self._context_measured = False
 
     @property
     def loaded(self) -> bool:
         return self._llm is not None
 
     def memory_bytes(self) -> int:
-        """What loading this model takes, roughly: the file (weights are mapped whole)."""
+        """What loading this model takes, roughly: the file (weights are mapped whole) and its
+        context's KV cache once measured (``measure_context``)."""
         try:
-            return self.path.stat().st_size if self.path else 0
+            size = self.path.stat().st_size if self.path else 0
         except OSError:
             return 0
+        return size + (self._context_bytes or 0)
+
+    def measure_context(self) -> int | None:
+        """The bytes of this model's KV cache, read from the GGUF header once (blocking: a thread)."""
+        if not self._context_measured and self.path is not None and check_model_file(self.path, None) is None:
+            self._context_bytes = context_bytes(self.path, self.spec.n_ctx or self.model_config.n_ctx)
+            self._context_measured = True
+        return self._context_bytes
+
+    def fit_problem(self, free: int | None = -1) -> str | None:
+        """``check_model_file`` with the context counted as far as it is measured."""
+        return check_model_file(self.path, free, self._context_bytes or 0)
 
     # Loading -----------------------------------------------------------------------------------
     def start_loading(self) -> None:
@@ -227,7 +252,8 @@ class ModelEngine:
         return self.status
 
     async def _load(self) -> None:
-        problem = check_model_file(self.path)
+        await asyncio.to_thread(self.measure_context)
+        problem = self.fit_problem()
         if problem:
             self._fail(problem)
             return

@@ -19,7 +19,7 @@ from typing import Any, Callable, Union
 
 from ..config import Config
 from ..errors import CodedError
-from .engine import EngineStatus, ModelEngine, ModelUnavailable, available_memory_bytes, check_model_file
+from .engine import EngineStatus, ModelEngine, ModelUnavailable, available_memory_bytes
 from .specs import default_model_name, model_specs
 from .upstream import UpstreamEngine
 
@@ -142,9 +142,11 @@ class ModelRegistry:
         return loaded[:max(0, extra)]
 
     def _fit_problem(self, engine: ModelEngine) -> str | None:
+        """Why ``engine`` cannot load now, counting what unloading would free; its context counts once
+        measured (``ensure_loaded`` measures it first; a request's early check uses what is known)."""
         free = available_memory_bytes()
         freed = sum(e.memory_bytes() for e in self._evictable(engine))
-        problem = check_model_file(engine.path, None if free is None else free + freed)
+        problem = engine.fit_problem(None if free is None else free + freed)
         if problem and "does not fit" in problem:
             return (f"The model {engine.status.name} does not fit in the memory available, counting the model it would "
                     f"replace ({problem}); the current model stays loaded.")
@@ -161,6 +163,7 @@ class ModelRegistry:
             return engine
         async with self._switch:
             if engine.status.state == "unloaded":
+                await asyncio.to_thread(engine.measure_context)
                 problem = self._fit_problem(engine)
                 if problem is not None:
                     raise ModelUnavailable("model_too_big", f"{problem}", retry_after=30)
