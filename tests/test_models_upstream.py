@@ -17,7 +17,7 @@ import pytest
 
 from privchat.llm.engine import default_model_path
 from tests.support.server import LiveServer, SignedClient, parse_sse, write_config
-from tests.support.upstreams import FakeUpstream, LlamaCppServer
+from tests.support.upstreams import SMALL_CONTEXT, FakeUpstream, LlamaCppServer
 
 pytestmark = pytest.mark.model
 
@@ -58,6 +58,8 @@ def server(upstreams: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
         openai("garbage", fake.url("garbage")),
         openai("silent", fake.url("silent"), first_token_timeout_seconds=1),
         openai("cut", fake.url("cut")),
+        openai("small", fake.url("small")),
+        openai("empty", fake.url("empty")),
         openai("down", f"http://127.0.0.1:{closed.getsockname()[1]}/v1", connect_timeout_seconds=1),
         {"name": "local", "engine": "embedded", "n_threads": 1},
     ]
@@ -116,6 +118,70 @@ def test_a_chat_through_llama_cpp_server_streams_and_records_its_model(client: S
     assert saved["reply"]["content"] == text and saved["reply"]["model"] == "real"
     # The same prompt straight to the upstream gives the same words: privchat relays, it does not rewrite.
     assert text.strip()
+
+
+def import_long_conversation(client: SignedClient, conversation_id: str) -> list[dict[str, Any]]:
+    now = time.time()
+    messages = [{"id": f"{conversation_id}-{i}", "role": "user" if i % 2 == 0 else "assistant",
+                 "content": f"Turn {i}: " + "the lighthouse keeper watched the grey sea all night " * 12,
+                 "status": "complete", "created_at": now + i} for i in range(60)]
+    imported = client.post("/api/history/import", {"format": "privchat-export", "version": 1, "exported_at": now,
+                                                   "conversations": [{"id": conversation_id, "title": "long", "created_at": now,
+                                                                      "updated_at": now, "messages": messages}]})
+    assert imported.status_code == 200, imported.text
+    return messages
+
+
+def chat_in(client: SignedClient, conversation_id: str, model: str, question: str) -> list[tuple[str, Any]]:
+    response = client.request("POST", "/api/chat", stream=True, json_body={
+        "message": question, "conversation_id": conversation_id, "model": model,
+        "options": {"max_tokens": 8, "temperature": 0}})
+    try:
+        assert response.status_code == 200
+        return [e for e in parse_sse(response.iter_text()) if e[0] != "ping"]
+    finally:
+        response.close()
+
+
+def test_a_conversation_longer_than_llama_cpp_server_s_context_still_gets_replies(
+        client: SignedClient, upstreams: dict[str, Any]) -> None:
+    """llama_cpp.server here has 2048 tokens; a longer streamed prompt ends its stream before any
+    token (the control: the whole history sent straight to it is refused). privchat sends it shorter."""
+    messages = import_long_conversation(client, "up-long")
+    straight = httpx.post(f"{upstreams['real'].base_url}/chat/completions", timeout=30,
+                          headers={"Authorization": f"Bearer {API_KEY}"},
+                          json={"model": "smollm2", "max_tokens": 8,
+                                "messages": [{"role": m["role"], "content": m["content"]} for m in messages]})
+    assert straight.status_code == 400 and "context" in straight.text, straight.text[:300]
+    for question in ("What did the keeper watch?", "And in the morning?"):
+        events = chat_in(client, "up-long", "real", question)
+        assert events[-1][0] == "done", events[-3:]
+        assert events[-1][1]["status"] == "complete" and events[-1][1]["dropped_messages"] > 0, events[-1]
+    states = {m["name"]: m["state"] for m in client.get("/api/models").json()["models"]}
+    assert states["real"] == "ready"  # a prompt too long is not the server failing
+
+
+def test_a_400_for_the_context_is_answered_with_what_fits_the_size_it_names(
+        client: SignedClient, upstreams: dict[str, Any]) -> None:
+    fake: FakeUpstream = upstreams["fake"]
+    import_long_conversation(client, "small-long")
+    before = len(fake.requests)
+    events = chat_in(client, "small-long", "small", "What did the keeper watch?")
+    assert events[-1][0] == "done" and events[-1][1]["dropped_messages"] > 0, events[-3:]
+    sent = [r["body"]["messages"] for r in fake.requests[before:]]
+    assert len(sent) == 2 and len(sent[1]) < len(sent[0]) == 62  # system prompt and 61 turns refused, then fitted
+    assert [m["role"] for m in sent[1][:2]] == ["system", "user"]
+    assert sent[1][-1]["content"] == "What did the keeper watch?"
+    assert sum(len(m["content"]) for m in sent[1]) // 4 <= SMALL_CONTEXT
+
+
+def test_a_server_that_ends_every_stream_before_a_token_fails_as_a_cut_after_a_few_tries(
+        client: SignedClient, upstreams: dict[str, Any]) -> None:
+    fake: FakeUpstream = upstreams["fake"]
+    before = len(fake.requests)
+    events = chat(client, "Hello there.", model="empty")
+    assert events[-1][0] == "error" and events[-1][1]["code"] == "upstream_cut", events[-3:]
+    assert len(fake.requests) - before == 1  # one turn: nothing shorter to try
 
 
 def test_the_default_model_is_used_when_none_is_named_and_an_unknown_one_is_refused(client: SignedClient) -> None:

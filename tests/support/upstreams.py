@@ -67,7 +67,9 @@ class FakeUpstream:
     """One HTTP server; the first path segment picks the behaviour: ``http://…/<mode>/v1``.
 
     Modes: ``slow`` (a token every 50 ms, up to 400 or max_tokens), ``error500``, ``garbage``, ``silent``
-    (never answers), ``cut`` (three tokens, then the connection closes). ``requests`` keeps each
+    (never answers), ``cut`` (three tokens, then the connection closes), ``small`` (as ``slow``, but
+    a prompt over SMALL_CONTEXT tokens is refused as llama-server refuses it), ``empty`` (a stream
+    that ends before anything is in it). ``requests`` keeps each
     request's headers; ``hangups`` counts streams the client closed before the end.
     """
 
@@ -97,6 +99,14 @@ class FakeUpstream:
                     self._send("data: {this is not json\n\n")
                 elif mode == "silent":
                     time.sleep(30)
+                elif mode == "small" and sum(len(m["content"]) for m in body["messages"]) // 4 > SMALL_CONTEXT:
+                    # llama-server's refusal of a prompt longer than its context
+                    self._json(400, {"error": {"code": 400, "type": "exceed_context_size_error",
+                                               "message": "the request exceeds the available context size, try increasing it",
+                                               "n_ctx": SMALL_CONTEXT}})
+                elif mode == "empty":  # a stream begun and ended with nothing in it
+                    self._start()
+                    self.close_connection = True
                 elif mode == "cut":
                     self._start()
                     for word in ("one ", "two ", "three "):
@@ -149,6 +159,9 @@ class FakeUpstream:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+SMALL_CONTEXT = 512  # tokens, counted as 4 characters each, of the fake ``small`` server
 
 
 def _chunk(text: str, finish: str | None = None) -> str:

@@ -28,6 +28,7 @@ from ..config import Config
 from ..errors import CodedError
 from .engine import EngineStatus, GenerationParams, GenerationResult
 from .specs import ModelSpec, is_private_address, _ip
+from .upstream_context import MAX_RETRIES, context_overflow, fit_turns, shorter
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,23 @@ class UpstreamFailed(CodedError):
     """The model server failed a reply; the sentence names it (base URL), never the conversation."""
 
     status = 502
+
+
+class ContextOverflow(UpstreamFailed):
+    """The server refused the prompt as longer than its context (``n_ctx``: the size it named)."""
+
+    def __init__(self, message: str, n_ctx: int | None, code: str = "upstream_error") -> None:
+        super().__init__(code, message)
+        self.n_ctx = n_ctx
+
+
+class EndedBeforeAnyToken(ContextOverflow):
+    """A stream that ended cleanly with no token and no end marker. llama_cpp.server answers a prompt
+    longer than its context so (it fails inside a stream it already began), so it is tried shorter;
+    a server that keeps doing it fails as a cut stream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, None, code="upstream_cut")
 
 
 class UpstreamEngine:
@@ -103,9 +121,55 @@ class UpstreamEngine:
     # Generation --------------------------------------------------------------------------------
     async def run(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
                   on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
-        """Stream one reply; returns when it ends, is cancelled (the request is closed) or fails (UpstreamFailed)."""
+        """Stream one reply; returns when it ends, is cancelled (the request is closed) or fails (UpstreamFailed).
+
+        A conversation longer than the server's context is shortened, oldest turns first
+        (upstream_context.py): before sending when the size is known, and again when refused for it.
+        """
         started = time.perf_counter()
-        progress: dict[str, Any] = {"parts": [], "first_at": None, "finish": None, "usage": None, "chunks": 0}
+        sent = fit_turns(system_prompt, turns, params.max_tokens, self.spec.n_ctx)
+        retries = 0
+        while True:
+            progress: dict[str, Any] = {"parts": [], "first_at": None, "finish": None, "usage": None, "chunks": 0}
+            try:
+                await self._attempt(system_prompt, sent, params, on_token, cancel, progress)
+                break
+            except ContextOverflow as exc:
+                fewer = self._fewer(system_prompt, sent, params, exc.n_ctx) if retries < MAX_RETRIES else None
+                if fewer is None or cancel.is_set():
+                    failed = UpstreamFailed(exc.code, exc.message)
+                    if isinstance(exc, EndedBeforeAnyToken):
+                        self._state(failed)  # not the prompt's length after all: the server fails
+                    raise failed from None
+                log.info("the model server at %s refused %d turns as longer than its context; sending %d",
+                         self.where, len(sent), len(fewer))
+                sent, retries = fewer, retries + 1
+        ended = time.perf_counter()
+        finish = "cancelled" if cancel.is_set() and progress["finish"] is None else (progress["finish"] or "stop")
+        usage = progress["usage"] or {}
+        completion = int(usage.get("completion_tokens") or progress["chunks"])
+        first_at = progress["first_at"]
+        decode = ended - (first_at or started)
+        self._state(None)
+        return GenerationResult(
+            text="".join(progress["parts"]), finish_reason=finish,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=completion,
+            dropped_messages=len(turns) - len(sent),
+            ttft_ms=None if first_at is None else (first_at - started) * 1000,
+            total_ms=(ended - started) * 1000,
+            tokens_per_second=(completion / decode) if decode > 0 and completion else None,
+        )
+
+    @staticmethod
+    def _fewer(system_prompt: str, sent: list[dict[str, str]], params: GenerationParams,
+               n_ctx: int | None) -> list[dict[str, str]] | None:
+        """Fewer turns than were refused: fitted to the size the server named, else the newer half."""
+        fitted = fit_turns(system_prompt, sent, params.max_tokens, n_ctx) if n_ctx else sent
+        return fitted if len(fitted) < len(sent) else shorter(sent)
+
+    async def _attempt(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
+                       on_token: Callable[[str], None], cancel: threading.Event, progress: dict[str, Any]) -> None:
+        """One request, read until it ends; a cancel closes it."""
         reading = asyncio.ensure_future(self._stream(system_prompt, turns, params, on_token, progress))
         try:
             while not reading.done():
@@ -118,6 +182,8 @@ class UpstreamEngine:
             except asyncio.CancelledError:
                 if not cancel.is_set():
                     raise
+        except ContextOverflow:
+            raise  # about this prompt, not the server: its state stays
         except UpstreamFailed as exc:
             self._state(exc)
             self._probed_at = time.monotonic()
@@ -125,21 +191,6 @@ class UpstreamEngine:
         finally:
             if not reading.done():
                 reading.cancel()
-        ended = time.perf_counter()
-        finish = "cancelled" if cancel.is_set() and progress["finish"] is None else (progress["finish"] or "stop")
-        usage = progress["usage"] or {}
-        completion = int(usage.get("completion_tokens") or progress["chunks"])
-        first_at = progress["first_at"]
-        decode = ended - (first_at or started)
-        self._state(None)
-        return GenerationResult(
-            text="".join(progress["parts"]), finish_reason=finish,
-            prompt_tokens=int(usage.get("prompt_tokens") or 0), completion_tokens=completion,
-            dropped_messages=0,
-            ttft_ms=None if first_at is None else (first_at - started) * 1000,
-            total_ms=(ended - started) * 1000,
-            tokens_per_second=(completion / decode) if decode > 0 and completion else None,
-        )
 
     async def _stream(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
                       on_token: Callable[[str], None], progress: dict[str, Any]) -> None:
@@ -154,7 +205,12 @@ class UpstreamEngine:
                 async with client.stream("POST", f"{self.where}/chat/completions", json=body,
                                          headers=self._headers()) as response:
                     if response.status_code >= 400:
-                        raise UpstreamFailed("upstream_error", await self._refusal(response))
+                        refused = (await response.aread())[:8192]
+                        refusal = self._refusal(response.status_code, refused)
+                        overflow, n_ctx = context_overflow(response.status_code, refused)
+                        if overflow:
+                            raise ContextOverflow(refusal, n_ctx)
+                        raise UpstreamFailed("upstream_error", refusal)
                     ended = False
                     async for line in response.aiter_lines():
                         if not line.startswith("data:"):
@@ -165,7 +221,8 @@ class UpstreamEngine:
                             break
                         self._chunk(data, on_token, progress)
                     if not ended and progress["finish"] is None:
-                        raise UpstreamFailed("upstream_cut", f"The model server at {self.where} ended the reply before it was finished.")
+                        cut = f"The model server at {self.where} ended the reply before it was finished."
+                        raise EndedBeforeAnyToken(cut) if not progress["chunks"] else UpstreamFailed("upstream_cut", cut)
         except UpstreamFailed:
             raise
         except (httpx.HTTPError, OSError) as exc:
@@ -199,17 +256,17 @@ class UpstreamEngine:
         if choice.get("finish_reason"):
             progress["finish"] = choice["finish_reason"]
 
-    async def _refusal(self, response: httpx.Response) -> str:
+    def _refusal(self, status: int, content: bytes) -> str:
         detail = ""
         try:
-            body = json.loads((await response.aread())[:4096])
+            body = json.loads(content)
             error = body.get("error") if isinstance(body, dict) else None
             message = error.get("message") if isinstance(error, dict) else (error if isinstance(error, str) else body.get("detail"))
             if isinstance(message, str) and message:
                 detail = f": {message[:200].rstrip('.')}"
         except Exception:
             pass
-        return f"The model server at {self.where} refused the request ({response.status_code}){detail}."
+        return f"The model server at {self.where} refused the request ({status}){detail}."
 
     def _translate(self, exc: BaseException, *, mid_stream: bool = False) -> UpstreamFailed:
         if isinstance(exc, httpx.ConnectTimeout):
