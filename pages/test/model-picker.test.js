@@ -97,4 +97,7 @@ test("the chosen model's entry: null until the list arrives, then the picked one
   assert.equal(store.chosenEntry().name, "small");
   store.choose("other");
   assert.equal(store.chosenEntry().name, "other");
+  assert.equal(store.labelOf("other"), "Other GGUF");
+  assert.equal(store.labelOf("small"), "small", "no label: the name");
+  assert.equal(store.labelOf("gone"), "gone");
 });

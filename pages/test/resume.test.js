@@ -134,13 +134,14 @@ test("queued: the reply says it waits and its place, until the first token", asy
 });
 
 test("loading: after its wait in the queue the reply says the model it waits for loads, until the first token", async () => {
+  chat.messages.modelLabel = (name) => (name === "big" ? "Big model" : name); // the models store's labels
   chat.send("Hello");
   const [call] = api.calls;
   call.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1", model: "big" }, "a1:0");
   call.handlers.onQueued({ position: 1 }, "a1:1");
   call.handlers.onLoading({ model: "big" }, "a1:2");
   assert.equal(reply().querySelector(".message-notice").textContent,
-    "Loading big — the first reply after a switch waits for it.");
+    "Loading Big model — the first reply after a switch waits for it.");
   assert.equal(reply().dataset.queued, undefined, "no longer queued");
   call.handlers.onLoading({ model: "big" }, "a1:2"); // read twice across a reattach seam: ignored
   call.handlers.onToken({ text: "Hi" }, "a1:3");
@@ -150,6 +151,7 @@ test("loading: after its wait in the queue the reply says the model it waits for
   call.handlers.onDone({ finish_reason: "stop" }, "a1:5");
   call.end();
   await settle();
+  assert.match(reply().querySelector(".message-meta").textContent, /^Big model/, "the reply names its model by its label");
 });
 
 test("reattach to a reply this page did not start shows it from its first event", async () => {

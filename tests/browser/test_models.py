@@ -29,6 +29,8 @@ def test_pick_a_model_and_see_it_named_on_the_reply(stack_factory, open_page) ->
     expect(page.locator("#status .status-text")).to_have_text("Ready — second")  # what replies go to now
     send_and_watch(page, "Say hello in three words.")
     expect(page.locator(LAST_REPLY)).to_contain_text("second")
+    # The reply loaded "second" and unloaded "first" (models.max_loaded: 1): the picker says so at once.
+    expect(picker.locator("option")).to_have_text(["first — loads when used", "second"])
     reply_id = page.locator(LAST_REPLY).get_attribute("data-id")
     stored = [m for c in stack.export()["conversations"] for m in c["messages"] if m["id"] == reply_id]
     assert stored and stored[0]["model"] == "second"

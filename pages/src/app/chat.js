@@ -178,7 +178,7 @@ export class ChatController {
       onLoading: (d, id) => {
         if (!fresh(id) || stream.firstTokenAt !== null) return;
         delete reply.el.dataset.queued;
-        reply.showNotice(loadingSentence(d && d.model));
+        reply.showNotice(loadingSentence(d && typeof d.model === "string" ? this.messages.modelLabel(d.model) : null));
       },
       onToken: (d, id) => {
         if (!fresh(id) || !d || typeof d.text !== "string") return;

@@ -49,6 +49,12 @@ export class ModelStore {
     return models.find((m) => m.name === chosen) || null;
   }
 
+  /** A model's label as the config names it for the owner, else its name. */
+  labelOf(name) {
+    const entry = this.state.models.find((m) => m.name === name);
+    return (entry && entry.label) || name;
+  }
+
   /** The owner picked a model: use it from now on, in this browser. */
   choose(name) {
     if (!this.state.models.some((m) => m.name === name)) return;

@@ -96,6 +96,7 @@ export class ChatInterface {
     this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e),
       chosenModel: () => this.models.chosenEntry() });
     this.models.subscribe(() => this.monitor.modelChanged());
+    this.messages.modelLabel = (name) => this.models.labelOf(name);
     this.picker = new ModelPicker($("#input-form", root) || $("#composer", root), this.models, {
       onChoose: (name) => this.models.choose(name),
       onOpen: () => this.models.refresh(api),
@@ -112,7 +113,10 @@ export class ChatInterface {
       keepUnsent: (text) => this.history.keepUnsent(text),
       dropUnsent: (id) => this.history.dropUnsent(id),
       onStarted: (d) => this.branches.started(d),
-      onReplyEnded: (id) => this.branches.ended(id),
+      onReplyEnded: (id) => {
+        this.branches.ended(id);
+        this.models.refresh(this.api); // a reply may have loaded one model and unloaded another
+      },
     });
     this.branches = new BranchController({
       api, session, messages: this.messages, report, say: (text) => this.sidebar.say(text), chat: () => this.chat,

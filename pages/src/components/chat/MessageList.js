@@ -223,7 +223,8 @@ export class MessageView {
   setMeta({ usage, timings, finish_reason: finish, model } = {}) {
     const wasFollowing = this.list.follow;
     const parts = [];
-    if (model || this.model) parts.push(model || this.model); // which model wrote it, quietly
+    const name = model || this.model;
+    if (name) parts.push(this.list.modelLabel(name)); // which model wrote it, quietly
     if (usage && Number.isFinite(usage.completion_tokens)) parts.push(`${usage.completion_tokens} tokens`);
     if (timings && Number.isFinite(timings.tokens_per_second)) parts.push(`${timings.tokens_per_second.toFixed(1)} tokens/s`);
     if (timings && Number.isFinite(timings.ttft_ms)) parts.push(`first token ${Math.round(timings.ttft_ms)} ms`);
@@ -264,6 +265,7 @@ export class MessageList {
     this.follow = true;
     this.views = [];
     this.actions = {}; // {onSibling(view, delta), onRegenerate(view), onEdit(view, text)}: set by the wiring
+    this.modelLabel = (name) => name; // a model's name as the owner knows it (its label): set by the wiring
     this.emptyTitle = h("h2", {}, EMPTY_TEXT.ready[0]);
     this.emptyText = h("p", {}, EMPTY_TEXT.ready[1]);
     this.empty = h("div", { class: "empty-state", dataset: { state: "ready" } }, this.emptyTitle, this.emptyText);
