@@ -99,7 +99,7 @@ class SearchIndex:
         self._conversations: dict[str, _Conversation] = {}
         self._conversation_ids: dict[int, str] = {}
         self._next = 0
-        self._forgotten: set[str] = set()  # deleted while the build ran: not to be added back by it
+        self._forgotten: set[str] = set()  # deleted while the build or a catch-up ran: not to be added back by it
         self.ready = False
         self.build_seconds: float | None = None
         self._data_version: int | None = None  # SQLite's count of other connections' commits, last seen
@@ -211,14 +211,18 @@ class SearchIndex:
             if version == self._data_version:
                 return 0
             self._data_version = version
+            self._forgotten.clear()  # from here on: deleted while this catch-up reads, not to be added back
             conn, cipher = history.database.conn, history.cipher
             async with conn.execute("SELECT rowid, id, title, updated_at FROM conversations") as cursor:
                 titles = [tuple(r) for r in await cursor.fetchall() if r[1] not in self._title_doc]
+            added = 0
             for conversation_id, title, updated_at in await asyncio.to_thread(_open_titles, cipher, titles):
-                self.title_written(conversation_id, title, updated_at)
+                # A rename or a delete by this process while the rows were opened wins.
+                if conversation_id not in self._title_doc and conversation_id not in self._forgotten:
+                    self.title_written(conversation_id, title, updated_at)
+                    added += 1
             async with conn.execute("SELECT id FROM messages") as cursor:
                 unknown = [r[0] for r in await cursor.fetchall() if r[0] not in self._message_doc]
-            added = len(titles)
             for start in range(0, len(unknown), 500):
                 batch = unknown[start:start + 500]
                 async with conn.execute(
