@@ -139,6 +139,30 @@ async def test_the_context_counts_when_a_switch_checks_the_memory(second_gguf: P
             registry.close()
 
 
+async def test_titles_use_a_model_in_memory_and_never_load_one(second_gguf: Path) -> None:
+    """After a switch unloaded the default model, titles are written with the one in memory."""
+    registry = ModelRegistry(config_from_dict(two_models(second_gguf)))  # models.max_loaded: 1
+    registry.start_loading()
+    assert (await registry.wait_loaded()).state == "ready"
+    try:
+        await registry.ensure_loaded("second")
+        assert not registry.engines["first"].loaded  # the default, unloaded by the switch
+        params = GenerationParams(temperature=0.0, max_tokens=4, seed=1)
+
+        def title(model: str | None) -> Any:
+            return registry.generate("Write a title.", [{"role": "user", "content": "About the sea"}], params,
+                                     lambda _t: None, threading.Event(), model=model)
+
+        for wrote_the_reply in ("first", "second", None):
+            assert (await asyncio.to_thread(title, wrote_the_reply)).completion_tokens > 0
+        assert not registry.engines["first"].loaded and registry.engines["second"].loaded  # nothing loaded for it
+        await registry.engines["second"].unload()
+        with pytest.raises(ModelUnavailable):  # none in memory: no title now, and no load either
+            await asyncio.to_thread(title, "second")
+    finally:
+        registry.close()
+
+
 def long_history(rounds: int) -> list[dict[str, str]]:
     turns = []
     for i in range(rounds):

@@ -79,7 +79,7 @@ class Registry:
     async def ensure_loaded(self, name: str, on_loading: Any = None) -> SlowModel:
         return self.model
 
-    def generate(self, *args: Any) -> GenerationResult:
+    def generate(self, *args: Any, model: str | None = None) -> GenerationResult:
         return self.model.generate(*args)
 
 

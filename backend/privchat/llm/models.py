@@ -109,15 +109,20 @@ class ModelRegistry:
     def lanes(self) -> list[Lane]:
         return list({id(lane): lane for lane in self._lanes.values()}.values())
 
-    # What code written for the one embedded model calls (titles): the default model ----------------
-    def ensure_ready(self) -> None:
-        self.default_engine.ensure_ready()
+    # Titles: a model already in memory ---------------------------------------------------------------
+    def title_engine(self, preferred: str | None = None) -> ModelEngine:
+        """The embedded model a title is written with: the one that wrote the reply when it is in
+        memory, else the one used last. A title never loads or unloads a model (a reply would wait)."""
+        loaded = [e for e in self.engines.values() if isinstance(e, ModelEngine) and e.loaded]
+        if not loaded:
+            raise ModelUnavailable("model_unavailable", "No embedded model is in memory to write a title with.")
+        wanted = self.engines.get(preferred) if preferred else None
+        return wanted if wanted in loaded else max(loaded, key=lambda e: e.last_used)  # type: ignore[return-value]
 
-    def generate(self, *args: Any) -> Any:
-        engine = self.default_engine
-        if not isinstance(engine, ModelEngine):
-            raise ModelUnavailable("model_unavailable", "The default model is an upstream; only an embedded model does this.")
-        return engine.generate(*args)
+    def generate(self, system_prompt: str, turns: list[dict[str, str]], params: Any, on_token: Callable[[str], None],
+                 cancel: Any, model: str | None = None) -> Any:
+        """Blocking (a thread): a title, with ``title_engine(model)``."""
+        return self.title_engine(model).generate(system_prompt, turns, params, on_token, cancel)
 
     def check(self, name: str) -> None:
         """Refuse now what cannot work: an unknown model, one in error, one that does not fit in memory."""

@@ -132,14 +132,15 @@ class TitleWriter:
             except (NotFound, NotInConversation, CryptoError):
                 return True
             question = next((m.content for m in path if m.role == "user"), "")
-            answer = next((m.content for m in path if m.role == "assistant" and m.status == "complete"), "")
+            replied = next((m for m in path if m.role == "assistant" and m.status == "complete"), None)
+            answer = replied.content if replied else ""
             if not question.strip() or not answer.strip() or cancel.is_set():
                 return not cancel.is_set()
             turns = [{"role": "user", "content": f"Question: {question[:EXCERPT_CHARS]}\n\n"
                                                  f"Answer: {answer[:EXCERPT_CHARS]}\n\nTitle:"}]
             params = GenerationParams(temperature=0.2, max_tokens=self.max_tokens, seed=self.seed)
             try:
-                result = await asyncio.to_thread(self._generate, turns, params, cancel)
+                result = await asyncio.to_thread(self._generate, turns, params, cancel, replied.model if replied else None)
             except ModelUnavailable:
                 return True
             except Exception as exc:  # a title is a nicety: never let it fail anything else
@@ -159,8 +160,10 @@ class TitleWriter:
         finally:
             self._cancel = None
 
-    def _generate(self, turns: list[dict[str, str]], params: GenerationParams, cancel: threading.Event) -> str | None:
+    def _generate(self, turns: list[dict[str, str]], params: GenerationParams, cancel: threading.Event,
+                  model: str | None) -> str | None:
         if cancel.is_set():  # the chat request came while this thread was starting
             return None
-        result = self.engine.generate(INSTRUCTION, turns, params, lambda _text: None, cancel)
+        # The model that wrote the reply when it is in memory, else another one that is (models.py).
+        result = self.engine.generate(INSTRUCTION, turns, params, lambda _text: None, cancel, model=model)
         return None if cancel.is_set() else result.text
