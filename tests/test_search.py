@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings, strategies as st
+
 from privchat.storage.db import Database
 from privchat.storage.history import HistoryStore
-from privchat.storage.search_index import SearchIndex, make_snippet
+from privchat.storage.search_index import SearchIndex, make_snippet, query_words, words
 from tests.support.stores import store_config, with_history
 
 
@@ -154,3 +156,20 @@ def test_messages_read_at_start_up_can_still_change_and_go(tmp_path: Path) -> No
         assert [h.conversation_id for h in await index.search(history, "aardvark")] == [kept]
 
     with_history(tmp_path, scenario)
+
+
+LETTERS = st.sampled_from("abcéE\U0002fa1d")  # accents fold; the last is the highest code point \w matches
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=LETTERS, min_size=1, max_size=4), min_size=1, max_size=30),
+       st.text(alphabet=LETTERS, min_size=1, max_size=3))
+def test_a_prefix_finds_exactly_the_titles_with_a_word_that_starts_with_it(titles: list[str], prefix: str) -> None:
+    """The index's prefix lookup against a scan of every title's words."""
+    index = SearchIndex()
+    for number, title in enumerate(titles):
+        index.title_written(f"c{number}", title, float(number))
+    expected = {f"c{n}" for n, title in enumerate(titles)
+                if all(any(word.startswith(term) for word in words(title)) for term in query_words(prefix))}
+    found = {conversation for conversation, _doc, _terms in index.match(prefix, limit=len(titles))}
+    assert found == expected

@@ -24,6 +24,7 @@ import bisect
 import heapq
 import logging
 import re
+import sys
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -296,7 +297,6 @@ class SearchIndex:
 
     def memory_bytes(self) -> int:
         """A rough size of what the index holds (its containers and their entries), for the bench."""
-        import sys
         total = sys.getsizeof(self._postings) + sys.getsizeof(self._vocabulary)
         for word, docs in self._postings.items():
             total += sys.getsizeof(word) + sys.getsizeof(docs)
@@ -388,11 +388,13 @@ class SearchIndex:
     def _docs_for(self, term: str) -> set[int]:
         """Documents with a word that starts with ``term``."""
         at = bisect.bisect_left(self._vocabulary, term)
-        found: set[int] = set()
-        while at < len(self._vocabulary) and self._vocabulary[at].startswith(term):
-            found |= self._postings[self._vocabulary[at]]
-            at += 1
-        return found
+        if ord(term[-1]) < sys.maxunicode:  # the first string past every word that starts with term
+            end = bisect.bisect_left(self._vocabulary, term[:-1] + chr(ord(term[-1]) + 1), at)
+        else:
+            end = at
+            while end < len(self._vocabulary) and self._vocabulary[end].startswith(term):
+                end += 1
+        return set().union(*[self._postings[word] for word in self._vocabulary[at:end]])
 
 
 def make_snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]]]:
