@@ -14,9 +14,11 @@ learn to stop decoding.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from typing import Any, Callable
@@ -34,6 +36,13 @@ log = logging.getLogger(__name__)
 
 PROBE_SECONDS = 10.0  # a state older than this is probed again when the models are listed
 CANCEL_POLL_SECONDS = 0.05
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """Made once: a client made per request would otherwise read the CA bundle each time (about
+    20 ms, before the request is even sent), for servers that are mostly plain http on the LAN."""
+    return httpx.create_ssl_context()
 
 
 class UpstreamFailed(CodedError):
@@ -285,7 +294,7 @@ class UpstreamEngine:
     def _client(self, *, read: float) -> httpx.AsyncClient:
         timeout = httpx.Timeout(connect=self.spec.connect_timeout_seconds, read=read, write=30.0, pool=5.0)
         # trust_env=False: no proxy from the environment sees the conversation, no .netrc adds credentials.
-        return httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False)
+        return httpx.AsyncClient(timeout=timeout, trust_env=False, follow_redirects=False, verify=_tls_context())
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream, application/json"}
