@@ -13,7 +13,7 @@ export class ConnectionMonitor {
    *          online?: () => boolean, chosenModel?: () => object|null}} opts
    *   onEffects    what a decision means for the rest of the page ({input, pairing, ready})
    *   chosenModel  the entry of the model replies go to (lib/models.js), for the status to name
-   *   timers     setTimeout/clearTimeout/setInterval/clearInterval (tests pass fakes)
+   *   timers       setTimeout/clearTimeout/setInterval/clearInterval (tests pass fakes)
    */
   constructor({ api, session, status, onEffects = () => {}, timers = globalThis, now = () => Date.now(), online = browserOnline,
     chosenModel = () => null }) {
