@@ -56,14 +56,13 @@ def read_stream(response: Any, stop_after_tokens: int | None = None) -> list[Eve
     return events
 
 
-def reattach(client: SignedClient, reply_id: str, last_event_id: str | None = None, *, query: bool = False) -> list[Event]:
+def reattach(client: SignedClient, reply_id: str, last_event_id: str | None = None, *,
+             headers: dict[str, str] | None = None) -> list[Event]:
+    """The cursor in the signed query, as the page sends it; ``headers`` are added unsigned."""
     path = f"/api/chat/{reply_id}/stream"
-    headers = {}
-    if last_event_id is not None and query:
+    if last_event_id is not None:
         path += f"?last_event_id={last_event_id}"
-    elif last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    return read_stream(client.request("GET", path, headers=headers, stream=True))
+    return read_stream(client.request("GET", path, headers=headers or {}, stream=True))
 
 
 def tokens(events: list[Event]) -> str:
@@ -110,7 +109,7 @@ def test_reattach_mid_reply_gets_exactly_the_missing_events(shared_client: Signe
 def test_reattach_by_query_parameter_as_the_page_does(shared_client: SignedClient) -> None:
     response = shared_client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 60, "temperature": 0}}, stream=True)
     seen = read_stream(response, stop_after_tokens=3)
-    rest = reattach(shared_client, seen[0][2]["assistant_message_id"], seen[-1][0], query=True)
+    rest = reattach(shared_client, seen[0][2]["assistant_message_id"], seen[-1][0])
     assert seq(rest[0]) == seq(seen[-1]) + 1 and rest[-1][1] == "done"
     assert tokens(seen) + tokens(rest) == stored_reply(shared_client, seen[0][2]["conversation_id"])["content"]
 
@@ -124,9 +123,13 @@ def test_reattach_after_the_end_replays_the_remainder_and_done(shared_client: Si
     assert rest == whole[len(whole) // 2 + 1:], "the replay differs from what was streamed"
     assert tokens(whole[: len(whole) // 2 + 1]) + tokens(rest) == stored
     assert rest[-1][1] == "done" and rest[-1][2]["finish_reason"] in ("stop", "length")
-    # Without Last-Event-ID: everything from the start.
+    # Without a cursor: everything from the start.
     again = reattach(shared_client, reply_id)
     assert again == whole
+    # A Last-Event-ID header is not signed: one added on the path does not cut the reply's start.
+    # (The same cursor in the signed query did cut it, above: the header is what is ignored.)
+    added = reattach(shared_client, reply_id, headers={"Last-Event-ID": middle[0]})
+    assert added == whole, "an unsigned Last-Event-ID header shifted the reply"
 
 
 def test_a_second_device_watches_a_running_reply(shared_server: LiveServer, shared_client: SignedClient) -> None:
@@ -149,7 +152,7 @@ def test_unknown_reply_is_404_and_a_foreign_event_id_is_refused(shared_client: S
     events = read_stream(shared_client.request("POST", "/api/chat", json_body={"message": "Hi", "options": {"max_tokens": 4}}, stream=True))
     reply_id = events[0][2]["assistant_message_id"]
     for bad in ("other-reply:3", f"{reply_id}:x", f"{reply_id}:99999"):
-        refused = shared_client.get(f"/api/chat/{reply_id}/stream", headers={"Last-Event-ID": bad})
+        refused = shared_client.get(f"/api/chat/{reply_id}/stream?last_event_id={bad}")
         assert refused.status_code == 400, (bad, refused.text)
         assert refused.json()["error"]["code"] == "event_id_invalid"
     user_message = events[0][2]["user_message_id"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import stat
 import time
 from pathlib import Path
 
@@ -102,6 +103,13 @@ def test_cli_export_import_clear_while_the_server_runs(server_factory, tmp_path:
     server.cli("history", "export", "-o", str(out))
     exported = json.loads(out.read_text())
     assert exported["conversations"][0]["title"] == "CLI history check"
+    # The whole history in plain text: readable by its owner only, whatever the umask.
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600, oct(out.stat().st_mode)
+    # Never written over an existing file: refused with a sentence, the file left as it was.
+    before = out.read_bytes()
+    again = server.cli("history", "export", "-o", str(out), check=False)
+    assert again.returncode != 0 and "already exists" in again.stderr, again.stderr
+    assert out.read_bytes() == before
     markdown = server.cli("history", "export", "--format", "markdown").stdout
     assert "CLI history check" in markdown
     refused = server.cli("history", "clear", check=False)

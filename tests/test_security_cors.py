@@ -139,3 +139,17 @@ def test_signed_rate_limit(app_factory: Callable[..., InProcessServer]) -> None:
     # per device: another device still has its own budget
     other = server.pair()
     assert other.get("/api/settings").status_code == 200
+
+
+def test_no_answer_counts_a_devices_requests_outside_the_seal(app_factory: Callable[..., InProcessServer]) -> None:
+    """quart-rate-limiter writes RateLimit-Limit/-Remaining/-Reset on every answer to a limited route;
+    outside the seal they would tell the edge how many requests each device made. The limit itself
+    still holds (the 429 here is the control: the limiter is active on these routes, so its header
+    hook would have run), but no answer, passed or refused, carries the counters."""
+    server = app_factory({"rate_limits": {"signed_per_minute": 3}})
+    client = server.pair()
+    answers = [client.get("/api/settings") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    for answer in answers:
+        counters = [name for name in answer.headers if name.lower().startswith("ratelimit")]
+        assert not counters, (answer.status_code, counters)

@@ -107,7 +107,11 @@ def create_app(config: Config, *, database: Database | None = None,
 
     # The gate first: the rate limiter's per-device key needs the verified device.
     install_gate(app)
-    RateLimiter(app, key_function=signed_limit.key_function, default_limits=[signed_limit])
+    limiter = RateLimiter(app, key_function=signed_limit.key_function, default_limits=[signed_limit])
+    # Its after-request hook only writes RateLimit-Limit/-Remaining/-Reset: outside the seal, those
+    # would tell the edge how many requests each device made and when (docs/E2E.md, what the edge
+    # sees). A refusal still says what to do, sealed, with its Retry-After.
+    app.after_request_funcs[None].remove(limiter._after_request)
     QuartSchema(app, info={"title": "privchat API", "version": __version__},
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
     for module in (health, devices, chat, history, settings, e2e_key, models, search):

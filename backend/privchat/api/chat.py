@@ -1,11 +1,12 @@
 """Chat: a streamed reply as Server-Sent Events, reattaching to one after a drop, and cancelling it.
 
 Every event carries an SSE ``id:`` (``<assistant_message_id>:<n>``): a page that lost its
-connection asks ``GET /api/chat/<id>/stream`` with ``Last-Event-ID`` and gets exactly what it
-missed, then the live events. EventSource cannot sign a request, so the page reads this route with
-fetch like the POST. The page names the last event in the query (``?last_event_id=``), which the
-signature covers and which needs no CORS header of its own (Access answers the preflights with a
-fixed header list); other clients may send the standard header.
+connection asks ``GET /api/chat/<id>/stream?last_event_id=<id>`` and gets exactly what it missed,
+then the live events. EventSource cannot sign a request, so the page reads this route with fetch
+like the POST. The cursor travels only in the query, which the signature covers: the standard
+``Last-Event-ID`` header is not signed, so anything on the path could add one and have a validly
+sealed reply start at its 21st token. The header is therefore ignored; without a query the reply
+is sent from its start.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any, AsyncIterator
 
-from quart import Blueprint, Response, current_app, request
+from quart import Blueprint, Response, current_app
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_querystring, validate_request, validate_response
 
@@ -92,11 +93,11 @@ async def chat(data: ChatRequest) -> Response:
 @blueprint.get("/api/chat/<message_id>/stream")
 @validate_querystring(ReattachQuery)
 async def reattach(message_id: str, query_args: ReattachQuery) -> Response:
-    """The reply's events after ``Last-Event-ID`` (all of them without it), then the live ones."""
+    """The reply's events after the signed ``last_event_id`` (all of them without it), then the live
+    ones. An unsigned ``Last-Event-ID`` header is never read (the module docstring says why)."""
     state = current_app.extensions["privchat"]
-    last = query_args.last_event_id if query_args.last_event_id is not None else request.headers.get("Last-Event-ID")
     try:
-        after = parse_event_id(message_id, last)
+        after = parse_event_id(message_id, query_args.last_event_id)
     except ValueError as exc:
         raise EventIdInvalid() from exc
     batches = await state.generations.attach(message_id, after, current_app.config["SSE_PING_SECONDS"])

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -203,6 +204,23 @@ def cmd_devices_rename(args: argparse.Namespace) -> int:
 
 
 # history ---------------------------------------------------------------------------------------
+def write_private_file(path: Path, text: str) -> None:
+    """Write a new file only its owner can read (0600), never over an existing one (O_EXCL).
+
+    An export is the whole history in plain text: a umask of 022 would have left it readable by
+    every account on the machine, and writing over an existing file could replace a symlink's
+    target or an earlier export the owner meant to keep.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise CliError(f"{path} already exists; give another file name (an export never writes over a file)") from exc
+    except OSError as exc:
+        raise CliError(f"{path}: cannot create the export file ({exc.strerror})") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def cmd_history_export(args: argparse.Namespace) -> int:
     from ..storage.history import HistoryStore, export_to_markdown
 
@@ -210,7 +228,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
         export = await HistoryStore(database).export()
         text = export_to_markdown(export) if args.format == "markdown" else json.dumps(export, ensure_ascii=False, indent=2)
         if args.output and args.output != "-":
-            Path(args.output).write_text(text, encoding="utf-8")
+            write_private_file(Path(args.output), text)
             print(f"Exported {len(export['conversations'])} conversation(s) to {args.output}", file=sys.stderr)
         else:
             sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
