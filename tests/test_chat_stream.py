@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
+from typing import Any
 
 import httpx
 
@@ -173,9 +175,10 @@ def test_an_oversized_body_is_413(shared_client: SignedClient) -> None:
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
-def test_a_waiting_stream_gets_pings(server_factory) -> None:
-    """A request queued behind a long reply hears `: ping` while idle, then its own reply."""
-    server = server_factory({"server": {"sse_ping_seconds": 0.2}}, name="pings")
+def test_a_waiting_stream_gets_empty_frames(server_factory) -> None:
+    """A request queued behind a long reply gets empty frames on the clock while it waits (support/e2e.py
+    shows each as a ping), then its own reply."""
+    server = server_factory(name="pings")
     client = server.pair()
     first = client.request("POST", "/api/chat", json_body={"message": LONG_PROMPT, "options": {"max_tokens": 300}}, stream=True)
     reader = parse_sse(first.iter_text())
@@ -187,3 +190,38 @@ def test_a_waiting_stream_gets_pings(server_factory) -> None:
     kinds = [kind for kind, _ in events]
     assert "ping" in kinds[: kinds.index("token")] if "token" in kinds else "ping" in kinds
     assert kinds[-1] == "done"
+
+
+def test_revoking_a_device_ends_its_open_stream_within_a_second(shared_server: LiveServer) -> None:
+    """A lost phone revoked mid-reply stops reading at once, not only at its next request: its stream
+    ends with a sealed `error` event `device_revoked` within 1 s of the revocation. The control: a
+    second device watching the same reply reads on to `done`, and the reply is stored whole."""
+    lost, kept = shared_server.pair(name="lost phone"), shared_server.pair(name="laptop")
+    watching = BackgroundStream(lost, {"message": LONG_PROMPT, "options": {"max_tokens": 400, "temperature": 0}})
+    assert watching.streaming.wait(60), watching.events
+    reply_id = watching.events[0][1]["assistant_message_id"]
+    other: list[tuple[str, Any]] = []
+    other_tokens = threading.Event()
+
+    def watch() -> None:
+        with kept.request("GET", f"/api/chat/{reply_id}/stream", stream=True) as response:
+            for event in parse_sse(response.iter_text()):
+                other.append(event)
+                if event[0] == "token":
+                    other_tokens.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert other_tokens.wait(60), other
+    # Revoked from the owner's other device (the page's Devices panel): the moment is its answer's.
+    assert kept.delete(f"/api/devices/{lost.device.device_id}").status_code == 200
+    revoked_at = time.monotonic()
+    assert watching.finished.wait(30), watching.events
+    ended_after = time.monotonic() - revoked_at
+    last = watching.events[-1]
+    assert last[0] == "error" and last[1]["code"] == "device_revoked", watching.events[-3:]
+    assert ended_after <= 1.0, ended_after
+    watcher.join(120)
+    assert other[-1][0] == "done", other[-3:]  # the control: the reply itself went on
+    stored = kept.get(f"/api/history/{watching.events[0][1]['conversation_id']}").json()["messages"][-1]
+    assert stored["status"] == "complete" and stored["content"] == "".join(d["text"] for k, d in other if k == "token")

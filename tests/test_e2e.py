@@ -159,10 +159,18 @@ def test_the_encapsulated_key_is_covered_by_the_signature(app_client: SignedClie
     assert response.status_code == 401 and response.json()["error"]["code"] == "signature_invalid"
 
 
+V1_ENC = base64.b64encode(bytes([4]) + bytes(64)).decode()
+
+
 @pytest.mark.parametrize("header, code", [
-    ('kid="x"', "e2e_malformed"),
-    ('kid="x", enc=:AAAA:', "e2e_malformed"),
+    ('v=2, kid="x"', "e2e_malformed"),
+    ('v=2, kid="x", enc=:AAAA:', "e2e_malformed"),
+    (f'v=3, kid="x", enc=:{V1_ENC}:', "e2e_malformed"),
+    (f'v="2", kid="x", enc=:{V1_ENC}:', "e2e_malformed"),
     ("not a dictionary (", "e2e_malformed"),
+    # A page from before version 2 (no v member): told to reload, not that its header is broken.
+    (f'kid="x", enc=:{V1_ENC}:', "e2e_version_old"),
+    (f'v=1, kid="x", enc=:{V1_ENC}:', "e2e_version_old"),
 ])
 def test_a_malformed_header_is_refused(app_client: SignedClient, header: str, code: str) -> None:
     headers = app_client.device.sign("GET", "/api/settings", b"", e2e=header)
@@ -172,13 +180,17 @@ def test_a_malformed_header_is_refused(app_client: SignedClient, header: str, co
 
 # --- answers --------------------------------------------------------------------------------------------
 
+# Long enough that its replay takes three frames of the largest size, so there is an order to break.
+LONG_TAIL = " and on" * 5000
+
+
 def finished_reply(client: SignedClient) -> str:
     """A finished reply holding the marker, written by import (the in-process app runs no model)."""
     imported = client.post("/api/history/import", {
         "format": "privchat-export", "version": 1, "exported_at": 1.0,
         "conversations": [{"id": "e2e-stream", "title": "t", "created_at": 1.0, "updated_at": 1.0, "messages": [
             {"id": "e2e-user", "role": "user", "content": "hello", "created_at": 1.0, "status": "complete"},
-            {"id": "e2e-reply", "role": "assistant", "content": f"a reply with {MARKER}", "created_at": 2.0,
+            {"id": "e2e-reply", "role": "assistant", "content": f"a reply with {MARKER}" + LONG_TAIL, "created_at": 2.0,
              "status": "complete"},
         ]}]})
     assert imported.status_code == 200, imported.text
@@ -194,10 +206,12 @@ def raw_stream(client: SignedClient, path: str) -> tuple[SealedExchange, bytes, 
     return exchange, nonce, [block + "\n\n" for block in response.text.split("\n\n") if block]
 
 
-def test_stream_events_are_sealed_numbered_and_final_flagged(app_client: SignedClient) -> None:
+def test_stream_frames_are_sealed_numbered_and_final_flagged(app_client: SignedClient) -> None:
     reply_id = finished_reply(app_client)
     exchange, nonce, events = raw_stream(app_client, f"/api/chat/{reply_id}/stream")
-    assert len(events) == 2 and all(e.startswith(f"event: {SEALED_EVENT}\ndata: ") for e in events)
+    assert len(events) == 3 and all(e.startswith(f"event: {SEALED_EVENT}\ndata: ") for e in events)
+    sizes = [len(b64url_decode(e.split("data: ", 1)[1].strip())) for e in events]
+    assert sizes[:2] == [16384, 16384] and sizes[2] in (1024, 4096, 16384), sizes
     assert MARKER.encode() not in "".join(events).encode() and b"snapshot" not in "".join(events).encode()
 
     def opened(spoil) -> str:
@@ -219,7 +233,7 @@ def test_stream_events_are_sealed_numbered_and_final_flagged(app_client: SignedC
     assert opened(lambda items: items[1:]) == "e2e_event_invalid"  # dropped
     assert opened(lambda items: items[::-1]) == "e2e_event_invalid"  # reordered
     assert opened(lambda items: [items[0], items[0], items[1]]) == "e2e_event_invalid"  # replayed
-    assert opened(lambda items: items[:1]) == "e2e_truncated"  # cut before the final event
+    assert opened(lambda items: items[:2]) == "e2e_truncated"  # cut before the final frame
     assert opened(lambda items: items + items[:1]) == "e2e_event_invalid"  # anything after the final one
 
 

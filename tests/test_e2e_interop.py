@@ -27,9 +27,12 @@ from privchat.auth.jwk import b64url_encode, thumbprint
 from privchat.auth.pairing import key_confirmation, pairing_proof
 from privchat.e2e.header import parse_header
 from privchat.e2e.keys import public_jwk_of
+from privchat.e2e.frames import FrameShaper
+from privchat.e2e.padding import sealed_size
 from privchat.e2e.sealing import ResponseSealer, open_request
 from privchat.e2e.suite import request_info
 from privchat.e2e.errors import E2EOpenFailed
+from tests.support.e2e import b64url_decode
 from tests.support.inprocess import InProcessServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +78,8 @@ def test_what_the_page_seals_the_backend_opens(items: list[tuple[bytes, str, str
         header = parse_header(sealed["header"])
         assert header.kid == SERVER_KID and header.enc == unb64(sealed["enc_b64"])
         opened = open_request(SERVER_KEY, header.enc, request_info(method, target, "dev-1"), unb64(sealed["body_b64"]))
-        assert opened.plaintext == body
+        assert opened.plaintext == body  # unpadded: the page padded it as the contract says
+        assert len(unb64(sealed["body_b64"])) == sealed_size(len(body))
         # Both ends export the same response secret from the context.
         assert opened.sealer.secret == unb64(sealed["secret_b64"])
         # Control: another target in info, or one changed byte, does not open.
@@ -87,25 +91,68 @@ def test_what_the_page_seals_the_backend_opens(items: list[tuple[bytes, str, str
             open_request(SERVER_KEY, header.enc, request_info(method, target, "dev-1"), bytes(spoiled))
 
 
+META = b'{"status":200,"kid":"interop","headers":{}}\n'
+event_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300)
+
+
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(chunks=st.lists(st.text(min_size=1, max_size=300).map(lambda t: t.encode("utf-8")), min_size=1, max_size=6),
-       single=payloads)
-def test_what_the_backend_seals_the_page_opens(chunks: list[bytes], single: bytes) -> None:
+@given(tokens=st.lists(event_texts, max_size=40), idle=st.lists(st.integers(0, 3), min_size=1, max_size=10),
+       single=payloads, final=st.sampled_from(["done", "error"]))
+def test_what_the_backend_seals_the_page_opens(tokens: list[str], idle: list[int], single: bytes, final: str) -> None:
+    """The backend's shaper frames a random reply (empty frames between, events and characters cut
+    anywhere, frames of every size) and the page's code reads back exactly its events; a padded
+    one-chunk answer opens to its content."""
     secret, enc = bytes(range(16)), bytes([4]) + bytes(range(64))
     sealer = ResponseSealer(secret=secret, enc=enc)
-    stream = [b64url_encode(sealer.seal(c, final=i == len(chunks) - 1)) for i, c in enumerate(chunks)]
+    shaper = FrameShaper(sealer, META)
+    events = [("r:0", "start", {"conversation_id": "c"})] + [(f"r:{i + 1}", "token", {"text": t}) for i, t in enumerate(tokens)]
+    events.append((f"r:{len(tokens) + 1}", final, {"finish_reason": "stop"}))
+    frames = []
+    for index, event in enumerate(events):
+        shaper.add(*event)
+        for _ in range(idle[index % len(idle)]):
+            frames.append(shaper.next_frame())
+    while not shaper.finished:
+        frames.append(shaper.next_frame())
+    stream = [frame.decode("ascii").split("data: ", 1)[1].strip() for frame in frames]
     base = {"secret_b64": b64(secret), "enc_b64": b64(enc), "nonce": b64url_encode(sealer.nonce)}
-    opened = node("open", {**base, "chunks": stream})
-    assert opened.get("final") is True, opened
-    assert [e.encode("utf-8") for e in opened["events"]] == chunks  # stream chunks are UTF-8 JSON text
+    opened = node("open", {**base, "frames": stream})
+    assert opened.get("final") is True and opened.get("meta") == json.loads(META), opened
+    assert [json.loads(line) for line in opened["events"]] == [{"id": i, "event": e, "data": d} for i, e, d in events]
     one = ResponseSealer(secret=secret, enc=enc)
     answer = node("open", {"secret_b64": b64(secret), "enc_b64": b64(enc), "nonce": b64url_encode(one.nonce),
-                           "body_b64": b64(one.seal(single, final=True))})
-    assert unb64(answer["plaintext_b64"]) == single
-    # Controls: the stream without its final chunk, and in another order, do not open.
+                           "body_b64": b64(one.seal_body(META + single))})
+    assert unb64(answer["plaintext_b64"]) == single and answer.get("meta") == json.loads(META), answer
+    # Controls: the stream without its final frame, and in another order, do not open.
     if len(stream) > 1:
-        assert node("open", {**base, "chunks": stream[:-1]})["error"] == "e2e_truncated"
-        assert node("open", {**base, "chunks": stream[::-1]})["error"] == "e2e_event_invalid"
+        assert node("open", {**base, "frames": stream[:-1]})["error"] == "e2e_truncated"
+        assert node("open", {**base, "frames": stream[::-1]})["error"] == "e2e_event_invalid"
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payloads=st.lists(st.tuples(st.binary(max_size=1200), st.sampled_from([1024, 4096, 16384])), min_size=1, max_size=6))
+def test_frames_the_page_seals_the_python_reader_opens(payloads: list[tuple[bytes, int]]) -> None:
+    """The other direction for frames: the page's test sealer builds frames around arbitrary payload
+    bytes; the client reader written from the contract (tests/support/e2e.py) opens each, checks its
+    size and padding and gets the same bytes back."""
+    from tests.support.e2e import ChunkOpener, FrameReader
+
+    secret, enc = bytes(range(16)), bytes([4]) + bytes(range(64))
+    fitting = [(payload[: size - 18], size) for payload, size in payloads]
+    sealed = node("seal-response", {"secret_b64": b64(secret), "enc_b64": b64(enc),
+                                    "frames_b64": [[b64(payload), size] for payload, size in fitting]})
+    assert "error" not in sealed, sealed
+    reader = FrameReader(ChunkOpener(secret, enc, b64url_decode(sealed["nonce"])))
+    seen = b""
+    for index, frame in enumerate(sealed["frames"]):
+        raw = b64url_decode(frame)
+        assert len(raw) == fitting[index][1]
+        plaintext, final = reader.opener.open(raw)
+        assert final == (index == len(fitting) - 1)
+        k = int.from_bytes(plaintext[:2], "big")
+        assert not any(plaintext[2 + k:])
+        seen += plaintext[2:2 + k]
+    assert seen == b"".join(payload for payload, _ in fitting)
 
 
 def test_the_pairing_macs_agree() -> None:

@@ -20,7 +20,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import content_type_conformance, not_a_server_error, response_schema_conformance
 
-from tests.support.e2e import SealedExchange, ServerKey
+from tests.support.e2e import SealedExchange, ServerKey, split_meta, unpad_body
 from tests.support.server import LiveServer, SignedClient, write_config
 from tests.support.signing import TestDevice
 
@@ -75,7 +75,7 @@ def _send_signed(session: requests.Session, base_url: str, device: TestDevice, c
     opener = exchange.opener(response)
     if opener is not None:
         # The answer, opened; its JSON is checked against the schema as the handler made it.
-        response._content = opener.open(response.content)[0]
+        response._content = split_meta(unpad_body(opener.open(response.content)[0]), response.status_code)[1]
         if response._content[:1] in (b"{", b"["):
             # schemathesis reads the headers from the raw urllib3 response
             response.raw.headers["Content-Type"] = response.headers["Content-Type"] = "application/json"

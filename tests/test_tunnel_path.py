@@ -31,7 +31,8 @@ import pytest
 
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SiteServer, screenshot, site_copy
 from tests.support.cloudflared import AccessKeyServer, OriginHarness, require_harness
-from tests.support.e2e import open_events
+from privchat.e2e.suite import FRAME_SIZES, FRAME_TICK_SECONDS
+from tests.support.e2e import FrameReader, open_events
 from tests.support.edge import ACCESS_HEADER, COOKIE, AccessCors, EdgeStandIn
 from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, run_cli, write_config
 from tests.support.signing import TestDevice
@@ -39,7 +40,6 @@ from tests.support.signing import TestDevice
 PUBLIC_HOST = "chat-api.standin.test"
 SITE_HOST = "www.standin.test"
 TUNNEL_UUID = "6ff42ae2-765d-4adf-8112-31c55c1551ef"
-PING_SECONDS = 0.5  # server.sse_ping_seconds here; 15 s in production, against the edge's 100 s idle cutoff
 
 
 @dataclass
@@ -98,7 +98,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     setup = tunnel_setup(folder, standin, tunnel_port)
     standin.cors = access_cors_from_setup(setup, site_origin)
     config = write_config(folder, {
-        "server": {"allowed_origins": [site_origin], "sse_ping_seconds": PING_SECONDS},
+        "server": {"allowed_origins": [site_origin]},
         "tunnel": {"port": tunnel_port},
         "site": {"url": site_origin, "api_origin": standin.public_origin},
         "access": {"team_domain": standin.team_domain, "aud": [standin.aud], "public_hostnames": [PUBLIC_HOST],
@@ -233,6 +233,7 @@ def test_stream_through_the_chain_arrives_token_by_token(chain: Chain, device: T
     response = client.request("POST", "/api/chat", json_body=body, stream=True)
     arrivals: list[tuple[float, str]] = []  # (time the event's last byte arrived, event)
     buffer = ""
+    frames = FrameReader(response.opener)
     try:
         assert response.status_code == 200, response.read()
         assert response.headers["Content-Type"].startswith("text/event-stream")
@@ -240,8 +241,8 @@ def test_stream_through_the_chain_arrives_token_by_token(chain: Chain, device: T
             now = time.monotonic()
             buffer += chunk.decode("utf-8")
             complete, _sep, buffer = buffer.rpartition("\n\n")
-            if complete:  # sealed events: opened in order, each with its number
-                opened = open_events(response.opener, iter([complete + "\n\n"]), whole=False)
+            if complete:  # sealed frames: opened in order, each with its number
+                opened = open_events(frames, iter([complete + "\n\n"]), whole=False)
                 arrivals.extend((now, event) for event, _data in parse_sse(opened) if event != "ping")
     finally:
         response.close()
@@ -250,18 +251,19 @@ def test_stream_through_the_chain_arrives_token_by_token(chain: Chain, device: T
     tokens = [t for t, event in arrivals if event == "token"]
     assert len(tokens) >= 8, f"only {len(tokens)} token events"
     assert tokens[-1] - tokens[0] >= 0.1, "all tokens arrived at once: something on the path buffered the stream"
-    # The server writes the tokens of one 30 ms window together, so a few share a read; a buffering hop would deliver one or two.
+    # The tokens of one 100 ms tick share a frame, so a few share a read; a buffering hop would deliver one or two.
     assert len({round(t, 6) for t in tokens}) >= 3
     assert chain.standin.forwarded[-1].target == "/api/chat"
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("idle_cutoff", [4 * PING_SECONDS, PING_SECONDS / 3])
-def test_pings_keep_a_waiting_reply_past_the_edge_idle_cutoff(chain: Chain, device: TestDevice, idle_cutoff: float) -> None:
-    """The edge ends a response after 100 s of silence (524). A reply waiting behind another one's says
-    nothing until its turn, so the server sends `: ping` comments: with the edge's cutoff scaled down to
-    4 pings' time the waiting reply arrives whole; with a cutoff shorter than the ping interval (the
-    negative control) the edge cuts it, so the pings are what keep it alive."""
+@pytest.mark.parametrize("idle_cutoff", [2.0, FRAME_TICK_SECONDS / 2])
+def test_empty_frames_keep_a_waiting_reply_past_the_edge_idle_cutoff(chain: Chain, device: TestDevice, idle_cutoff: float) -> None:
+    """The edge ends a response after 100 s of silence (524). A reply waiting behind another one's has
+    nothing to say until its turn, but its stream still sends a frame every tick (empty ones while it
+    waits: docs/E2E.md): with the edge's cutoff scaled down to 2 s the waiting reply arrives whole;
+    with a cutoff shorter than a tick (the negative control) the edge cuts it, so the frames are what
+    keep it alive."""
     standin = chain.standin
     standin.idle_timeout = idle_cutoff
     try:
@@ -279,8 +281,9 @@ def test_pings_keep_a_waiting_reply_past_the_edge_idle_cutoff(chain: Chain, devi
     finally:
         standin.idle_timeout = 100.0
     cut = [f for f in standin.forwarded if f.target == "/api/chat" and f.outcome == "idle-timeout"]
-    if idle_cutoff > PING_SECONDS:
+    if idle_cutoff > FRAME_TICK_SECONDS:
         assert [e for e, _ in events if e != "ping"][-1] == "done", events
+        # support/e2e.py shows an empty frame as a ping: the waiting reply got them before its tokens.
         assert sum(1 for e, _ in events if e == "ping") >= 2 and waited > idle_cutoff, (waited, events)
         assert not cut
     else:
@@ -492,6 +495,65 @@ def test_the_scan_finds_every_form_it_looks_for() -> None:
     assert found_in(json.dumps({"m": MESSAGE_MARKER}).encode(), MESSAGE_MARKER)
     assert found_in(json.dumps({"m": MESSAGE_MARKER}, ensure_ascii=False).encode(), MESSAGE_MARKER)
     assert not found_in(b"nothing here at all", MESSAGE_MARKER)
+
+
+def sealed_frames(body: bytes) -> list[bytes]:
+    """The sealed frames of a recorded reply stream, as the edge holds them."""
+    import base64
+
+    blocks = [block for block in body.decode("ascii").split("\n\n") if block.strip()]
+    assert all(block.startswith("event: sealed\ndata: ") for block in blocks), blocks[:2]
+    return [base64.urlsafe_b64decode(block.split("data: ", 1)[1] + "==") for block in blocks]
+
+
+@pytest.mark.browser
+@pytest.mark.model
+def test_the_edge_sees_one_size_for_messages_searches_and_reply_frames_from_chromium(chain: Chain) -> None:
+    """At the edge position, while Chromium uses the page: chat requests of 3 and 60 characters have
+    bodies of one size, so do searches of 3 and 17 characters, and every frame of both replies is of
+    a size from the documented set (docs/E2E.md, v2). The control: unpadded, the two messages' JSON
+    differ by more than 57 bytes, so equal sizes are the padding's work, not chance."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    standin = chain.standin
+    first_recorded = len(standin.forwarded)
+    code = chain.server.pair_code()
+    messages = ["Hi!", "Tell me one fact about lighthouses and the sea, in a sentence."[:60]]
+    assert [len(m) for m in messages] == [3, 60]
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright, chain)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(chain.site_origin + "/chat/")
+            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
+            sign_in_through_the_button(context, page, "#access-signin", chain)
+            page.fill("#pair-code", code)
+            page.click("#pair-button")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            for number, message in enumerate(messages, start=1):
+                page.fill("#message-input", message)
+                page.keyboard.press("Enter")
+                replies = page.locator('.message[data-role="assistant"]')
+                expect(replies).to_have_count(number, timeout=90_000)
+                expect(replies.last).to_have_attribute("data-status", "complete", timeout=90_000)
+            for query in ("sea", "lighthouse keeper"):
+                assert len(query) in (3, 17)
+                page.fill("#search-box", query)
+                expect(page.locator("#search-results")).to_be_visible(timeout=20_000)
+            screenshot(page, "tunnel-path-5-shape")
+        finally:
+            browser.close()
+    exchanges = standin.forwarded[first_recorded:]
+    chats = [item for item in exchanges if (item.method, item.target) == ("POST", "/api/chat")]
+    searches = [item for item in exchanges if (item.method, item.target) == ("POST", "/api/search")]
+    assert len(chats) == 2 and len(searches) >= 2, [(f.method, f.target) for f in exchanges]
+    assert {len(item.body) for item in chats} == {1024}, [len(item.body) for item in chats]
+    assert {len(item.body) for item in searches} == {1024}, [len(item.body) for item in searches]
+    assert len(json.dumps({"message": messages[1]})) - len(json.dumps({"message": messages[0]})) >= 57  # the control
+    for item in chats:
+        frames = sealed_frames(bytes(item.response_body))
+        assert len(frames) >= 2 and {len(frame) for frame in frames} <= set(FRAME_SIZES), [len(f) for f in frames]
 
 
 @pytest.mark.browser

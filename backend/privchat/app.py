@@ -88,7 +88,6 @@ def create_app(config: Config, *, database: Database | None = None,
     app.config.update(
         RESPONSE_TIMEOUT=None,
         BODY_TIMEOUT=60,
-        SSE_PING_SECONDS=server.sse_ping_seconds,
         PRIVCHAT_LIMITS=config.rate_limits,
         JSON_SORT_KEYS=False,
     )

@@ -223,7 +223,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "host": Setting("127.0.0.1", loopback_host, "Address to listen on; loopback only (127.0.0.0/8, ::1, localhost)."),
         "port": Setting(8765, integer(1, 65535), "TCP port to listen on."),
         "max_body_bytes": Setting(1_048_576, integer(1024, 256 * 1024 * 1024), "Largest request body accepted; larger bodies get 413."),
-        "sse_ping_seconds": Setting(15.0, number(0.05, 90.0), "Idle chat streams get a ': ping' comment this often (the edge closes a stream after 100 s of silence)."),
+        "sse_ping_seconds": Setting(15.0, number(0.05, 90.0), "Unused since end-to-end version 2 (a reply stream sends a sealed frame every 100 ms, which keeps the edge's 100 s idle timer alive); still accepted so older config files load."),
         "max_import_bytes": Setting(64 * 1_048_576, integer(1024, 1024 * 1024 * 1024), "Largest history file POST /api/history/import accepts."),
         "allowed_origins": Setting(["http://127.0.0.1:8080", "http://localhost:8080"], origin_list,
                             "Browser origins allowed to call the API (the site's origin and the local dev origin)."),

@@ -1,13 +1,15 @@
 """The client half of end-to-end encryption, in Python, for tests: what the page does, with pyhpke.
 
-``SealedExchange`` seals one request to the server key (docs/E2E.md) and opens its answer: one
-chunk for JSON, chunk by chunk for an event stream, enforcing the numbering and the final flag.
+``SealedExchange`` seals one request to the server key (docs/E2E.md, version 2) and opens its
+answer: one padded chunk for JSON, frame by frame for an event stream, enforcing the numbering, the
+frame sizes, the padding and the final flag.
 ``OpenedResponse`` wraps an httpx response so a test reads plaintext through the usual
 ``status_code``/``headers``/``json()``/``text``/``iter_text()``, and can still see the raw bytes
 (``raw_content``) that crossed the wire.
 
 It shares the suite constants with the backend but none of its code paths: sealing here is the
-sender side (``create_sender_context``), which the backend never runs. The page's own
+sender side (``create_sender_context``), which the backend never runs, and the padding and the
+frames are read here from the contract, not with the backend's functions. The page's own
 implementation (@hpke/core) is checked against both in tests/test_e2e_interop.py.
 """
 
@@ -29,6 +31,7 @@ from pyhpke import KEMKey
 from privchat.e2e.header import format_header
 from privchat.e2e.suite import (
     FINAL_AAD,
+    FRAME_SIZES,
     KEY_BYTES,
     NONCE_BYTES,
     RESPONSE_EXPORT_LABEL,
@@ -79,6 +82,44 @@ class ServerKey:
         return cls(kid=thumbprint(jwk), jwk=jwk)
 
 
+def body_class(content_length: int) -> int:
+    """docs/E2E.md, "Padding": the sealed size of a body whose content has this many bytes."""
+    needed = content_length + 20
+    if needed <= 1 << 20:
+        size = 1024
+        while size < needed:
+            size *= 2
+        return size
+    return -(-needed // (1 << 20)) * (1 << 20)
+
+
+def pad_body(content: bytes) -> bytes:
+    return len(content).to_bytes(4, "big") + content + bytes(body_class(len(content)) - 20 - len(content))
+
+
+def unpad_body(padded: bytes, code: str = "e2e_response_invalid") -> bytes:
+    length = int.from_bytes(padded[:4], "big")
+    if len(padded) < 4 or 4 + length > len(padded) or len(padded) + 16 != body_class(length) or any(padded[4 + length:]):
+        raise SealError(code, f"a body of {len(padded)} bytes is not padded as the contract says")
+    return padded[4:4 + length]
+
+
+def split_meta(content: bytes, status: int | None = None) -> tuple[dict[str, Any], bytes]:
+    """docs/E2E.md, "The meta line": the first line of every sealed answer, then what it carries.
+    With ``status`` (the one outside), a meta status that differs is refused: the edge changed it."""
+    line, sep, rest = content.partition(b"\n")
+    try:
+        meta = json.loads(line.decode("utf-8")) if sep else None
+    except ValueError:
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("status"), int) or not isinstance(meta.get("kid"), str) \
+            or not isinstance(meta.get("headers"), dict):
+        raise SealError("e2e_response_invalid", f"a sealed answer without its meta line: {content[:80]!r}")
+    if status is not None and meta["status"] != status:
+        raise SealError("e2e_status_mismatch", f"sealed status {meta['status']}, {status} outside")
+    return meta, rest
+
+
 class ChunkOpener:
     """Opens the chunks of one answer in order: chunk i with counter i, the last one marked final."""
 
@@ -110,7 +151,7 @@ class SealedExchange:
         self.kid = server.kid
         self.enc, self.context = SUITE.create_sender_context(KEMKey.from_jwk(server.jwk),
                                                              request_info(method, target, device_id))
-        self.sealed_body = self.context.seal(body) if body else b""
+        self.sealed_body = self.context.seal(pad_body(body)) if body else b""
         self.secret = self.context.export(RESPONSE_EXPORT_LABEL, KEY_BYTES)
 
     @property
@@ -136,29 +177,95 @@ class SealedExchange:
     def open_json(self, response: Any, content: bytes) -> Any:
         """A one-chunk answer's JSON (a plain error's JSON when it came unsealed)."""
         opener = self.opener(response)
-        return json.loads(opener.open(content)[0] if opener is not None else content)
+        if opener is None:
+            return json.loads(content)
+        return json.loads(split_meta(unpad_body(opener.open(content)[0]), response.status_code)[1])
 
 
-def open_events(opener: ChunkOpener, texts: Iterator[str], *, whole: bool = True) -> Iterator[str]:
-    """Sealed SSE text in, the plain SSE text the stream would have been out (pings kept).
-    ``whole=False`` opens a part of a stream (more may follow), so its end is not checked."""
+class FrameReader:
+    """Reads a reply stream's sealed frames (docs/E2E.md, "A reply stream"): opens each in order,
+    checks its size and padding, and gives back the events its payload completes, as
+    ``(id, event, data)``. An empty frame gives nothing."""
+
+    def __init__(self, opener: ChunkOpener, status: int | None = None) -> None:
+        self.opener = opener
+        self.status = status  # the status outside, which the meta line must repeat
+        self.meta: dict[str, Any] | None = None
+        self.buffer = b""
+        self.final_seen = False
+        self.frames: list[tuple[int, int]] = []  # (sealed size, payload bytes) of each frame, for shape tests
+
+    def feed(self, sealed: bytes) -> list[tuple[str | None, str, Any]]:
+        if self.final_seen:
+            raise SealError("e2e_event_invalid", "a frame after the final one")
+        if len(sealed) not in FRAME_SIZES:
+            raise SealError("e2e_event_invalid", f"a frame of {len(sealed)} bytes, not one of {FRAME_SIZES}")
+        plaintext, final = self.opener.open(sealed)
+        k = int.from_bytes(plaintext[:2], "big")
+        if 2 + k > len(plaintext) or any(plaintext[2 + k:]):
+            raise SealError("e2e_event_invalid", "a frame's padding is not as the contract says")
+        self.frames.append((len(sealed), k))
+        self.buffer += plaintext[2:2 + k]
+        events = []
+        while b"\n" in self.buffer:
+            if self.meta is None:
+                self.meta, self.buffer = split_meta(self.buffer, self.status)
+                continue
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            if self.final_seen:
+                raise SealError("e2e_event_invalid", "an event after the final one")
+            try:
+                inner = json.loads(line.decode("utf-8"))
+            except ValueError as exc:
+                raise SealError("e2e_event_invalid", f"an event that is not JSON: {line[:80]!r}") from exc
+            if inner["event"] in ("done", "error"):
+                if not final or self.buffer:
+                    raise SealError("e2e_event_invalid", f"{inner['event']} not at the end of the final frame")
+                self.final_seen = True
+            events.append((inner.get("id"), inner["event"], inner.get("data")))
+        if final and not self.final_seen:
+            raise SealError("e2e_event_invalid", "the final frame does not end with done or error")
+        return events
+
+    @property
+    def finished(self) -> bool:
+        return self.final_seen
+
+
+def sse_blocks(texts: Iterator[str]) -> Iterator[str]:
+    """The SSE text of a stream, block by block (an event or a comment, without its blank line)."""
     buffer = ""
     for text in texts:
         buffer += text
         while "\n\n" in buffer:
             block, buffer = buffer.split("\n\n", 1)
-            if block.startswith(":"):
-                yield block + "\n\n"
-                continue
-            fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
-            if fields.get("event") != SEALED_EVENT:
-                raise SealError("e2e_event_invalid", f"an unsealed event in a sealed stream: {block[:80]!r}")
-            plaintext, _final = opener.open(b64url_decode(fields["data"]))
-            inner = json.loads(plaintext)
-            head = f"id: {inner['id']}\n" if inner.get("id") is not None else ""
-            yield f"{head}event: {inner['event']}\ndata: {json.dumps(inner['data'], ensure_ascii=False)}\n\n"
-    if whole and not opener.finished:
-        raise SealError("e2e_truncated", "the stream ended before its final event")
+            yield block
+
+
+def sealed_frame_of(block: str) -> bytes:
+    fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+    if fields.get("event") != SEALED_EVENT or set(fields) != {"event", "data"}:
+        raise SealError("e2e_event_invalid", f"an unsealed event in a sealed stream: {block[:80]!r}")
+    return b64url_decode(fields["data"])
+
+
+def open_events(opener: ChunkOpener | FrameReader, texts: Iterator[str], *, whole: bool = True) -> Iterator[str]:
+    """Sealed frames in, the plain SSE text the events inside would make out: ``id:``, ``event:``,
+    ``data:``. An empty frame comes out as a ``: ping`` comment (it is what keeps a waiting stream
+    alive now), so tests that read a stream as events see what they saw before frames.
+    ``whole=False`` opens a part of a stream (more may follow), so its end is not checked."""
+    reader = opener if isinstance(opener, FrameReader) else FrameReader(opener)
+    for block in sse_blocks(texts):
+        if block.startswith(":"):
+            raise SealError("e2e_event_invalid", f"a comment in a framed stream: {block!r}")
+        events = reader.feed(sealed_frame_of(block))
+        if not events and reader.frames[-1][1] == 0:
+            yield ": ping\n\n"
+        for id, event, data in events:
+            head = f"id: {id}\n" if id is not None else ""
+            yield f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+    if whole and not reader.finished:
+        raise SealError("e2e_truncated", "the stream ended before its final frame")
 
 
 class OpenedResponse:
@@ -169,13 +276,14 @@ class OpenedResponse:
         self.opener = opener
         self.stream = stream
         self._content: bytes | None = None
+        self.meta: dict[str, Any] | None = None
         if not stream:
             self.raw_content = response.content
             if opener is not None:
                 plaintext, final = opener.open(self.raw_content)
                 if not final:
                     raise SealError("e2e_truncated", "a one-chunk answer not marked final")
-                self._content = plaintext
+                self.meta, self._content = split_meta(unpad_body(plaintext), response.status_code)
             else:
                 self._content = self.raw_content
 
@@ -211,7 +319,8 @@ class OpenedResponse:
         if self.opener is None:
             yield from self.raw.iter_text()
             return
-        yield from open_events(self.opener, self.raw.iter_text())
+        self.frames = FrameReader(self.opener, self.raw.status_code)
+        yield from open_events(self.frames, self.raw.iter_text())
 
     def iter_lines(self) -> Iterator[str]:
         buffer = ""

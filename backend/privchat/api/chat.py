@@ -1,6 +1,7 @@
 """Chat: a streamed reply as Server-Sent Events, reattaching to one after a drop, and cancelling it.
 
-Every event carries an SSE ``id:`` (``<assistant_message_id>:<n>``): a page that lost its
+The reply travels as sealed frames on a clock (``reply_stream.py``, docs/E2E.md); inside them
+every event carries its id (``<assistant_message_id>:<n>``): a page that lost its
 connection asks ``GET /api/chat/<id>/stream?last_event_id=<id>`` and gets exactly what it missed,
 then the live events. EventSource cannot sign a request, so the page reads this route with fetch
 like the POST. The cursor travels only in the query, which the signature covers: the standard
@@ -11,21 +12,19 @@ is sent from its start.
 
 from __future__ import annotations
 
-import json
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from quart import Blueprint, Response, current_app
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_querystring, validate_request, validate_response
 
+from ..auth.gate import current_device_id
 from ..errors import ApiError
-from ..llm.event_log import Event, event_id, parse_event_id
+from ..llm.event_log import Event, parse_event_id
 from ..llm.generations import EventIdInvalid
-from ..auth.jwk import b64url_encode
-from ..e2e.sealing import ResponseSealer
-from ..e2e.suite import SEALED_EVENT
 from .ratelimits import chat_limit
-from .sealed import mark_sealed, response_sealer
+from .reply_stream import framed_stream
+from .sealed import mark_sealed, meta_line, response_sealer
 from .schemas import CancelResult, ChatRequest, ReattachQuery
 
 blueprint = Blueprint("chat", __name__)
@@ -36,42 +35,18 @@ SSE_HEADERS = {
 }
 
 
-FINAL_EVENTS = ("done", "error")
-
-
-def sealed_sse(sealer: ResponseSealer, event: str, data: dict[str, Any], id: str | None) -> bytes:
-    """One event sealed as the next chunk of the answer (docs/E2E.md): its id, kind and data all
-    inside; ``done`` and ``error`` are the final chunk, so a cut-off stream is told from a whole one."""
-    inner = json.dumps({"id": id, "event": event, "data": data}, ensure_ascii=False).encode("utf-8")
-    chunk = sealer.seal(inner, final=event in FINAL_EVENTS)
-    return f"event: {SEALED_EVENT}\ndata: {b64url_encode(chunk)}\n\n".encode("ascii")
-
-
-async def event_stream(reply_id: str, batches: AsyncIterator[list[Event]], sealer: ResponseSealer) -> AsyncIterator[bytes]:
-    """Relay a reply's events, sealed, with their ids; a ping comment when idle keeps the edge from
-    closing the stream (it carries nothing, so it stays plain).
-
-    If the client goes away this generator is cancelled, but the generation is not: it is its own
-    task and stores the whole reply.
-    """
-    async for batch in batches:
-        if not batch:
-            yield b": ping\n\n"
-            continue
-        parts = []
-        for seq, kind, data in batch:
-            parts.append(sealed_sse(sealer, kind, data, event_id(reply_id, seq) if seq >= 0 else None))
-            if kind in FINAL_EVENTS:
-                yield b"".join(parts)
-                return
-        yield b"".join(parts)
-
-
 def stream_response(reply_id: str, batches: AsyncIterator[list[Event]]) -> Response:
     sealer = response_sealer()
     if sealer is None:
         raise RuntimeError("a chat stream needs an opened (sealed) request")
-    response = Response(event_stream(reply_id, batches, sealer), mimetype="text/event-stream", headers=SSE_HEADERS)
+    devices, device_id = current_app.extensions["privchat"].devices, current_device_id()
+
+    async def revoked() -> bool:
+        device = await devices.get(device_id)
+        return device is None or device.revoked_at is not None
+
+    response = Response(framed_stream(reply_id, batches, sealer, meta_line(200, {}), revoked),
+                        mimetype="text/event-stream", headers=SSE_HEADERS)
     response.timeout = None  # a long reply must not be cut by Quart's response timeout
     return mark_sealed(response, sealer)
 
@@ -86,7 +61,7 @@ async def chat(data: ChatRequest) -> Response:
     generation = await state.generations.start(data.message, data.conversation_id, options, model=data.model,
                                                regenerate_of=data.regenerate_of, **branch)
     reply_id = generation.assistant_message_id
-    batches = await state.generations.attach(reply_id, None, current_app.config["SSE_PING_SECONDS"])
+    batches = await state.generations.attach(reply_id, None)
     return stream_response(reply_id, batches)
 
 
@@ -100,7 +75,7 @@ async def reattach(message_id: str, query_args: ReattachQuery) -> Response:
         after = parse_event_id(message_id, query_args.last_event_id)
     except ValueError as exc:
         raise EventIdInvalid() from exc
-    batches = await state.generations.attach(message_id, after, current_app.config["SSE_PING_SECONDS"])
+    batches = await state.generations.attach(message_id, after)
     return stream_response(message_id, batches)
 
 

@@ -1,7 +1,7 @@
 """Where the HTTP layer meets e2e/: open a sealed request before its handler, seal its answer after.
 
 Handlers never see ciphertext and never seal anything themselves (the chat stream is the one
-exception: it seals each event as it is sent, ``chat.py``). The gate calls ``open_sealed_request``
+exception: it seals frame by frame as it sends them, ``reply_stream.py``). The gate calls ``open_sealed_request``
 once the device is known; from then on ``g.e2e_sealer`` exists and every answer to this request,
 errors included, leaves sealed. A refusal before that point has no context to be sealed under and
 carries no content.
@@ -9,9 +9,11 @@ carries no content.
 
 from __future__ import annotations
 
+import json
+
 from quart import Quart, Response, current_app, g, request
 
-from ..e2e.errors import E2ERequired
+from ..e2e.errors import E2EKeyRetired, E2ERequired
 from ..e2e.header import parse_header
 from ..e2e.sealing import ResponseSealer, open_request
 from ..e2e.suite import HEADER, RESPONSE_NONCE_HEADER, SEALED_MEDIA_TYPE, request_info
@@ -20,6 +22,10 @@ from ..auth.signatures import parse_signature_input
 from .error_shape import error_response
 
 STREAM_MEDIA_TYPE = "text/event-stream"
+KEY_ROUTE = ("GET", "/api/e2e/key")  # the one route a retired key still opens (api/e2e_key.py)
+# The headers whose meaning the page acts on travel inside the seal, in the answer's meta line
+# (docs/E2E.md, "The meta line"); the copies outside are for HTTP's sake and are not believed.
+SEALED_HEADERS = ("retry-after", "content-disposition")
 
 
 def require_sealed_header() -> str:
@@ -52,6 +58,8 @@ async def open_sealed_request(device_id: str) -> None:
     g.e2e_sealed_body = body
     g.e2e_kid = key.kid
     g.e2e_sealer = opened.sealer
+    if key.retired_at is not None and (request.method, request.path) != KEY_ROUTE:
+        raise E2EKeyRetired()  # sealed: the context exists, and the answer names the current key
     # The handler reads the JSON inside: a fresh body holding the plaintext, typed as what it is.
     plain = request.body_class(len(opened.plaintext), None)
     plain.append(opened.plaintext)
@@ -69,6 +77,19 @@ def opened_kid() -> str:
 
 def response_sealer() -> ResponseSealer | None:
     return g.get("e2e_sealer")
+
+
+def meta_line(status: int, headers: dict[str, str]) -> bytes:
+    """The meta line every sealed answer begins with: its status, the current server key and the
+    headers the page acts on, so none of them can be changed or hidden on the way."""
+    keys = current_app.extensions["privchat"].e2e_keys
+    meta = {"status": status, "kid": keys.current.kid, "headers": headers}
+    return json.dumps(meta, separators=(",", ":"), ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def answer_meta(response: Response) -> bytes:
+    return meta_line(response.status_code,
+                     {name: response.headers[name] for name in SEALED_HEADERS if name in response.headers})
 
 
 def mark_sealed(response: Response, sealer: ResponseSealer) -> Response:
@@ -95,10 +116,10 @@ def install_sealing(app: Quart) -> None:
             return response
         if response.mimetype == STREAM_MEDIA_TYPE:
             if RESPONSE_NONCE_HEADER in response.headers:
-                return response  # sealed event by event (chat.py)
+                return response  # sealed frame by frame (reply_stream.py)
             # Fail closed: a stream nobody sealed never leaves; its events are dropped for an error.
             response = error_response(500, "internal", "The server hit an unexpected error; it is logged on the server.")
         plaintext = await response.get_data()
-        response.set_data(sealer.seal(plaintext, final=True))
+        response.set_data(sealer.seal_body(answer_meta(response) + plaintext))  # padded to its size class
         response.mimetype = SEALED_MEDIA_TYPE
         return mark_sealed(response, sealer)

@@ -357,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
     eshow.set_defaults(func=lambda a: _run(_with_db(a, lambda c, d: e2e_commands.show(a, c, d))))
     erotate = esub.add_parser("rotate", parents=[common], help="make a new key; the old one keeps working for e2e.rotation_grace_hours")
     erotate.add_argument("--json", action="store_true", help="print JSON")
+    erotate.add_argument("--revoke-old", action="store_true",
+                         help="delete the old keys instead of keeping them for the grace period (a key that leaked)")
     erotate.set_defaults(func=lambda a: _run(_with_db(a, lambda c, d: e2e_commands.rotate_key(a, c, d))))
 
     history = sub.add_parser("history", parents=[common], help="export, import or clear the chat history")

@@ -49,9 +49,16 @@ async def show(args: argparse.Namespace, config: Config, database: Database) -> 
 
 
 async def rotate_key(args: argparse.Namespace, config: Config, database: Database) -> int:
-    current, others = await rotate(database)
+    revoke_old = getattr(args, "revoke_old", False)
+    current, others = await rotate(database, revoke_old=revoke_old)
     grace = config.e2e.rotation_grace_hours * 3600
     payload, text = _report(current, others, grace, time.time())
-    emit(args, payload, text + "\nPaired pages move to the new key on their next health check; "
-                               "a running server publishes it at once. New pairing links carry the new key.")
+    if revoke_old:
+        await database.checkpoint()  # the old private keys leave the WAL too (secure_delete is on)
+        note = ("\nThe old keys are deleted: nothing sealed to them opens any more, so every paired device "
+                "pairs again (`privchat pair`). A running server refuses them at once.")
+    else:
+        note = ("\nPaired pages move to the new key with their next answer; a running server publishes it at once. "
+                "New pairing links carry the new key.")
+    emit(args, {**payload, "revoked_old": revoke_old}, text + note)
     return EXIT_OK

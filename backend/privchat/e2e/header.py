@@ -1,7 +1,9 @@
-"""The ``Privchat-E2E`` request header: ``kid="<server kid>", enc=:<base64 enc>:`` (RFC 8941).
+"""The ``Privchat-E2E`` request header: ``v=2, kid="<server kid>", enc=:<base64 enc>:`` (RFC 8941).
 
 Parsed with ``http_sf`` (the structured-field parser ``http-message-signatures`` uses), strictly:
-exactly these two members, a 65-byte encapsulated key.
+exactly these three members, a 65-byte encapsulated key. A header without ``v`` (version 1, which
+had only ``kid`` and ``enc``) or with a lower one comes from a page older than the server: it is
+told to reload, not that its header is broken.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from dataclasses import dataclass
 
 import http_sf
 
-from .errors import E2EMalformed
-from .suite import ENC_BYTES
+from .errors import E2EMalformed, E2EVersionOld
+from .suite import ENC_BYTES, VERSION
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,17 @@ def parse_header(value: str) -> SealedRequestHeader:
         members = http_sf.parse(value.encode("ascii"), tltype="dictionary")
     except (http_sf.StructuredFieldError, ValueError, UnicodeEncodeError) as exc:
         raise E2EMalformed("it is not a structured-field dictionary") from exc
-    if not isinstance(members, dict) or set(members) != {"kid", "enc"}:
-        raise E2EMalformed('it must have exactly the members kid="…" and enc=:…:')
+    if not isinstance(members, dict):
+        raise E2EMalformed("it is not a structured-field dictionary")
+    version = members.get("v", (1, {}))[0]
+    if isinstance(version, int) and not isinstance(version, bool) and version < VERSION:
+        raise E2EVersionOld()
+    if version != VERSION:
+        raise E2EMalformed(f"v must be {VERSION}")
+    if set(members) != {"v", "kid", "enc"}:
+        raise E2EMalformed(f'it must have exactly the members v={VERSION}, kid="…" and enc=:…:')
     (kid, kid_params), (enc, enc_params) = members["kid"], members["enc"]
-    if kid_params or enc_params:
+    if kid_params or enc_params or members["v"][1]:
         raise E2EMalformed("its members take no parameters")
     if not isinstance(kid, str) or not kid or len(kid) > 64:
         raise E2EMalformed("kid must be the server key's thumbprint as a string")
@@ -38,4 +47,4 @@ def parse_header(value: str) -> SealedRequestHeader:
 
 
 def format_header(kid: str, enc: bytes) -> str:
-    return http_sf.ser({"kid": kid, "enc": enc})
+    return http_sf.ser({"v": VERSION, "kid": kid, "enc": enc})

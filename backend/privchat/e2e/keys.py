@@ -136,11 +136,16 @@ async def ensure_keys(database: Database) -> list[ServerKey]:
     return await read_keys(database)
 
 
-async def rotate(database: Database) -> tuple[ServerKey, list[ServerKey]]:
-    """Make a new current key and retire the others (their grace period starts now)."""
+async def rotate(database: Database, *, revoke_old: bool = False) -> tuple[ServerKey, list[ServerKey]]:
+    """Make a new current key and retire the others (their grace period starts now); with
+    ``revoke_old``, delete them instead (a key that leaked): from then on nothing sealed to them
+    opens, not even the key route, and their devices pair again."""
     now = time.time()
     async with database.transaction() as conn:
-        await conn.execute(f"UPDATE {TABLE} SET retired_at = ? WHERE retired_at IS NULL", (now,))
+        if revoke_old:
+            await conn.execute(f"DELETE FROM {TABLE}")
+        else:
+            await conn.execute(f"UPDATE {TABLE} SET retired_at = ? WHERE retired_at IS NULL", (now,))
         kid = await _insert_new_key(conn, database, now)
     keys = await read_keys(database)
     return next(key for key in keys if key.kid == kid), [key for key in keys if key.kid != kid]

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyhpke import KEMKeyInterface
 
 from .errors import E2EOpenFailed
+from .padding import pad, unpad
 from .suite import FINAL_AAD, KEY_BYTES, NONCE_BYTES, RESPONSE_EXPORT_LABEL, RESPONSE_NONCE_BYTES, SUITE
 
 
@@ -50,6 +51,10 @@ class ResponseSealer:
         self.finished = final
         return self._aead.encrypt(chunk_nonce, plaintext, FINAL_AAD if final else b"")
 
+    def seal_body(self, content: bytes) -> bytes:
+        """A whole (non-stream) answer: one final chunk, padded to its size class."""
+        return self.seal(pad(content), final=True)
+
 
 @dataclass(frozen=True)
 class OpenedRequest:
@@ -58,10 +63,12 @@ class OpenedRequest:
 
 
 def open_request(private_key: KEMKeyInterface, enc: bytes, info: bytes, body: bytes) -> OpenedRequest:
-    """Set up the recipient context, open the body (empty body: nothing to open) and prepare the answer's sealer."""
+    """Set up the recipient context, open and unpad the body (empty body: nothing to open) and
+    prepare the answer's sealer. A body that opens but is not padded as docs/E2E.md says is refused
+    like one that does not open: the padding is part of what was sealed."""
     try:
         context = SUITE.create_recipient_context(enc, private_key, info)
-        plaintext = context.open(body) if body else b""
+        plaintext = unpad(context.open(body)) if body else b""
     except Exception as exc:  # pyhpke raises its own errors and ValueError for bad points or tags
         raise E2EOpenFailed() from exc
     secret = context.export(RESPONSE_EXPORT_LABEL, KEY_BYTES)

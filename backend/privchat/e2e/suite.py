@@ -16,9 +16,22 @@ KEY_BYTES = 16  # Nk of AES-128-GCM
 NONCE_BYTES = 12  # Nn
 RESPONSE_NONCE_BYTES = max(KEY_BYTES, NONCE_BYTES)  # RFC 9458 §4.4
 
-REQUEST_LABEL = b"privchat e2e v1 request"
-RESPONSE_EXPORT_LABEL = b"privchat e2e v1 response"
+VERSION = 2  # the `v` member of the request header; docs/E2E.md, "Versions"
+REQUEST_LABEL = b"privchat e2e v2 request"
+RESPONSE_EXPORT_LABEL = b"privchat e2e v2 response"
 FINAL_AAD = b"final"
+TAG_BYTES = 16  # AES-GCM's tag: a sealed body or frame is its plaintext plus this
+
+# Shape (docs/E2E.md, "Padding" and "A reply stream"): a sealed body is a size class long; a reply
+# is sealed frames of one of FRAME_SIZES bytes, one every FRAME_TICK_SECONDS. A 1 KiB frame a tick
+# carries 1,006 bytes of events, about 14 tokens (a CPU model's whole output at 140 tokens/s), so
+# every frame of a CPU reply is the same size; 100 ms adds 50 ms to the first token on average.
+BODY_FLOOR = 1024
+BODY_POWER_LIMIT = 1024 * 1024  # powers of two up to here, whole MiB above
+LENGTH_BYTES = 4  # a padded body's length prefix
+FRAME_SIZES = (1024, 4096, 16384)
+FRAME_LENGTH_BYTES = 2  # a frame's payload length prefix
+FRAME_TICK_SECONDS = 0.1
 
 HEADER = "Privchat-E2E"
 RESPONSE_NONCE_HEADER = "Privchat-E2E-Nonce"

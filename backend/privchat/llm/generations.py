@@ -237,7 +237,7 @@ class GenerationManager:
         """A reply's events after number ``after`` (None: from the start), then the live ones.
 
         Raises ReplyMissing before anything is sent. The iterator yields batches of events, an
-        empty batch when nothing happened for ``idle_seconds`` (the caller pings), and ends after
+        empty batch when nothing happened for ``idle_seconds`` (a wake-up with nothing to send), and ends after
         ``done`` or ``error``. A running reply is read from its log; a finished one from the stored
         text, cut at the token boundaries kept for it, or sent whole as one ``snapshot`` event
         (numbered None) when those are gone (an old reply, a restarted server).
