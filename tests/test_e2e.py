@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from privchat.e2e.keys import public_jwk_of, rotate
 from privchat.e2e.suite import SEALED_EVENT, SUITE
 from privchat.auth.jwk import thumbprint
-from tests.support.e2e import ChunkOpener, SealError, SealedExchange, ServerKey, b64url_decode, code_mac, open_events
+from tests.support.e2e import ChunkOpener, OpenedResponse, SealError, SealedExchange, ServerKey, b64url_decode, code_mac, open_events
 from tests.support.inprocess import InProcessServer, factory
 from tests.support.server import SignedClient
 from tests.support.signing import TestDevice
@@ -51,11 +51,13 @@ def other_server_key() -> ServerKey:
 
 
 def send_sealed(client: SignedClient, method: str, path: str, exchange: SealedExchange, body: bytes,
-                header: str | None = None) -> Any:
-    """Send a request whose sealed body and header a test has prepared (or spoiled) itself."""
+                header: str | None = None, *, opened: bool = True) -> Any:
+    """Send a request whose sealed body and header a test has prepared (or spoiled) itself; its
+    answer opened with the exchange's context (``opened=False``: the raw answer)."""
     headers = {"Content-Type": "application/privchat-e2e"} if body else {}
     headers.update(client.device.sign(method, path, body, e2e=header or exchange.header))
-    return client.http.send(client.http.build_request(method, path, content=body, headers=headers))
+    response = client.http.send(client.http.build_request(method, path, content=body, headers=headers))
+    return OpenedResponse(response, exchange.opener(response), stream=False) if opened else response
 
 
 # --- the suite itself: RFC 9180 known answers through the backend's library -------------------------
@@ -132,8 +134,9 @@ def test_a_request_sealed_to_another_key_is_refused(app_client: SignedClient) ->
     body = json.dumps(writable(before, system_prompt=MARKER)).encode()
     exchange = SealedExchange(stranger, "PUT", "/api/settings", app_client.device.device_id, body)
     header = exchange.header.replace(stranger.kid, app_client.server_key().kid)
-    response = send_sealed(app_client, "PUT", "/api/settings", exchange, exchange.sealed_body, header=header)
-    assert response.status_code == 400 and response.json()["error"]["code"] == "e2e_open_failed"
+    response = send_sealed(app_client, "PUT", "/api/settings", exchange, exchange.sealed_body, header=header, opened=False)
+    # Refused, sealed under the server's context for that enc, which the stranger's does not open.
+    assert response.status_code == 400 and "Privchat-E2E-Nonce" in response.headers
     assert settings_of(app_client) == before
 
 
@@ -145,8 +148,12 @@ def test_the_context_is_bound_to_method_path_and_device(app_client: SignedClient
                                     ("PUT", "/api/history/import", app_client.device.device_id),
                                     ("PUT", "/api/settings", TestDevice().device_id)):
         exchange = SealedExchange(key, method, path, device_id, body)
-        response = send_sealed(app_client, "PUT", "/api/settings", exchange, exchange.sealed_body)
-        assert response.status_code == 400 and response.json()["error"]["code"] == "e2e_open_failed", (method, path)
+        response = send_sealed(app_client, "PUT", "/api/settings", exchange, exchange.sealed_body, opened=False)
+        # Refused (the body does not open under the request's real method, path and device), and
+        # sealed under that real context, which the sender's mismatched one cannot open either.
+        assert response.status_code == 400 and "Privchat-E2E-Nonce" in response.headers, (method, path)
+        with pytest.raises(SealError):
+            exchange.open_json(response, response.content)
     assert settings_of(app_client) == before
 
 
@@ -156,7 +163,10 @@ def test_the_encapsulated_key_is_covered_by_the_signature(app_client: SignedClie
     swapped = SealedExchange(app_client.server_key(), "GET", "/api/settings", app_client.device.device_id, b"")
     headers["Privchat-E2E"] = swapped.header  # an edge swapping in its own context
     response = app_client.http.send(app_client.http.build_request("GET", "/api/settings", headers=headers))
-    assert response.status_code == 401 and response.json()["error"]["code"] == "signature_invalid"
+    # Refused, and sealed under the context the swapped header made: only its maker opens it.
+    assert response.status_code == 401 and swapped.open_json(response, response.content)["error"]["code"] == "signature_invalid"
+    with pytest.raises(SealError):
+        exchange.open_json(response, response.content)
 
 
 V1_ENC = base64.b64encode(bytes([4]) + bytes(64)).decode()
@@ -200,7 +210,7 @@ def finished_reply(client: SignedClient) -> str:
 def raw_stream(client: SignedClient, path: str) -> tuple[SealedExchange, bytes, list[str]]:
     """One sealed event stream as it crossed the wire: its exchange, response nonce and raw events."""
     exchange = SealedExchange(client.server_key(), "GET", path, client.device.device_id, b"")
-    response = send_sealed(client, "GET", path, exchange, b"")
+    response = send_sealed(client, "GET", path, exchange, b"", opened=False)
     assert response.status_code == 200, response.text
     nonce = b64url_decode(response.headers["Privchat-E2E-Nonce"])
     return exchange, nonce, [block + "\n\n" for block in response.text.split("\n\n") if block]
@@ -285,7 +295,56 @@ def test_rotation_keeps_the_old_key_for_the_grace_period_and_tells_the_new_one(a
     assert health["kid"] == new_key.kid != old.kid
     told = client.get("/api/e2e/key", server_key=old)  # sealed to the pinned, retired key
     assert told.status_code == 200 and told.sealed and told.json()["kid"] == new_key.kid
+    assert told.meta["kid"] == new_key.kid  # every sealed answer names the current key
     assert client.get("/api/settings", server_key=ServerKey(new_key.kid, new_key.public_jwk)).status_code == 200
+
+
+def test_a_retired_key_opens_only_the_key_route(apps) -> None:
+    """Whoever holds a leaked old key learns the new public key and nothing else: every other route
+    refuses it, sealed, naming the current key, so the page moves on and sends again."""
+    app = apps()
+    client = app.pair()
+    old = client.server_key()
+    new_key, _retired = app.run(rotate(app.state.database))
+    for method, path in (("GET", "/api/settings"), ("GET", "/api/history"), ("POST", "/api/search")):
+        refused = client.request(method, path, server_key=old, json_body={"q": "x"} if method == "POST" else None)
+        assert refused.status_code == 409 and refused.sealed, (path, refused.status_code)
+        assert refused.json()["error"]["code"] == "e2e_key_retired" and refused.meta["kid"] == new_key.kid
+    assert client.get("/api/e2e/key", server_key=old).status_code == 200  # the control: the key route opens
+
+
+def test_rotate_revoke_old_refuses_the_old_key_everywhere(apps) -> None:
+    app = apps()
+    client = app.pair()
+    old = client.server_key()
+    assert client.get("/api/e2e/key", server_key=old).status_code == 200  # before: it opens
+    new_key, _retired = app.run(rotate(app.state.database, revoke_old=True))
+    for path in ("/api/e2e/key", "/api/settings"):
+        refused = client.get(path, server_key=old)
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "e2e_key_unknown", path
+    assert client.get("/api/settings", server_key=ServerKey(new_key.kid, new_key.public_jwk)).status_code == 200
+
+
+def test_refusals_after_the_header_are_sealed_and_name_the_status(apps) -> None:
+    """Once the E2E header parses and names a key the server holds, a refusal is sealed, the
+    signature's too, so the page can believe it; the meta line repeats the status, and a reader
+    refuses an answer whose outer status was changed."""
+    app = apps()
+    client = app.pair()
+    stranger = app.client(TestDevice())
+    unknown = stranger.get("/api/settings")
+    assert unknown.status_code == 401 and unknown.sealed and unknown.json()["error"]["code"] == "device_unknown"
+    assert unknown.meta["status"] == 401
+    app.revoke(client.device.device_id)
+    revoked = client.get("/api/settings")
+    assert revoked.status_code == 403 and revoked.sealed and revoked.json()["error"]["code"] == "device_revoked"
+    # An edge that turns the refusal into a success: the status inside says otherwise.
+    exchange = SealedExchange(client.server_key(), "GET", "/api/settings", client.device.device_id, b"")
+    answer = send_sealed(client, "GET", "/api/settings", exchange, b"", opened=False)
+    answer.status_code = 200
+    with pytest.raises(SealError) as changed:
+        exchange.open_json(answer, answer.content)
+    assert changed.value.code == "e2e_status_mismatch"
 
 
 def test_past_the_grace_period_the_old_key_is_refused(apps) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from quart import Quart, request
 from quart.wrappers import Request
 
+from ..e2e.suite import HEADER
 from ..errors import ApiError
 
 IMPORT_ROUTE = ("POST", "/api/history/import")
@@ -31,17 +32,28 @@ def install_body_limits(app: Quart, *, body_bytes: int, import_bytes: int) -> No
 
     class LimitedRequest(Request):
         def __init__(self, method: str, scheme: str, path: str, *args: Any, **kwargs: Any) -> None:
-            kwargs["max_content_length"] = body_limit(method, path, body_bytes=body_bytes, import_bytes=import_bytes)
+            limit = body_limit(method, path, body_bytes=body_bytes, import_bytes=import_bytes)
+            kwargs["max_content_length"] = limit  # caps the body as it arrives
             super().__init__(method, scheme, path, *args, **kwargs)
+            # ...and what ``request.max_content_length`` says: since Quart 0.22 the keyword sets the
+            # body's cap only, and the property would fall back to the app-wide (import) limit.
+            self.max_content_length = limit
 
     app.request_class = LimitedRequest
     app.config["MAX_CONTENT_LENGTH"] = max(body_bytes, import_bytes)
 
     @app.before_request
-    async def refuse_declared_oversize() -> None:
-        limit = request.max_content_length
-        if limit is not None and request.content_length is not None and request.content_length > limit:
-            raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+    async def refuse_plain_oversize() -> None:
+        # A sealed request hears it sealed, once its context exists (api/sealed.py open_sealed_body).
+        if HEADER not in request.headers:
+            refuse_declared_oversize()
 
     # First of all hooks: the gate reads the body to check its digest.
     app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())
+
+
+def refuse_declared_oversize() -> None:
+    """A declared Content-Length over the route's limit is refused before a byte is read."""
+    limit = request.max_content_length
+    if limit is not None and request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")

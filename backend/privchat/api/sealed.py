@@ -1,10 +1,12 @@
 """Where the HTTP layer meets e2e/: open a sealed request before its handler, seal its answer after.
 
 Handlers never see ciphertext and never seal anything themselves (the chat stream is the one
-exception: it seals frame by frame as it sends them, ``reply_stream.py``). The gate calls ``open_sealed_request``
-once the device is known; from then on ``g.e2e_sealer`` exists and every answer to this request,
-errors included, leaves sealed. A refusal before that point has no context to be sealed under and
-carries no content.
+exception: it seals frame by frame as it sends them, ``reply_stream.py``). The gate calls
+``begin_sealed_request`` as soon as the ``Privchat-E2E`` header parses and names a key it holds,
+before the signature is checked; from then on ``g.e2e_sealer`` exists and every answer to this
+request, the signature's refusals included, leaves sealed, so the page can believe a refusal and
+act on it. A refusal before that point has no context to be sealed under and carries no content;
+the page treats it as unproven (docs/E2E.md).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from quart import Quart, Response, current_app, g, request
 
 from ..e2e.errors import E2EKeyRetired, E2ERequired
 from ..e2e.header import parse_header
-from ..e2e.sealing import ResponseSealer, open_request
+from ..e2e.sealing import ResponseSealer, begin_request
 from ..e2e.suite import HEADER, RESPONSE_NONCE_HEADER, SEALED_MEDIA_TYPE, request_info
 from ..auth.jwk import b64url_encode
 from ..auth.signatures import parse_signature_input
+from .body_limits import refuse_declared_oversize
 from .error_shape import error_response
 
 STREAM_MEDIA_TYPE = "text/event-stream"
@@ -48,25 +51,36 @@ async def original_body() -> bytes:
     return sealed if sealed is not None else await request.get_data(cache=True)
 
 
-async def open_sealed_request(device_id: str) -> None:
-    """Open this request for ``device_id`` (the signature's keyid) and put the plaintext in its place."""
+async def begin_sealed_request(device_id: str) -> None:
+    """Set up this request's context for ``device_id`` (the keyid its Signature-Input names, not yet
+    verified) from the ``Privchat-E2E`` header alone. Refusals before this are plain (there is
+    nothing to seal them under): no header, a malformed or old one, an unknown key. From here on
+    ``g.e2e_sealer`` exists, and every answer to this request leaves sealed: the signature's
+    refusals, a body too large or that does not open, and a retired key's refusal."""
     header = parse_header(require_sealed_header())
     keys = current_app.extensions["privchat"].e2e_keys
     key = await keys.accepted(header.kid)
-    body = await request.get_data(cache=True)
-    opened = open_request(key.private_key, header.enc, request_info(request.method, request_target(), device_id), body)
-    g.e2e_sealed_body = body
+    begun = begin_request(key.private_key, header.enc, request_info(request.method, request_target(), device_id))
+    g.e2e_context = begun
     g.e2e_kid = key.kid
-    g.e2e_sealer = opened.sealer
+    g.e2e_sealer = begun.sealer
     if key.retired_at is not None and (request.method, request.path) != KEY_ROUTE:
         raise E2EKeyRetired()  # sealed: the context exists, and the answer names the current key
+
+
+async def open_sealed_body() -> None:
+    """Open the body under the context ``begin_sealed_request`` made, and put the plaintext in its place."""
+    refuse_declared_oversize()
+    body = await request.get_data(cache=True)
+    plaintext = g.e2e_context.open_body(body)
+    g.e2e_sealed_body = body
     # The handler reads the JSON inside: a fresh body holding the plaintext, typed as what it is.
-    plain = request.body_class(len(opened.plaintext), None)
-    plain.append(opened.plaintext)
+    plain = request.body_class(len(plaintext), None)
+    plain.append(plaintext)
     plain.set_complete()
     request.body = plain
     request._cached_json = {False: Ellipsis, True: Ellipsis}
-    if opened.plaintext:
+    if plaintext:
         request.headers["Content-Type"] = "application/json"
 
 
@@ -106,8 +120,8 @@ def install_sealing(app: Quart) -> None:
         if request.method == "OPTIONS" or not getattr(view, "_privchat_sealed_before_signature", False):
             return
         signature_input = parse_signature_input(request.headers)  # unsigned: 401 signature_missing
-        require_sealed_header()
-        await open_sealed_request(signature_input.key_id)
+        await begin_sealed_request(signature_input.key_id)
+        await open_sealed_body()
 
     @app.after_request
     async def seal_answer(response: Response) -> Response:

@@ -9,9 +9,10 @@
 2. Origin: a state-changing request from a browser origin that is not allowed is refused.
 3. Sealing and signature: every route not marked ``@public`` must be end-to-end encrypted
    (``Privchat-E2E``, docs/E2E.md) and carry a valid RFC 9421 signature from an active device,
-   which covers that header and the sealed body; the device is then ``g.device_id``, and the
-   request is opened for it (``api/sealed.py``), so the handler reads plaintext and its answer
-   leaves sealed.
+   which covers that header and the sealed body. The context is set up from the header and the
+   keyid the signature names *before* the signature is checked (``api/sealed.py``), so the
+   signature's refusals leave sealed; then the signature, then the body is opened for the verified
+   device (``g.device_id``), so the handler reads plaintext and its answer leaves sealed.
 
 Each check fails closed and answers with its own error code. Marking a route public is explicit
 (``@public``), so a new route is signed unless someone decides otherwise.
@@ -27,7 +28,7 @@ from ..addresses import is_loopback_host
 from ..config import Config
 from ..errors import ApiError
 from .access import ACCESS_HEADER, AccessError
-from ..api.sealed import open_sealed_request, original_body, request_target, require_sealed_header
+from ..api.sealed import begin_sealed_request, open_sealed_body, original_body, request_target, require_sealed_header
 from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -153,12 +154,18 @@ def install_gate(app: Quart) -> None:
         if getattr(view_function, "_privchat_public", False):
             # Health; and registration, opened after its rate limit (api/sealed.py, install_sealing).
             return
-        # An unsigned request hears that it is unsigned (401); a signed but plain one, that it is
-        # not sealed, before the signature check would only say that a component is missing.
-        if request.headers.get("Signature-Input") and request.headers.get("Signature"):
-            require_sealed_header()
+        # An unsigned request hears that it is unsigned (401, plain: no keyid, no context); a signed
+        # one gets its context from the E2E header first, so the signature's refusals leave sealed
+        # and the page can believe them (docs/E2E.md). A signed but plain one hears it is not sealed.
+        try:
+            claimed = parse_signature_input(request.headers).key_id
+        except SignatureError:
+            if request.headers.get("Signature-Input") and request.headers.get("Signature"):
+                require_sealed_header()  # signed (if badly) but plain: say it is not sealed
+            raise  # no keyid to set a context up for: plain
+        await begin_sealed_request(claimed)
         device_id = await verify_device_signature()
-        await open_sealed_request(device_id)
+        await open_sealed_body()
         await state.devices.touch(device_id)
 
 

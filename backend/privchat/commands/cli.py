@@ -204,12 +204,12 @@ def cmd_devices_rename(args: argparse.Namespace) -> int:
 
 
 # history ---------------------------------------------------------------------------------------
-def write_private_file(path: Path, text: str) -> None:
+def write_private_file(path: Path, content: str | bytes) -> None:
     """Write a new file only its owner can read (0600), never over an existing one (O_EXCL).
 
     An export is the whole history in plain text: a umask of 022 would have left it readable by
     every account on the machine, and writing over an existing file could replace a symlink's
-    target or an earlier export the owner meant to keep.
+    target or an earlier export the owner meant to keep. An encrypted export keeps the same rule.
     """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -217,21 +217,132 @@ def write_private_file(path: Path, text: str) -> None:
         raise CliError(f"{path} already exists; give another file name (an export never writes over a file)") from exc
     except OSError as exc:
         raise CliError(f"{path}: cannot create the export file ({exc.strerror})") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    if isinstance(content, bytes):
+        with os.fdopen(fd, "wb") as binary:
+            binary.write(content)
+    else:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+
+
+# An encrypted export is an age file (age-encryption.org/v1), made and opened by pyrage: either to a
+# passphrase (age's scrypt recipient) or to age X25519 public keys. The passphrase comes from this
+# variable (scripts) or a prompt, for export and import alike.
+EXPORT_PASSPHRASE_ENV = "PRIVCHAT_EXPORT_PASSPHRASE"
+AGE_HEADER = b"age-encryption.org/v1\n"
+AGE_ARMOR_HEADER = b"-----BEGIN AGE ENCRYPTED FILE-----"
+
+
+def _export_passphrase(*, confirm: bool) -> str:
+    """The passphrase from $PRIVCHAT_EXPORT_PASSPHRASE, else asked on the terminal (twice to set one)."""
+    import getpass
+
+    from_env = os.environ.get(EXPORT_PASSPHRASE_ENV)
+    if from_env is not None:
+        if not from_env:
+            raise CliError(f"${EXPORT_PASSPHRASE_ENV} is set but empty; set a passphrase or unset it to be asked")
+        return from_env
+    if not sys.stdin.isatty():
+        raise CliError(f"no passphrase: set ${EXPORT_PASSPHRASE_ENV} when not on a terminal"
+                       + (", or encrypt to a key with --recipient" if confirm else ", or give --identity FILE"))
+    passphrase = getpass.getpass("Export passphrase: ")
+    if not passphrase:
+        raise CliError("an empty passphrase was refused; nothing was written" if confirm else "no passphrase given; nothing was imported")
+    if confirm and getpass.getpass("The same passphrase again: ") != passphrase:
+        raise CliError("the two passphrases differ; nothing was written")
+    return passphrase
+
+
+def _age_recipients(keys: list[str]) -> list[Any]:
+    import pyrage
+
+    recipients = []
+    for key in keys:
+        try:
+            recipients.append(pyrage.x25519.Recipient.from_str(key.strip()))
+        except Exception as exc:  # pyrage raises RecipientError (and ValueError on some inputs)
+            raise CliError(f"--recipient {key!r} is not an age public key (age1…, as `age-keygen -y` prints it)") from exc
+    return recipients
+
+
+def _encrypt_export(data: bytes, recipients: list[str], passphrase: str | None) -> bytes:
+    import pyrage
+
+    if recipients:
+        return pyrage.encrypt(data, _age_recipients(recipients))
+    if not passphrase:
+        raise CliError("no passphrase for the encrypted export; nothing was written")
+    return pyrage.passphrase.encrypt(data, passphrase)
+
+
+def _age_identities(path: Path) -> list[Any]:
+    """The AGE-SECRET-KEY-1… lines of an age identity file (as age-keygen writes it)."""
+    import pyrage
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise CliError(f"--identity {path}: no such file") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CliError(f"--identity {path}: cannot read it ({exc})") from exc
+    identities = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            identities.append(pyrage.x25519.Identity.from_str(line))
+        except Exception as exc:
+            raise CliError(f"--identity {path}: not an age identity file (expected AGE-SECRET-KEY-1… lines)") from exc
+    if not identities:
+        raise CliError(f"--identity {path}: no AGE-SECRET-KEY-1… line in it")
+    return identities
+
+
+def _decrypt_export(source: Path, data: bytes, identity: str | None) -> bytes:
+    """Opens an age export with --identity, or with the passphrase when it was made to one."""
+    import pyrage
+
+    header = data.split(b"\n---", 1)[0]
+    to_passphrase = b"\n-> scrypt " in header
+    try:
+        if identity is not None:
+            if to_passphrase:
+                raise CliError(f"{source} was encrypted with a passphrase, not to a key; leave out --identity. Nothing was imported.")
+            return pyrage.decrypt(data, _age_identities(Path(identity)))
+        if not to_passphrase:
+            raise CliError(f"{source} is encrypted to an age key; give its identity file with --identity FILE. Nothing was imported.")
+        return pyrage.passphrase.decrypt(data, _export_passphrase(confirm=False))
+    except pyrage.DecryptError as exc:
+        what = "identity does not open it" if identity is not None else "passphrase is wrong"
+        raise CliError(f"{source}: the {what} (or the file was changed): {exc}. Nothing was imported.") from exc
 
 
 def cmd_history_export(args: argparse.Namespace) -> int:
     from ..storage.history import HistoryStore, export_to_markdown
 
+    encrypt = bool(args.encrypt or args.recipient)
+    to_file = bool(args.output and args.output != "-")
+    if encrypt and not to_file and sys.stdout.isatty():
+        raise CliError("an encrypted export is binary; write it to a file with -o FILE (or redirect standard output)")
+    # A bad key or no passphrase is refused (and a prompt answered) before the database is opened.
+    if args.recipient:
+        _age_recipients(args.recipient)
+    passphrase = _export_passphrase(confirm=True) if encrypt and not args.recipient else None
+
     async def action(config: Config, database: Database) -> int:
         export = await HistoryStore(database).export()
         text = export_to_markdown(export) if args.format == "markdown" else json.dumps(export, ensure_ascii=False, indent=2)
-        if args.output and args.output != "-":
-            write_private_file(Path(args.output), text)
-            print(f"Exported {len(export['conversations'])} conversation(s) to {args.output}", file=sys.stderr)
+        content: str | bytes = _encrypt_export(text.encode("utf-8"), args.recipient, passphrase) if encrypt else text
+        if to_file:
+            write_private_file(Path(args.output), content)
+            how = (f" (age, to {len(args.recipient)} key(s))" if args.recipient else " (age, passphrase)") if encrypt else ""
+            print(f"Exported {len(export['conversations'])} conversation(s) to {args.output}{how}", file=sys.stderr)
+        elif isinstance(content, bytes):
+            sys.stdout.buffer.write(content)
+            sys.stdout.flush()
         else:
-            sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+            sys.stdout.write(content + ("\n" if not content.endswith("\n") else ""))
         return EXIT_OK
 
     return _run(_with_db(args, action))
@@ -246,9 +357,19 @@ def cmd_history_import(args: argparse.Namespace) -> int:
 
     source = Path(args.file)
     try:
-        raw = json.loads(source.read_text(encoding="utf-8"))
+        data = source.read_bytes()
     except FileNotFoundError as exc:
         raise CliError(f"{source}: no such file") from exc
+    except OSError as exc:
+        raise CliError(f"{source}: cannot read it ({exc.strerror})") from exc
+    if data.startswith(AGE_ARMOR_HEADER):
+        raise CliError(f"{source} is an ASCII-armored age file; remove the armor first (age -d, then import the JSON). Nothing was imported.")
+    if data.startswith(AGE_HEADER):
+        data = _decrypt_export(source, data, args.identity)
+    elif args.identity is not None:
+        raise CliError(f"{source} is not an age-encrypted file; leave out --identity. Nothing was imported.")
+    try:
+        raw = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CliError(f"{source}: not a JSON file ({exc}); import takes a JSON export, not Markdown") from exc
     try:
@@ -310,6 +431,25 @@ def cmd_site(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_site_verify(args: argparse.Namespace) -> int:
+    from .site import SiteVerifyError, verify_site
+
+    directory = Path(args.dir).resolve()
+    try:
+        checks = verify_site(args.url, directory)
+    except SiteVerifyError as exc:
+        raise CliError(str(exc)) from exc
+    bad = [c for c in checks if c.status != "ok"]
+    lines = [f"{c.status:<8} {c.path}" + (f"  ({c.note})" if c.note else "") for c in checks]
+    if bad:
+        lines.append(f"{len(bad)} of {len(checks)} file(s) differ from the build in {directory}: the deployed page is not this build "
+                     "(an old or a new deploy, a Cloudflare feature that rewrites HTML, or a changed site).")
+    else:
+        lines.append(f"All {len(checks)} files match the build in {directory}.")
+    emit(args, {"ok": not bad, "url": args.url, "dir": str(directory), "files": [c.to_json() for c in checks]}, "\n".join(lines))
+    return EXIT_FAIL if bad else EXIT_OK
+
+
 # parser ----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="privchat", description="A private chat with your own GGUF model.")
@@ -367,9 +507,16 @@ def build_parser() -> argparse.ArgumentParser:
     hexport = hsub.add_parser("export", parents=[common], help="write every conversation as JSON or Markdown")
     hexport.add_argument("--format", choices=("json", "markdown"), default="json")
     hexport.add_argument("-o", "--output", metavar="FILE", help="file to write (default: standard output)")
+    hexport.add_argument("--encrypt", action="store_true",
+                         help=f"write an age-encrypted file, to a passphrase (${EXPORT_PASSPHRASE_ENV} or a prompt) "
+                              "unless --recipient is given")
+    hexport.add_argument("--recipient", metavar="AGE_PUBLIC_KEY", action="append", default=[],
+                         help="encrypt to this age X25519 public key (age1…) instead of a passphrase; repeatable; implies --encrypt")
     hexport.set_defaults(func=cmd_history_export)
-    himport = hsub.add_parser("import", parents=[common], help="import a JSON export (adds only what is missing)")
+    himport = hsub.add_parser("import", parents=[common], help="import a JSON export, plain or age-encrypted (adds only what is missing)")
     himport.add_argument("file", metavar="FILE")
+    himport.add_argument("--identity", metavar="FILE",
+                         help=f"age identity file for an export encrypted to a key (a passphrase export asks, or reads ${EXPORT_PASSPHRASE_ENV})")
     himport.add_argument("--json", action="store_true")
     himport.set_defaults(func=cmd_history_import)
     hclear = hsub.add_parser("clear", parents=[common], help="delete every conversation")
@@ -394,6 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
     site.add_argument("--host", default="127.0.0.1")
     site.add_argument("--port", type=int, default=8080)
     site.set_defaults(func=cmd_site)
+    ssub = site.add_subparsers(title="site commands", metavar="COMMAND")
+    sverify = ssub.add_parser("verify", parents=[common], help="compare the deployed page at URL with the local build",
+                              description="Fetch every file of the page the build pinned (and sw.js, config.json) from URL, "
+                                          "e.g. https://chat.example.com/chat/, and compare each with the local build; "
+                                          "exits 1 when any file differs or is missing.")
+    sverify.add_argument("url", metavar="URL", help="the deployed page, e.g. https://chat.example.com/chat/")
+    sverify.add_argument("--dir", default=str(Path(__file__).resolve().parents[3] / "pages" / "dist"),
+                         help="the local build to compare with (default pages/dist)")
+    sverify.add_argument("--json", action="store_true", help="print JSON (ok, files with status and hashes)")
+    sverify.set_defaults(func=cmd_site_verify)
 
     from .tunnel import add_commands
 

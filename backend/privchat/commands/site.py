@@ -11,22 +11,33 @@ What it does, like Pages:
 - `/chat` redirects to `/chat/`, `/chat/` serves `chat/index.html`, `/x/index.html` redirects to `/x/`.
 - `_headers`, `_redirects` and dot files are never served; paths cannot leave the folder.
 It listens on loopback only.
+
+`privchat site verify URL` (`verify_site`) is the other direction: it fetches the deployed page's
+files and compares each with the local build (pages/dist/chat/integrity.json, written by
+pages/build.mjs with the same SHA-256 values the service worker checks).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import mimetypes
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import TYPE_CHECKING, Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 from quart import Quart, Response, request
 
 from ..addresses import host_port, is_loopback_host
 
-__all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "create_site_app", "serve_site", "is_loopback_host"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "create_site_app", "serve_site", "is_loopback_host",
+           "SiteVerifyError", "FileCheck", "verify_site", "page_origin"]
 
 TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -212,3 +223,111 @@ async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = 8080,
         await hypercorn_serve(app, config)
     else:
         await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+
+
+# verify ----------------------------------------------------------------------------------------
+INTEGRITY_FILE = Path("chat") / "integrity.json"
+VERIFY_TIMEOUT_SECONDS = 20.0
+VERIFY_MAX_BYTES = 16 * 2**20
+
+
+class SiteVerifyError(Exception):
+    """A sentence: the check could not be made at all (no build, a bad URL)."""
+
+
+@dataclass
+class FileCheck:
+    path: str
+    status: str  # ok | differs | missing
+    expected_sha256: str
+    actual_sha256: str | None = None
+    http_status: int | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "status": self.status, "expected_sha256": self.expected_sha256,
+                "actual_sha256": self.actual_sha256, "http_status": self.http_status, "note": self.note}
+
+
+def _sha256_b64(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+
+
+def page_origin(url: str) -> str:
+    """The origin of the deployed page from `https://host/chat/` (or `https://host`); http on loopback only."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SiteVerifyError(f"{url!r} is not a page address; give the page's URL, e.g. https://chat.example.com/chat/")
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise SiteVerifyError(f"{url!r} is plain http: check the deployed page over https (http only for a loopback address)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise SiteVerifyError(f"{url!r}: give the page's address without credentials, query or fragment")
+    if parts.path.rstrip("/") not in ("", "/chat"):
+        raise SiteVerifyError(f"{url!r}: the page lives at /chat/ of its site; give https://<host>/chat/")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def load_integrity(directory: Path) -> dict[str, str]:
+    """path -> base64 SHA-256 of every file to compare, from the local build."""
+    file = Path(directory) / INTEGRITY_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise SiteVerifyError(f"{file} is missing; build the page first: (cd pages && npm ci && npm run build)") from exc
+    except (OSError, ValueError) as exc:
+        raise SiteVerifyError(f"{file} cannot be read ({exc}); build the page again") from exc
+    files = data.get("files") if isinstance(data, dict) else None
+    extra = data.get("verify_only", {}) if isinstance(data, dict) else None
+    if data.get("format") != "privchat-page-integrity" or not isinstance(files, dict) or not files or not isinstance(extra, dict):
+        raise SiteVerifyError(f"{file} is not a privchat page integrity file; build the page again")
+    # sw.js and config.json are not pinned by the worker: compare them with the folder as it is now
+    # (config.json may have been written after the build).
+    for path in list(extra):
+        local = Path(directory) / path.lstrip("/")
+        if isinstance(path, str) and path.startswith("/chat/") and ".." not in path and local.is_file():
+            extra[path] = _sha256_b64(local.read_bytes())
+    merged = {**files, **extra}
+    for path, digest in merged.items():
+        if not (isinstance(path, str) and path.startswith("/chat/") and isinstance(digest, str)):
+            raise SiteVerifyError(f"{file}: unexpected entry {path!r}; build the page again")
+    return merged
+
+
+def verify_site(url: str, directory: Path, *, client: httpx.Client | None = None) -> list[FileCheck]:
+    """Fetches every file the build pinned (and sw.js, config.json) from the deployed site; compares each."""
+    import httpx
+
+    origin = page_origin(url)
+    expected = load_integrity(directory)
+    own = client is None
+    http = client or httpx.Client(timeout=VERIFY_TIMEOUT_SECONDS, follow_redirects=False, trust_env=False,
+                                  headers={"Cache-Control": "no-cache", "User-Agent": "privchat-site-verify"})
+    results: list[FileCheck] = []
+    try:
+        for path, digest in expected.items():
+            check = FileCheck(path=path, status="differs", expected_sha256=digest)
+            try:
+                with http.stream("GET", origin + path) as response:
+                    check.http_status = response.status_code
+                    if response.status_code in (404, 410):
+                        check.status, check.note = "missing", f"HTTP {response.status_code}"
+                    elif response.status_code != 200:
+                        where = response.headers.get("location")
+                        check.note = f"HTTP {response.status_code}" + (f" to {where}" if where else "")
+                    else:
+                        body = bytearray()
+                        for chunk in response.iter_bytes():
+                            body += chunk
+                            if len(body) > VERIFY_MAX_BYTES:
+                                raise SiteVerifyError(f"{origin + path} sent more than {VERIFY_MAX_BYTES} bytes; not a file of this page")
+                        check.actual_sha256 = _sha256_b64(bytes(body))
+                        check.status = "ok" if check.actual_sha256 == digest else "differs"
+            except httpx.HTTPError as exc:
+                if not results:  # the first file: the site is not there at all
+                    raise SiteVerifyError(f"{origin}: cannot fetch the page ({type(exc).__name__}: {exc})") from exc
+                check.note = f"{type(exc).__name__}: {exc}"
+            results.append(check)
+    finally:
+        if own:
+            http.close()
+    return results

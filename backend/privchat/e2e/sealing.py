@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -62,14 +63,36 @@ class OpenedRequest:
     sealer: ResponseSealer
 
 
-def open_request(private_key: KEMKeyInterface, enc: bytes, info: bytes, body: bytes) -> OpenedRequest:
-    """Set up the recipient context, open and unpad the body (empty body: nothing to open) and
-    prepare the answer's sealer. A body that opens but is not padded as docs/E2E.md says is refused
-    like one that does not open: the padding is part of what was sealed."""
+@dataclass
+class RequestContext:
+    """A request's HPKE context, set up from its header alone: the answer's sealer exists from here
+    on, so every refusal after this point (the signature's included) can leave sealed."""
+
+    context: Any
+    sealer: ResponseSealer
+
+    def open_body(self, body: bytes) -> bytes:
+        """The body, opened and unpadded (empty body: nothing to open). A body that opens but is
+        not padded as docs/E2E.md says is refused like one that does not open."""
+        if not body:
+            return b""
+        try:
+            return unpad(self.context.open(body))
+        except Exception as exc:  # pyhpke's own errors, a bad tag, bad padding
+            raise E2EOpenFailed() from exc
+
+
+def begin_request(private_key: KEMKeyInterface, enc: bytes, info: bytes) -> RequestContext:
+    """Set up the recipient context and prepare the answer's sealer."""
     try:
         context = SUITE.create_recipient_context(enc, private_key, info)
-        plaintext = unpad(context.open(body)) if body else b""
-    except Exception as exc:  # pyhpke raises its own errors and ValueError for bad points or tags
+    except Exception as exc:  # pyhpke raises its own errors and ValueError for bad points
         raise E2EOpenFailed() from exc
     secret = context.export(RESPONSE_EXPORT_LABEL, KEY_BYTES)
-    return OpenedRequest(plaintext=plaintext, sealer=ResponseSealer(secret=secret, enc=enc))
+    return RequestContext(context=context, sealer=ResponseSealer(secret=secret, enc=enc))
+
+
+def open_request(private_key: KEMKeyInterface, enc: bytes, info: bytes, body: bytes) -> OpenedRequest:
+    """Both steps at once: the context, then the body."""
+    request = begin_request(private_key, enc, info)
+    return OpenedRequest(plaintext=request.open_body(body), sealer=request.sealer)
