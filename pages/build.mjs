@@ -5,10 +5,14 @@
 //   src/chat/main.js     → dist/chat/app.js (bundled with marked + DOMPurify, minified)
 //   src/chat/app.css     → dist/chat/app.css (minified)
 //   src/sw/sw.js         → dist/chat/sw.js (the service worker, scope /chat/), versioned by a hash
-//                          of every file it caches, so a new deploy replaces the old cache
+//                          of every file it caches, so a new deploy replaces the old cache, and
+//                          carrying the SHA-256 of each of those files (config.json excepted), which
+//                          it checks before it keeps or serves one
+//   (the same map)       → dist/chat/integrity.json, which `privchat site verify` reads to compare a
+//                          deployed site with this build
 import { build } from "esbuild";
 import { createHash } from "node:crypto";
-import { ASSETS as SW_ASSETS } from "./src/sw/sw.js";
+import { ASSETS as SW_ASSETS, UNPINNED as SW_UNPINNED } from "./src/sw/sw.js";
 import { cp, mkdir, rm, copyFile, readFile, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -52,11 +56,15 @@ await writeFile(appJs, (await readFile(appJs, "utf8")).replaceAll("https://githu
 
 // The service worker: its cache name is a hash of the files it precaches (config.json excepted: the
 // tunnel setup rewrites it after the build, and the worker always asks the network for it first).
+// The same files, each pinned by its SHA-256 (base64): the worker never keeps or serves one that differs.
 const hash = createHash("sha256");
+const integrity = {};
 for (const path of SW_ASSETS) {
-  if (path === "/chat/config.json") continue;
+  if (SW_UNPINNED.includes(path)) continue;
   const file = join(dist, path.endsWith("/") ? path + "index.html" : path);
-  hash.update(path).update("\0").update(await readFile(file)).update("\0");
+  const bytes = await readFile(file);
+  hash.update(path).update("\0").update(bytes).update("\0");
+  integrity[path] = createHash("sha256").update(bytes).digest("base64");
 }
 const swVersion = hash.digest("hex").slice(0, 16);
 await build({
@@ -66,8 +74,22 @@ await build({
   format: "iife",
   platform: "browser",
   charset: "utf8",
-  define: { __SW_VERSION__: JSON.stringify(swVersion), __SW_ASSETS__: JSON.stringify(SW_ASSETS) },
+  define: {
+    __SW_VERSION__: JSON.stringify(swVersion),
+    __SW_ASSETS__: JSON.stringify(SW_ASSETS),
+    __SW_INTEGRITY__: JSON.stringify(integrity),
+  },
 });
+// What `privchat site verify` compares: the pinned files, and the two the map cannot pin (the worker
+// itself, which carries the map; config.json, which names the API origin), by their built bytes.
+const extra = {};
+for (const path of ["/chat/sw.js", ...SW_UNPINNED]) {
+  extra[path] = createHash("sha256").update(await readFile(join(dist, path))).digest("base64");
+}
+await writeFile(join(dist, "chat/integrity.json"), JSON.stringify({
+  format: "privchat-page-integrity", version: 1, sw_version: swVersion, algorithm: "sha256-base64",
+  files: integrity, verify_only: extra,
+}, null, 2) + "\n");
 
 // Sanity: the page must not need inline script or style.
 const html = await readFile(join(dist, "chat/index.html"), "utf8");

@@ -111,7 +111,8 @@ def test_what_the_backend_seals_the_page_opens(tokens: list[str], idle: list[int
     for index, event in enumerate(events):
         shaper.add(*event)
         for _ in range(idle[index % len(idle)]):
-            frames.append(shaper.next_frame())
+            if not shaper.finished:
+                frames.append(shaper.next_frame())
     while not shaper.finished:
         frames.append(shaper.next_frame())
     stream = [frame.decode("ascii").split("data: ", 1)[1].strip() for frame in frames]

@@ -67,14 +67,15 @@ test("a redirect (Access's login) is a sign-in, not an answer", async () => {
   assert.equal(await kindOf(new ApiClient(REMOTE)), "access");
 });
 
-test("an error answer becomes an ApiError with the server's code, sentence and Retry-After", async () => {
-  const res = new Response(JSON.stringify({ error: { code: "queue_full", message: "The model is busy." } }), {
+test("an error answer becomes an ApiError with the server's code, sentence and the sealed Retry-After", async () => {
+  const answer = () => new Response(JSON.stringify({ error: { code: "queue_full", message: "The model is busy." } }), {
     status: 503,
-    headers: { "Retry-After": "7" },
+    headers: { "Retry-After": "99" }, // outside the seal: never read
   });
-  const err = await errorFromResponse(res);
+  const err = await errorFromResponse(answer(), { status: 503, kid: "k", headers: { "retry-after": "7" } });
   assert.ok(err instanceof ApiError);
   assert.deepEqual([err.status, err.code, err.message, err.retryAfter], [503, "queue_full", "The model is busy.", 7]);
+  assert.equal((await errorFromResponse(answer())).retryAfter, null, "no meta line: no Retry-After believed");
   const bare = await errorFromResponse(new Response("<html>", { status: 403 }));
   assert.deepEqual([bare.code, bare.message], ["access_denied", "Access was denied (Cloudflare Access sign-in may be needed)."]);
   assert.equal((await errorFromResponse(new Response("", { status: 502 }))).code, "http_502");

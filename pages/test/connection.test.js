@@ -14,7 +14,7 @@ import {
   retryNow,
   revoked,
 } from "../src/lib/connection.js";
-import { ApiError, NetworkError } from "../src/lib/errors.js";
+import { ApiError, E2EError, NetworkError } from "../src/lib/errors.js";
 import { STATES } from "../src/components/chat/ConnectionStatus.js";
 
 const LOCAL = "http://127.0.0.1:8765";
@@ -190,6 +190,11 @@ test("a request elsewhere failed: the page follows a revoked key or Access, rech
   assert.equal(afterRequestError(ready.memory, new NetworkError("interrupted")), "recheck");
   assert.equal(afterRequestError(ready.memory, new NetworkError("aborted")), null);
   assert.equal(afterRequestError(ready.memory, new ApiError(404, "not_found", "gone")), null);
+  const old = afterRequestError(ready.memory, new ApiError(400, "e2e_version_old", "x"));
+  assert.equal(old.status.state, "outdated");
+  assert.deepEqual(old.status.actions.map((a) => a.run), ["reload"]);
+  assert.equal(old.delayMs, null, "asking again cannot help: only a reload does");
+  assert.equal(old.effects.input, false);
 });
 
 test("every status the page shows comes out of the machine", () => {
@@ -203,7 +208,9 @@ test("every status the page shows comes out of the machine", () => {
     decide(START, { error: new NetworkError("access") }),
     decide(START, { health: healthy(), pairing: "first" }),
     revoked(START),
-    decide(START, { error: new ApiError(400, "e2e_key_unknown", "Unknown key.") }),
+    decide(START, { error: new E2EError("e2e_key_unpinned") }),
+    decide(START, { error: new E2EError("e2e_unsealed_refusal", "", { status: 401, hint: "device_unknown" }) }),
+    decide(START, { error: new ApiError(400, "e2e_version_old", "Reload.") }),
     offline(START),
     decide(ready.memory, { error: new NetworkError("unreachable") }),
   ];
@@ -230,4 +237,20 @@ test("once the model list is known the status names the chosen model, not health
   assert.deepEqual(down.effects, { input: true, ready: true }, "another model can still be picked");
   assert.equal(chosen({ name: "big", state: "error", error: "upstream said 500" }).status.text, "Model failed: upstream said 500");
   assert.equal(chosen(null).status.text, "Ready — qwen", "before the list: health's model");
+});
+
+test("an unsealed refusal changes nothing about the device: its own state, Retry now, and a retry with backoff", () => {
+  for (const hint of ["device_unknown", "device_revoked", "e2e_key_unknown", null]) {
+    const err = new E2EError("e2e_unsealed_refusal", "", { status: 401, hint });
+    for (const memory of [START, ready.memory]) {
+      const d = decide(memory, { health: healthy(), error: err });
+      assert.equal(d.status.state, "unsealed", `${hint}`);
+      assert.match(d.status.text, /not believed/, "said at once, not hidden behind Reconnecting…");
+      assert.deepEqual(d.status.actions.map((a) => a.run), ["retry"]);
+      assert.deepEqual(d.effects, {}, "no pairing form, the message box unchanged");
+      assert.equal(d.countdown, true);
+      assert.ok(d.delayMs > 0);
+    }
+    assert.equal(afterRequestError(ready.memory, err), null, `${hint}: a request elsewhere changes nothing`);
+  }
 });

@@ -98,8 +98,9 @@ test("status: the sentences and buttons of the top bar", () => {
 
 test("every end-to-end code has its own sentence, in every context; a lost server key means pairing again", async () => {
   const { E2EError } = await import("../src/lib/errors.js");
-  const page = ["e2e_key_mismatch", "e2e_key_unpinned", "e2e_unsealed", "e2e_response_invalid", "e2e_event_invalid", "e2e_truncated"];
-  const server = ["e2e_required", "e2e_malformed", "e2e_key_unknown", "e2e_open_failed"];
+  const page = ["e2e_key_mismatch", "e2e_key_unpinned", "e2e_unsealed", "e2e_response_invalid", "e2e_event_invalid", "e2e_truncated",
+    "e2e_status_mismatch", "e2e_unsealed_refusal"];
+  const server = ["e2e_required", "e2e_version_old", "e2e_malformed", "e2e_key_unknown", "e2e_open_failed", "e2e_key_retired"];
   const errors = [...page.map((c) => new E2EError(c, "detail")), ...server.map((c) => new ApiError(400, c, "server words"))];
   const texts = new Set();
   for (const err of errors) {
@@ -110,12 +111,43 @@ test("every end-to-end code has its own sentence, in every context; a lost serve
     texts.add(describe(err).text);
   }
   assert.equal(texts.size, errors.length);
-  for (const code of ["e2e_key_unknown", "e2e_key_unpinned"]) {
-    const err = code === "e2e_key_unknown" ? new ApiError(400, code, "x") : new E2EError(code);
-    assert.equal(describe(err).effect, "untrusted");
-    const s = describe(err, { context: "status" });
-    assert.equal(s.state, "untrusted");
-    assert.deepEqual(s.actions.map((a) => a.run), ["repair_key"]);
-  }
+  // Pairing again (which deletes this browser's key) is offered for the page's own finding only;
+  // e2e_key_unknown can only come plain, as an unsealed refusal (api-e2e.test.js), never acted on.
+  const err = new E2EError("e2e_key_unpinned");
+  assert.equal(describe(err).effect, "untrusted");
+  const s = describe(err, { context: "status" });
+  assert.equal(s.state, "untrusted");
+  assert.deepEqual(s.actions.map((a) => a.run), ["repair_key"]);
   assert.match(describe(new E2EError("e2e_key_mismatch"), { context: "pairing" }).text, /privchat pair/);
+});
+
+test("e2e_version_old: this page is an older copy than the server speaks; the way out is reloading it", () => {
+  const err = new ApiError(400, "e2e_version_old", "server words");
+  for (const context of ["inline", "send", "pairing", "settings"]) assert.match(describe(err, { context }).text, /Reload the page/);
+  const s = describe(err, { context: "status" });
+  assert.match(s.text, /reload/);
+  assert.equal(s.state, "outdated");
+  assert.deepEqual(s.actions.map((a) => a.run), ["reload"]);
+  assert.equal(describe(err).effect, "outdated");
+});
+
+test("an unsealed refusal: the sentences the brief asks for; a plain e2e_key_unknown adds the owner's own way out", async () => {
+  const { E2EError } = await import("../src/lib/errors.js");
+  const plain = (hint) => new E2EError("e2e_unsealed_refusal", "detail", { status: 400, hint });
+  assert.equal(describe(plain("device_revoked")).text,
+    "An answer came back that privchat did not seal, so it was not believed. Retry; if it keeps happening, something between this browser and your computer is changing traffic.");
+  const keyGone = describe(plain("e2e_key_unknown")).text;
+  assert.match(keyGone, /did not seal/);
+  assert.match(keyGone, /--revoke-old/);
+  assert.match(keyGone, /under Devices \(“Forget this browser's key”\)/);
+  // No device to forget while pairing: only the plain sentence.
+  assert.doesNotMatch(describe(plain("e2e_key_unknown"), { context: "pairing" }).text, /Devices/);
+  assert.equal(describe(new E2EError("e2e_status_mismatch")).text, "An answer's status was changed on the way, so it was not believed.");
+});
+
+test("a reply stream's sealed final error device_revoked is a revocation, as a sealed refusal is", () => {
+  const err = new StreamError({ code: "device_revoked", message: "Revoked." });
+  assert.deepEqual([describe(err).text, describe(err).effect], ["This device was revoked. Pair it again to continue.", "revoked"]);
+  assert.equal(describe(err, { context: "status" }).state, "revoked");
+  assert.match(describe(new StreamError({ code: "model_failed", message: "boom" })).text, /^The model stopped with an error: boom/);
 });

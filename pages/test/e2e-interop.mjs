@@ -5,30 +5,43 @@
 // Exit 0 with the answer; exit 1 with {"error": "<code>", "message": "..."} (an E2EError's code,
 // or "failed"). Batch: {"items": [input, ...]} -> {"results": [answer or {"error"}, ...]}, exit 0.
 //
-//   seal            the page seals a request (Python opens it)
+//   seal            the page seals a request (Python opens it): v2 header, padded body
 //     in : {"server_jwk": {kty, crv, x, y}, "kid"?: str (default: the JWK's thumbprint; must match),
 //           "method": "POST", "target": "/api/chat?x=1", "device_id"?: str,
 //           "body"?: str (UTF-8 text) | "body_b64"?: str | neither (a request without a body),
 //           "sign"?: true (make a device key, sign like the page; device_id is then its thumbprint),
 //           "origin"?: "http://127.0.0.1:8765", "now"?: ms}
-//     out: {"header": Privchat-E2E value, "kid", "enc_b64", "body_b64": sealed body or null,
+//     out: {"header": Privchat-E2E value (v=2, kid="…", enc=:…:), "kid", "enc_b64",
+//           "body_b64": the sealed body (pad(body) sealed: a size class long) or null,
 //           "secret_b64": the 16-byte response secret exported from the context, "device_id",
 //           and with sign: "headers" {Privchat-E2E, Content-Digest, Signature-Input, Signature,
 //           Content-Type?}, "public_jwk"}
-//   open            the page opens a response (Python sealed it) with a seal's secret and enc
+//   open            the page opens a response (Python sealed it) with a seal's secret and enc; every
+//                   sealed answer's content starts with its meta line (docs/E2E.md, "The meta line")
 //     in : {"secret_b64", "enc_b64", "nonce": Privchat-E2E-Nonce value,
-//           "body_b64": a one-chunk answer | "chunks": [base64url of chunk 0, 1, ...] (a stream)}
-//     out: one chunk: {"plaintext_b64", "text"};  a stream: {"events": [text, ...], "final": true}
-//          (a stream must open in order and end with its final chunk: else e2e_event_invalid /
-//          e2e_truncated, as in the page)
+//           "body_b64": a one-chunk answer | "frames": [base64url of sealed frame 0, 1, ...] (a stream)}
+//     out: one chunk: {"plaintext_b64": the body after META (unpadded), "text": that body as
+//          UTF-8 text, "meta": the META object {status, kid, headers}} (bad padding, or no
+//          readable META line, is e2e_response_invalid);
+//          a stream: {"events": [each event's JSON line after META, without its line feed, ...],
+//          "final": true, "meta": the META object} (frames open in order, each 1024, 4096 or
+//          16384 bytes with zero padding, META the first line, done/error last and only at the
+//          end of the final frame, the final frame present: else e2e_event_invalid /
+//          e2e_truncated, as in the page). The status in META is not compared with anything
+//          here (there is no HTTP status): the caller checks it.
 //   open-request    the server side in JS: open a request Python's client code sealed (tests only)
 //     in : {"server_private_jwk": {kty, crv, x, y, d}, "header", "method", "target", "device_id",
 //           "body_b64"?}
-//     out: {"kid", "plaintext_b64" or null, "secret_b64", "enc_b64"}
+//     out: {"kid", "plaintext_b64" (unpadded; bad padding is e2e_open_failed) or null, "secret_b64",
+//           "enc_b64"}
 //   seal-response   the server side in JS: seal a response with a secret and enc
 //     in : {"secret_b64", "enc_b64", "nonce_b64"?: 16 bytes (default random),
-//           "body_b64" | "chunks_b64": [plaintext, ...] (the last one final)}
-//     out: {"nonce": header value, "body_b64"} or {"nonce", "chunks": [base64url, ...]}
+//           "body_b64" (the whole content, padded and sealed as one final chunk: the caller puts
+//             the META line in front of the body, nothing is added)
+//           | "frames_b64": [[payload_b64, F], ...] (frame n carries payload n in a sealed frame of
+//             F bytes, F one of 1024, 4096, 16384; the last one final; the payloads are the byte
+//             string as given, META included by the caller)}
+//     out: {"nonce": header value, "body_b64"} or {"nonce", "frames": [base64url, ...]}
 //   pairing         {"code", "device_id", "kid"} -> {"pairing_proof", "key_confirmation", "normalised"}
 
 import * as e2e from "../src/lib/e2e.js";
@@ -80,15 +93,20 @@ const commands = {
 
   async open(input) {
     const opener = new e2e.ResponseOpener(unb64(input.secret_b64), unb64(input.enc_b64));
-    if (Array.isArray(input.chunks)) {
+    if (Array.isArray(input.frames)) {
       const stream = await opener.stream(input.nonce);
+      const reader = new e2e.FrameEventReader();
       const events = [];
-      for (const c of input.chunks) events.push(new TextDecoder().decode((await stream.next(c)).plaintext));
+      for (const f of input.frames) {
+        const { payload, final } = await stream.next(f);
+        for (const ev of reader.push(payload, final)) events.push(ev.line);
+      }
       stream.end();
-      return { events, final: true };
+      reader.end();
+      return { events, final: true, meta: reader.meta };
     }
-    const plain = await opener.open(input.nonce, unb64(input.body_b64 || ""));
-    return { plaintext_b64: b64(plain), text: new TextDecoder().decode(plain) };
+    const { meta, body } = e2e.splitMeta(await opener.open(input.nonce, unb64(input.body_b64 || "")));
+    return { plaintext_b64: b64(body), text: new TextDecoder().decode(body), meta };
   },
 
   async "open-request"(input) {
@@ -101,9 +119,9 @@ const commands = {
   async "seal-response"(input) {
     const sealer = new e2e.ResponseSealer(unb64(input.secret_b64), unb64(input.enc_b64));
     const nonce = input.nonce_b64 ? unb64(input.nonce_b64) : null;
-    if (Array.isArray(input.chunks_b64)) {
-      const r = await sealer.sealStream(input.chunks_b64.map(unb64), nonce);
-      return { nonce: r.nonce, chunks: r.chunks };
+    if (Array.isArray(input.frames_b64)) {
+      const r = await sealer.sealFrames(input.frames_b64.map(([payload, size]) => ({ payload: unb64(payload), size })), nonce);
+      return { nonce: r.nonce, frames: r.chunks };
     }
     const r = await sealer.seal(unb64(input.body_b64 || ""), nonce);
     return { nonce: r.nonce, body_b64: b64(r.body) };

@@ -1,11 +1,45 @@
 // A stand-in for the backend's end-to-end layer (docs/E2E.md), for the node tests: a mock fetch
 // that checks the request signature (over the sealed bytes and the Privchat-E2E header), opens the
-// request with the server's private key, hands the JSON to a route, and seals the answer, one
-// chunk or one chunk per stream event. It uses the page's own e2e.js "in reverse"; the Python
-// backend is checked against the same code by test/e2e-interop.mjs.
+// request with the server's private key, hands the JSON to a route, and seals the answer: one
+// padded chunk, or a stream of sealed frames cut the way the server's clock cuts them. It uses the
+// page's own e2e.js "in reverse"; the Python backend is checked against the same code by
+// test/e2e-interop.mjs.
 
-import { cipherSuite, importServerKey, openRequest, pinnable, sealChunk } from "../src/lib/e2e.js";
+import { FRAME_SIZES, cipherSuite, importServerKey, metaLine, openRequest, pinnable } from "../src/lib/e2e.js";
 import { base64ToBytes, contentDigest, jwkThumbprint, signatureBase, verifyBase } from "../src/lib/signing.js";
+
+/** The meta line of the tests' streams when none is named: a 200 from the key "test-kid". */
+export const TEST_META = Object.freeze({ status: 200, kid: "test-kid", headers: {} });
+
+/**
+ * The byte string a stream carries: its meta line (`meta`; null for none), then each event's JSON
+ * and a line feed.
+ */
+export function eventBytes(events, meta = TEST_META) {
+  const head = meta === null ? "" : new TextDecoder().decode(metaLine(meta));
+  return new TextEncoder().encode(head + events.map((e) => (typeof e === "string" ? e : JSON.stringify(e)) + "\n").join(""));
+}
+
+/**
+ * Cuts a stream's bytes into frames [{payload, size}] as the server's clock does (docs/E2E.md): at
+ * each tick, with B bytes waiting, the smallest frame size with F - 18 >= B (16384 when none is),
+ * carrying min(B, F - 18) bytes. `perTick` bytes arrive each tick (all at once by default);
+ * `emptyFirst` empty frames go first (a reply queued or loading its model).
+ */
+export function packFrames(bytes, { perTick = Infinity, emptyFirst = 0 } = {}) {
+  const frames = Array.from({ length: emptyFirst }, () => ({ payload: new Uint8Array(0), size: FRAME_SIZES[0] }));
+  let arrived = 0;
+  let sent = 0;
+  while (sent < bytes.length) {
+    arrived = Math.min(bytes.length, arrived + perTick);
+    const waiting = arrived - sent;
+    const size = FRAME_SIZES.find((f) => f - 18 >= waiting) || FRAME_SIZES[FRAME_SIZES.length - 1];
+    const n = Math.min(waiting, size - 18);
+    frames.push({ payload: bytes.slice(sent, sent + n), size });
+    sent += n;
+  }
+  return frames;
+}
 
 /** A server key pair: {privateKey, pin: {kid, jwk, fingerprint}}. */
 export async function makeServerKey() {
@@ -24,14 +58,21 @@ function headerOf(headers, name) {
 }
 
 /**
- * @param {{keys: {privateKey, pin}[], devices?: Map<string, CryptoKey>, route: (req) => object}} opts
- *   keys     the server keys that open requests (the first is the current one)
- *   devices  deviceId -> public key, to verify signatures (absent: not checked)
- *   route    ({method, target, json, deviceId, kid}) -> {status?, json?, headers?, events?: [{id, event, data}],
- *            plain?: true (answer unsealed), tamper?: (chunks) => chunks, body?: Uint8Array}
+ * @param {{keys: {privateKey, pin}[], retired?: string[], devices?: Map<string, CryptoKey>, route: (req) => object}} opts
+ *   keys     the server keys that open requests (the first is the current one, named in every meta line)
+ *   retired  kids of `keys` that are retired: they open GET /api/e2e/key and nothing else (a sealed
+ *            409 e2e_key_retired elsewhere)
+ *   devices  deviceId -> public key, to verify signatures (absent: not checked); a refusal of the
+ *            signature is sealed, as the server's is once the header names a key it holds
+ *   route    ({method, target, json, deviceId, kid}) -> {status?, json?, headers? (outside the seal),
+ *            sealedHeaders? (the meta line's), meta? (the whole meta line, to lie with), metaBytes?
+ *            (raw bytes in its place), body?: Uint8Array,
+ *            events?: [{id, event, data}] (a stream, cut by packFrames(…, pack)), pack?: {perTick, emptyFirst},
+ *            frames?: [{payload, size}] (a stream cut by hand, its meta line included), tamper?: (chunks) => chunks,
+ *            comment?: true (an SSE comment first), rawStream?: string, plain?: true (answer unsealed)}
  * Returns {fetch, seen: [{method, target, headers, body, json}]}.
  */
-export function fakeServer({ keys, devices = null, route }) {
+export function fakeServer({ keys, retired = [], devices = null, route }) {
   const seen = [];
   const fetch = async (url, init = {}) => {
     const u = new URL(String(url));
@@ -45,14 +86,8 @@ export function fakeServer({ keys, devices = null, route }) {
     if (!e2e) return plainError(400, "e2e_required");
     const sigInput = headerOf(headers, "Signature-Input") || "";
     const m = /^sig1=(\(.*\);created=\d+;nonce="[^"]+";keyid="([^"]+)";.*)$/.exec(sigInput);
-    if (!m) return plainError(401, "signature_invalid");
+    if (!m) return plainError(401, "signature_missing");
     const deviceId = m[2];
-    if (headerOf(headers, "Content-Digest") !== (await contentDigest(body || new Uint8Array(0)))) return plainError(401, "digest_mismatch");
-    if (devices && devices.has(deviceId)) {
-      const base = signatureBase({ method, path: u.pathname, query: u.search || "?", contentDigest: headerOf(headers, "Content-Digest"), e2e, params: m[1] });
-      const sig = base64ToBytes(/^sig1=:(.*):$/.exec(headerOf(headers, "Signature"))[1]);
-      if (!(await verifyBase(devices.get(deviceId), base, sig))) return plainError(401, "signature_invalid");
-    }
     const kid = /kid="([^"]+)"/.exec(e2e);
     const key = kid && keys.find((k) => k.pin.kid === kid[1]);
     if (!key) return plainError(400, "e2e_key_unknown");
@@ -62,28 +97,37 @@ export function fakeServer({ keys, devices = null, route }) {
     } catch {
       return plainError(400, "e2e_open_failed");
     }
-    if (opened.plaintext) record.json = JSON.parse(new TextDecoder().decode(opened.plaintext));
-    const answer = (await route({ method, target, json: record.json, deviceId, kid: key.pin.kid, headers })) || {};
-    const status = answer.status || 200;
-    const extra = answer.headers || {};
-    if (answer.events) {
-      const { nonce, keys: rk } = await opened.responder.start();
-      let chunks = [];
-      for (let i = 0; i < answer.events.length; i++) {
-        const final = answer.finalAt !== undefined ? i === answer.finalAt : i === answer.events.length - 1;
-        chunks.push(await sealChunk(rk, i, JSON.stringify(answer.events[i]), final));
+    // From here on the context exists: every answer is sealed, with its meta line.
+    const sealedAnswer = async (answer) => {
+      const status = answer.status || 200;
+      const meta = answer.meta || { status, kid: keys[0].pin.kid, headers: answer.sealedHeaders || {} };
+      const head = answer.metaBytes !== undefined ? answer.metaBytes : metaLine(meta);
+      const extra = answer.headers || {};
+      if (answer.events || answer.frames) {
+        const frames = answer.frames || packFrames(new Uint8Array([...head, ...eventBytes(answer.events, null)]), answer.pack);
+        const { nonce, chunks: sealed } = await opened.responder.sealFrames(frames);
+        const chunks = answer.tamper ? answer.tamper(sealed) : sealed;
+        const text = (answer.comment ? ": a comment\n\n" : "") + chunks.map((c) => `event: sealed\ndata: ${c}\n\n`).join("");
+        const h = { "Content-Type": "text/event-stream", ...extra };
+        if (!answer.plain) h["Privchat-E2E-Nonce"] = nonce;
+        return new Response(answer.rawStream !== undefined ? answer.rawStream : text, { status, headers: h });
       }
-      if (answer.tamper) chunks = answer.tamper(chunks);
-      const text = (answer.pings ? ": ping\n\n" : "") + chunks.map((c) => `event: sealed\ndata: ${c}\n\n`).join("");
-      const h = { "Content-Type": "text/event-stream", ...extra };
-      if (!answer.plain) h["Privchat-E2E-Nonce"] = nonce;
-      return new Response(answer.rawStream !== undefined ? answer.rawStream : text, { status, headers: h });
+      const payload = answer.body !== undefined ? answer.body : new TextEncoder().encode(JSON.stringify(answer.json === undefined ? null : answer.json));
+      if (answer.plain) return new Response(payload, { status, headers: { "Content-Type": "application/json", ...extra } });
+      const sealed = await opened.responder.seal(new Uint8Array([...head, ...payload]));
+      const out = answer.flip ? flipBit(sealed.body) : sealed.body;
+      return new Response(out, { status, headers: { "Content-Type": "application/privchat-e2e", "Privchat-E2E-Nonce": sealed.nonce, ...extra } });
+    };
+    const refuse = (status, code) => sealedAnswer({ status, json: { error: { code, message: code } } });
+    if (headerOf(headers, "Content-Digest") !== (await contentDigest(body || new Uint8Array(0)))) return refuse(401, "digest_mismatch");
+    if (devices && devices.has(deviceId)) {
+      const base = signatureBase({ method, path: u.pathname, query: u.search || "?", contentDigest: headerOf(headers, "Content-Digest"), e2e, params: m[1] });
+      const sig = base64ToBytes(/^sig1=:(.*):$/.exec(headerOf(headers, "Signature"))[1]);
+      if (!(await verifyBase(devices.get(deviceId), base, sig))) return refuse(401, "signature_invalid");
     }
-    const payload = answer.body !== undefined ? answer.body : new TextEncoder().encode(JSON.stringify(answer.json === undefined ? null : answer.json));
-    if (answer.plain) return new Response(payload, { status, headers: { "Content-Type": "application/json", ...extra } });
-    const sealed = await opened.responder.seal(payload);
-    const out = answer.flip ? flipBit(sealed.body) : sealed.body;
-    return new Response(out, { status, headers: { "Content-Type": "application/privchat-e2e", "Privchat-E2E-Nonce": sealed.nonce, ...extra } });
+    if (retired.includes(key.pin.kid) && !(method === "GET" && u.pathname === "/api/e2e/key")) return refuse(409, "e2e_key_retired");
+    if (opened.plaintext) record.json = JSON.parse(new TextDecoder().decode(opened.plaintext));
+    return sealedAnswer((await route({ method, target, json: record.json, deviceId, kid: key.pin.kid, headers })) || {});
   };
   return { fetch, seen };
 }

@@ -4,6 +4,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import vm from "node:vm";
 import { execFileSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -89,6 +91,7 @@ function fakeResponse(body, { status = 200, type = "basic", url = "" } = {}) {
   return {
     body, status, type, url, ok: status >= 200 && status < 300,
     clone() { return fakeResponse(body, { status, type, url }); },
+    async arrayBuffer() { return new TextEncoder().encode(body).buffer; },
   };
 }
 
@@ -102,7 +105,9 @@ function fakeCaches() {
       const store = stores.get(name);
       return {
         async put(req, res) { store.set(keyOf(req), res); },
-        async match(req) { return store.get(keyOf(req)); },
+        // A copy, as the Cache API gives: what was served once can be served again.
+        async match(req) { const res = store.get(keyOf(req)); return res && res.clone ? res.clone() : res; },
+        async delete(req) { return store.delete(keyOf(req)); },
         async keys() { return [...store.keys()]; },
       };
     },
@@ -272,4 +277,167 @@ test("a failed or cross-origin response is never stored", async () => {
   await worker.respond(req(`${ORIGIN}/chat/icon.svg`));
   await new Promise((r) => setImmediate(r));
   assert.equal(store.has("/chat/icon.svg"), false);
+});
+
+// ------------------------------------------------------------ integrity: the worker checks what it serves
+
+const sha256 = (bytes) => createHash("sha256").update(bytes).digest("base64");
+
+test("the build pins every file the worker caches by its SHA-256 (config.json excepted), in sw.js and integrity.json", async () => {
+  const { ASSETS, UNPINNED } = await import("../src/sw/sw.js");
+  const sw = await readFile(join(dist, "chat/sw.js"), "utf8");
+  const manifest = JSON.parse(await readFile(join(dist, "chat/integrity.json"), "utf8"));
+  assert.equal(manifest.format, "privchat-page-integrity");
+  assert.deepEqual(UNPINNED, ["/chat/config.json"]);
+  const pinned = ASSETS.filter((p) => !UNPINNED.includes(p));
+  assert.deepEqual(Object.keys(manifest.files).sort(), [...pinned].sort());
+  for (const path of pinned) {
+    const file = join(dist, path.endsWith("/") ? `${path}index.html` : path);
+    const want = sha256(await readFile(file));
+    assert.equal(manifest.files[path], want, path);
+    assert.ok(sw.includes(JSON.stringify(path) + ":" + JSON.stringify(want)), `sw.js does not carry the hash of ${path}`);
+  }
+  assert.ok(!sw.includes("__SW_INTEGRITY__"), "the map was not put into sw.js");
+  // The two files site verify checks besides: the worker itself and config.json, by their built bytes.
+  assert.equal(manifest.verify_only["/chat/sw.js"], sha256(await readFile(join(dist, "chat/sw.js"))));
+  assert.equal(manifest.verify_only["/chat/config.json"], sha256(await readFile(join(dist, "chat/config.json"))));
+});
+
+/** A worker over a fake site whose map pins "file <path>" for every asset; `answer(url)` is the network. */
+async function integrityWorker(answer) {
+  const { createWorker, ASSETS } = await import("../src/sw/sw.js");
+  const integrity = Object.fromEntries(ASSETS.filter((p) => p !== "/chat/config.json").map((p) => [p, sha256(`file ${p}`)]));
+  const caches = fakeCaches();
+  const fetched = [];
+  const worker = createWorker({
+    origin: ORIGIN, caches, integrity,
+    fetch: async (input) => {
+      const url = typeof input === "string" ? input : input.url;
+      fetched.push(url);
+      return answer.current(url);
+    },
+  });
+  return { worker, caches, fetched, store: () => caches.stores.get(worker.cacheName) };
+}
+const settle = () => new Promise((r) => setImmediate(r));
+const tampered = (url) => fakeResponse(`alert("owned") // ${new URL(url).pathname}`, { url });
+
+test("a changed cached app.js is not served: evicted, fetched once more, and the intact copy served and kept", async () => {
+  const answer = { current: site };
+  const { worker, fetched, store } = await integrityWorker(answer);
+  await worker.install();
+  assert.equal((await worker.respond(req(`${ORIGIN}/chat/app.js`))).body, "file /chat/app.js", "an intact cached copy is served");
+  store().set("/chat/app.js", tampered(`${ORIGIN}/chat/app.js`)); // someone changed the browser's cache
+  const n = fetched.length;
+  const res = await worker.respond(req(`${ORIGIN}/chat/app.js`));
+  assert.equal(res.body, "file /chat/app.js");
+  assert.deepEqual(fetched.slice(n), [`${ORIGIN}/chat/app.js`], "one fetch from the network");
+  await settle();
+  assert.equal(store().get("/chat/app.js").body, "file /chat/app.js", "the intact copy replaced the changed one");
+});
+
+test("a changed cached app.js and a changed network copy: the worker's own 500, never the changed file, nothing kept", async () => {
+  const answer = { current: site };
+  const { worker, fetched, store } = await integrityWorker(answer);
+  await worker.install();
+  store().set("/chat/app.js", tampered(`${ORIGIN}/chat/app.js`));
+  answer.current = tampered;
+  const n = fetched.length;
+  const res = await worker.respond(req(`${ORIGIN}/chat/app.js`));
+  assert.equal(res.status, 500);
+  const text = await res.text();
+  assert.ok(!text.includes("owned") && text.includes("does not match"), text);
+  assert.equal(res.headers.get("content-type"), "text/plain; charset=utf-8");
+  assert.equal(fetched.length, n + 1, "the network is asked once, not in a loop");
+  await settle();
+  assert.equal(store().has("/chat/app.js"), false, "the changed copy was evicted and the other one not kept");
+  // Offline with a changed cached copy: still the worker's own error, not the file.
+  store().set("/chat/app.css", tampered(`${ORIGIN}/chat/app.css`));
+  answer.current = () => { throw new TypeError("Failed to fetch"); };
+  assert.equal((await worker.respond(req(`${ORIGIN}/chat/app.css`))).status, 500);
+});
+
+test("a changed network response is never cached nor served: app.js on a cache miss, and the page falls back to its intact cached copy", async () => {
+  const answer = { current: site };
+  const { worker, store } = await integrityWorker(answer);
+  await worker.install();
+  store().delete("/chat/app.js");
+  answer.current = tampered;
+  const js = await worker.respond(req(`${ORIGIN}/chat/app.js`));
+  assert.equal(js.status, 500);
+  await settle();
+  assert.equal(store().has("/chat/app.js"), false, "a changed network copy was cached");
+
+  // The page is network first: a changed network copy gives way to the cached one that matches.
+  const page = await worker.respond(req(`${ORIGIN}/chat/`, { mode: "navigate" }));
+  assert.equal(page.body, "file /chat/");
+  await settle();
+  assert.equal(store().get("/chat/").body, "file /chat/");
+  // config.json is not pinned (rewritten per deployment): a new one is taken and kept.
+  answer.current = (url) => fakeResponse('{"apiOrigin":"https://api.example.test"}', { url });
+  assert.equal((await worker.respond(req(`${ORIGIN}/chat/config.json`))).body, '{"apiOrigin":"https://api.example.test"}');
+});
+
+test("install fails on a changed file, so the worker in place and its verified cache stay", async () => {
+  const answer = { current: (url) => (url.endsWith("/chat/app.css") ? tampered(url) : site(url)) };
+  const { worker } = await integrityWorker(answer);
+  await assert.rejects(worker.install(), /\/chat\/app\.css does not match/);
+});
+
+// The built worker itself (dist/chat/sw.js, as the browser runs it), over the built files.
+async function builtWorker() {
+  const code = await readFile(join(dist, "chat/sw.js"), "utf8");
+  const files = new Map();
+  const { ASSETS } = await import("../src/sw/sw.js");
+  for (const path of ASSETS) files.set(path, await readFile(join(dist, path.endsWith("/") ? `${path}index.html` : path)));
+  const network = { current: (url) => {
+    const body = files.get(new URL(url).pathname);
+    return body ? new Response(body, { status: 200 }) : new Response("not found", { status: 404 });
+  } };
+  const fake = fakeSelf((url) => network.current(url));
+  const context = vm.createContext({ self: fake.self, URL, Response, Headers, TextEncoder, btoa, crypto: globalThis.crypto,
+    setTimeout, clearTimeout, console });
+  vm.runInContext(code, context, { filename: "sw.js" });
+  assert.ok(fake.listeners.install && fake.listeners.fetch, "the built worker did not wire its events");
+  await dispatchLifecycle(fake.listeners, "install");
+  const [store] = fake.self.caches.stores.values();
+  return { ...fake, files, network, store };
+}
+
+test("the built sw.js: a tampered cached app.js is not served, the built one is; a tampered network copy is not cached", async () => {
+  const { listeners, files, network, store } = await builtWorker();
+  const bytes = async (res) => Buffer.from(await res.arrayBuffer());
+  const built = files.get("/chat/app.js");
+
+  const first = await dispatchFetch(listeners, req(`${ORIGIN}/chat/app.js`, { mode: "no-cors" }));
+  assert.ok((await bytes(first)).equals(built), "the built app.js, from the cache");
+
+  // Tampered in the cache, the network still right: the built file, and the cache mended.
+  store.set("/chat/app.js", new Response(Buffer.concat([built, Buffer.from(";fetch('//evil.example')")]), { status: 200 }));
+  const mended = await dispatchFetch(listeners, req(`${ORIGIN}/chat/app.js`, { mode: "no-cors" }));
+  assert.equal(mended.status, 200);
+  assert.ok((await bytes(mended)).equals(built));
+  await settle();
+  assert.ok((await bytes(store.get("/chat/app.js").clone())).equals(built));
+
+  // Tampered in the cache and on the network: a 500, and the tampered copy is in the cache no more.
+  store.set("/chat/app.js", new Response("alert('cache')", { status: 200 }));
+  network.current = () => new Response("alert('network')", { status: 200 });
+  const refused = await dispatchFetch(listeners, req(`${ORIGIN}/chat/app.js`, { mode: "no-cors" }));
+  assert.equal(refused.status, 500);
+  assert.ok(!(await refused.text()).includes("alert"));
+  await settle();
+  assert.equal(store.has("/chat/app.js"), false);
+
+  // Not in the cache, tampered on the network: not served, not cached.
+  const again = await dispatchFetch(listeners, req(`${ORIGIN}/chat/app.js`, { mode: "no-cors" }));
+  assert.equal(again.status, 500);
+  await settle();
+  assert.equal(store.has("/chat/app.js"), false, "a tampered network response was cached");
+
+  // The page: a tampered network copy gives way to the verified cached one, which stays.
+  const page = await dispatchFetch(listeners, req(`${ORIGIN}/chat/`, { mode: "navigate" }));
+  assert.ok((await bytes(page)).equals(files.get("/chat/")));
+  await settle();
+  assert.ok((await bytes(store.get("/chat/").clone())).equals(files.get("/chat/")));
 });

@@ -4,7 +4,7 @@ import { installDom, fresh } from "./dom-env.js";
 import { ConnectionMonitor } from "../src/app/monitor.js";
 import { ConnectionStatus } from "../src/components/chat/ConnectionStatus.js";
 import { Session } from "../src/lib/session.js";
-import { ApiError, NetworkError } from "../src/lib/errors.js";
+import { ApiError, E2EError, NetworkError } from "../src/lib/errors.js";
 import { fakeClock } from "./fake-clock.js";
 
 installDom();
@@ -139,14 +139,28 @@ test("revoked: from who-am-I or from a request elsewhere; no more checks until r
   assert.equal(state(), "revoked");
 });
 
-test("a server key the server no longer accepts (rotated past its grace): pair again, no more checks", async () => {
-  api.keyError = new ApiError(400, "e2e_key_unknown", "Unknown key.");
+test("forged plain refusals of who-am-I (device unknown, revoked, key unknown) open no pairing form and offer Retry", async () => {
+  for (const [status, hint] of [[401, "device_unknown"], [403, "device_revoked"], [400, "e2e_key_unknown"]]) {
+    effects.length = 0;
+    api.whoError = new E2EError("e2e_unsealed_refusal", "", { status, hint });
+    await monitor.checkNow(true);
+    assert.equal(state(), "unsealed", hint);
+    assert.match(text(), /not believed/);
+    assert.equal($("#status-repair"), null, "no Pair again");
+    assert.ok($("#status-retry"));
+    assert.deepEqual(effects.at(-1), {}, "no pairing form, the message box as it was");
+    assert.equal(clock.pending.size > 0, true, "checked again later");
+    assert.equal(session.state.view, "chat");
+    assert.deepEqual(session.state.device, { deviceId: "d" });
+  }
+});
+
+test("health is never what moves the pinned key: the monitor asks who-am-I (sealed) only", async () => {
+  let followed = 0;
+  api.followServerKey = async () => { followed++; };
   await monitor.checkNow();
-  assert.equal(state(), "untrusted");
-  assert.equal(api.whoCalls, 0);
-  assert.equal($("#status-repair").textContent, "Pair again");
-  assert.deepEqual(effects.at(-1), { input: false });
-  assert.equal(clock.pending.size, 0);
+  assert.equal(followed, 0);
+  assert.equal(api.whoCalls, 1);
 });
 
 test("a network failure elsewhere triggers a check; the offline browser waits for the network", async () => {

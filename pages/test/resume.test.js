@@ -204,3 +204,31 @@ test("a sealed stream that keeps failing to open shows the end-to-end sentence, 
   assert.equal(reply().dataset.status, "error");
   assert.match(reply().textContent, /e2e_unsealed/);
 });
+
+test("EventSequence: a stream follows on from its cursor, number by number, of one reply", async () => {
+  const { EventSequence } = await import("../src/lib/resume.js");
+  const run = (after, evs) => {
+    const seq = new EventSequence({ after });
+    for (const [id, event = "token"] of evs) seq.check({ id, event });
+    return seq;
+  };
+  assert.equal(run(null, [["r:0", "start"], ["r:1"], ["r:2", "done"]]).next, 3);
+  assert.equal(run("r:4", [["r:5"], ["r:6", "done"]]).next, 7);
+  run("", [["r:0", "start"]]); // an empty cursor is "from the start"
+  run("r:4", [[null, "snapshot"], [null, "done"]]); // a finished reply's whole text
+  run("r:4", [["r:5"], [null, "error"]]); // the server's own ending (a revoked device)
+  for (const [after, evs] of [
+    [null, [["r:1"]]], // the start is missing
+    ["r:4", [["r:6"]]], // a gap
+    ["r:4", [["r:4"]]], // shifted back
+    ["r:4", [["r:5"], ["r:5"]]], // a repeat
+    ["r:4", [["q:5"]]], // another reply's
+    [null, [["r:0", "start"], ["q:1"]]],
+    ["r:4", [[null, "token"]]], // a token without a number
+    ["r:4", [["r:5"], [null, "snapshot"]]], // a snapshot after events
+    ["r:4", [[null, "snapshot"], ["r:5"]]], // numbers after the whole text
+    ["r:4", [["nonsense"]]],
+  ]) {
+    assert.throws(() => run(after, evs), (e) => e.code === "e2e_event_invalid" && e.sequence === true, JSON.stringify([after, evs]));
+  }
+});

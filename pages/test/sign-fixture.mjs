@@ -7,8 +7,8 @@
 //
 // Optional input fields: "now" (ms since the epoch; default Date.now()), "count" (sign that many
 // requests with the same key; the output then has "requests": [...] as well), "e2e" (the
-// Privchat-E2E header value the signature covers, as sent; default: a placeholder with a 65-byte
-// enc of zeros and kid "test-kid"). headers then include "Privchat-E2E" too. The body is signed as
+// Privchat-E2E header value the signature covers, as sent; default: a version 2 placeholder,
+// v=2, kid "test-kid" and a 65-byte enc of zeros). headers then include "Privchat-E2E" too. The body is signed as
 // given: to sign a sealed body, seal it first (test/e2e-interop.mjs seal does both).
 // Prints {public_jwk, key_id, fingerprint, headers, method, url, body}.
 // The key is generated non-extractable, like in the browser; only its public JWK leaves.
@@ -31,7 +31,7 @@ async function main() {
   const url = input.url || "http://127.0.0.1:8765/api/auth/device";
   const body = input.body === undefined || input.body === null ? "" : typeof input.body === "string" ? input.body : JSON.stringify(input.body);
   const now = typeof input.now === "number" ? input.now : Date.now();
-  const e2e = typeof input.e2e === "string" ? input.e2e : `kid="test-kid", enc=:${Buffer.alloc(65).toString("base64")}:`;
+  const e2e = typeof input.e2e === "string" ? input.e2e : `v=2, kid="test-kid", enc=:${Buffer.alloc(65).toString("base64")}:`;
 
   const kp = await generateDeviceKey();
   const jwk = await exportPublicJwk(kp.publicKey);

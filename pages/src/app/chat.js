@@ -11,8 +11,8 @@ import { ApiError, E2EError, NetworkError } from "../lib/errors.js";
 import { EventCursor, retryDelay } from "../lib/resume.js";
 
 const CANCEL_WAIT_MS = 2000;
-// No byte for this long (the server pings every 15 s): the connection is dead even if fetch has
-// not noticed (a frozen tab, a phone that slept); reattach.
+// No frame for this long (the server sends one every 100 ms, empty when there is nothing to say):
+// the connection is dead even if fetch has not noticed (a frozen tab, a phone that slept); reattach.
 const STALE_MS = 20000;
 // Give up reattaching after this long; the conversation is reloaded when the server is back.
 const RESUME_GIVE_UP_MS = 10 * 60 * 1000;
@@ -242,9 +242,13 @@ export class ChatController {
         // Worth another try: no answer, or a server that is busy or restarting. Anything else (gone,
         // not allowed, a bug) will not get better by asking again.
         // A sealed stream that was cut or broken on the way (docs/E2E.md) is asked for again from the
-        // last event that opened: nothing shown twice, nothing lost.
-        const broken = err instanceof E2EError && (err.code === "e2e_truncated" || err.code === "e2e_event_invalid");
-        const passing = broken || err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
+        // last event that opened: nothing shown twice, nothing lost. A stream that opened but does
+        // not follow on from that event (err.sequence) is the server's own answer: asking again gets
+        // the same one, so it is said, never skipped over. A refusal without the seal is not
+        // believed: it is asked again like a network failure.
+        const broken = err instanceof E2EError && !err.sequence && (err.code === "e2e_truncated" || err.code === "e2e_event_invalid");
+        const unsealed = err instanceof E2EError && err.code === "e2e_unsealed_refusal";
+        const passing = broken || unsealed || err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
         if (!passing || now() - began > RESUME_GIVE_UP_MS) {
           // Gone (deleted), or this device may no longer read it: what was saved comes with a reload.
           if (err instanceof E2EError) reply.setStatus("error", this.report(err));

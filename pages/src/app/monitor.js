@@ -72,8 +72,8 @@ export class ConnectionMonitor {
       const { view, pairReason, device } = this.session.state;
       seen.pairing = view === "pairing" ? pairReason || "first" : null;
       if (!seen.pairing && device) {
-        // A rotated server key is followed (confirmed by the pinned one) before anything else is sealed.
-        await this.api.followServerKey(seen.health);
+        // Health is plain and may lie, so the key it publishes changes nothing here: the sealed
+        // who-am-I answer names the server's current key, and the transport follows a rotation from it.
         seen.me = await this.api.whoAmI();
       }
     } catch (err) {

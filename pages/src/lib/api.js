@@ -43,7 +43,8 @@ export class ApiClient extends SealedTransport {
 
   /**
    * POST /api/chat and stream the reply. Handlers: onStart, onQueued, onLoading, onToken, onSnapshot, onDone,
-   * onError (the stream's error event, as a StreamError), onPing; each gets (data, eventId).
+   * onError (the stream's error event, as a StreamError), each with (data, eventId); onPing () for
+   * every sealed frame that opens (one per server tick, empty or not: the stream is alive).
    * Resolves when the stream ends; throws ApiError before the stream starts, NetworkError if the
    * connection drops (kind "aborted" when the signal fired).
    */
@@ -65,17 +66,19 @@ export class ApiClient extends SealedTransport {
 
   /**
    * GET /api/chat/<id>/stream: a reply's events after `lastEventId` (all without it), then the live
-   * ones, with the same handlers as chat(). The id goes in the query, which the signature covers
-   * (a Last-Event-ID header would need its own CORS allowance at Access).
+   * ones, with the same handlers as chat(). The cursor always goes in the query, which the
+   * signature covers, "from the start" too (`?last_event_id=`, empty): a request without it could
+   * not be told from one whose cursor was taken off (a Last-Event-ID header would need its own CORS
+   * allowance at Access). The stream must follow on from that cursor (readReply).
    */
   async attach({ assistantId, lastEventId = null, signal }, handlers = {}) {
-    const q = lastEventId ? `?${new URLSearchParams({ last_event_id: lastEventId })}` : "";
-    const res = await this.send("GET", `/api/chat/${encodeURIComponent(assistantId)}/stream${q}`, {
+    const q = new URLSearchParams({ last_event_id: lastEventId || "" });
+    const res = await this.send("GET", `/api/chat/${encodeURIComponent(assistantId)}/stream?${q}`, {
       signal,
       headers: { Accept: "text/event-stream" },
     });
     if (handlers.onOpen) handlers.onOpen();
-    return this.readReply(res, handlers, signal);
+    return this.readReply(res, handlers, signal, { after: lastEventId || null });
   }
 
   cancel(assistantMessageId) {
@@ -120,10 +123,12 @@ export class ApiClient extends SealedTransport {
   /** Returns {blob, filename}. */
   async exportHistory(format) {
     const res = await this.send("GET", `/api/history/export?format=${encodeURIComponent(format)}`);
-    // send() opened the sealed body; the type the file gets is the format's.
+    // send() opened the sealed body; the type the file gets is the format's. The file name is the
+    // one sealed in the answer's meta line (send() put it in place of the copy outside the seal).
     const blob = new Blob([await res.arrayBuffer()], { type: format === "markdown" ? "text/markdown" : "application/json" });
     let filename = null;
-    const cd = res.headers.get("Content-Disposition");
+    const meta = this.metas.get(res);
+    const cd = meta && meta.headers["content-disposition"];
     if (cd) {
       const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
       if (m) filename = decodeURIComponent(m[1]).replace(/[\\/]/g, "_");

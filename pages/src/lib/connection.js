@@ -10,6 +10,7 @@
 //   memory     pass it back in with the next observation
 //   effects    {input?: boolean}   the message box is usable or not
 //              {pairing?: "unknown"}  show the pairing form: the server does not know this key
+//                                     (said in a sealed answer: a plain one is never believed)
 //              {ready?: true}      the server and this device are fine: history can load
 
 import { ACTIONS, describe } from "./describe.js";
@@ -99,6 +100,14 @@ export function failed(memory, error, { apiOrigin = "" } = {}) {
     case "untrusted":
       // The pinned server key is gone (or was never pinned): nothing can be sealed until pairing again.
       return wait(memory, shown, null, { input: false });
+    case "outdated":
+      // The server speaks a newer end-to-end version than this copy of the page: asking again
+      // cannot help, only a reload (the Reload page button) fetches a page that speaks it.
+      return wait(memory, shown, null, { input: false });
+    case "unsealed":
+      // An answer without the seal: not the server's word, so nothing about this device changes.
+      // Its sentence stays in view (not the first-blip "Reconnecting…") and the check is repeated.
+      return retry(memory, shown, null, apiOrigin);
     default:
       break;
   }
@@ -167,7 +176,7 @@ export function decide(memory, { offline: isOffline = false, health, me, error, 
 export function afterRequestError(memory, error, { apiOrigin = "" } = {}) {
   const { effect } = describe(error, { apiOrigin });
   if (effect === "recheck") return "recheck";
-  if (effect === "revoked" || effect === "unknown" || effect === "access" || effect === "untrusted") return failed(memory, error, { apiOrigin });
+  if (["revoked", "unknown", "access", "untrusted", "outdated"].includes(effect)) return failed(memory, error, { apiOrigin });
   return null;
 }
 

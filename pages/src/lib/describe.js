@@ -13,11 +13,18 @@
 //   "inline"    anywhere else a request failed (sidebar, devices dialog): the default
 //
 // Result: {text, actions, state?, effect?, retryAfter?}
-//   actions  buttons: {id, label, run} with run one of "retry", "signin", "repair"
+//   actions  buttons: {id, label, run} with run one of "retry", "signin", "repair", "repair_key", "reload"
 //   effect   what the failure means for the whole page: "revoked" (this device was revoked),
 //            "unknown" (the server does not know this key), "access" (Access wants a sign-in),
 //            "untrusted" (the pinned server key is gone or missing: pair again),
+//            "outdated" (this copy of the page is older than the server speaks: reload it),
 //            "recheck" (the connection may be gone: check it now), or null
+//
+// Only sealed answers are believed (docs/E2E.md): a refusal that came without the seal is the
+// E2EError e2e_unsealed_refusal, whatever code its plain body named, and has no effect and no
+// button but Retry: it never deletes the device key or opens the pairing form, and its words are
+// never shown. An ApiError here is a sealed answer (or one of the harmless plain refusals
+// e2e_version_old and clock_skew), so its code is acted on and its sentence may be shown.
 
 import { ApiError, E2EError, KeyStorageError, NetworkError, StreamError } from "./errors.js";
 import { isLoopbackOrigin } from "./config.js";
@@ -29,6 +36,7 @@ export const ACTIONS = Object.freeze({
   signInAgain: { id: "tunnel-signin", label: "Sign in again (new tab)", run: "signin" },
   repair: { id: "status-repair", label: "Pair again", run: "repair" },
   repairKey: { id: "status-repair", label: "Pair again", run: "repair_key" },
+  reload: { id: "status-reload", label: "Reload page", run: "reload" },
   pairSignIn: { id: "pair-signin", label: "Sign in (new tab)", run: "signin" },
   pairRetry: { id: "pair-retry", label: "Retry", run: "retry" },
 });
@@ -55,6 +63,9 @@ export function modelOptionText(model) {
 const isNetwork = (err, kind) => err instanceof NetworkError && err.kind === kind;
 const isCode = (err, code) => err instanceof ApiError && err.code === code;
 const isAccess = (err) => isNetwork(err, "access") || isCode(err, "access_denied");
+// A revocation is believed from a sealed answer, or from a reply stream's sealed final error event
+// (docs/E2E.md: a revoked device's open stream ends with one).
+const isRevoked = (err) => isCode(err, "device_revoked") || (err instanceof StreamError && err.code === "device_revoked");
 
 // End-to-end encryption (docs/E2E.md): the page's own findings (E2EError) and the server's refusals
 // (ApiError) share their codes' sentences.
@@ -70,13 +81,29 @@ const E2E_TEXT = {
   e2e_required: "The server refused a request that was not end-to-end encrypted.",
   e2e_malformed: "The server could not read this request's encryption header.",
   e2e_open_failed: "The server could not open this request: it was changed on the way, or sealed to another key.",
+  e2e_version_old: "This page is an older version than your server speaks, so the server refused its request. Reload the page to get the current one.",
+  e2e_status_mismatch: "An answer's status was changed on the way, so it was not believed.",
+  e2e_key_retired: "Your server's encryption key was replaced while this request was on its way, so it was not sent again. Retry.",
+  e2e_unsealed_refusal:
+    "An answer came back that privchat did not seal, so it was not believed. Retry; if it keeps happening, something between this browser and your computer is changing traffic.",
 };
-const PAIR_AGAIN = ["e2e_key_unknown", "e2e_key_unpinned"];
+// A plain e2e_key_unknown may be true (the owner dropped the key this browser trusts) or forged:
+// the page cannot tell, so it says how the owner can act on it, and does nothing itself.
+const UNSEALED_KEY_UNKNOWN =
+  " If you replaced the server key with `privchat e2e rotate --revoke-old`, or replaced it long ago, this browser's key can no longer be used: then forget it under Devices (“Forget this browser's key”) and pair this browser again. Nothing was deleted.";
+// Pairing again deletes this browser's key: only for the page's own findings and sealed answers.
+const PAIR_AGAIN = ["e2e_key_unpinned"];
 const e2eCode = (err) =>
   (err instanceof E2EError || err instanceof ApiError) && err.code && Object.hasOwn(E2E_TEXT, err.code) ? err.code : null;
 
 function result(text, { actions = [], ...rest } = {}) {
   return { text, actions, effect: null, ...rest };
+}
+
+/** An end-to-end code's sentence; an unsealed refusal's unproven hint adds what the owner may do. */
+function e2eText(err, code, context = "inline") {
+  const more = code === "e2e_unsealed_refusal" && err.hint === "e2e_key_unknown" && context !== "pairing" ? UNSEALED_KEY_UNKNOWN : "";
+  return E2E_TEXT[code] + more;
 }
 
 /** @param {unknown} err @param {{context?: string, apiOrigin?: string, stopped?: boolean}} ctx */
@@ -109,11 +136,15 @@ function forStatus(err, origin) {
   if (e2e === "e2e_key_mismatch") {
     return result("The server's key could not be confirmed: run `privchat pair` and pair again", { state: "untrusted", actions: [ACTIONS.repairKey] });
   }
+  // An old copy of the page (docs/E2E.md, "Versions"): asking again cannot help, reloading does.
+  if (e2e === "e2e_version_old") return result("This page is out of date for your server — reload it", { state: "outdated", actions: [ACTIONS.reload] });
+  // Not the server's word: shown as it is (not hidden behind "Reconnecting…"), with Retry only.
+  if (e2e === "e2e_unsealed_refusal") return result(e2eText(err, e2e, "status"), { state: "unsealed", actions: [ACTIONS.retryNow] });
   if (e2e) return result(`Reconnecting… (${E2E_TEXT[e2e]})`, { state: "reconnecting", actions: [ACTIONS.retryNow] });
   if (isAccess(err)) {
     return result("Cloudflare Access sign-in needed", { state: "access", actions: [ACTIONS.signIn, ACTIONS.retry] });
   }
-  if (isCode(err, "device_revoked")) return result("Device revoked", { state: "revoked", actions: [ACTIONS.repair] });
+  if (isRevoked(err)) return result("Device revoked", { state: "revoked", actions: [ACTIONS.repair] });
   if (isCode(err, "device_unknown")) return result("Device not paired", { state: "unpaired" });
   if (err instanceof ApiError) {
     // The server answered, but not well (5xx, 429, 503 without a model state…).
@@ -138,7 +169,7 @@ function forPairing(err, origin) {
   if (e2eCode(err) === "e2e_key_mismatch") {
     return result("The server's encryption key is not the one your pairing link or code vouches for, so this browser was not paired: something between this browser and your computer may be in the way. Run `privchat pair` again and compare the server key fingerprint.");
   }
-  if (e2eCode(err)) return result(E2E_TEXT[e2eCode(err)]);
+  if (e2eCode(err)) return result(e2eText(err, e2eCode(err), "pairing"));
   const signIn = { actions: [ACTIONS.pairSignIn, ACTIONS.pairRetry] };
   if (err instanceof NetworkError) {
     if (err.kind === "offline") return result("This browser is offline. Connect to the network and try again.");
@@ -193,7 +224,7 @@ function networkText(err, origin) {
 
 function inline(err, origin) {
   const e2e = e2eCode(err);
-  if (e2e) return result(E2E_TEXT[e2e], { effect: PAIR_AGAIN.includes(e2e) ? "untrusted" : null });
+  if (e2e) return result(e2eText(err, e2e), { effect: PAIR_AGAIN.includes(e2e) ? "untrusted" : e2e === "e2e_version_old" ? "outdated" : null });
   if (err instanceof ApiError) {
     switch (err.code) {
       case "device_revoked":
@@ -222,6 +253,7 @@ function inline(err, origin) {
     }
   }
   if (err instanceof NetworkError) return result(networkText(err, origin), { effect: err.kind === "aborted" ? null : "recheck" });
+  if (isRevoked(err)) return result("This device was revoked. Pair it again to continue.", { effect: "revoked" });
   if (err instanceof KeyStorageError) return result(KEY_STORAGE_TEXT);
   if (err instanceof StreamError) return result(`The model stopped with an error: ${err.message || "no reason given"}`);
   return result(String(err && err.message ? err.message : err));

@@ -1,6 +1,7 @@
 // What went wrong, as facts: the errors the page's services throw carry a status, a code or a
 // kind, never the sentence the owner reads (describe.js turns each into that sentence). An ApiError
-// keeps the server's own sentence, read from its answer by errorFromResponse.
+// keeps the server's own sentence, read from its answer by errorFromResponse: for a device's
+// request only from a sealed answer (an unsealed refusal is an E2EError, its words never kept).
 
 /** An error answer from the API: {"error": {"code", "message"}}; message is the server's sentence. */
 export class ApiError extends Error {
@@ -13,8 +14,10 @@ export class ApiError extends Error {
   }
 }
 
-function retryAfterSeconds(res) {
-  const v = res.headers.get("Retry-After");
+// Read from the answer's meta line only (docs/E2E.md, "The meta line"): a Retry-After outside the
+// seal could be set by anything on the path, to stall the page or make it hammer the server.
+function retryAfterSeconds(meta) {
+  const v = meta && meta.headers ? meta.headers["retry-after"] : null;
   if (!v) return null;
   const n = Number(v);
   if (Number.isFinite(n)) return Math.max(0, n);
@@ -22,8 +25,11 @@ function retryAfterSeconds(res) {
   return Number.isFinite(d) ? Math.max(0, Math.round((d - Date.now()) / 1000)) : null;
 }
 
-/** The ApiError for a non-2xx answer: the server's code and sentence, or a generic one. */
-export async function errorFromResponse(res) {
+/**
+ * The ApiError for a non-2xx answer: the server's code and sentence, or a generic one. `meta` is
+ * the sealed answer's meta line (its retry-after is the one believed); null for a plain answer.
+ */
+export async function errorFromResponse(res, meta = null) {
   let code = null;
   let message = null;
   try {
@@ -44,7 +50,7 @@ export async function errorFromResponse(res) {
           ? `The server had a problem (HTTP ${res.status}).`
           : `The request failed (HTTP ${res.status}).`;
   }
-  return new ApiError(res.status, code, message, { retryAfter: retryAfterSeconds(res) });
+  return new ApiError(res.status, code, message, { retryAfter: retryAfterSeconds(meta) });
 }
 
 /**
@@ -97,14 +103,21 @@ export class KeyStorageError extends Error {
  *   "e2e_event_invalid"     a stream event did not open with its number (dropped, reordered,
  *                           replayed, tampered), or came after the final one
  *   "e2e_truncated"         a stream ended without its final event
- * (The server's own refusals, e2e_required, e2e_malformed, e2e_key_unknown and e2e_open_failed,
- * come as ApiError.)
+ *   "e2e_status_mismatch"   a sealed answer's status (its meta line) is not the HTTP status outside
+ *   "e2e_unsealed_refusal"  a device's request got an error answer without its seal: not believed.
+ *                           `status` is the status outside and `hint` the code its plain body
+ *                           named: both unproven (anything on the path can write them), never
+ *                           acted on and never shown as the server's words
+ * (The server's own sealed refusals come as ApiError; of its plain ones only e2e_version_old and
+ * clock_skew are, whose only effects, reloading and re-reading the clock, are harmless.)
  */
 export class E2EError extends Error {
-  constructor(code, detail = "", { cause = undefined } = {}) {
+  constructor(code, detail = "", { cause = undefined, status = null, hint = null } = {}) {
     super(detail ? `${code}: ${detail}` : code);
     this.name = "E2EError";
     this.code = code;
     this.cause = cause;
+    this.status = status;
+    this.hint = hint;
   }
 }

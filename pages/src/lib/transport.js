@@ -1,17 +1,43 @@
 // The sealed, signed transport under the API client (api.js): every request is sealed to the
 // device's pinned server key and signed with the device key (RFC 9421; docs/E2E.md), every answer
-// opened, a reply stream read and opened event by event, and the pinned server key followed through
+// opened, a reply stream read and opened frame by frame, and the pinned server key followed through
 // a rotation. `credentials: "include"` lets a Cloudflare Access session cookie ride along when the
 // API sits behind Access; a failed fetch is told apart (offline, nothing answers, Access, the
 // computer behind the tunnel). Failures are thrown as the errors of errors.js (facts only);
 // describe.js words them for the owner. api.js only names routes and bodies.
+//
+// Only what is sealed is believed (docs/E2E.md, "The meta line"): a sealed answer's status, the
+// server's current key and the headers the page acts on come from the meta line inside the seal;
+// an error answer to a device's request that comes without the seal is not the server's word
+// (anything on the path can write one) and becomes e2e_unsealed_refusal, which changes nothing.
 
 import { signRequest } from "./signing.js";
 import { readSSE } from "./sse.js";
 import { isLoopbackOrigin } from "./config.js";
 import { ApiError, E2EError, NetworkError, StreamError, errorFromResponse } from "./errors.js";
 import { AccessSession } from "./access.js";
-import { CONTENT_TYPE as E2E_TYPE, NONCE_HEADER, REQUEST_HEADER, SEALED_EVENT, importServerKey, parseNonce, pinnable, sealRequest } from "./e2e.js";
+import { EventSequence } from "./resume.js";
+import {
+  CONTENT_TYPE as E2E_TYPE, FrameEventReader, META_HEADERS, NONCE_HEADER, REQUEST_HEADER, SEALED_EVENT,
+  importServerKey, parseNonce, pinnable, sealRequest, splitMeta,
+} from "./e2e.js";
+
+// The server's plain refusals the page acts on without a seal: there is no context to seal them
+// under, and what they make the page do is harmless (reload the page; re-read the clock from
+// health and send once more).
+const PLAIN_BELIEVED = new Set(["e2e_version_old", "clock_skew"]);
+const NULL_BODY = new Set([204, 205, 304]);
+
+/** The code a plain error answer's body names (an unproven hint), or null. */
+async function plainHint(res) {
+  try {
+    const body = await res.json();
+    const code = body && body.error && body.error.code;
+    return typeof code === "string" && /^[a-z0-9_]{1,64}$/.test(code) ? code : null;
+  } catch {
+    return null;
+  }
+}
 
 export class SealedTransport {
   /**
@@ -25,7 +51,9 @@ export class SealedTransport {
     this.origin = origin;
     this.getDevice = getDevice;
     this.onServerKey = onServerKey;
-    this.e2eOpeners = new WeakMap(); // Response -> the stream opener of its sealed events
+    this.e2eOpeners = new WeakMap(); // stream Response -> {frames: its opener, kid, follow}
+    this.metas = new WeakMap(); // opened one-chunk Response -> its meta line
+    this.following = null; // the rotation being followed (one at a time)
     this.importedKeys = new Map(); // kid -> the imported public key (importing costs a little)
     this.offsetMs = 0; // serverTime - localTime
     this.lastHealth = null;
@@ -135,44 +163,63 @@ export class SealedTransport {
   }
 
   /**
-   * A sealed answer, opened (docs/E2E.md, "A response"): a one-chunk answer becomes a plain Response
-   * with the opened bytes; an event stream stays as it is, its opener kept for readReply. A 2xx
-   * answer must be sealed (e2e_unsealed); an error status may come plain (the gate's refusals).
+   * A sealed answer, opened (docs/E2E.md, "A response", "The meta line"): a one-chunk answer becomes
+   * a plain Response with the body after its meta line, the meta line's status (which must be the
+   * one outside: e2e_status_mismatch) and its retry-after and content-disposition in place of the
+   * copies outside; an event stream stays as it is, its opener kept for readReply. A 2xx answer
+   * must be sealed (e2e_unsealed); an error status may come plain, and is then returned as it is for
+   * send() to disbelieve. `stream`: {kid (sealed to), follow (the stored device's: follow a
+   * rotation its meta line names)} of the request, kept for readReply.
    */
-  async openAnswer(res, opener) {
+  async openAnswer(res, opener, stream = {}) {
     const nonceValue = res.headers.get(NONCE_HEADER);
     const type = res.headers.get("Content-Type") || "";
     if (!nonceValue) {
-      if (res.ok && res.status !== 204) throw new E2EError("e2e_unsealed", `a ${res.status} answer without ${NONCE_HEADER}`);
+      if (res.ok) throw new E2EError("e2e_unsealed", `a ${res.status} answer without ${NONCE_HEADER}`);
       return res;
     }
     if (type.startsWith("text/event-stream")) {
-      this.e2eOpeners.set(res, await opener.stream(nonceValue));
+      this.e2eOpeners.set(res, { frames: await opener.stream(nonceValue), ...stream });
       return res;
     }
+    // Every sealed answer carries its meta line, so none can be a status without a body.
+    if (NULL_BODY.has(res.status)) throw new E2EError("e2e_response_invalid", `a sealed ${res.status} answer cannot carry its meta line`);
     const nonce = parseNonce(nonceValue);
-    const sealed = new Uint8Array(await res.arrayBuffer());
-    const plain = res.status === 204 || res.status === 205 || res.status === 304 ? null : await opener.open(nonce, sealed);
+    const { meta, body } = splitMeta(await opener.open(nonce, new Uint8Array(await res.arrayBuffer())));
+    if (meta.status !== res.status) throw new E2EError("e2e_status_mismatch", `sealed ${meta.status}, answered ${res.status}`);
     const headers = new Headers(res.headers);
     headers.delete(NONCE_HEADER);
     headers.delete("Content-Length");
+    for (const name of META_HEADERS) {
+      headers.delete(name); // the copy outside the seal is for HTTP's sake, never read
+      if (Object.hasOwn(meta.headers, name)) headers.set(name, meta.headers[name]);
+    }
     if (type.startsWith(E2E_TYPE)) headers.set("Content-Type", "application/json");
-    return new Response(plain, { status: res.status, statusText: res.statusText, headers });
+    const opened = new Response(body, { status: meta.status, statusText: res.statusText, headers });
+    this.metas.set(opened, meta);
+    return opened;
   }
 
   /**
-   * Sends a signed request and returns the Response (status 2xx) or throws ApiError/NetworkError.
-   * A clock_skew answer re-syncs the clock from /api/health and retries once.
+   * Sends a signed request and returns the Response (status 2xx) or throws ApiError/E2EError/
+   * NetworkError. A clock_skew answer re-syncs the clock from /api/health and retries once; a
+   * sealed e2e_key_retired follows the rotation its meta line names and retries once, sealed to
+   * the new key. An error answer without the seal is e2e_unsealed_refusal (but for the plain
+   * refusals PLAIN_BELIEVED): nothing it says is acted on.
+   * `device`: a device other than the stored one (registration): its answers' kid is not followed.
    */
-  async send(method, path, { json, body, device, signal, headers = {}, retried = false } = {}) {
+  async send(method, path, opts = {}) {
+    const { json, body, device, signal, headers = {}, retried = false, rotated = false } = opts;
+    const follow = opts.follow !== undefined ? opts.follow : !device;
     const bodyText = json !== undefined ? JSON.stringify(json) : body !== undefined ? body : "";
     // Sealed to the pinned server key (docs/E2E.md): the signature covers the sealed bytes and the
     // Privchat-E2E header; a request without a body still makes the context that keys the answer.
     const dev = device || (await this.getDevice());
     if (!dev) throw new ApiError(401, "device_unknown", "This device is not paired yet.");
     const hasBody = method !== "GET" && method !== "HEAD" && (json !== undefined || body !== undefined);
+    const serverKey = await this.serverKeyOf(dev);
     const sealed = await sealRequest({
-      serverKey: await this.serverKeyOf(dev),
+      serverKey,
       method,
       target: path,
       deviceId: dev.deviceId,
@@ -184,13 +231,35 @@ export class SealedTransport {
     if (sealed.body) h["Content-Type"] = E2E_TYPE;
     const init = { method, headers: h, signal };
     if (sealed.body) init.body = sealed.body;
-    const res = await this.openAnswer(await this.rawFetch(path, init), sealed.opener);
-    if (res.ok) return res;
-    const err = await errorFromResponse(res);
+    const res = await this.openAnswer(await this.rawFetch(path, init), sealed.opener, { kid: serverKey.kid, follow });
+    const again = (more) => this.send(method, path, { ...opts, ...more, follow });
+    const meta = this.metas.get(res);
+    if (!meta && !this.e2eOpeners.has(res)) {
+      // Plain, so an error status (openAnswer refused a plain 2xx): not the server's word.
+      const hint = await plainHint(res);
+      if (hint === "clock_skew" && !retried) {
+        await this.health({ signal });
+        return again({ retried: true });
+      }
+      if (PLAIN_BELIEVED.has(hint)) throw new ApiError(res.status, hint, null);
+      throw new E2EError("e2e_unsealed_refusal", `a ${res.status} answer without ${NONCE_HEADER}${hint ? ` (it says ${hint})` : ""}`, { status: res.status, hint });
+    }
+    if (res.ok) {
+      if (meta && follow && meta.kid !== serverKey.kid) await this.followQuietly();
+      return res;
+    }
+    const err = await errorFromResponse(res, meta);
     if (err.code === "clock_skew" && !retried) {
       await this.health({ signal });
-      return this.send(method, path, { json, body, device, signal, headers, retried: true });
+      return again({ retried: true });
     }
+    if (err.code === "e2e_key_retired" && follow && !rotated) {
+      // Sealed, so the server holding the pinned key says it is retired: move to the key its
+      // meta line names (confirmed by GET /api/e2e/key) and send once more, sealed to that key.
+      const next = await this.followServerKey();
+      if (next && next.kid !== serverKey.kid) return again({ rotated: true, device: { ...dev, serverKey: next } });
+    }
+    if (meta && follow && meta.kid !== serverKey.kid) await this.followQuietly();
     throw err;
   }
 
@@ -216,40 +285,80 @@ export class SealedTransport {
   }
 
   /**
-   * After a health check: when the server publishes another key than the pinned one (a rotation),
-   * ask GET /api/e2e/key sealed to the pinned key; only the holder of that key can answer, and its
-   * answer names the new key, which is re-pinned (onServerKey) once its thumbprint matches its kid.
-   * Past the grace period the server answers e2e_key_unknown (an ApiError): pair again.
+   * Follows a rotation of the server key (docs/E2E.md, "The server key"): asks GET /api/e2e/key
+   * sealed to the pinned key; only the holder of that key can answer, and its answer names the
+   * current key, which is re-pinned (onServerKey) once its thumbprint matches its kid and its meta
+   * line names the same key. Health is never the trigger: a plain answer may lie. A sealed answer
+   * whose meta line names another kid is (send, readReply). Past the grace period the server
+   * cannot seal its refusal: that is e2e_unsealed_refusal, and nothing is re-pinned.
    * Returns the key in use, or null without a device.
    */
-  async followServerKey(health = this.lastHealth) {
+  followServerKey() {
+    if (!this.following) {
+      this.following = this.askServerKey().finally(() => {
+        this.following = null;
+      });
+    }
+    return this.following;
+  }
+
+  async askServerKey() {
     const dev = await this.getDevice();
     if (!dev) return null;
     const pinned = await this.serverKeyOf(dev);
-    const pub = health && health.e2e;
-    if (!pub || !pub.kid || pub.kid === pinned.kid) return pinnable(pinned);
-    const answer = await this.json("GET", "/api/e2e/key", { device: dev });
+    // follow: false: this answer's own meta line names the new key; it must not start another follow.
+    const res = await this.send("GET", "/api/e2e/key", { device: dev, follow: false });
+    const meta = this.metas.get(res);
+    let answer;
+    try {
+      answer = JSON.parse(await res.text());
+    } catch {
+      answer = null;
+    }
     const named = answer && answer.jwk ? answer : answer && answer.e2e;
     if (!named || !named.jwk || !named.kid) throw new E2EError("e2e_key_mismatch", "the key answer names no key");
     const key = pinnable(await importServerKey(named.jwk, named.kid));
+    if (!meta || meta.kid !== key.kid) throw new E2EError("e2e_key_mismatch", "the key answer names another key than its meta line");
     if (key.kid !== pinned.kid) await this.onServerKey(key);
     return key;
+  }
+
+  /**
+   * A sealed answer named another current key than the one it was sealed to, while the answer
+   * itself is fine (the old key is within its grace period): follow the rotation, and if that
+   * fails, keep the pinned key; the next sealed answer asks again.
+   */
+  async followQuietly() {
+    try {
+      await this.followServerKey();
+    } catch {
+      /* the pinned key stays; nothing was changed */
+    }
   }
 
   // ------------------------------------------------------------ reply streams
 
   /**
-   * Reads a sealed reply stream: each `event: sealed` is opened with its number (e2e.js) and its
-   * inner {id, event, data} goes to the handlers; ids come from inside the seal. A stream that ends
-   * without its final event is e2e_truncated; one that does not open, e2e_event_invalid.
+   * Reads a sealed reply stream: each `event: sealed` is a frame, opened with its number (e2e.js);
+   * its payload goes to a FrameEventReader, whose first line is the meta line (its status must be
+   * the one outside, and a kid other than the pinned one starts following the rotation) and every
+   * event it completes ({id, event, data}, the id from inside the seal) goes to the handlers once
+   * its number follows on (`after`: the cursor the request named, null from the start; see
+   * EventSequence). Every frame that opens, empty ones included (the server sends one each tick),
+   * calls onPing: the stream is alive. A stream that ends without its final frame is
+   * e2e_truncated; one that does not open or breaks a rule, e2e_event_invalid.
    */
-  async readReply(res, handlers, signal) {
+  async readReply(res, handlers, signal, { after = null } = {}) {
     const type = res.headers.get("Content-Type") || "";
     if (!type.startsWith("text/event-stream")) {
       throw new ApiError(res.status, "bad_stream", "The server did not answer with an event stream.");
     }
-    const opener = this.e2eOpeners.get(res);
-    if (!opener) throw new E2EError("e2e_unsealed", "the event stream is not sealed");
+    const sealed = this.e2eOpeners.get(res);
+    if (!sealed) throw new E2EError("e2e_unsealed", "the event stream is not sealed");
+    const opener = sealed.frames;
+    const reader = new FrameEventReader();
+    const sequence = new EventSequence({ after });
+    let keyFollow = null;
     const on = {
       start: handlers.onStart,
       queued: handlers.onQueued,
@@ -259,7 +368,7 @@ export class SealedTransport {
     };
     let finished = false;
     let failure = null;
-    // Opening is asynchronous and the parser is not: events are opened one after the other, in order.
+    // Opening is asynchronous and the parser is not: frames are opened one after the other, in order.
     let queue = Promise.resolve();
     const reading = new AbortController();
     const stopReading = () => reading.abort();
@@ -278,47 +387,48 @@ export class SealedTransport {
         }
       });
     };
+    const deliver = ({ id, event, data }) => {
+      const eventId = id === null ? undefined : id;
+      if (on[event]) on[event](data, eventId);
+      else if (event === "done") {
+        finished = true;
+        if (handlers.onDone) handlers.onDone(data, eventId);
+      } else if (event === "error") {
+        finished = true;
+        if (handlers.onError) handlers.onError(new StreamError(data || {}), eventId);
+      }
+    };
     const dispatch = async (ev) => {
       if (ev.event !== SEALED_EVENT) throw new E2EError("e2e_unsealed", `a plain "${ev.event}" event in a sealed stream`);
-      const { plaintext, final } = await opener.next(ev.data);
-      let inner;
-      try {
-        inner = JSON.parse(new TextDecoder().decode(plaintext));
-      } catch (err) {
-        throw new E2EError("e2e_event_invalid", "an opened event is not JSON", { cause: err });
+      const { payload, final } = await opener.next(ev.data);
+      const hadMeta = reader.meta !== null;
+      const events = reader.push(payload, final);
+      if (!hadMeta && reader.meta !== null) {
+        if (reader.meta.status !== res.status) throw new E2EError("e2e_status_mismatch", `sealed ${reader.meta.status}, answered ${res.status}`);
+        if (sealed.follow && reader.meta.kid !== sealed.kid) keyFollow = this.followQuietly();
       }
-      const name = inner && typeof inner.event === "string" ? inner.event : "";
-      if (final !== (name === "done" || name === "error")) {
-        throw new E2EError("e2e_event_invalid", final ? `the final event is "${name}"` : `"${name}" is not marked final`);
-      }
-      const data = inner.data === undefined ? null : inner.data;
-      const id = typeof inner.id === "string" ? inner.id : undefined;
-      if (on[name]) on[name](data, id);
-      else if (name === "done") {
-        finished = true;
-        if (handlers.onDone) handlers.onDone(data, id);
-      } else if (name === "error") {
-        finished = true;
-        if (handlers.onError) handlers.onError(new StreamError(data || {}), id);
-      }
+      for (const inner of events) sequence.check(inner); // the whole frame, before any of it is shown
+      if (handlers.onPing) handlers.onPing();
+      for (const inner of events) deliver(inner);
     };
     let readError = null;
     try {
-      await readSSE(res, (ev) => later(() => dispatch(ev)), {
-        signal: reading.signal,
-        onComment: (c) => later(() => handlers.onPing && handlers.onPing(c)),
-      });
+      // The server sends no SSE comments; one that comes anyway is ignored (it is outside the seal,
+      // so it cannot say the stream is alive either).
+      await readSSE(res, (ev) => later(() => dispatch(ev)), { signal: reading.signal });
     } catch (err) {
       readError = err;
     } finally {
       if (signal) signal.removeEventListener("abort", stopReading);
     }
     await queue;
+    if (keyFollow) await keyFollow;
     if (failure) throw failure;
     if (finished) return;
     if (signal && signal.aborted) throw await this.networkError(Object.assign(new Error("aborted"), { name: "AbortError" }));
     if (readError) throw await this.networkError(readError);
-    opener.end(); // e2e_truncated: the stream closed before its final event
+    opener.end(); // e2e_truncated: the stream closed before its final frame
+    reader.end();
     throw new NetworkError("interrupted", { origin: this.origin });
   }
 }

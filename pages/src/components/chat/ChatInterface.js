@@ -32,9 +32,15 @@ import { Sidebar } from "./Sidebar.js";
 import { DevicesPanel, SettingsPanel, confirmDialog } from "./Panels.js";
 
 export class ChatInterface {
-  constructor(root) {
+  /**
+   * @param {HTMLElement} root
+   * @param {{keys?: {loadDevice, forgetDevice, saveApiOrigin, updateServerKey}}} opts
+   *   keys: where the device is kept (tests pass stand-ins; the page uses keystore.js)
+   */
+  constructor(root, { keys = {} } = {}) {
     this.root = root;
     this.session = new Session();
+    this.keys = { loadDevice, forgetDevice, saveApiOrigin, updateServerKey, ...keys };
   }
 
   async start() {
@@ -51,7 +57,7 @@ export class ChatInterface {
     let device = null;
     let storageError = null;
     try {
-      device = await loadDevice();
+      device = await this.keys.loadDevice();
     } catch (err) {
       if (!(err instanceof KeyStorageError)) throw err;
       storageError = err;
@@ -62,13 +68,13 @@ export class ChatInterface {
       deviceOrigin: newServer ? null : device && device.apiOrigin,
     });
     rememberOrigin(origin);
-    if (!storageError) saveApiOrigin(origin).catch(() => {});
+    if (!storageError) this.keys.saveApiOrigin(origin).catch(() => {});
     session.set({ device, apiOrigin: origin });
     this.api = new ApiClient(origin, {
       getDevice: async () => session.state.device,
-      // A server key rotation the pinned key confirmed: pin the new key with the device.
+      // A server key rotation confirmed by a sealed answer (never by health): pin it with the device.
       onServerKey: async (serverKey) => {
-        await updateServerKey(serverKey).catch(() => {});
+        await this.keys.updateServerKey(serverKey).catch(() => {});
         if (session.state.device) session.set({ device: { ...session.state.device, serverKey } });
       },
     });
@@ -198,12 +204,13 @@ export class ChatInterface {
     if (code) this.showPairing({ reason: pairReason || "first", code, e2e });
   }
 
-  /** A status button: Retry, Sign in, Pair again. */
+  /** A status button: Retry, Sign in, Pair again, Reload page. */
   act(run) {
     if (run === "retry") this.monitor.checkNow(true);
     else if (run === "signin") openSignIn(this.api.origin);
     else if (run === "repair") this.forgetAndPair("revoked");
     else if (run === "repair_key") this.forgetAndPair("untrusted");
+    else if (run === "reload") location.reload(); // an old copy of the page (e2e_version_old)
   }
 
   /** What a connection decision means for the rest of the page. */
@@ -234,9 +241,14 @@ export class ChatInterface {
     this.monitor.checkNow();
   }
 
+  /**
+   * Deletes this browser's key and shows the pairing form. Only ever on the owner's click (Pair
+   * again on a believed revocation or a lost server key, Forget in the devices dialog): an answer
+   * that is not sealed never gets here (describe.js gives it no such button and no effect).
+   */
   async forgetAndPair(reason) {
     try {
-      await forgetDevice();
+      await this.keys.forgetDevice();
     } catch {
       /* nothing stored */
     }

@@ -16,6 +16,8 @@ export const STATES = [
   "unpaired",
   "revoked",
   "untrusted",
+  "outdated",
+  "unsealed",
   "offline",
   "reconnecting",
 ];
@@ -25,7 +27,7 @@ export class ConnectionStatus {
    * @param {HTMLElement} el       the #status element (role="status", aria-live="polite")
    * @param {HTMLElement} actions  container for the buttons that go with a state
    * @param {{onAction?: (run: string) => void, onState?: (state: string) => void}} opts
-   *   onAction  a button was pressed: "retry", "signin", "repair"; onState  the state changed
+   *   onAction  a button was pressed: "retry", "signin", "repair", "repair_key", "reload"; onState  the state changed
    */
   constructor(el, actions, { onAction = () => {}, onState = () => {} } = {}) {
     this.el = el;

@@ -305,10 +305,16 @@ export class DevicesPanel {
     }
   }
 
+  /**
+   * The one way this browser's key is deleted by the page: the owner's choice, here. No answer from
+   * the server does it (an unsealed one may be forged); the fingerprint says which key goes.
+   */
   async forget() {
+    const d = this.session.state.device;
+    const which = d && d.fingerprint ? ` (fingerprint ${d.fingerprint})` : "";
     const ok = await confirmDialog({
       title: "Forget this browser's key?",
-      text: "The signing key is deleted from this browser. The server keeps its record until you revoke it; to chat here again you need a new pairing code.",
+      text: `The signing key of this browser${which} is deleted from this browser. The server keeps its record until you revoke it; to chat here again you need a new pairing code.`,
       confirmLabel: "Forget key",
     });
     if (!ok) return;
