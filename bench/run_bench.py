@@ -307,6 +307,72 @@ def bench_reattach(stack: PrivchatStack, rounds: int = 7) -> dict[str, Any]:
             "target_ms": 300}
 
 
+def bench_shape(stack: PrivchatStack, rounds: int = 5) -> dict[str, Any]:
+    """What the shape of a reply costs (docs/E2E.md v2): bytes on the wire per reply and per second
+    of reply, beside what version 1 sent for the same events (each event sealed alone, unpadded:
+    computed from the events the frames carried); and the first token's wait for its tick, measured
+    on the clock alone (``framed_stream`` fed at random moments, no model), so model noise is out."""
+    from privchat.e2e.frames import encode_event
+    from tests.support.e2e import FrameReader, b64url_decode
+
+    v2_bytes, v1_bytes, seconds = [], [], []
+    stack.set_system(SYSTEM)
+    for _ in range(rounds):
+        body = {"message": PROMPT, "options": {"temperature": 0.0, "max_tokens": REPLY_TOKENS}}
+        response = stack.client.request("POST", "/api/chat", json_body=body, stream=True)
+        reader, wire, events, buffer = FrameReader(response.opener, 200), 0, [], ""
+        started = time.perf_counter()
+        try:
+            for chunk in response.raw.iter_raw():
+                wire += len(chunk)
+                buffer += chunk.decode("ascii")
+                while "\n\n" in buffer:
+                    block, buffer = buffer.split("\n\n", 1)
+                    events += reader.feed(b64url_decode(block.split("data: ", 1)[1]))
+        finally:
+            response.close()
+        seconds.append(time.perf_counter() - started)
+        v2_bytes.append(wire)
+        # Version 1: per event "event: sealed\ndata: <base64url(json + 16-byte tag)>\n\n"
+        v1_bytes.append(sum(len("event: sealed\ndata: \n\n") + -(-4 * (len(encode_event(i, e, d)) - 1 + 16) // 3)
+                            for i, e, d in events))
+    clock = asyncio.run(_clock_wait(200))
+    return {"rounds": rounds, "reply_seconds": round(median(seconds), 2),
+            "v2_bytes_per_reply": int(median(v2_bytes)), "v1_bytes_per_reply": int(median(v1_bytes)),
+            "v2_bytes_per_second": int(median([b / t for b, t in zip(v2_bytes, seconds)])),
+            "v1_bytes_per_second": int(median([b / t for b, t in zip(v1_bytes, seconds)])),
+            "first_token_clock_wait_mean_ms": round(statistics.mean(clock), 1),
+            "first_token_clock_wait_p99_ms": round(percentile(clock, 99), 1), "tick_ms": 100}
+
+
+async def _clock_wait(runs: int) -> list[float]:
+    """The first token's wait for a frame: a reply whose start event is there at once and whose first
+    token comes at a random moment 0.2 to 1.2 s later; the time until the frame carrying it is out."""
+    import random
+
+    from privchat.api.reply_stream import framed_stream
+    from privchat.e2e.sealing import ResponseSealer
+
+    waits = []
+    for _ in range(runs):
+        produced: list[float] = []
+
+        async def batches():
+            yield [(0, "start", {"conversation_id": "c"})]
+            await asyncio.sleep(random.uniform(0.2, 1.2))
+            produced.append(time.perf_counter())
+            yield [(1, "token", {"text": " word"})]
+            yield [(2, "done", {"finish_reason": "stop"})]
+
+        frames = 0
+        async for _frame in framed_stream("r", batches(), ResponseSealer(secret=os.urandom(16), enc=os.urandom(65)), b"{}\n"):
+            frames += 1
+            if produced:
+                waits.append((time.perf_counter() - produced[0]) * 1000)
+                break
+    return waits
+
+
 def bench_signature(runs: int = 500) -> dict[str, Any]:
     """The gate's verification path, server side, on a real database: parse, digest, freshness,
     device lookup, the library's ECDSA verify and the replay insert."""
@@ -649,6 +715,7 @@ def main() -> int:
         results["multi_turn"] = bench_multiturn(stack)
         results["responsiveness"] = bench_responsiveness(stack)
         results["reattach"] = bench_reattach(stack)
+        results["shape"] = bench_shape(stack)
     finally:
         if alternative:
             alternative.close()
@@ -693,6 +760,13 @@ def print_table(r: dict[str, Any]) -> None:
     a = r.get("reattach", {})
     if a:
         add("reconnect to first missed event (median / max)", f"{a['median_ms']} / {a['max_ms']} ms", "<= 300 ms", a["median_ms"] <= 300)
+    sh = r.get("shape", {})
+    if sh:
+        add("shape: first token's wait for its tick (mean / p99)", f"{sh['first_token_clock_wait_mean_ms']} / "
+            f"{sh['first_token_clock_wait_p99_ms']} ms", "mean <= 100 ms (one tick)", sh["first_token_clock_wait_mean_ms"] <= 100)
+        add("shape: bytes per reply, v2 frames / v1 events", f"{sh['v2_bytes_per_reply']} / {sh['v1_bytes_per_reply']} "
+            f"({sh['reply_seconds']} s reply)", "(reported)", None)
+        add("shape: bytes per second of reply, v2 / v1", f"{sh['v2_bytes_per_second']} / {sh['v1_bytes_per_second']}", "(reported)", None)
     g = r.get("signature_check", {})
     if g:
         add("signature check (gate) median", f"{g['median_ms']} ms", "<= 1 ms", g["median_ms"] <= 1)

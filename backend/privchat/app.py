@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,6 +23,7 @@ from .auth.access import AccessVerifier
 from .auth.devices import DeviceStore
 from .auth.gate import install_gate
 from .auth.pairing import PairingStore
+from .auth.pake import PairingLogins
 from .auth.replay import NonceStore
 from .auth.signatures import SignatureVerifier
 from .config import Config
@@ -57,6 +58,7 @@ class AppState:
     settings: SettingsStore = None  # type: ignore[assignment]
     devices: DeviceStore = None  # type: ignore[assignment]
     pairing: PairingStore = None  # type: ignore[assignment]
+    logins: PairingLogins = field(default_factory=PairingLogins)  # typed-code pairing (OPAQUE), in memory
     nonces: NonceStore = None  # type: ignore[assignment]
     generations: GenerationManager = None  # type: ignore[assignment]
     e2e_keys: E2EKeyStore = None  # type: ignore[assignment]

@@ -218,6 +218,32 @@ class SignedClient:
                 raise SealError("e2e_key_mismatch", "the key confirmation does not match the key this device sealed to")
         return response
 
+    def register_typed(self, code: str, name: str = "test device", **kwargs: Any) -> Any:
+        """Pair with a typed code as the page does (docs/E2E.md, "Pairing"): an OPAQUE login with the
+        code as its password (the client half through opaquepy), then the registration bound to its
+        session key. Returns the registration's answer; a code the login refuses raises SealError
+        with ``pairing_invalid`` before anything more is sent, as the page stops there."""
+        from opaquepy import lib as opaque
+
+        kid = (kwargs.get("server_key") or self.server_key()).kid
+        first, state = opaque.login_client(normalised_code(code))
+        started = self.post("/api/auth/pairing", {"request": first, "public_key": self.device.public_jwk}, **kwargs)
+        if started.status_code != 200:
+            return started
+        try:
+            finalization, session_key = opaque.login_client_finish(state, normalised_code(code), started.json()["response"])
+        except ValueError as exc:
+            raise SealError("pairing_invalid", "the login did not finish: a wrong code, or not this server") from exc
+        body = {"pairing_id": started.json()["pairing_id"], "finalization": finalization,
+                "device_proof": session_mac(b"privchat pairing device v2", session_key, self.device.device_id, kid),
+                "public_key": self.device.public_jwk, "name": name}
+        response = self.post("/api/auth/device", body, **kwargs)
+        if response.status_code == 201:
+            expected = session_mac(b"privchat pairing confirm v2", session_key, self.device.device_id, kid)
+            if response.json().get("key_confirmation") != expected:
+                raise SealError("e2e_key_mismatch", "the key confirmation does not match the key this device sealed to")
+        return response
+
     def chat(self, message: str, conversation_id: str | None = None, **options: Any) -> list[tuple[str, Any]]:
         """Send a message and read the whole event stream: [(event, data), ...]."""
         body: dict[str, Any] = {"message": message}
@@ -262,6 +288,22 @@ class BackgroundStream:
     def join(self, timeout: float = 60) -> list[tuple[str, Any]]:
         self.thread.join(timeout)
         return self.events
+
+
+def normalised_code(code: str) -> str:
+    """docs/E2E.md: upper case, without - and spaces, O->0, I and L->1."""
+    return code.strip().upper().replace("-", "").replace(" ", "").translate(str.maketrans({"O": "0", "I": "1", "L": "1"}))
+
+
+def session_mac(label: bytes, session_key: str, device_id: str, kid: str) -> str:
+    """The typed-code pairing's HMACs, keyed by the OPAQUE session key (docs/E2E.md)."""
+    import base64
+    import hashlib
+    import hmac
+
+    key = base64.urlsafe_b64decode(session_key + "=" * (-len(session_key) % 4))
+    mac = hmac.new(key, b"\x00".join((label, device_id.encode(), kid.encode())), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def parse_sse(chunks: Any) -> Any:

@@ -231,11 +231,26 @@ class ImportResult(BaseModel):
 
 
 class RegisterDevice(Strict):
-    # HMAC-SHA256 keyed by the pairing code over the device id and the server key's kid
-    # (docs/E2E.md): the code itself never travels.
-    pairing_proof: str = Field(pattern=r"^[A-Za-z0-9_-]{43}$")
+    # docs/E2E.md, "Pairing". A link: pairing_proof, HMAC-SHA256 keyed by the code over the device id
+    # and the kid the link pinned (the code itself never travels). A typed code: the OPAQUE login's
+    # id and last message (pairing_id, finalization) and device_proof, keyed by its session key.
+    pairing_proof: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_-]{43}$")
+    pairing_id: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_-]{24}$")
+    finalization: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,400}$")
+    device_proof: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9_-]{43}$")
     public_key: dict[str, Any]
     name: str = Field(min_length=1, max_length=100)
+
+
+class StartPairing(Strict):
+    # The first message of an OPAQUE login with the typed code as its password (base64url).
+    request: str = Field(pattern=r"^[A-Za-z0-9_-]{1,400}$")
+    public_key: dict[str, Any]
+
+
+class PairingStarted(BaseModel):
+    pairing_id: str
+    response: str  # the server's OPAQUE message (base64url)
 
 
 class DeviceRecord(BaseModel):

@@ -3,7 +3,9 @@
 A code carries 50 bits of randomness (10 Crockford base32 characters), enough that with the
 attempt limit an online guess has no practical chance; it is typed or scanned once and forgotten.
 
-The code never travels (docs/E2E.md, "Pairing"). The page proves it knows it with
+The code never travels (docs/E2E.md, "Pairing"). A typed code is the password of an OPAQUE login
+(``auth/pake.py``; this store picks the code and counts the tries). With a link, the page proves it
+knows the code with
 ``pairing_proof`` = HMAC(code, device id, the server key's kid it sealed to), and the server answers
 with ``key_confirmation`` = HMAC(code, device id, the kid that opened the request). A key swapped on
 the path makes the proof match no code (a wrong try), and a stand-in that answers by itself cannot
@@ -112,6 +114,51 @@ class PairingStore:
             await conn.execute("INSERT INTO pairing_codes (code_hash, created_at, expires_at, code_sealed) VALUES (?, ?, ?, ?)",
                                (code_hash, now, now + self.ttl, sealed))
         return PairingCode(format_code(raw), now + self.ttl)
+
+    async def begin_login(self) -> tuple[str, str, int]:
+        """A typed-code pairing starts (auth/pake.py): the newest open code, its hash, and the id of
+        the wrong try this start counts as until its login succeeds. Typed pairing always uses the
+        code `privchat pair` printed last; a link names its code by its proof."""
+        now = time.time()
+        async with self.database.transaction() as conn:
+            async with conn.execute("SELECT COUNT(*) FROM pairing_failures") as cursor:
+                failures = int((await cursor.fetchone())[0])
+            if failures >= self.max_attempts:
+                await conn.execute("UPDATE pairing_codes SET voided_at = ? WHERE used_at IS NULL AND voided_at IS NULL", (now,))
+                raise PairingLocked("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
+                                                     "Run `privchat pair` again for a new code.")
+            async with conn.execute("SELECT * FROM pairing_codes WHERE code_sealed IS NOT NULL AND used_at IS NULL "
+                                    "AND voided_at IS NULL AND expires_at >= ? ORDER BY created_at DESC LIMIT 1", (now,)) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                raise PairingError("pairing_expired", "There is no open pairing code (it expired or was used). "
+                                                      "Run `privchat pair` for a new one.")
+            cursor = await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
+            attempt_id = int(cursor.lastrowid)
+        code = self.database.cipher.open(row["code_sealed"], table="pairing_codes", column="code", row_id=row["code_hash"])
+        return code, row["code_hash"], attempt_id
+
+    async def redeem_login(self, conn: Any, code_hash: str, attempt_id: int) -> None:
+        """A typed-code login succeeded: use its code up and take back the wrong try its start counted,
+        inside the caller's transaction; PairingError if the code was used, voided or expired since."""
+        now = time.time()
+        async with conn.execute("SELECT * FROM pairing_codes WHERE code_hash = ?", (code_hash,)) as cursor:
+            row = await cursor.fetchone()
+        if row is None or row["voided_at"] is not None:
+            raise PairingLocked("pairing_locked", "That pairing code was voided after too many wrong tries. Run `privchat pair` again.")
+        if row["used_at"] is not None:
+            raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
+        if row["expires_at"] < now:
+            raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
+        await conn.execute("UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?", (now, code_hash))
+        await conn.execute("DELETE FROM pairing_failures WHERE rowid = ?", (attempt_id,))
+
+    async def failed_tries(self, since: float, settled: float = 5.0) -> int:
+        """Wrong tries since ``since``. A typed-code login counts from its start until it succeeds, a
+        second or so later; one still counted after ``settled`` seconds failed or was abandoned."""
+        async with self.database.conn.execute("SELECT COUNT(*) FROM pairing_failures WHERE at >= ? AND at <= ?",
+                                              (since, time.time() - settled)) as cursor:
+            return int((await cursor.fetchone())[0])
 
     async def _matching_row(self, conn: Any, proof: str, device_id: str, kid: str) -> tuple[Any, str] | None:
         """The code row whose code makes this proof for this device and key, with the code."""

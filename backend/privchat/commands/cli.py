@@ -133,17 +133,20 @@ def cmd_pair(args: argparse.Namespace) -> int:
             else:
                 print("compare it with `privchat devices list` (or run `privchat pair --wait`, which prints it here).")
         if args.wait:
-            return await _wait_for_device(database, pairing.expires_at, quiet=args.json)
+            return await _wait_for_device(database, pairing.expires_at, quiet=args.json, pairing=store)
         return EXIT_OK
 
     return _run(_with_db(args, action))
 
 
-async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> int:
+async def _wait_for_device(database: Database, until: float, *, quiet: bool, pairing: Any = None) -> int:
+    """Wait for a device to pair; say each wrong try on the way (a wrong code, or a pairing that
+    came through a swapped key), so the owner knows someone tried before the code is void."""
     from ..auth.devices import DeviceStore
 
     store = DeviceStore(database)
     started = time.time()
+    told = 0
     while time.time() < until:
         fresh = [d for d in await store.list() if d.created_at >= started - 1]
         if fresh:
@@ -152,6 +155,13 @@ async def _wait_for_device(database: Database, until: float, *, quiet: bool) -> 
                 print(f"Paired: {for_terminal(device.name)}  fingerprint {device.fingerprint}  — it should match the page.")
                 print(f"  The page shows it at the top (Fingerprint: {device.fingerprint}) and in Devices → This browser.")
             return EXIT_OK
+        if pairing is not None:
+            tries = await pairing.failed_tries(started)
+            if tries > told and not quiet:
+                print(f"A pairing try was refused ({tries} of {pairing.max_attempts} wrong tries; at {pairing.max_attempts} "
+                      "every open code is void): a wrong code, a pairing given up half-way, or something on the way "
+                      "that is not your device.", flush=True)
+            told = max(told, tries)
         await asyncio.sleep(1)
     print("The code expired before a device paired.", file=sys.stderr)
     return EXIT_FAIL
