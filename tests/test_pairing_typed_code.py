@@ -35,7 +35,7 @@ def test_a_typed_code_pairs_through_an_opaque_login(apps: Any) -> None:
     other = TestDevice()
     again = app.client(other).post("/api/auth/pairing", {"request": opaque.login_client(normalised_code(code))[0],
                                                           "public_key": other.public_jwk})
-    assert again.status_code == 403 and again.json()["error"]["code"] == "pairing_expired", again.text
+    assert again.status_code == 403 and again.json()["error"]["code"] == "pairing_used", again.text
 
 
 def test_a_wrong_typed_code_fails_in_the_page_and_counts_as_a_wrong_try(apps: Any) -> None:

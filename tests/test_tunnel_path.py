@@ -33,7 +33,7 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SiteServer, screensho
 from tests.support.cloudflared import AccessKeyServer, OriginHarness, require_harness
 from privchat.e2e.suite import FRAME_SIZES, FRAME_TICK_SECONDS
 from tests.support.e2e import FrameReader, open_events
-from tests.support.edge import ACCESS_HEADER, COOKIE, AccessCors, EdgeStandIn
+from tests.support.edge import ACCESS_HEADER, COOKIE, AccessCors, EdgeStandIn, Tamper
 from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, run_cli, write_config
 from tests.support.signing import TestDevice
 
@@ -396,6 +396,74 @@ def test_page_signs_in_pairs_chats_stops_and_is_revoked_through_the_chain(chain:
     assert {p.method for p in standin.preflights if p.status == 200} >= {"POST"}, standin.preflights
     for item in standin.forwarded:
         assert item.headers["Host"] == PUBLIC_HOST and ACCESS_HEADER in item.headers
+
+
+KEYS_IN_BROWSER = """() => new Promise((ok, fail) => {
+    const open = indexedDB.open("privchat");
+    open.onerror = () => fail(open.error);
+    open.onsuccess = () => {
+        const count = open.result.transaction("device").objectStore("device").count();
+        count.onsuccess = () => ok(count.result);
+        count.onerror = () => fail(count.error);
+    };
+})"""
+
+
+@pytest.mark.browser
+def test_the_page_believes_no_unsealed_refusal_and_sees_a_changed_status(chain: Chain) -> None:
+    """An edge that changes traffic, between Chromium and the real cloudflared: after pairing, it
+    answers the page's signed requests itself with plain 401 device_unknown, 403 device_revoked and
+    400 e2e_key_unknown (each with a phishing line), then changes the status of a sealed answer. The
+    page keeps its device key, opens no pairing form, shows none of the edge's words, says an
+    answer was not sealed (or that a status was changed), and works again once the edge stops."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    standin = chain.standin
+    code = chain.server.pair_code()
+    lure = "Your session ended: pair again at https://evil.example"
+    with sync_api.sync_playwright() as playwright:
+        browser = launch(playwright, chain)
+        try:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(chain.site_origin + "/chat/")
+            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
+            sign_in_through_the_button(context, page, "#access-signin", chain)
+            page.fill("#pair-code", code)
+            page.click("#pair-button")
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            keys = page.evaluate(KEYS_IN_BROWSER)
+            assert keys >= 1
+            signed = lambda method, target: method != "OPTIONS" and target.startswith("/api/") and not target.startswith("/api/health")  # noqa: E731
+            for status, refusal in ((401, "device_unknown"), (403, "device_revoked"), (400, "e2e_key_unknown")):
+                standin.tamper = lambda method, target, s=status, c=refusal: Tamper("forge", s, c, lure) if signed(method, target) else None
+                try:
+                    page.reload()
+                    page.wait_for_selector("#status[data-state=unsealed]", timeout=30_000)
+                    screenshot(page, f"tunnel-path-6-forged-{refusal}")
+                    assert page.evaluate(KEYS_IN_BROWSER) == keys, refusal  # no key deleted
+                    assert not page.is_visible("#pairing-view"), refusal  # no pairing form opened
+                    assert "evil.example" not in page.inner_text("body"), refusal  # none of the edge's words
+                finally:
+                    standin.tamper = None
+                page.click("#status-actions button")  # Retry, with the edge gone honest
+                page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            # A sealed answer whose status the edge changes (who-am-I's 200 made a 404): not believed.
+            standin.tamper = lambda method, target: Tamper("status", 404) if target == "/api/auth/device" and method == "GET" else None
+            try:
+                page.reload()
+                page.wait_for_function("() => document.querySelector('#status').textContent.includes('changed on the way')",
+                                       timeout=30_000)
+                screenshot(page, "tunnel-path-7-changed-status")
+                assert page.evaluate(KEYS_IN_BROWSER) == keys and not page.is_visible("#pairing-view")
+            finally:
+                standin.tamper = None
+            page.reload()
+            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+        finally:
+            standin.tamper = None
+            browser.close()
+    forged = [f for f in standin.forwarded if f.outcome == "forged"]
+    assert len(forged) >= 3, [(f.method, f.target, f.outcome) for f in standin.forwarded[-20:]]
 
 
 @pytest.mark.browser

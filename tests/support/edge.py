@@ -140,6 +140,18 @@ class Forwarded:
         return head.encode("latin-1", "replace") + self.body + back.encode("latin-1", "replace") + bytes(self.response_body)
 
 
+@dataclass(frozen=True)
+class Tamper:
+    """What a tampering edge does with one request. ``forge``: answer it itself, plain, with this
+    status and JSON error (and the CORS headers a real answer carries, so the page can read it);
+    ``status``: forward it, then change the status of the (sealed) answer on the way back."""
+
+    kind: str  # "forge" or "status"
+    status: int
+    code: str = ""
+    message: str = ""
+
+
 # --------------------------------------------------------------------------- the stand-in
 
 
@@ -162,6 +174,9 @@ class EdgeStandIn:
     # What goes out as Cf-Access-Jwt-Assertion: None forwards the session's own JWT (what Access does);
     # a callable substitutes its result (None from it: send no assertion at all).
     forward_token: Callable[[], str | None] | None = None
+    # An edge that changes traffic: called with (method, target) for each request it would forward;
+    # a Tamper it returns is played instead (None: forward untouched). Tests only.
+    tamper: "Callable[[str, str], Tamper | None] | None" = None
     forwarded: list[Forwarded] = field(default_factory=list)
     refused: list[tuple[str, str, int]] = field(default_factory=list)  # (method, target, status) stopped by "Access"
     preflights: list[Preflight] = field(default_factory=list)
@@ -456,6 +471,16 @@ def _handler_for(edge: EdgeStandIn) -> type[BaseHTTPRequestHandler]:
             headers = _upstream_headers(edge, self.headers, self.client_address[0], assertion, email, ray,
                                         len(body) if has_body else None)
             record = Forwarded(self.command, self.path, dict(headers), body, 0)
+            plan = edge.tamper(self.command, self.path) if edge.tamper else None
+            if plan is not None and plan.kind == "forge":
+                record.status, record.outcome = plan.status, "forged"
+                edge._record(record)
+                origin = self.headers.get("Origin")
+                cors = {"Access-Control-Allow-Origin": origin, "Access-Control-Allow-Credentials": "true",
+                        "Vary": "Origin"} if origin else {}
+                forged = json.dumps({"error": {"code": plan.code, "message": plan.message}}).encode()
+                self.simple(plan.status, forged, {"Content-Type": "application/json", **cors})
+                return
             assert edge._client is not None, "start() the stand-in first"
             request = edge._client.build_request(self.command, edge.upstream_url + self.path, headers=headers,
                                                  content=body, timeout=edge._upstream_timeout())
@@ -470,7 +495,7 @@ def _handler_for(edge: EdgeStandIn) -> type[BaseHTTPRequestHandler]:
             record.status = response.status_code
             edge._record(record)
             try:
-                record.outcome = self.stream_back(response, ray, record)
+                record.outcome = self.stream_back(response, ray, record, plan.status if plan is not None else None)
             finally:
                 response.close()
 
@@ -480,12 +505,13 @@ def _handler_for(edge: EdgeStandIn) -> type[BaseHTTPRequestHandler]:
             edge._record(record)
             self.simple(status, f"error code: {status}".encode(), {"Content-Type": "text/plain; charset=UTF-8"})
 
-        def stream_back(self, response: httpx.Response, ray: str, record: Forwarded) -> str:
-            """Headers, then each chunk as it arrives; returns how the response ended."""
+        def stream_back(self, response: httpx.Response, ray: str, record: Forwarded, status: int | None = None) -> str:
+            """Headers, then each chunk as it arrives; returns how the response ended. ``status``
+            replaces the upstream's (a tampering edge)."""
             chunked = (response.headers.get("Content-Length") is None and self.command != "HEAD"
                        and response.status_code not in (204, 304))
             try:
-                self.send_response(response.status_code)
+                self.send_response(status or response.status_code)
                 record.response_headers = list(response.headers.multi_items())
                 for name, value in response.headers.multi_items():
                     if name.lower() not in HOP_BY_HOP and name.lower() not in ("server", "date"):

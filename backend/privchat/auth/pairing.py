@@ -127,12 +127,13 @@ class PairingStore:
                 await conn.execute("UPDATE pairing_codes SET voided_at = ? WHERE used_at IS NULL AND voided_at IS NULL", (now,))
                 raise PairingLocked("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
                                                      "Run `privchat pair` again for a new code.")
-            async with conn.execute("SELECT * FROM pairing_codes WHERE code_sealed IS NOT NULL AND used_at IS NULL "
-                                    "AND voided_at IS NULL AND expires_at >= ? ORDER BY created_at DESC LIMIT 1", (now,)) as cursor:
+            async with conn.execute("SELECT * FROM pairing_codes WHERE code_sealed IS NOT NULL AND voided_at IS NULL "
+                                    "ORDER BY created_at DESC LIMIT 1") as cursor:
                 row = await cursor.fetchone()
-            if row is None:
-                raise PairingError("pairing_expired", "There is no open pairing code (it expired or was used). "
-                                                      "Run `privchat pair` for a new one.")
+            if row is None or row["expires_at"] < now:
+                raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
+            if row["used_at"] is not None:
+                raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
             cursor = await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
             attempt_id = int(cursor.lastrowid)
         code = self.database.cipher.open(row["code_sealed"], table="pairing_codes", column="code", row_id=row["code_hash"])
