@@ -2,7 +2,11 @@
 //   public/**            copied verbatim (index.html, chat/config.json, …)
 //   _headers             copied to dist/_headers
 //   src/chat/index.html  → dist/chat/index.html
-//   src/chat/main.js     → dist/chat/app.js (bundled with marked + DOMPurify, minified)
+//   src/chat/main.js     → dist/chat/app.js (bundled with marked + DOMPurify, minified), an ES module
+//   src/lib/opaque.js    → dist/chat/opaque.js: the typed code's OPAQUE client (@serenity-kit/opaque,
+//                          its WebAssembly inline), which app.js import()s only when a code is typed
+//                          (code splitting: app.js does not carry it). Every JS file the build writes
+//                          must be one the service worker caches and pins (src/sw/sw.js ASSETS).
 //   src/chat/app.css     → dist/chat/app.css (minified)
 //   src/sw/sw.js         → dist/chat/sw.js (the service worker, scope /chat/), versioned by a hash
 //                          of every file it caches, so a new deploy replaces the old cache, and
@@ -14,7 +18,7 @@ import { build } from "esbuild";
 import { createHash } from "node:crypto";
 import { ASSETS as SW_ASSETS, UNPINNED as SW_UNPINNED } from "./src/sw/sw.js";
 import { cp, mkdir, rm, copyFile, readFile, writeFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,14 +38,27 @@ const common = {
   logLevel: "warning",
   target: ["es2022", "chrome109", "firefox115", "safari16"],
 };
-await build({
+// Code splitting: opaque.js is an entry point of its own, so it keeps its name, and app.js reaches it
+// only by import() (api.js), so app.js does not carry it. Code the two shared would go to a
+// chunk-<hash>.js, which the check below refuses (the worker's list of files is fixed in its source).
+const page = await build({
   ...common,
-  entryPoints: [join(here, "src/chat/main.js")],
-  outfile: join(dist, "chat/app.js"),
+  entryPoints: { app: join(here, "src/chat/main.js"), opaque: join(here, "src/lib/opaque.js") },
+  outdir: join(dist, "chat"),
+  entryNames: "[name]",
+  chunkNames: "chunk-[hash]",
+  splitting: true,
   format: "esm",
   platform: "browser",
   charset: "utf8",
+  metafile: true,
+  absWorkingDir: here, // the metafile's paths are relative to it
 });
+const pageFiles = Object.keys(page.metafile.outputs).map((out) => "/" + relative(dist, join(here, out)).split(sep).join("/"));
+const uncached = pageFiles.filter((path) => !SW_ASSETS.includes(path));
+if (uncached.length) {
+  throw new Error(`the build wrote ${uncached.join(", ")}, which the service worker does not cache: add it to ASSETS in src/sw/sw.js (or keep the import from making a shared chunk)`);
+}
 await build({
   ...common,
   entryPoints: [join(here, "src/chat/app.css")],
@@ -51,8 +68,10 @@ await build({
 // marked carries its issue-tracker address in an error message ("Please report this to https://…").
 // It is never loaded, but dist/ must name no third-party origin at all (test/build.test.js):
 // keep the words, drop the scheme.
-const appJs = join(dist, "chat/app.js");
-await writeFile(appJs, (await readFile(appJs, "utf8")).replaceAll("https://github.com/markedjs/marked", "github.com/markedjs/marked"));
+for (const path of pageFiles) {
+  const file = join(dist, path);
+  await writeFile(file, (await readFile(file, "utf8")).replaceAll("https://github.com/markedjs/marked", "github.com/markedjs/marked"));
+}
 
 // The service worker: its cache name is a hash of the files it precaches (config.json excepted: the
 // tunnel setup rewrites it after the build, and the worker always asks the network for it first).

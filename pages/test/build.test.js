@@ -50,7 +50,7 @@ export function parseHeaders(text) {
 }
 
 test("dist has the expected files", () => {
-  for (const f of ["index.html", "_headers", "chat/index.html", "chat/app.js", "chat/app.css", "chat/config.json"]) {
+  for (const f of ["index.html", "_headers", "chat/index.html", "chat/app.js", "chat/opaque.js", "chat/app.css", "chat/config.json"]) {
     assert.ok(existsSync(join(dist, f)), `dist/${f} missing`);
   }
 });
@@ -102,9 +102,11 @@ test("_headers: strict CSP and privacy headers for /chat/*", async () => {
     }),
   );
   assert.deepEqual(directives["default-src"], ["'none'"]);
-  assert.deepEqual(directives["script-src"], ["'self'"]);
+  // 'wasm-unsafe-eval': the typed code's OPAQUE client compiles its WebAssembly; no JavaScript eval.
+  assert.deepEqual(directives["script-src"], ["'self'", "'wasm-unsafe-eval'"]);
   assert.deepEqual(directives["style-src"], ["'self'"]);
-  assert.ok(!csps[0].includes("unsafe-inline") && !csps[0].includes("unsafe-eval"));
+  const tokens = Object.values(directives).flat();
+  assert.ok(!tokens.includes("'unsafe-inline'") && !tokens.includes("'unsafe-eval'") && !tokens.includes("'unsafe-hashes'"));
   assert.equal(directives["connect-src"][0], "'self'");
   assert.ok(directives["connect-src"].includes("http://127.0.0.1:8765"));
   assert.deepEqual(directives["frame-ancestors"], ["'none'"]);
@@ -117,5 +119,25 @@ test("_headers: strict CSP and privacy headers for /chat/*", async () => {
   assert.deepEqual(get("X-Content-Type-Options"), ["nosniff"]);
   const pp = get("Permissions-Policy");
   assert.equal(pp.length, 1);
-  for (const feature of ["camera=()", "microphone=()", "geolocation=()"]) assert.ok(pp[0].includes(feature), feature);
+  // The microphone for this page's own voice button only (issue #21): never for a frame or another origin.
+  for (const feature of ["camera=()", "microphone=(self)", "geolocation=()"]) assert.ok(pp[0].includes(feature), feature);
+});
+
+test("the OPAQUE client is a file of its own, which app.js loads only by import() and does not carry", async () => {
+  const app = await readFile(join(dist, "chat/app.js"), "utf8");
+  const opaque = await readFile(join(dist, "chat/opaque.js"), "utf8");
+  // The library: its inline WebAssembly (base64 of "\0asm") and its wasm-bindgen glue.
+  assert.ok(opaque.includes("AGFzbQ") && opaque.includes("finishClientLogin"), "opaque.js does not carry the library");
+  for (const mark of ["AGFzbQ", "finishClientLogin", "startClientLogin", "__wbindgen", "WebAssembly"]) {
+    assert.ok(!app.includes(mark), `app.js carries ${mark}`);
+  }
+  assert.ok(opaque.length > 300_000, `opaque.js is ${opaque.length} bytes`);
+  assert.ok(app.length < 300_000, `app.js is ${app.length} bytes: did the library end up in it?`);
+  // A dynamic import of the sibling file, and no static one: the chunk is fetched only when called for.
+  assert.match(app, /\bimport\("\.\/opaque\.js"\)/);
+  assert.ok(!/(?:^|[;}\s])import\s*[{*\w][^;]*from\s*["']\.\/opaque\.js["']/.test(app), "app.js imports opaque.js statically");
+  assert.ok(!/from\s*["']\.\/app\.js["']/.test(opaque), "opaque.js imports from app.js (a shared chunk)");
+  // Every JS file the build wrote is app.js, opaque.js or the worker: no hashed shared chunk.
+  const js = (await readdir(join(dist, "chat"))).filter((f) => f.endsWith(".js")).sort();
+  assert.deepEqual(js, ["app.js", "opaque.js", "sw.js"]);
 });

@@ -5,7 +5,8 @@ import { DeviceAuth, suggestDeviceName } from "../src/components/chat/DeviceAuth
 import { ApiError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
 import { KEY_STORAGE_TEXT } from "../src/lib/describe.js";
 import { ApiClient } from "../src/lib/api.js";
-import { makeServerKey } from "./e2e-server.js";
+import { fakeServer, makeServerKey, pakeServer } from "./e2e-server.js";
+import { keyConfirmation, pairingProof } from "../src/lib/e2e.js";
 
 installDom();
 const $ = (sel) => document.querySelector(sel);
@@ -149,6 +150,7 @@ test("paired: the key is registered and kept with the server's name and the API 
   assert.equal(api.registered.length, 1);
   const req = api.registered[0];
   assert.equal(req.pairingCode, "ABCD-1234");
+  assert.equal(req.typed, true, "no kid from a link: the typed code's OPAQUE login");
   assert.equal(req.name, "My phone");
   assert.equal(req.publicJwk.kty, "EC");
   assert.equal(saved.length, 1);
@@ -185,6 +187,7 @@ test("the pairing screen shows the server key's short fingerprint, and the devic
   assert.match($("#pair-server-key-line").textContent, /^Server key: [0-9A-F]{4} /);
   await pairWith("ABCD-1234");
   assert.equal(api.registered.length, 1);
+  assert.equal(api.registered[0].typed, false, "the link pinned the key: its pairing_proof");
   assert.deepEqual(api.registered[0].device.serverKey, server.pin);
   assert.deepEqual(saved[0].serverKey, server.pin);
   assert.deepEqual(paired[0][0].serverKey, server.pin);
@@ -210,4 +213,92 @@ test("a registration whose key confirmation fails is not kept (e2e_key_mismatch)
   assert.equal(saved.length, 0);
   assert.equal(paired.length, 0);
   assert.match(errorText(), /privchat pair/);
+});
+
+// ------------------------------------------------------------ the real ApiClient against the stand-in server
+
+/** The form over a real ApiClient whose fetch is the stand-in server (e2e-server.js) and health. */
+function realApi(route) {
+  const fake = fakeServer({ keys: [server], route });
+  const real = new ApiClient("http://127.0.0.1:8765", { getDevice: async () => null });
+  real.opaqueLoads = 0;
+  const load = real.loadOpaque.bind(real);
+  real.loadOpaque = () => ((real.opaqueLoads += 1), load());
+  globalThis.fetch = async (url, init = {}) => {
+    if (new URL(String(url)).pathname === "/api/health") {
+      return new Response(JSON.stringify({ status: "ok", time: Date.now() / 1000, e2e: published }), { status: 200, headers: { "Content-Type": "application/json" } });
+    }
+    return fake.fetch(url, init);
+  };
+  auth.api = real;
+  api = real;
+  return fake;
+}
+
+function pakeRoutes(pake) {
+  return (req) => (req.target === "/api/auth/pairing" ? pake.start(req) : req.target === "/api/auth/device" ? pake.finish(req) : { status: 404, json: null });
+}
+
+test("a typed code pairs through the OPAQUE login and the key is kept only after its confirmation", async () => {
+  const pake = await pakeServer({ code: "K7Q2-M9X0" });
+  const fake = realApi(pakeRoutes(pake));
+  auth.show({ reason: "first" });
+  await pairWith("k7q2-m9xo", "My phone");
+  assert.equal($("#pair-error").hidden, true, $("#pair-error").textContent);
+  assert.deepEqual(fake.seen.map((r) => r.target), ["/api/auth/pairing", "/api/auth/device"]);
+  assert.equal(api.opaqueLoads, 1);
+  assert.equal(saved.length, 1);
+  assert.deepEqual(saved[0].serverKey, server.pin);
+  assert.equal(saved[0].deviceId, pake.state.registered[0].deviceId);
+  assert.equal(paired.length, 1);
+});
+
+test("a wrong typed code: the pairing_invalid sentence, nothing sent after the login's start, nothing kept", async () => {
+  const pake = await pakeServer({ code: "K7Q2-M9X0" });
+  const fake = realApi(pakeRoutes(pake));
+  auth.show({});
+  await pairWith("K7Q2-M9X1");
+  assert.equal($("#pair-error").textContent, "That pairing code is not valid. Check it for typos, or run privchat pair again for a new one.");
+  assert.deepEqual(fake.seen.map((r) => r.target), ["/api/auth/pairing"]);
+  assert.equal(saved.length, 0);
+  assert.equal(paired.length, 0);
+  assert.equal($("#pair-button").disabled, false);
+});
+
+test("a typed code whose confirmation names another key: e2e_key_mismatch, nothing pinned or kept", async () => {
+  const pake = await pakeServer({ code: "K7Q2-M9X0", confirmKid: "a-swapped-servers-kid" });
+  realApi(pakeRoutes(pake));
+  auth.show({});
+  await pairWith("K7Q2-M9X0");
+  assert.match(errorText(), /encryption key is not the one your pairing link or code vouches for/);
+  assert.equal(saved.length, 0);
+  assert.equal(paired.length, 0);
+});
+
+test("a pairing link (with its kid) keeps the pairing_proof path and never loads the OPAQUE client", async () => {
+  const fake = realApi(async (req) => (req.target === "/api/auth/device"
+    ? { status: 201, json: { device_id: req.deviceId, name: req.json.name, key_confirmation: await keyConfirmation("K7Q2M9X0", req.deviceId, req.kid) } }
+    : { status: 404, json: null }));
+  auth.show({ code: "K7Q2-M9X0", e2e: server.pin.kid });
+  await pairWith("K7Q2-M9X0");
+  assert.equal($("#pair-error").hidden, true, $("#pair-error").textContent);
+  assert.deepEqual(fake.seen.map((r) => r.target), ["/api/auth/device"]);
+  assert.equal(fake.seen[0].json.pairing_proof, await pairingProof("K7Q2M9X0", saved[0].deviceId, server.pin.kid));
+  assert.equal(api.opaqueLoads, 0);
+  assert.equal(saved.length, 1);
+});
+
+test("typed-code refusals from the server are worded: locked, used, expired", async () => {
+  for (const [status, code, text] of [
+    [423, "pairing_locked", /^Too many wrong codes: pairing is locked for now/],
+    [403, "pairing_used", /^That pairing code was already used: each code pairs one device\./],
+    [403, "pairing_expired", /^That pairing code has expired\. Run privchat pair/],
+  ]) {
+    const fake = realApi(() => ({ status, json: { error: { code, message: code } } }));
+    auth.show({});
+    await pairWith("K7Q2-M9X0");
+    assert.match(errorText(), text);
+    assert.equal(fake.seen.length, 1);
+    assert.equal(saved.length, 0);
+  }
 });

@@ -3,7 +3,8 @@
 // can check Python <-> JS interop: `node pages/test/e2e-interop.mjs <command>` reads one JSON
 // object on stdin and writes one JSON object on stdout. Bytes travel as standard base64 ("*_b64").
 // Exit 0 with the answer; exit 1 with {"error": "<code>", "message": "..."} (an E2EError's code,
-// or "failed"). Batch: {"items": [input, ...]} -> {"results": [answer or {"error"}, ...]}, exit 0.
+// pake-client's pairing_invalid, or "failed"). Batch: {"items": [input, ...]} ->
+// {"results": [answer or {"error"}, ...]}, exit 0.
 //
 //   seal            the page seals a request (Python opens it): v2 header, padded body
 //     in : {"server_jwk": {kty, crv, x, y}, "kid"?: str (default: the JWK's thumbprint; must match),
@@ -43,9 +44,27 @@
 //             string as given, META included by the caller)}
 //     out: {"nonce": header value, "body_b64"} or {"nonce", "frames": [base64url, ...]}
 //   pairing         {"code", "device_id", "kid"} -> {"pairing_proof", "key_confirmation", "normalised"}
+//   pake-client     a typed code's OPAQUE login, the page's client half (src/lib/opaque.js,
+//                   @serenity-kit/opaque with Argon2id m=19456 t=2 p=1; docs/E2E.md "A typed code");
+//                   the password is the normalised code, as the page uses it. Messages base64url.
+//     in : {"code"}                              step 1 (startLogin)
+//     out: {"request": startLoginRequest (POST /api/auth/pairing's "request"),
+//           "state": clientLoginState (give it back for step 2), "normalised"}
+//     in : {"code", "state", "response": the server's loginResponse}   step 2 (finishLogin)
+//     out: {"finalization": finishLoginRequest (POST /api/auth/device's "finalization"),
+//           "session_key": base64url, 64 bytes}
+//          or, when finishLogin gives nothing (a wrong code, or an answer that is not from the
+//          record's server, or that does not parse): {"error": "pairing_invalid", "message"} with
+//          exit 1 (in batch mode that object in its place in "results", exit 0), as the page,
+//          which then sends nothing more
+//   pake-macs       {"session_key", "device_id", "kid"} -> {"device_proof", "key_confirmation"}
+//                   (src/lib/pake.js: HMAC-SHA256 keyed by the session key's bytes, labels
+//                   "privchat pairing device v2" / "privchat pairing confirm v2")
 
 import * as e2e from "../src/lib/e2e.js";
-import { E2EError } from "../src/lib/errors.js";
+import * as opaque from "../src/lib/opaque.js";
+import { deviceProof, loginConfirmation } from "../src/lib/pake.js";
+import { ApiError, E2EError } from "../src/lib/errors.js";
 import { exportPublicJwk, generateDeviceKey, jwkThumbprint, signRequest } from "../src/lib/signing.js";
 
 const b64 = (bytes) => Buffer.from(bytes).toString("base64");
@@ -134,9 +153,32 @@ const commands = {
       normalised: e2e.normaliseCode(input.code),
     };
   },
+
+  async "pake-client"(input) {
+    if (typeof input.code !== "string") throw new TypeError('"code" is required');
+    const password = e2e.normaliseCode(input.code);
+    if (input.state === undefined && input.response === undefined) {
+      const { state, request } = await opaque.startLogin(password);
+      return { request, state, normalised: password };
+    }
+    if (typeof input.state !== "string" || typeof input.response !== "string") throw new TypeError('step 2 needs "state" and "response"');
+    const login = await opaque.finishLogin({ state: input.state, response: input.response, password });
+    if (!login) throw new ApiError(403, "pairing_invalid", "finishLogin gave nothing: the code is not right, or the answer is not from the server that holds it");
+    return { finalization: login.finalization, session_key: login.sessionKey };
+  },
+
+  async "pake-macs"(input) {
+    return {
+      device_proof: await deviceProof(input.session_key, input.device_id, input.kid),
+      key_confirmation: await loginConfirmation(input.session_key, input.device_id, input.kid),
+    };
+  },
 };
 
-const failure = (err) => ({ error: err instanceof E2EError ? err.code : "failed", message: String(err && err.message ? err.message : err) });
+const failure = (err) => ({
+  error: err instanceof E2EError || err instanceof ApiError ? err.code : "failed",
+  message: String(err && err.message ? err.message : err),
+});
 
 async function readStdin() {
   // `node --test test/` does not pick this file up (not *.test.js); a TTY gets the usage.

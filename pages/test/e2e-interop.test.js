@@ -57,3 +57,37 @@ test("seal -> open-request -> seal-response -> open, one chunk and a stream of f
   const p = run("pairing", { code: "ab-cd", device_id: "d", kid: "k" });
   assert.equal(p.normalised, "ABCD");
 });
+
+test("pake-client and pake-macs: a typed code's login against the OPAQUE server half, and its MACs", async () => {
+  const { pakeServer } = await import("./e2e-server.js");
+  const { createHmac } = await import("node:crypto");
+  const pake = await pakeServer({ code: "K7Q2-M9X0" });
+  const jwk = { kty: "EC", crv: "P-256", x: "x", y: "y" };
+  const { jwkThumbprint } = await import("../src/lib/signing.js");
+  const deviceId = await jwkThumbprint(jwk);
+  const step = async (code, server = pake) => {
+    const one = run("pake-client", { code });
+    assert.match(one.request, /^[A-Za-z0-9_-]+$/);
+    const answer = await server.start({ json: { request: one.request, public_key: jwk }, deviceId, kid: "k" });
+    return { one, answer };
+  };
+  const { one, answer } = await step("k7q2 m9xo");
+  assert.equal(one.normalised, "K7Q2M9X0");
+  const two = run("pake-client", { code: "k7q2 m9xo", state: one.state, response: answer.json.response });
+  assert.match(two.finalization, /^[A-Za-z0-9_-]+$/);
+  assert.equal(Buffer.from(two.session_key, "base64url").length, 64);
+  const macs = run("pake-macs", { session_key: two.session_key, device_id: deviceId, kid: "k" });
+  const mac = (label) => createHmac("sha256", Buffer.from(two.session_key, "base64url")).update(`${label}\0${deviceId}\0k`).digest("base64url");
+  assert.deepEqual(macs, { device_proof: mac("privchat pairing device v2"), key_confirmation: mac("privchat pairing confirm v2") });
+  // The server finishes the same login and takes the proof.
+  const done = await pake.finish({ json: { pairing_id: answer.json.pairing_id, finalization: two.finalization, device_proof: macs.device_proof, public_key: jwk, name: "n" }, deviceId, kid: "k" });
+  assert.equal(done.status, 201);
+  assert.equal(done.json.key_confirmation, macs.key_confirmation);
+  // A wrong code (against a code still open): pairing_invalid, exit 1; in a batch, in its place.
+  const wrong = await step("K7Q2-M9X1", await pakeServer({ code: "K7Q2-M9X0" }));
+  const input = { code: "K7Q2-M9X1", state: wrong.one.state, response: wrong.answer.json.response };
+  const refused = spawnSync(process.execPath, [SCRIPT, "pake-client"], { input: JSON.stringify(input) });
+  assert.equal(refused.status, 1);
+  assert.equal(JSON.parse(refused.stdout.toString()).error, "pairing_invalid", refused.stdout.toString());
+  assert.deepEqual(run("pake-client", { items: [input] }).results.map((r) => r.error), ["pairing_invalid"]);
+});

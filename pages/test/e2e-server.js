@@ -145,3 +145,84 @@ export async function makeDevice(serverPin) {
   const deviceId = await jwkThumbprint(jwk);
   return { keyPair, deviceId, serverKey: serverPin, publicJwk: { kty: "EC", crv: "P-256", x: jwk.x, y: jwk.y } };
 }
+
+// ---------------------------------------------------------------- a typed code's OPAQUE login
+
+/**
+ * The backend's typed-code pairing (backend/privchat/auth/pake.py, docs/E2E.md "A typed code: an
+ * OPAQUE login") for the node tests, with the server half of @serenity-kit/opaque (the same
+ * opaque-ke the backend's opaquepy wraps). The code is registered with itself under user id
+ * "privchat-pairing" with the backend's Argon2id parameters; the MACs are node:crypto's, written
+ * from the document, not the page's pake.js. Routes for fakeServer:
+ *   start(req)   POST /api/auth/pairing: 423 pairing_locked once `maxAttempts` starts were counted,
+ *                403 pairing_expired when no code is open, else {pairing_id, response} (a counted try)
+ *   finish(req)  POST /api/auth/device: 403 pairing_invalid unless the login finishes and
+ *                device_proof checks with the kid that opened the request; then 201 with the record
+ *                and key_confirmation (made with `confirmKid` when set: a server with another key)
+ * @param {{code: string, maxAttempts?: number, confirmKid?: string|null}} opts
+ * Returns {start, finish, state: {tries, open, logins, registered: [{deviceId, name, json}], refused: [why]}}.
+ */
+export async function pakeServer({ code, maxAttempts = 5, confirmKid = null }) {
+  const opaque = await import("@serenity-kit/opaque");
+  const { createHmac, randomBytes } = await import("node:crypto");
+  await opaque.ready;
+  const ksf = { "argon2id-custom": { memory: 19456, iterations: 2, parallelism: 1 } };
+  const userIdentifier = "privchat-pairing";
+  const password = String(code).toUpperCase().replace(/[-\s]/g, "").replace(/O/g, "0").replace(/[IL]/g, "1");
+  const serverSetup = opaque.server.createSetup();
+  const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password });
+  const { registrationResponse } = opaque.server.createRegistrationResponse({ serverSetup, userIdentifier, registrationRequest });
+  const { registrationRecord } = opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password, keyStretching: ksf });
+  const mac = (label, sessionKey, deviceId, kid) =>
+    createHmac("sha256", Buffer.from(sessionKey, "base64url")).update(Buffer.from(`${label}\0${deviceId}\0${kid}`, "utf8")).digest("base64url");
+  const state = { tries: 0, open: true, locked: false, logins: new Map(), registered: [], refused: [] };
+  const refuse = (status, code, why) => {
+    state.refused.push(why || code);
+    return { status, json: { error: { code, message: why || code } } };
+  };
+  return {
+    state,
+    registrationRecord,
+    async start(req) {
+      const body = req.json || {};
+      if (!body.public_key || (await jwkThumbprint(body.public_key)) !== req.deviceId) return refuse(401, "signature_invalid", "not signed by the key it names");
+      if (state.locked) return refuse(423, "pairing_locked");
+      if (!state.open) return refuse(403, "pairing_expired");
+      state.tries += 1;
+      if (state.tries > maxAttempts) {
+        state.locked = true;
+        state.open = false;
+        return refuse(423, "pairing_locked");
+      }
+      const { serverLoginState, loginResponse } = opaque.server.startLogin({ serverSetup, registrationRecord, startLoginRequest: body.request, userIdentifier });
+      const pairingId = randomBytes(18).toString("base64url");
+      state.logins.set(pairingId, { serverLoginState, kid: req.kid });
+      return { json: { pairing_id: pairingId, response: loginResponse } };
+    },
+    async finish(req) {
+      const body = req.json || {};
+      if (body.pairing_proof !== undefined) return refuse(400, "invalid_request", "a typed login with a pairing_proof");
+      if (!body.public_key || (await jwkThumbprint(body.public_key)) !== req.deviceId) return refuse(401, "signature_invalid", "not signed by the key it names");
+      const login = state.logins.get(body.pairing_id);
+      state.logins.delete(body.pairing_id);
+      if (!login) return refuse(403, "pairing_invalid", "no such login");
+      let sessionKey;
+      try {
+        ({ sessionKey } = opaque.server.finishLogin({ serverLoginState: login.serverLoginState, finishLoginRequest: body.finalization }));
+      } catch {
+        return refuse(403, "pairing_invalid", "the login did not finish");
+      }
+      if (body.device_proof !== mac("privchat pairing device v2", sessionKey, req.deviceId, req.kid)) return refuse(403, "pairing_invalid", "device_proof");
+      state.open = false;
+      state.tries = 0;
+      state.registered.push({ deviceId: req.deviceId, name: body.name, json: body });
+      return {
+        status: 201,
+        json: {
+          device_id: req.deviceId, name: body.name, fingerprint: "0000 0000 0000 0000", created_at: 1, status: "active",
+          key_confirmation: mac("privchat pairing confirm v2", sessionKey, req.deviceId, confirmKid || req.kid),
+        },
+      };
+    },
+  };
+}

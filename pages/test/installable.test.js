@@ -73,7 +73,7 @@ test("the CSP allows the worker and the manifest from this origin only, and stay
   assert.deepEqual(directives["worker-src"], ["'self'"]);
   assert.deepEqual(directives["manifest-src"], ["'self'"]);
   assert.deepEqual(directives["default-src"], ["'none'"]);
-  assert.deepEqual(directives["script-src"], ["'self'"]);
+  assert.deepEqual(directives["script-src"], ["'self'", "'wasm-unsafe-eval'"]);
 });
 
 test("sw.js is built with a content-hash version and the list of the page's files", async () => {
@@ -82,7 +82,17 @@ test("sw.js is built with a content-hash version and the list of the page's file
   assert.ok(m, "no version hash in sw.js");
   assert.ok(!sw.includes("__SW_VERSION__") && !sw.includes("export "), "sw.js must be a classic script");
   // The same build twice gives the same version; it names no other origin (build.test.js checks all of dist).
-  assert.ok(sw.includes('"/chat/app.js"') && sw.includes('"/chat/icon-512.png"'));
+  assert.ok(sw.includes('"/chat/app.js"') && sw.includes('"/chat/opaque.js"') && sw.includes('"/chat/icon-512.png"'));
+});
+
+test("the OPAQUE client (opaque.js, loaded on demand) is cached and pinned like app.js", async () => {
+  const { ASSETS } = await import("../src/sw/sw.js");
+  assert.ok(ASSETS.includes("/chat/opaque.js"));
+  const manifest = JSON.parse(await readFile(join(dist, "chat/integrity.json"), "utf8"));
+  const sw = await readFile(join(dist, "chat/sw.js"), "utf8");
+  const want = createHash("sha256").update(await readFile(join(dist, "chat/opaque.js"))).digest("base64");
+  assert.equal(manifest.files["/chat/opaque.js"], want);
+  assert.ok(sw.includes(`"/chat/opaque.js":"${want}"`), "sw.js does not pin opaque.js");
 });
 
 // ------------------------------------------------------------ the worker's logic, with a fake self
@@ -440,4 +450,21 @@ test("the built sw.js: a tampered cached app.js is not served, the built one is;
   assert.ok((await bytes(page)).equals(files.get("/chat/")));
   await settle();
   assert.ok((await bytes(store.get("/chat/").clone())).equals(files.get("/chat/")));
+});
+
+test("the built sw.js: opaque.js is cached at install and a tampered copy of it is never served", async () => {
+  const { listeners, files, network, store } = await builtWorker();
+  const bytes = async (res) => Buffer.from(await res.arrayBuffer());
+  const built = files.get("/chat/opaque.js");
+  assert.ok(store.has("/chat/opaque.js"), "install did not cache opaque.js");
+  // The page import()s it: a same-origin cors GET, answered from the verified cache.
+  const first = await dispatchFetch(listeners, req(`${ORIGIN}/chat/opaque.js`, { mode: "cors" }));
+  assert.ok((await bytes(first)).equals(built));
+  store.set("/chat/opaque.js", new Response("export const startLogin = () => fetch('//evil.example')", { status: 200 }));
+  network.current = () => new Response("export const startLogin = () => 'network'", { status: 200 });
+  const refused = await dispatchFetch(listeners, req(`${ORIGIN}/chat/opaque.js`, { mode: "cors" }));
+  assert.equal(refused.status, 500);
+  assert.ok(!(await refused.text()).includes("startLogin"));
+  await settle();
+  assert.equal(store.has("/chat/opaque.js"), false);
 });

@@ -121,3 +121,18 @@ export class E2EError extends Error {
     this.hint = hint;
   }
 }
+
+/**
+ * A part of the page loaded on demand could not be loaded or started: `part` names it ("opaque":
+ * the typed code's OPAQUE client, dist/chat/opaque.js, and its WebAssembly). Offline, a host that
+ * does not serve it, or a browser (or CSP) that refuses to compile WebAssembly.
+ */
+export class PageLoadError extends Error {
+  constructor(part, cause) {
+    super(`the page's ${part} module could not be loaded${cause && cause.message ? `: ${cause.message}` : ""}`);
+    this.name = "PageLoadError";
+    this.code = "page_load_failed";
+    this.part = part;
+    this.cause = cause;
+  }
+}

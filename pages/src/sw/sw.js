@@ -2,9 +2,11 @@
 // static files so the installed app opens at once, also offline; it never stores anything else.
 //
 // What it handles: only GET requests of this origin whose path is one of the page's static files
-// (index.html as /chat/, app.js, app.css, icons, manifest, config.json). Everything else (the API,
-// which lives on another origin; any /api/ path; any other method; any other path) is left to the
-// browser untouched: no respondWith, nothing cached.
+// (index.html as /chat/, app.js, opaque.js, app.css, icons, manifest, config.json). Everything else
+// (the API, which lives on another origin; any /api/ path; any other method; any other path) is left
+// to the browser untouched: no respondWith, nothing cached. opaque.js is the typed code's OPAQUE
+// client, which app.js import()s only when a code is typed; it is cached and pinned like app.js all
+// the same: code the worker did not check would be a way around its map.
 //
 // Strategies:
 //   the page (/chat/, a navigation) and config.json: network first, the cached copy when the network
@@ -12,7 +14,7 @@
 //     rewrites config.json (the API origin) and the CSP in _headers, and the cached page carries the
 //     headers it was served with. config.json is kept because the page needs the API origin to start
 //     offline (a page that was never paired has no other source); it names an origin, no secret.
-//   app.js, app.css, icons, manifest: cache first. Their content is part of VERSION (a hash of the
+//   app.js, opaque.js, app.css, icons, manifest: cache first. Their content is part of VERSION (a hash of the
 //     built files), so a new deploy is a new sw.js, which fills a new cache and deletes the old ones.
 //
 // Integrity: the build fixes the SHA-256 of every file it caches (INTEGRITY, path -> base64), the
@@ -30,7 +32,7 @@
 /* global __SW_VERSION__, __SW_ASSETS__, __SW_INTEGRITY__ */
 export const VERSION = typeof __SW_VERSION__ === "string" ? __SW_VERSION__ : "dev";
 export const ASSETS = typeof __SW_ASSETS__ !== "undefined" ? __SW_ASSETS__ : [
-  "/chat/", "/chat/app.js", "/chat/app.css", "/chat/config.json", "/chat/manifest.webmanifest",
+  "/chat/", "/chat/app.js", "/chat/opaque.js", "/chat/app.css", "/chat/config.json", "/chat/manifest.webmanifest",
   "/chat/icon.svg", "/chat/icon-192.png", "/chat/icon-512.png", "/chat/icon-maskable-512.png",
   "/chat/apple-touch-icon.png",
 ];

@@ -2,10 +2,12 @@
 // `privchat pair` and keeps it in IndexedDB; the device is then handed over (onPaired) and the
 // session store keeps it. Errors are worded by describe.js.
 //
-// End to end (docs/E2E.md): the server key published by /api/health is pinned here. A pairing link
-// names its kid (#…&e2e=<kid>): another key is refused before anything is sent. The registration
-// carries a proof of the code bound to the key, and the server's key confirmation is checked
-// (ApiClient.registerDevice). The key's short fingerprint is shown to compare with `privchat pair`.
+// End to end (docs/E2E.md, "Pairing"): the server key published by /api/health is pinned here. A
+// pairing link names its kid (#…&e2e=<kid>): another key is refused before anything is sent, and the
+// registration carries a proof of the code bound to the key. A typed code (no kid from a link) is
+// the password of an OPAQUE login instead. Either way the server's key confirmation is checked
+// before the key is kept (ApiClient.registerDevice; this form only says which of the two it is).
+// The key's short fingerprint is shown to compare with `privchat pair`.
 
 import { h, clear } from "../../lib/dom.js";
 import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint } from "../../lib/signing.js";
@@ -218,6 +220,7 @@ export class DeviceAuth {
         publicJwk,
         name,
         device: { keyPair, deviceId, serverKey },
+        typed: !this.pinKid, // no kid from a link: nothing vouches for the key, so an OPAQUE login
       });
       const device = await keys.saveDevice({ keyPair, deviceId, fingerprint, name: (record && record.name) || name, apiOrigin: api.origin, serverKey });
       this.root.hidden = true;
