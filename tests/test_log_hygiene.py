@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support.server import SignedClient
 from tests.support.signing import TestDevice
 
@@ -73,6 +75,7 @@ main()
 '''
 
 
+@pytest.mark.slow
 def test_a_failing_generation_logs_no_prompt_or_reply_text(tmp_path) -> None:
     """Issue 15, item 8. Negative control: before the change the log held the QUOTE-TEXT error's
     message and its cause (system prompt, the message and the partial reply) through the

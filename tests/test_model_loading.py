@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from privchat.app import create_app
 from privchat.config import config_from_dict
 from privchat.storage.db import Database
@@ -13,6 +15,7 @@ from tests.support.e2e import SealedExchange, ServerKey, open_events
 from tests.support.signing import TestDevice
 
 
+@pytest.mark.slow
 async def test_chat_while_loading_is_503_then_works(tmp_path: Path) -> None:
     config = config_from_dict({"storage": {"data_dir": str(tmp_path), "key_file": str(tmp_path / "key")}})
     database = await Database.open(config)

@@ -208,7 +208,7 @@ def test_tunnel_port_needs_a_token_whatever_the_host(access: AccessSetup, host: 
 
 def test_tunnel_port_preflight_needs_a_token(access: AccessSetup) -> None:
     """Access answers preflights at the edge; one that reaches the tunnel port without a token is refused."""
-    preflight = {"Origin": "http://127.0.0.1:8080", "Access-Control-Request-Method": "POST",
+    preflight = {"Origin": "http://127.0.0.1:8764", "Access-Control-Request-Method": "POST",
                  "Access-Control-Request-Headers": "content-type,signature"}
     refused = access.unsigned("/api/chat", None, method="OPTIONS", headers=preflight)
     assert_error(refused, 403, "access_denied")  # a preflight that is not 2xx fails in the browser

@@ -16,7 +16,7 @@ from tests.support.inprocess import InProcessServer, factory
 from tests.support.server import SignedClient
 from tests.support.signing import TestDevice
 
-ALLOWED = "http://127.0.0.1:8080"  # in the default server.allowed_origins
+ALLOWED = "http://127.0.0.1:8764"  # in the default server.allowed_origins
 EVIL = "https://evil.example"
 REQUEST_HEADERS = "content-digest,signature,signature-input,content-type"
 
@@ -64,7 +64,7 @@ def test_preflight_from_an_unlisted_origin(app_server: InProcessServer) -> None:
 
 
 def test_origin_is_matched_exactly_not_by_prefix(app_server: InProcessServer) -> None:
-    for near_miss in ("http://127.0.0.1:8080.evil.example", "http://127.0.0.1:8081", "https://127.0.0.1:8080", "null"):
+    for near_miss in ("http://127.0.0.1:8764.evil.example", "http://127.0.0.1:8763", "https://127.0.0.1:8764", "null"):
         response = preflight(app_server, near_miss)
         assert "Access-Control-Allow-Origin" not in response.headers, (near_miss, dict(response.headers))
 

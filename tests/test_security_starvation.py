@@ -19,7 +19,7 @@ from tests.support.server import LiveServer, SignedClient, write_config
 from tests.support.signing import TestDevice
 from tests.test_security_access import AUD, KID, PUBLIC_HOST, TEAM, JwksServer, new_rsa_key, public_jwk, token
 
-ALLOWED = "http://127.0.0.1:8080"
+ALLOWED = "http://127.0.0.1:8764"
 SIGNED_PER_MINUTE = 20
 REGISTRATIONS_PER_MINUTE = 3
 

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from privchat.auth.jwk import parse_p256_public_jwk, short_fingerprint, thumbprint
+from privchat.jwk import parse_p256_public_jwk, short_fingerprint, thumbprint
 from privchat.auth.signatures import RequestView, SignatureError, SignatureVerifier, check_content_digest, parse_signature_input
 from tests.support.e2e import ChunkOpener, OpenedResponse, b64url_decode
 from tests.support.server import LiveServer

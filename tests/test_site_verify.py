@@ -54,6 +54,12 @@ def sites(tmp_path: Path) -> Iterator[tuple[Path, Path, str]]:
         server.server_close()
 
 
+def checked_files(local: Path) -> set[str]:
+    """What verify compares: every file the build pinned, and the ones it lists as verify-only."""
+    pinned = json.loads((local / "chat" / "integrity.json").read_text())
+    return set(pinned["files"]) | set(pinned.get("verify_only", {}))
+
+
 def verify(url: str, local: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "privchat", "site", "verify", url, "--dir", str(local), *extra],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
@@ -66,7 +72,7 @@ def test_a_deployed_page_that_is_the_build_verifies(sites: tuple[Path, Path, str
     lines = result.stdout.splitlines()
     for path in ("/chat/", "/chat/app.js", "/chat/app.css", "/chat/sw.js", "/chat/config.json", "/chat/icon-512.png"):
         assert f"ok       {path}" in lines, result.stdout
-    assert "All 11 files match" in result.stdout
+    assert f"All {len(checked_files(local))} files match" in result.stdout
     as_json = json.loads(verify(url, local, "--json").stdout)
     assert as_json["ok"] is True and {f["status"] for f in as_json["files"]} == {"ok"}
 
@@ -82,14 +88,14 @@ def test_a_changed_file_and_a_missing_one_are_reported(sites: tuple[Path, Path, 
     assert "differs  /chat/app.js" in lines
     assert "missing  /chat/icon.svg  (HTTP 404)" in lines
     assert "ok       /chat/app.css" in lines and "ok       /chat/" in lines
-    assert "2 of 11 file(s) differ" in result.stdout
+    assert f"2 of {len(checked_files(local))} file(s) differ" in result.stdout
     report = json.loads(verify(url, local, "--json").stdout)
     assert report["ok"] is False
     by_path = {f["path"]: f for f in report["files"]}
     assert by_path["/chat/app.js"]["status"] == "differs"
     assert by_path["/chat/app.js"]["actual_sha256"] == base64.b64encode(hashlib.sha256(app.read_bytes()).digest()).decode()
     assert by_path["/chat/icon.svg"]["status"] == "missing" and by_path["/chat/icon.svg"]["http_status"] == 404
-    assert sum(f["status"] == "ok" for f in report["files"]) == 9
+    assert sum(f["status"] == "ok" for f in report["files"]) == len(checked_files(local)) - 2
 
 
 def test_verify_compares_the_hashes_the_service_worker_checks(sites: tuple[Path, Path, str]) -> None:

@@ -194,6 +194,7 @@ def _digest(path: Path) -> str:
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_migration_killed_part_way_leaves_the_database_untouched_then_finishes(tmp_path: Path) -> None:
     """A large version-1 database; `privchat history export` opens it, which runs migration 2 in one
     transaction; SIGKILL once the migration has written 2 MiB to the WAL.

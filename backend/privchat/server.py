@@ -42,7 +42,7 @@ async def serve(config: Config, *, on_ready: Callable[[str], None] | None = None
 
     hypercorn_config = HypercornConfig()
     # Trust follows the socket: the tunnel listener is a second port that only cloudflared points
-    # at, and the gate treats every request on it as coming through the tunnel (auth/gate.py).
+    # at, and the gate treats every request on it as coming through the tunnel (api/gate.py).
     hypercorn_config.bind = [host_port(config.host, config.port)]
     if config.access_enabled:
         hypercorn_config.bind.append(host_port(config.host, config.tunnel_port))

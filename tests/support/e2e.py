@@ -75,7 +75,7 @@ class ServerKey:
         """A key no server holds (requests sealed to it must be refused)."""
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        from privchat.auth.jwk import thumbprint
+        from privchat.jwk import thumbprint
         from privchat.e2e.keys import public_jwk_of
 
         jwk = public_jwk_of(ec.generate_private_key(ec.SECP256R1()))

@@ -10,7 +10,7 @@ Requests are sent with httpx through a transport that hands each one to Quart's 
 ``SignedClient`` (and TestDevice's signer) work unchanged, and a test reads the same
 ``httpx.Response`` it read from a live server. Which listening socket a request "arrived on" is set
 in the ASGI scope (``server``), as Hypercorn sets it: the gate tells the local port from the tunnel
-port by it alone (``arrived_through_tunnel`` in auth/gate.py).
+port by it alone (``arrived_through_tunnel`` in api/gate.py).
 
 The app runs on its own event loop in a thread, so tests stay plain functions and several threads
 can send requests at once (they interleave on the app's loop as they would under Hypercorn).

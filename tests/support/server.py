@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from privchat.e2e.suite import SEALED_MEDIA_TYPE
@@ -27,19 +28,34 @@ from .signing import TestDevice
 
 REPO = Path(__file__).resolve().parents[2]
 PRIVCHAT = [sys.executable, "-m", "privchat"]
+# Set by `scripts/test --fast`: a test that would start a live server skips instead (conftest.py
+# also marks every test whose fixtures start one as `live`, so -m "not live" leaves them out).
+NO_LIVE = "PRIVCHAT_TESTS_NO_LIVE"
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: all held open until each is known, so two calls in a row
+    cannot return the same one (they did, one at a time, and the server then refused to start)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def write_config(folder: Path, overrides: dict[str, Any] | None = None, port: int | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
+    server_port, tunnel_port = free_ports(2)
     config: dict[str, Any] = {
-        "server": {"port": port or free_port()},
-        "tunnel": {"port": free_port()},  # listened on only when access is configured
+        "server": {"port": port or server_port},
+        "tunnel": {"port": tunnel_port if tunnel_port != port else free_ports(2)[1]},  # listened on only when access is configured
         "storage": {"data_dir": str(folder / "data"), "key_file": str(folder / "keys" / "privchat.key")},
         "rate_limits": {"signed_per_minute": 100_000, "chat_per_minute": 100_000, "registration_per_minute": 1000},
     }
@@ -91,6 +107,8 @@ class LiveServer:
         return f"http://127.0.0.1:{self.tunnel_port}"
 
     def start(self, *, wait_for: str | None = "ready", timeout: float = 60, env: dict[str, str] | None = None) -> "LiveServer":
+        if os.environ.get(NO_LIVE):
+            pytest.skip(f"starts a live server; {NO_LIVE} is set (scripts/test --fast)")
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([*PRIVCHAT, "--config", str(self.config_path), "serve"], stdout=log,
                                         stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **(env or {})})

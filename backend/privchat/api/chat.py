@@ -18,7 +18,7 @@ from quart import Blueprint, Response, current_app
 from quart_rate_limiter import rate_limit
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from ..auth.gate import current_device_id
+from .gate import current_device_id
 from ..errors import ApiError
 from ..llm.event_log import Event, parse_event_id
 from ..llm.generations import EventIdInvalid
@@ -59,7 +59,7 @@ async def chat(data: ChatRequest) -> Response:
     options = data.options.model_dump(exclude_none=True) if data.options else {}
     branch = {"parent_id": data.parent_id} if "parent_id" in data.model_fields_set else {}  # null: a new first message
     generation = await state.generations.start(data.message, data.conversation_id, options, model=data.model,
-                                               regenerate_of=data.regenerate_of, **branch)
+                                               regenerate_of=data.regenerate_of, attachments=data.attachments, **branch)
     reply_id = generation.assistant_message_id
     batches = await state.generations.attach(reply_id, None)
     return stream_response(reply_id, batches)

@@ -9,8 +9,8 @@ from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
 from ..auth.device_names import check_device_name
-from ..auth.gate import current_device_id, signed_by_new_key, verify_device_signature
-from ..auth.jwk import JwkError, parse_p256_public_jwk, thumbprint
+from .gate import current_device_id, signed_by_new_key, verify_device_signature
+from ..jwk import JwkError, parse_p256_public_jwk, thumbprint
 from ..auth.pairing import PairingError, key_confirmation
 from ..auth.pake import PakeFailed, device_proof
 from ..auth.pake import key_confirmation as login_confirmation

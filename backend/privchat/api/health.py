@@ -1,4 +1,5 @@
-"""Health: public, cheap, the clock the page signs with, and the server's end-to-end public key."""
+"""Health: public, cheap, the clock the page signs with, the server's end-to-end public key, and
+whether voice input is on (the page shows its microphone button only then)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from quart_rate_limiter import rate_exempt
 from quart_schema import validate_response
 
 from .. import __version__
-from ..auth.gate import public
-from .schemas import E2EKey, Health
+from .gate import public
+from .schemas import E2EKey, Health, SpeechStatus
 
 blueprint = Blueprint("health", __name__)
 
@@ -24,4 +25,5 @@ async def health() -> Health:
     state = current_app.extensions["privchat"]
     key = await state.e2e_keys.published()
     return Health(status="ok", version=__version__, time=time.time(), model=state.engine.status.to_json(),
-                  e2e=E2EKey(**key.to_json()))
+                  e2e=E2EKey(**key.to_json()),
+                  speech=SpeechStatus(enabled=state.speech.available, max_seconds=int(state.speech.max_seconds)))

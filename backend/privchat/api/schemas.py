@@ -42,12 +42,32 @@ class E2EKey(BaseModel):
     fingerprint: str
 
 
+class SpeechStatus(BaseModel):
+    """Voice input (speech/): whether the page shows its microphone button, and the longest recording."""
+
+    enabled: bool
+    max_seconds: int
+
+
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
     time: float
     model: ModelStatus
     e2e: E2EKey
+    speech: SpeechStatus
+
+
+class TranscribeRequest(Strict):
+    # The recording, base64; its length is bounded by the route's body limit (speech.max_audio_bytes).
+    audio: str
+    # What the page's MediaRecorder made, e.g. "audio/webm;codecs=opus" (speech/audio.py CONTAINERS).
+    mime: str = Field(min_length=1, max_length=200)
+
+
+class TranscribeResult(BaseModel):
+    text: str
+    seconds: float
 
 
 class ChatOptions(Strict):
@@ -68,6 +88,42 @@ class ChatRequest(Strict):
     # A name from GET /api/models; absent = the default model.
     model: Optional[str] = Field(default=None, min_length=1, max_length=200)
     options: Optional[ChatOptions] = None
+    # Ids from POST /api/attachments, sent with this message (issue #21); not with regenerate_of.
+    attachments: Optional[list[str]] = Field(default=None, max_length=64)
+
+
+class AttachmentUpload(Strict):
+    # A conversation to attach it in (absent: the message will start a new one).
+    conversation_id: Optional[str] = Field(default=None, pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=255)
+    mime: str = Field(default="", max_length=200)
+    data: str = Field(min_length=1)  # the file, base64 (standard alphabet)
+
+
+class AttachmentInfo(BaseModel):
+    id: str
+    name: str
+    kind: Literal["document", "image"]
+    mime: str
+    size: int
+    pages: Optional[int] = None  # a PDF's pages
+
+
+class AttachmentFile(AttachmentInfo):
+    data: str  # the file, base64
+
+
+class AttachmentSeen(BaseModel):
+    """How much of a document the model saw (a reply's attachments_seen)."""
+
+    id: str
+    name: Optional[str] = None
+    kind: Optional[str] = None
+    pages: Optional[int] = None
+    pages_seen: Optional[int] = None
+    lines: Optional[int] = None
+    lines_seen: Optional[int] = None
+    whole: Optional[bool] = None
 
 
 class CancelResult(BaseModel):
@@ -140,6 +196,8 @@ class StoredMessage(BaseModel):
     ttft_ms: Optional[float] = None
     tokens_per_second: Optional[float] = None
     model: Optional[str] = None  # the model that wrote a reply (its name in models.list)
+    attachments: list[AttachmentInfo] = []  # files attached to the owner's message
+    attachments_seen: Optional[list[AttachmentSeen]] = None  # a reply: how much of each document the model saw
 
 
 class Conversation(BaseModel):
@@ -205,6 +263,23 @@ class ExportMessage(Strict):
     ttft_ms: Optional[float] = Field(default=None, ge=0, le=1e9)
     tokens_per_second: Optional[float] = Field(default=None, ge=0, le=1e9)
     model: Optional[str] = Field(default=None, max_length=200)
+    attachments_seen: Optional[list[dict[str, Any]]] = Field(default=None, max_length=64)  # version 3
+
+
+class ExportAttachment(Strict):
+    """Version 3: an attachment with its message, its file (base64) and its extracted text."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    message_id: str = Field(pattern=ID_PATTERN)
+    name: str = Field(min_length=1, max_length=255)
+    kind: Literal["document", "image"]
+    mime: str = Field(max_length=200)
+    size: int = Field(ge=0, le=MAX_COUNT)
+    pages: Optional[int] = Field(default=None, ge=0, le=MAX_COUNT)
+    created_at: float = Field(ge=0)
+    position: int = Field(default=0, ge=0, le=1000)
+    content: Optional[dict[str, Any]] = None  # {"pages": [...]} or {"text": ...}
+    data: str = Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$")
 
 
 class ExportConversation(Strict):
@@ -215,11 +290,13 @@ class ExportConversation(Strict):
     created_at: float = Field(ge=0)
     updated_at: float = Field(ge=0)
     messages: list[ExportMessage]
+    attachments: list[ExportAttachment] = []  # version 3
 
 
 class ExportFile(Strict):
     format: Literal["privchat-export"]
-    version: Literal[1, 2]  # 1: flat conversations (each imports as one branch); 2: trees
+    # 1: flat conversations (each imports as one branch); 2: trees; 3: trees with attachments
+    version: Literal[1, 2, 3]
     exported_at: float
     conversations: list[ExportConversation]
 
@@ -280,6 +357,7 @@ class ModelInfo(BaseModel):
     state: Literal["loading", "ready", "unloaded", "unreachable", "error", "disabled"]
     error: Optional[str] = None
     n_ctx: Optional[int] = None
+    vision: bool = False  # it can be sent images (an embedded GGUF with mmproj, an openai upstream with vision: true)
 
 
 class ModelList(BaseModel):

@@ -19,7 +19,7 @@ from ..e2e.errors import E2EKeyRetired, E2ERequired
 from ..e2e.header import parse_header
 from ..e2e.sealing import ResponseSealer, begin_request
 from ..e2e.suite import HEADER, RESPONSE_NONCE_HEADER, SEALED_MEDIA_TYPE, request_info
-from ..auth.jwk import b64url_encode
+from ..jwk import b64url_encode
 from ..auth.signatures import parse_signature_input
 from .body_limits import refuse_declared_oversize
 from .error_shape import error_response

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ..errors import PrivchatError
 from ..storage.db import Database
 from .device_names import check_device_name
-from .jwk import parse_p256_public_jwk, short_fingerprint
+from ..jwk import parse_p256_public_jwk, short_fingerprint
 
 # last_seen is written at most this often per device, so signed reads do not all become writes.
 LAST_SEEN_RESOLUTION = 60.0

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from .. import __version__
 from ..auth.device_names import DeviceNameError, check_device_name, for_terminal
 from ..addresses import port_in_use
-from ..config import Config, ConfigError, default_config_path, documented_defaults, load_config
+from ..config import SITE_PORT, Config, ConfigError, default_config_path, documented_defaults, load_config
 from ..errors import PrivchatError
 from . import e2e as e2e_commands
 from .output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, report_failure
@@ -549,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     site = sub.add_parser("site", parents=[common], help="serve the built page locally (applies pages/_headers)")
     site.add_argument("--dir", default=str(Path(__file__).resolve().parents[3] / "pages" / "dist"), help="built site folder")
     site.add_argument("--host", default="127.0.0.1")
-    site.add_argument("--port", type=int, default=8080)
+    site.add_argument("--port", type=int, default=SITE_PORT)
     site.set_defaults(func=cmd_site)
     ssub = site.add_subparsers(title="site commands", metavar="COMMAND")
     sverify = ssub.add_parser("verify", parents=[common], help="compare the deployed page at URL with the local build",

@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 from quart import Quart, Response, request
 
 from ..addresses import host_port, is_loopback_host
+from ..config import SITE_PORT
 
 if TYPE_CHECKING:
     import httpx
@@ -202,7 +203,7 @@ def create_site_app(directory: Path) -> Quart:
     return app
 
 
-async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = 8080,
+async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = SITE_PORT,
                      shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> None:
     """Serve the built page with Hypercorn on a loopback address until shutdown_trigger returns."""
     if not is_loopback_host(host):

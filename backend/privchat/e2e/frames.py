@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..auth.jwk import b64url_encode
+from ..jwk import b64url_encode
 from .sealing import ResponseSealer
 from .suite import FRAME_LENGTH_BYTES, FRAME_SIZES, SEALED_EVENT, TAG_BYTES
 

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pyhpke import KEMKey, KEMKeyInterface
 
-from ..auth.jwk import b64url_encode, short_fingerprint, thumbprint
+from ..jwk import b64url_encode, short_fingerprint, thumbprint
 from ..storage.db import Database
 from .errors import E2EKeyUnknown
 

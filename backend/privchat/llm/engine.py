@@ -275,6 +275,11 @@ class ModelEngine:
         from llama_cpp import Llama  # imported here: it is slow, and the server must answer first
 
         threads = self.spec.n_threads or max(1, os.cpu_count() or 1)
+        vision: dict[str, Any] = {}
+        if self.spec.mmproj is not None:  # the multimodal projector: images through libmtmd
+            from llama_cpp.llama_chat_format import MTMDChatHandler
+
+            vision["chat_handler"] = MTMDChatHandler(clip_model_path=str(self.spec.mmproj), verbose=False)
         llm = Llama(
             model_path=str(self.path),
             n_ctx=self.spec.n_ctx or self.model_config.n_ctx,
@@ -283,6 +288,7 @@ class ModelEngine:
             n_batch=self.spec.n_batch,
             seed=self.model_config.seed if self.model_config.seed >= 0 else 0xFFFFFFFF,
             verbose=False,
+            **vision,
         )
         template = llm.metadata.get("tokenizer.chat_template") or FALLBACK_CHAT_TEMPLATE
         self._fitter = PromptFitter(
@@ -311,6 +317,8 @@ class ModelEngine:
                  on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
         """Blocking: fit the prompt, decode token by token, stop within a token of ``cancel``."""
         self.ensure_ready()
+        if any(not isinstance(turn["content"], str) for turn in turns):
+            return self._generate_seeing(system_prompt, turns, params, on_token, cancel)
         with self._decode_lock:
             if self._llm is None:  # unloaded between the check above and the lock (a model switch)
                 raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
@@ -360,6 +368,49 @@ class ModelEngine:
             total_ms=(ended - started) * 1000,
             tokens_per_second=(completion_tokens / decode_seconds) if decode_seconds > 0 and completion_tokens else None,
         )
+
+    def _generate_seeing(self, system_prompt: str, turns: list[dict[str, Any]], params: GenerationParams,
+                         on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
+        """A prompt with images (OpenAI content parts), through the model's multimodal chat handler
+        (``mmproj``). The turns to keep are fitted on their text; the images go with the last turn."""
+        from .attachment_prompt import text_of
+
+        with self._decode_lock:
+            if self._llm is None:
+                raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
+            started = time.perf_counter()
+            fitted = self.fit(system_prompt, [{"role": t["role"], "content": text_of(t["content"])} for t in turns], params.max_tokens)
+            kept = turns[fitted.dropped_messages:]
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt.strip() else []) + kept
+            self.states.clear()  # the handler evaluates the prompt itself: no saved state matches it
+            pieces: list[str] = []
+            first_at: float | None = None
+            finish_reason, completion_tokens, prompt_tokens = "stop", 0, 0
+            stream = self._llm.create_chat_completion(messages=messages, max_tokens=fitted.max_tokens,
+                                                      temperature=params.temperature, stream=True,
+                                                      seed=params.seed if params.seed >= 0 else None)
+            for chunk in stream:
+                choice = chunk["choices"][0]
+                text = (choice.get("delta") or {}).get("content") or ""
+                if text:
+                    completion_tokens += 1
+                    if first_at is None:
+                        first_at = time.perf_counter()
+                    pieces.append(text)
+                    on_token(text)
+                if choice.get("finish_reason"):
+                    finish_reason = choice["finish_reason"]
+                if cancel.is_set():
+                    finish_reason = "cancelled"
+                    break
+            ended = time.perf_counter()
+            prompt_tokens = fitted.prompt_tokens
+        decode_seconds = ended - (first_at or started)
+        return GenerationResult(
+            text="".join(pieces), finish_reason=finish_reason, prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens, dropped_messages=fitted.dropped_messages,
+            ttft_ms=None if first_at is None else (first_at - started) * 1000, total_ms=(ended - started) * 1000,
+            tokens_per_second=(completion_tokens / decode_seconds) if decode_seconds > 0 and completion_tokens else None)
 
     async def run(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
                   on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:

@@ -19,10 +19,12 @@ from typing import Any, AsyncIterator, Callable
 from ..config import Config
 from ..errors import CodedError
 from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
+from ..storage.attachments import AttachmentMissing, AttachmentTaken
 from ..storage.failures import storage_failure
 from ..storage.history import END_OF_BRANCH, HistoryStore, NotFound, NotInConversation
 from ..storage.settings import SettingsStore
 from ..tracebacks import describe
+from .attachment_prompt import Document, context_of, counter_for, expand_turn
 from .event_log import TERMINAL, Event, EventLog, FinishedReplay, FinishedReplays
 from .engine import GenerationParams, GenerationResult, ModelUnavailable
 from .models import ModelRegistry
@@ -55,6 +57,22 @@ class EventIdInvalid(CodedError):
 
     def __init__(self) -> None:
         super().__init__("event_id_invalid", "Last-Event-ID does not name an event of this reply; reattach without it to start over.")
+
+
+class AttachmentProblem(CodedError):
+    """Attachments a message cannot carry: unknown, already sent, too many, or an image for a model that cannot see."""
+
+    status = 400
+
+
+def attachment_missing() -> AttachmentProblem:
+    return AttachmentProblem("attachment_not_found", "An attachment of this message is gone (it expired before it was "
+                             "sent, or was deleted); attach the file again.", 404)
+
+
+def attachment_taken() -> AttachmentProblem:
+    return AttachmentProblem("attachment_taken", "An attachment of this message was already sent with another message, or "
+                             "belongs to another conversation; attach the file again.", 409)
 
 
 class ReplyMissing(CodedError):
@@ -129,6 +147,7 @@ class Generation:
     task: asyncio.Task[None] | None = None
     accepted_at: float = field(default_factory=time.perf_counter)
     model: str = ""  # the name of the model writing the reply (models.list)
+    attachments_seen: list[dict[str, Any]] = field(default_factory=list)  # how much of each document the model saw
 
     @property
     def text(self) -> str:
@@ -171,7 +190,7 @@ class GenerationManager:
 
     async def start(self, message: str | None, conversation_id: str | None, options: dict[str, Any], *,
                     parent_id: str | None = END_OF_BRANCH, regenerate_of: str | None = None,
-                    model: str | None = None) -> Generation:
+                    model: str | None = None, attachments: list[str] | None = None) -> Generation:
         """A new user message answering ``parent_id`` (default: the end of the current branch; None:
         a new first message) and a reply to it; or, with ``regenerate_of``, only a new reply to the
         user message that reply answered. The prompt is the path from the root to that user message."""
@@ -182,6 +201,9 @@ class GenerationManager:
             model = default_model(self.engine, prefs)
         model = self.engine.get(model).spec.name  # model_unknown before anything is stored
         self.check_capacity(model)
+        attachments = list(dict.fromkeys(attachments or []))
+        if attachments:
+            await self._check_attachments(attachments, conversation_id, model, regenerate_of)
         params = GenerationParams(
             temperature=options.get("temperature", prefs["temperature"]),
             max_tokens=options.get("max_tokens", prefs["max_tokens"]),
@@ -213,9 +235,14 @@ class GenerationManager:
                 raise ConversationMissing("not_found", "That conversation does not exist (it may have been deleted).")
             # The owner's message is stored before any decoding: whatever happens next, it is kept.
             try:
-                user = await self.history.add_message(conversation_id, "user", message, parent_id=parent_id)
+                user = await self.history.add_message(conversation_id, "user", message, parent_id=parent_id,
+                                                      attachments=attachments or None)
             except NotInConversation as exc:
                 raise BranchInvalid("parent_invalid", "parent_id names a message of another conversation, or of none.") from exc
+            except AttachmentMissing as exc:
+                raise attachment_missing() from exc
+            except AttachmentTaken as exc:
+                raise attachment_taken() from exc
         assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming", parent_id=user.id,
                                                    model=model)
         params.cache_key = conversation_id  # the conversation's model state is kept in RAM (llm/state_cache.py)
@@ -231,6 +258,29 @@ class GenerationManager:
         self.running[assistant.id] = generation
         generation.task = asyncio.get_running_loop().create_task(self._run(generation))
         return generation
+
+    async def _check_attachments(self, ids: list[str], conversation_id: str | None, model: str,
+                                 regenerate_of: str | None) -> None:
+        """Before anything is stored: the attachments exist, wait to be sent in this conversation (or a new
+        one), are not too many, and hold no image for a model that cannot see."""
+        if regenerate_of is not None:
+            raise BranchInvalid("validation_error", "The request body is not valid: attachments go with a message, not "
+                                "with regenerate_of (the reply is written again with the message's own attachments).")
+        most = self.engine.config.attachments.max_per_message
+        if len(ids) > most:
+            raise AttachmentProblem("too_many_attachments", f"A message can carry at most {most} attachments; this one has "
+                                    f"{len(ids)}. Send the others with a next message.")
+        try:
+            found = await self.history.attachments.pending(ids, conversation_id)
+        except AttachmentMissing as exc:
+            raise attachment_missing() from exc
+        except AttachmentTaken as exc:
+            raise attachment_taken() from exc
+        images = [a.name for a in found if a.kind == "image"]
+        spec = self.engine.get(model).spec
+        if images and not spec.sees:
+            raise AttachmentProblem("image_not_supported", f"The model {spec.label or spec.name} cannot see images, so it "
+                                    f"would ignore {images[0]}. Pick a model that can see, or send the message without the image.")
 
     async def attach(self, assistant_message_id: str, after: int | None,
                      idle_seconds: float = 15.0) -> AsyncIterator[list[Event]]:
@@ -332,9 +382,9 @@ class GenerationManager:
         flusher = loop.create_task(self._flush_periodically(generation))
         try:
             if not generation.cancel.is_set():
-                turns = await self._turns(generation)
                 engine = await self.engine.ensure_loaded(  # an embedded switch loads here
                     generation.model, lambda: generation.events.append("loading", {"model": generation.model}))
+                turns = await self._turns(generation, engine)  # after loading: documents are counted with its tokenizer
                 result = await engine.run(generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)
         except (ModelUnavailable, CodedError) as exc:  # also an upstream's failure (llm/upstream.py)
             failure = (exc.code, exc.message)
@@ -366,6 +416,7 @@ class GenerationManager:
                 finish_reason=result.finish_reason if result and status == "complete" else None,
                 ttft_ms=_round(result.ttft_ms) if result else None,
                 tokens_per_second=_round(result.tokens_per_second) if result else None,
+                attachments_seen=generation.attachments_seen or None,
             )
         except Exception as exc:
             log.error("could not store reply %s: %s", generation.assistant_message_id, type(exc).__name__)
@@ -396,6 +447,8 @@ class GenerationManager:
                 "queued_ms": _round((time.perf_counter() - generation.accepted_at) * 1000 - (result.total_ms if result else 0)),
             },
             "dropped_messages": result.dropped_messages if result else 0,
+            # How much of each attached document the model saw ("the first 12 of 40 pages"); [] without documents.
+            "attachments_seen": generation.attachments_seen,
         })
 
     def _deliver(self, generation: Generation, texts: list[str]) -> None:
@@ -403,19 +456,46 @@ class GenerationManager:
             generation.parts.append(text)
             generation.events.append("token", {"text": text})
 
-    async def _turns(self, generation: Generation) -> list[dict[str, str]]:
+    async def _turns(self, generation: Generation, engine: Any = None) -> list[dict[str, Any]]:
         # Exactly the branch being answered: root to the user message, never a sibling branch.
         stored = await self.history.path(generation.conversation_id, generation.user_message_id, last=HISTORY_WINDOW)
-        turns = []
+        attached = await self.history.attachments.of_messages([m.id for m in stored if m.role == "user"])
+        turns: list[dict[str, Any]] = []
         for message in stored:
             if message.id == generation.assistant_message_id:
                 continue
             if message.role == "assistant" and (message.status == "error" or not message.content.strip()):
                 continue
             if message.role in ("user", "assistant"):
-                turns.append({"role": message.role, "content": message.content})
+                content: Any = message.content
+                if message.id in attached and engine is not None:
+                    content = await self._with_attachments(generation, engine, message.id, message.content)
+                turns.append({"role": message.role, "content": content})
         # Two user turns in a row (a reply that failed) are fine for the templates we render.
         return turns
+
+    async def _with_attachments(self, generation: Generation, engine: Any, message_id: str, text: str) -> Any:
+        """A user turn's text with its documents (within the context budget) and, for the message being
+        answered and a model that can see, its images (llm/attachment_prompt.py)."""
+        current = message_id == generation.user_message_id
+        sees = bool(engine.spec.sees)
+        found = await self.history.attachments.contents(message_id, with_images=current and sees)
+        documents, image_names, images = [], [], []
+        for info, content, data in found:
+            if info.kind == "image":
+                if data is not None:
+                    images.append((info.mime, data))
+                else:
+                    image_names.append(info.name)
+            elif content is not None:
+                documents.append(Document(info.id, info.name, pages=content.get("pages"), text=content.get("text"),
+                                          page_count=info.pages))
+        expanded = await asyncio.to_thread(
+            expand_turn, text, documents, image_names, images, system_prompt=generation.system_prompt,
+            n_ctx=context_of(engine), max_tokens=generation.params.max_tokens, count=counter_for(engine))
+        if current:
+            generation.attachments_seen = expanded.seen
+        return expanded.content
 
     async def _flush_periodically(self, generation: Generation) -> None:
         written = 0

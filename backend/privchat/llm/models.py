@@ -198,5 +198,5 @@ class ModelRegistry:
             status = engine.status
             error = engine.detail if isinstance(engine, UpstreamEngine) else status.public_error
             models.append({"name": name, "engine": engine.engine, "label": engine.spec.label, "state": status.state,
-                           "error": error, "n_ctx": status.n_ctx or engine.spec.n_ctx})
+                           "error": error, "n_ctx": status.n_ctx or engine.spec.n_ctx, "vision": engine.spec.sees})
         return {"default": self.default, "models": models}

@@ -33,12 +33,14 @@ _ENTRY_KEYS: dict[str, tuple[tuple[str, ...], str, float | None, float | None]] 
     "path": (("embedded",), "path", None, None),
     "n_threads": (("embedded",), "int", 1, 512),
     "n_batch": (("embedded",), "int", 8, 65536),
+    "mmproj": (("embedded",), "path", None, None),
     "base_url": (("openai",), "url", None, None),
     "model": (("openai",), "text", None, None),
     "api_key_file": (("openai",), "path", None, None),
     "parallel": (("openai",), "int", 1, 1024),
     "connect_timeout_seconds": (("openai",), "number", 0.1, 600),
     "first_token_timeout_seconds": (("openai",), "number", 0.1, 3600),
+    "vision": (("openai",), "bool", None, None),
 }
 
 
@@ -54,6 +56,7 @@ class ModelSpec:
     path: Path | None = None
     n_threads: int | None = None
     n_batch: int = 512
+    mmproj: Path | None = None  # the GGUF's multimodal projector: the model can see images
     # openai
     base_url: str = ""
     model: str = ""
@@ -61,6 +64,12 @@ class ModelSpec:
     parallel: int = 1
     connect_timeout_seconds: float = 5.0
     first_token_timeout_seconds: float = 120.0
+    vision: bool = False  # openai: the upstream takes OpenAI image_url parts
+
+    @property
+    def sees(self) -> bool:
+        """The model can be sent images: an embedded GGUF with its mmproj, or an upstream that says vision."""
+        return self.mmproj is not None if self.engine == "embedded" else self.vision
 
 
 def validate_model_entries(key: str, value: Any) -> list[dict[str, Any]]:
@@ -114,6 +123,10 @@ def _value(key: str, kind: str, lo: float | None, hi: float | None, value: Any) 
                 or parts.username or parts.password:
             raise ConfigError(f"{key}: expected an http(s) URL like http://127.0.0.1:8080/v1 (no user, query or fragment), got {value!r}")
         return value.rstrip("/")
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
     if kind in ("int", "number"):
         ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
         if isinstance(value, bool) or not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
@@ -193,7 +206,8 @@ def model_specs(config: Config) -> list[ModelSpec]:
                 name=entry["name"], engine="embedded", label=entry.get("label"),
                 n_ctx=entry.get("n_ctx", base.n_ctx),
                 path=Path(entry["path"]) if entry.get("path") else (base.path if len(entries) == 1 else None),
-                n_threads=entry.get("n_threads", base.n_threads), n_batch=entry.get("n_batch", base.n_batch)))
+                n_threads=entry.get("n_threads", base.n_threads), n_batch=entry.get("n_batch", base.n_batch),
+                mmproj=Path(entry["mmproj"]) if entry.get("mmproj") else None))
         else:
             specs.append(ModelSpec(
                 name=entry["name"], engine="openai", label=entry.get("label"), n_ctx=entry.get("n_ctx"),
@@ -201,7 +215,8 @@ def model_specs(config: Config) -> list[ModelSpec]:
                 api_key_file=Path(entry["api_key_file"]) if entry.get("api_key_file") else None,
                 parallel=entry.get("parallel", 1),
                 connect_timeout_seconds=float(entry.get("connect_timeout_seconds", 5.0)),
-                first_token_timeout_seconds=float(entry.get("first_token_timeout_seconds", 120.0))))
+                first_token_timeout_seconds=float(entry.get("first_token_timeout_seconds", 120.0)),
+                vision=bool(entry.get("vision", False))))
     return specs
 
 

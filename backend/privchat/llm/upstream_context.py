@@ -34,9 +34,21 @@ _OVERFLOW = re.compile(r"context[ _](length|window|size)|maximum context|exceed_
 _SIZE = re.compile(r"(?:maximum context length is|context window of|context size of|n_ctx\W+)\s*(\d+)", re.IGNORECASE)
 
 
-def estimated_tokens(system_prompt: str, turns: list[dict[str, str]]) -> int:
+# What an image part (OpenAI image_url) is counted as: a 1024 px image is several hundred tokens to most vision models.
+TOKENS_PER_IMAGE = 1024
+
+
+def estimated_tokens(system_prompt: str, turns: list[dict[str, Any]]) -> int:
     texts = ([system_prompt] if system_prompt.strip() else []) + [t["content"] for t in turns]
-    return sum(len(text.encode("utf-8")) // BYTES_PER_TOKEN + TOKENS_PER_MESSAGE for text in texts)
+    return sum(_estimate(text) + TOKENS_PER_MESSAGE for text in texts)
+
+
+def _estimate(content: Any) -> int:
+    """A turn's text, or its content parts: text parts by their bytes, each image as TOKENS_PER_IMAGE."""
+    if isinstance(content, str):
+        return len(content.encode("utf-8")) // BYTES_PER_TOKEN
+    return sum(len(str(part.get("text", "")).encode("utf-8")) // BYTES_PER_TOKEN if part.get("type") == "text"
+               else TOKENS_PER_IMAGE for part in content)
 
 
 def fit_turns(system_prompt: str, turns: list[dict[str, str]], max_tokens: int,

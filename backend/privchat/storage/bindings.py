@@ -8,6 +8,9 @@ binding (``reseal.py``: migration 2, and migration 5, ``tree_migration.py``).
   in the conversation and which message it answers (its parent in the tree of branches): moving it
   to another conversation or branch, re-labelling or reordering it must make it fail to open.
 - A conversation's title belongs to its conversation: its row id is bound already.
+- An attachment's name, text and file are bound to its conversation and message ("" while it
+  waits to be sent), its kind, type, size and page count: it cannot be moved to another message or
+  passed off as another file.
 - The settings row is bound to a version that grows on every write, so a copy of an older sealed
   value put back into the row fails to open (unless the version is put back with it: state kept
   only in the database can always be rolled back as a whole; see SECURITY.md).
@@ -34,3 +37,10 @@ def flat_message_binding(conversation_id: str, role: str, seq: int) -> Binding:
 
 def settings_binding(version: int) -> Binding:
     return {"version": version}
+
+
+def attachment_binding(conversation_id: str | None, message_id: str | None, kind: str, mime: str, size: int,
+                       pages: int | None) -> Binding:
+    """Schema 7 on: where an attachment belongs and what it is."""
+    return {"conversation": conversation_id or "", "message": message_id or "", "kind": kind, "mime": mime,
+            "size": size, "pages": "" if pages is None else pages}

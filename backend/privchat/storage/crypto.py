@@ -82,7 +82,10 @@ class Cipher:
         return self.data_key is not None
 
     def seal(self, plaintext: str, *, table: str, column: str, row_id: str, bound: Binding | None = None) -> bytes:
-        raw = plaintext.encode("utf-8")
+        return self.seal_bytes(plaintext.encode("utf-8"), table=table, column=column, row_id=row_id, bound=bound)
+
+    def seal_bytes(self, raw: bytes, *, table: str, column: str, row_id: str, bound: Binding | None = None) -> bytes:
+        """``seal`` for bytes (an attachment's file): the same envelope, the same associated data."""
         if self.data_key is None:
             return bytes([ENVELOPE_PLAINTEXT]) + raw
         nonce = os.urandom(NONCE_BYTES)
@@ -94,13 +97,19 @@ class Cipher:
              legacy: bool = False) -> str:
         """The plaintext, or CryptoError naming the row (never its content). ``legacy`` reads the
         schema-1 associated data, for migration 2 only."""
+        return self.open_bytes(envelope, table=table, column=column, row_id=row_id, bound=bound,
+                               legacy=legacy).decode("utf-8")
+
+    def open_bytes(self, envelope: bytes, *, table: str, column: str, row_id: str, bound: Binding | None = None,
+                   legacy: bool = False) -> bytes:
+        """``open`` for bytes: the raw plaintext."""
         if not envelope:
             raise CryptoError(f"{table}.{column} of row {row_id} is empty, not an envelope")
         kind = envelope[0]
         if kind == ENVELOPE_PLAINTEXT:
             if self.data_key is not None:
                 raise CryptoError(f"{table}.{column} of row {row_id} is stored unencrypted while encryption is on")
-            return envelope[1:].decode("utf-8")
+            return bytes(envelope[1:])
         if kind != ENVELOPE_AES_GCM:
             raise CryptoError(f"{table}.{column} of row {row_id} has an unknown envelope type {kind}")
         if self.data_key is None:
@@ -118,7 +127,7 @@ class Cipher:
                 f"{table}.{column} of row {row_id} does not decrypt: altered, moved from another row, conversation, "
                 "role or position, put back from an older copy, or sealed with another key"
             ) from exc
-        return raw.decode("utf-8")
+        return raw
 
 
 # --------------------------------------------------------------------------------------------

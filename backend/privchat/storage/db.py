@@ -135,6 +135,31 @@ MIGRATIONS: list[str | KeyedStep] = [
     """
     ALTER TABLE messages ADD COLUMN model TEXT;
     """,
+    # 7 (attachments, issue #21): files attached to a message (documents, images). The file, its
+    #    extracted text and its name are sealed, bound to the row, its conversation and message, its
+    #    kind, type and size (bindings.attachment_binding); uploaded before the message is sent
+    #    (message_id NULL, "pending") and re-sealed bound to the message when it is sent. Deleted with
+    #    their conversation or message (secure_delete and the WAL checkpoint hold for them too).
+    #    A reply's attachments_seen: how much of each document the model saw (numbers only).
+    """
+    CREATE TABLE attachments (
+        id TEXT PRIMARY KEY,
+        conversation_id TEXT REFERENCES conversations (id) ON DELETE CASCADE,
+        message_id TEXT REFERENCES messages (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('document', 'image')),
+        mime TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        pages INTEGER,
+        name BLOB NOT NULL,
+        content BLOB,
+        data BLOB NOT NULL,
+        created_at REAL NOT NULL,
+        position INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX attachments_by_message ON attachments (message_id, position);
+    CREATE INDEX attachments_by_conversation ON attachments (conversation_id);
+    ALTER TABLE messages ADD COLUMN attachments_seen TEXT;
+    """,
 ]
 
 

@@ -17,12 +17,15 @@ deleted does not linger in the WAL file.
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol
+from typing import Any, Awaitable, Callable, Iterable, Protocol
 
 from ..errors import PrivchatError
+from .attachments import AttachmentStore
+from .attachments import ImportInvalid as AttachmentImportInvalid
 from .bindings import message_binding
 from .db import Database
 
@@ -56,6 +59,9 @@ class HistoryObserver(Protocol):
 
     def conversation_deleted(self, conversation_id: str) -> None: ...
 
+    def attachment_written(self, conversation_id: str, message_id: str, attachment_id: str, text: str,
+                           updated_at: float | None) -> None: ...
+
     def cleared(self) -> None: ...
 
 
@@ -86,15 +92,17 @@ class Message:
     tokens_per_second: float | None = None
     parent_id: str | None = None
     model: str | None = None  # the model that wrote a reply (migration 6)
+    attachments: list[dict[str, Any]] | None = None  # files attached to it (migration 7), filled by get_conversation
+    attachments_seen: list[dict[str, Any]] | None = None  # a reply: how much of each document the model saw
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        return {"attachments": self.attachments or [], "attachments_seen": self.attachments_seen, **{
             "id": self.id, "parent_id": self.parent_id, "role": self.role, "content": self.content, "status": self.status,
             "created_at": self.created_at, "completed_at": self.completed_at,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "finish_reason": self.finish_reason, "ttft_ms": self.ttft_ms, "tokens_per_second": self.tokens_per_second,
             "model": self.model,
-        }
+        }}
 
 
 async def _branch_end(conn: Any, conversation_id: str) -> str | None:
@@ -138,6 +146,7 @@ class HistoryStore:
         self.database = database
         self.cipher = database.cipher
         self.observers: list[HistoryObserver] = []
+        self.attachments = AttachmentStore(database)
 
     def _tell(self, event: str, *args: Any) -> None:
         for observer in self.observers:
@@ -159,10 +168,11 @@ class HistoryStore:
 
     async def add_message(self, conversation_id: str, role: str, content: str, status: str = "complete",
                           *, now: float | None = None, parent_id: str | None = END_OF_BRANCH,
-                          model: str | None = None) -> Message:
+                          model: str | None = None, attachments: list[str] | None = None) -> Message:
         """Add a message answering ``parent_id`` (None: a new first message; by default the end of
         the current branch) and make its branch the current one. NotInConversation if the parent is
-        not a message of this conversation."""
+        not a message of this conversation. ``attachments``: pending attachment ids that become the
+        message's in the same transaction (AttachmentMissing/AttachmentTaken roll it back)."""
         message_id = new_id()
         now = time.time() if now is None else now
         async with self.database.transaction() as conn:
@@ -186,15 +196,19 @@ class HistoryStore:
             )
             await conn.execute("UPDATE conversations SET updated_at = ?, current_leaf = ? WHERE id = ?",
                                (now, message_id, conversation_id))
+            if attachments:
+                await self.attachments.link(conn, attachments, conversation_id, message_id)
         if content:
             self._tell("message_written", conversation_id, message_id, content, now)
+        if attachments:
+            await self._tell_attachments(conversation_id, now, message_id)
         return Message(message_id, conversation_id, seq, role, content, status, now, now if status == "complete" else None,
                        parent_id=parent_id, model=model)
 
     async def update_message(self, message_id: str, content: str, status: str, *,
                              prompt_tokens: int | None = None, completion_tokens: int | None = None,
                              finish_reason: str | None = None, ttft_ms: float | None = None,
-                             tokens_per_second: float | None = None) -> None:
+                             tokens_per_second: float | None = None, attachments_seen: list[dict[str, Any]] | None = None) -> None:
         done_at = None if status == "streaming" else time.time()
         async with self.database.transaction() as conn:
             async with conn.execute("SELECT conversation_id, role, seq, parent_id FROM messages WHERE id = ?",
@@ -208,8 +222,9 @@ class HistoryStore:
                 "UPDATE messages SET content = ?, status = ?, completed_at = ?, "
                 "prompt_tokens = COALESCE(?, prompt_tokens), completion_tokens = COALESCE(?, completion_tokens), "
                 "finish_reason = COALESCE(?, finish_reason), ttft_ms = COALESCE(?, ttft_ms), "
-                "tokens_per_second = COALESCE(?, tokens_per_second) WHERE id = ?",
-                (sealed, status, done_at, prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, message_id),
+                "tokens_per_second = COALESCE(?, tokens_per_second), attachments_seen = COALESCE(?, attachments_seen) WHERE id = ?",
+                (sealed, status, done_at, prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second,
+                 _seen_json(attachments_seen), message_id),
             )
         self._tell("message_written", row["conversation_id"], message_id, content, None)
 
@@ -232,6 +247,7 @@ class HistoryStore:
         async with self.database.transaction() as conn:
             cursor = await conn.execute("DELETE FROM conversations")
             deleted = cursor.rowcount
+            await conn.execute("DELETE FROM attachments")  # those uploaded and never sent too
         self._tell("cleared")
         await self.database.checkpoint()
         return deleted
@@ -287,8 +303,20 @@ class HistoryStore:
             prompt_tokens=row["prompt_tokens"], completion_tokens=row["completion_tokens"],
             finish_reason=_column(row, "finish_reason"), ttft_ms=_column(row, "ttft_ms"),
             tokens_per_second=_column(row, "tokens_per_second"), parent_id=row["parent_id"],
-            model=_column(row, "model"),
+            model=_column(row, "model"), attachments_seen=_seen(_column(row, "attachments_seen")),
         )
+
+    async def _tell_attachments(self, conversation_id: str, now: float | None, message_id: str | None = None) -> None:
+        if not self.observers:
+            return
+        for message_id, attachment_id, text in await self.attachments.texts_of_conversation(conversation_id, message_id):
+            self._tell("attachment_written", conversation_id, message_id, attachment_id, text, now)
+
+    async def _with_attachments(self, messages: list[Message]) -> list[Message]:
+        found = await self.attachments.of_messages([m.id for m in messages if m.role == "user"])
+        for message in messages:
+            message.attachments = [a.to_json() for a in found.get(message.id, [])]
+        return messages
 
     async def list_conversations(self, limit: int = 50, before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Newest first; ``before`` is the opaque cursor a previous page returned."""
@@ -331,7 +359,7 @@ class HistoryStore:
             row = await cursor.fetchone()
         if row is None:
             raise NotFound(conversation_id)
-        messages = await self.messages(conversation_id)
+        messages = await self._with_attachments(await self.messages(conversation_id))
         return {"id": row["id"], "title": self._title(row), "title_source": row["title_source"],
                 "created_at": row["created_at"], "updated_at": row["updated_at"],
                 "current_leaf": await self.branch_end(conversation_id), "messages": [m.to_json() for m in messages]}
@@ -384,7 +412,8 @@ class HistoryStore:
 
     # Export and import ------------------------------------------------------------------------
     async def export(self) -> dict[str, Any]:
-        """Version 2: every branch (each message's ``parent_id``), the current leaf and the title's source."""
+        """Version 3: every branch (each message's ``parent_id``), the current leaf, the title's source
+        and the attachments (each with its message, its file in base64 and its extracted text)."""
         async with self.database.conn.execute(
                 "SELECT id, title, title_source, created_at, updated_at FROM conversations ORDER BY created_at, id") as cursor:
             rows = list(await cursor.fetchall())
@@ -395,10 +424,12 @@ class HistoryStore:
                 "id": row["id"], "title": self._title(row), "title_source": row["title_source"],
                 "created_at": row["created_at"], "updated_at": row["updated_at"],
                 "current_leaf": await self.branch_end(row["id"]),
-                "messages": [{k: v for k, v in m.to_json().items() if v is not None or k in ("completed_at", "parent_id")}
+                "messages": [{k: v for k, v in m.to_json().items()
+                              if (v is not None or k in ("completed_at", "parent_id")) and k != "attachments"}
                              for m in messages],
+                "attachments": await self.attachments.export_of(row["id"]),
             })
-        return {"format": "privchat-export", "version": 2, "exported_at": time.time(), "conversations": conversations}
+        return {"format": "privchat-export", "version": 3, "exported_at": time.time(), "conversations": conversations}
 
     async def import_conversations(self, conversations: Iterable[dict[str, Any]]) -> dict[str, int]:
         """Add what is not there yet, in one transaction: importing the same file twice adds nothing.
@@ -406,10 +437,12 @@ class HistoryStore:
         The input is already validated (api/schemas.py); a failure part-way rolls everything back.
         A conversation from a version 2 file keeps its tree (a message's parent must come before it,
         in the file or already stored in that conversation, else ValueError); one from a version 1
-        file, without parents, becomes one branch in file order.
+        file, without parents, becomes one branch in file order. A version 3 file's attachments are
+        added with their messages, sealed bound to them.
         """
         added_conversations = added_messages = skipped = 0
         told: list[tuple[Any, ...]] = []  # for the observers, once the whole import committed
+        with_attachments: list[str] = []
         async with self.database.transaction() as conn:
             for conv in conversations:
                 async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv["id"],)) as cursor:
@@ -450,23 +483,46 @@ class HistoryStore:
                     status = "interrupted" if message["status"] == "streaming" else message["status"]
                     await conn.execute(
                         "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, "
-                        "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, parent_id, model) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, parent_id, model, "
+                        "attachments_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (message["id"], conv["id"], next_seq, message["role"], sealed, status, message["created_at"],
                          message.get("completed_at"), message.get("prompt_tokens"), message.get("completion_tokens"),
                          message.get("finish_reason"), message.get("ttft_ms"), message.get("tokens_per_second"), parent,
-                         message.get("model")),
+                         message.get("model"), _seen_json(message.get("attachments_seen"))),
                     )
                     next_seq += 1
                     added_messages += 1
                     told.append(("message_written", conv["id"], message["id"], message["content"], conv["updated_at"]))
+                if conv.get("attachments"):
+                    try:
+                        if await self.attachments.import_rows(conn, conv["id"], conv["attachments"], known | set(existing)):
+                            with_attachments.append(conv["id"])
+                    except AttachmentImportInvalid as exc:
+                        raise ImportInvalid(str(exc)) from None
                 leaf = conv.get("current_leaf") if conv.get("current_leaf") in known else previous
                 if leaf is not None:
                     await conn.execute("UPDATE conversations SET current_leaf = ? WHERE id = ? AND "
                                        "(current_leaf IS NULL OR ? = 0)", (leaf, conv["id"], 1 if exists else 0))
         for event in told:
             self._tell(*event)
+        for conversation_id in with_attachments:
+            await self._tell_attachments(conversation_id, None)
         return {"imported_conversations": added_conversations, "imported_messages": added_messages, "skipped": skipped}
+
+
+def _seen_json(seen: list[dict[str, Any]] | None) -> str | None:
+    """A reply's attachments_seen as stored: numbers and ids only (the names stay with the attachments)."""
+    if not seen:
+        return None
+    keep = ("id", "kind", "pages", "pages_seen", "lines", "lines_seen", "whole")
+    return json.dumps([{k: item[k] for k in keep if k in item} for item in seen])
+
+
+def _seen(stored: str | None) -> list[dict[str, Any]] | None:
+    try:
+        return json.loads(stored) if stored else None
+    except ValueError:
+        return None
 
 
 def current_path(conv: dict[str, Any]) -> list[dict[str, Any]]:
@@ -494,8 +550,13 @@ def export_to_markdown(export: dict[str, Any]) -> str:
     lines = ["# privchat history", "", f"Exported {stamp(export['exported_at'])}.", ""]
     for conv in export["conversations"]:
         lines += [f"## {conv['title']}", "", f"*Started {stamp(conv['created_at'])}*", ""]
+        attached: dict[str, list[str]] = {}
+        for item in conv.get("attachments") or []:
+            attached.setdefault(item["message_id"], []).append(f"{item['name']} ({item['size']} bytes)")
         for message in current_path(conv):
             who = {"user": "You", "assistant": "Assistant", "system": "System"}[message["role"]]
             note = "" if message["status"] == "complete" else f" ({message['status']})"
             lines += [f"**{who}**{note}:", "", message["content"], ""]
+            if message["id"] in attached:
+                lines += [f"*Attached: {', '.join(attached[message['id']])}*", ""]
     return "\n".join(lines)

@@ -15,6 +15,9 @@ and, if so, indexes the conversations and messages it does not know yet (``catch
 Words are ``\\w+`` runs, case- and accent-folded. A query matches a conversation when each of its
 words starts a word of the conversation's title or of one of its messages (any branch); results are
 the newest conversations first, each with the message that holds most of the query's words.
+
+An attached document (issue #21) is a document of its own here, under its message: its name and its
+text are indexed, and a hit on it shows a snippet of the attachment and names the message it came with.
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ class SearchIndex:
         self._doc_message: dict[int, str | None] = {}  # None: the title document
         self._message_doc: dict[str, int] = {}
         self._title_doc: dict[str, int] = {}
+        self._attachment_doc: dict[str, int] = {}  # attachment id -> its document (its message's in _doc_message)
+        self._doc_attachment: dict[int, str] = {}
         self._conversations: dict[str, _Conversation] = {}
         self._conversation_ids: dict[int, str] = {}
         self._next = 0
@@ -118,6 +123,17 @@ class SearchIndex:
             doc = self._new_doc(conversation, message_id)
             self._message_doc[message_id] = doc
         self._set_words(doc, words(content))
+
+    def attachment_written(self, conversation_id: str, message_id: str, attachment_id: str, text: str,
+                           updated_at: float | None) -> None:
+        """An attachment sent with a message: its name and text, indexed once (attachments never change)."""
+        if attachment_id in self._attachment_doc:
+            return
+        conversation = self._conversation(conversation_id, updated_at)
+        doc = self._new_doc(conversation, message_id)
+        self._attachment_doc[attachment_id] = doc
+        self._doc_attachment[doc] = attachment_id
+        self._add_many(doc, words(text))
 
     def title_written(self, conversation_id: str, title: str, updated_at: float | None) -> None:
         conversation = self._conversation(conversation_id, updated_at)
@@ -191,6 +207,7 @@ class SearchIndex:
                     self._message_doc[message_id] = doc
                     self._add_words(doc, found)
             await asyncio.sleep(0)  # let requests in between batches
+        await self._index_attachments(history, None)
         self._forgotten.clear()
         self.ready = True
         self.build_seconds = time.perf_counter() - started
@@ -236,9 +253,29 @@ class SearchIndex:
                         self._message_doc[message_id] = doc
                         self._add_words(doc, found)
                         added += 1
+            added += await self._index_attachments(history, set(self._attachment_doc))
             if added:
                 log.info("search index caught up with %d titles and messages written by another process", added)
             return added
+
+    async def _index_attachments(self, history: HistoryStore, known: set[str] | None) -> int:
+        """Every sent attachment not indexed yet (all of them at start-up), opened in a thread."""
+        async with history.database.conn.execute("SELECT id FROM attachments WHERE message_id IS NOT NULL") as cursor:
+            unknown = [r[0] for r in await cursor.fetchall() if known is None or r[0] not in known]
+        added = 0
+        store = history.attachments
+        for start in range(0, len(unknown), 100):
+            batch = unknown[start:start + 100]
+            async with history.database.conn.execute(
+                    f"SELECT id, conversation_id, message_id, kind, mime, size, pages, name, content, created_at FROM attachments "
+                    f"WHERE id IN ({','.join('?' * len(batch))})", batch) as cursor:
+                rows = list(await cursor.fetchall())
+            for attachment_id, conversation_id, message_id, text in await asyncio.to_thread(_open_attachments, store, rows):
+                if conversation_id in self._conversations and conversation_id not in self._forgotten:
+                    self.attachment_written(conversation_id, message_id, attachment_id, text, None)
+                    added += 1
+            await asyncio.sleep(0)
+        return added
 
     # Searching ------------------------------------------------------------------------------------
     def match(self, q: str, limit: int) -> list[tuple[str, int | None, list[str]]]:
@@ -279,8 +316,10 @@ class SearchIndex:
         matched = self.match(q, limit)
         if not matched:
             return []
-        message_ids = [self._doc_message[d] for _, d, _ in matched if d is not None]
+        message_ids = [self._doc_message[d] for _, d, _ in matched if d is not None and d not in self._doc_attachment]
         texts = await _open_message_texts(history, [m for m in message_ids if m])
+        attached = {d: self._doc_attachment[d] for _, d, _ in matched if d in self._doc_attachment}
+        attachment_texts = await _open_attachment_texts(history, list(attached.values()))
         stamps = await _existing(history, [c for c, _, _ in matched])
         hits = []
         for conversation_id, doc, terms in matched:
@@ -291,6 +330,8 @@ class SearchIndex:
                 continue
             message_id = self._doc_message.get(doc) if doc is not None else None
             text = texts.get(message_id, conversation.title) if message_id else conversation.title
+            if doc in attached:
+                text = attachment_texts.get(attached[doc], conversation.title)
             snippet, highlights = make_snippet(text, terms)
             hits.append(Hit(conversation_id, conversation.title, message_id, snippet, highlights, stamps[conversation_id]))
         return hits
@@ -315,6 +356,9 @@ class SearchIndex:
         else:
             self._dead.add(doc)
         self._doc_conversation[doc] = 0
+        attachment_id = self._doc_attachment.pop(doc, None)
+        if attachment_id is not None:
+            self._attachment_doc.pop(attachment_id, None)
         message_id = self._doc_message.pop(doc, None)
         if message_id is not None and self._message_doc.get(message_id) == doc:
             del self._message_doc[message_id]
@@ -384,6 +428,21 @@ class SearchIndex:
                 docs = self._postings[word] = set()
                 bisect.insort(self._vocabulary, word)
             docs.add(doc)
+
+    def _add_many(self, doc: int, found: Iterable[str]) -> None:
+        """``_add_words`` for a long document (an attachment): new words join the vocabulary in one sort."""
+        fresh = []
+        for word in found:
+            docs = self._postings.get(word)
+            if docs is None:
+                docs = self._postings[word] = set()
+                fresh.append(word)
+            docs.add(doc)
+        if len(fresh) > 64:
+            self._vocabulary = sorted(self._vocabulary + fresh)
+        else:
+            for word in fresh:
+                bisect.insort(self._vocabulary, word)
 
     def _docs_for(self, term: str) -> set[int]:
         """Documents with a word that starts with ``term``."""
@@ -480,3 +539,26 @@ async def _existing(history: HistoryStore, conversation_ids: list[str]) -> dict[
             f"SELECT id, updated_at FROM conversations WHERE id IN ({','.join('?' * len(conversation_ids))})",
             conversation_ids) as cursor:
         return {row[0]: row[1] for row in await cursor.fetchall()}
+
+
+def _open_attachments(store: Any, rows: list[Any]) -> list[tuple[str, str, str, str]]:
+    from .attachments import searchable_text
+
+    out = []
+    for row in rows:
+        try:
+            name = (store._open(row, "name") or b"").decode("utf-8")
+            out.append((row["id"], row["conversation_id"], row["message_id"], searchable_text(name, store._open(row, "content"))))
+        except CryptoError:
+            continue
+    return out
+
+
+async def _open_attachment_texts(history: HistoryStore, attachment_ids: list[str]) -> dict[str, str]:
+    if not attachment_ids:
+        return {}
+    async with history.database.conn.execute(
+            "SELECT id, conversation_id, message_id, kind, mime, size, pages, name, content, created_at FROM attachments "
+            f"WHERE id IN ({','.join('?' * len(attachment_ids))})", attachment_ids) as cursor:
+        rows = list(await cursor.fetchall())
+    return {attachment_id: text for attachment_id, _c, _m, text in _open_attachments(history.attachments, rows)}

@@ -39,11 +39,12 @@ export class ChatController {
    *   recheck         check the connection now
    */
   constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => null, dropUnsent = () => {},
-    onStarted = () => {}, onReplyEnded = () => {}, chosenModel = () => null }) {
+    onStarted = () => {}, onReplyEnded = () => {}, chosenModel = () => null, attachments = null }) {
     Object.assign(this, { api, session, messages, report, refreshHistory, reloadWhenBack, recheck });
     // Branches (app/branches.js): a reply's start event puts it in the tree; its end refreshes the tree.
     Object.assign(this, { onStarted, onReplyEnded });
     this.chosenModel = chosenModel; // the picker's model (lib/models.js); null: the server's default
+    this.attachments = attachments; // app/attachments.js: the files uploaded for the next message (issue #21)
     // A message that could not be sent is kept (history.js) until Retry sends it: keepUnsent(text) → id.
     Object.assign(this, { keepUnsent, dropUnsent });
     this.wakeUp = null; // resolves the wait before the next reattach try
@@ -63,8 +64,10 @@ export class ChatController {
   send(text, branch = {}) {
     const { stream, device } = this.session.state;
     if (stream || !device) return false;
-    const userView = this.messages.add({ role: "user", content: text, status: "sending" });
-    this.run(text, userView, branch);
+    const files = branch.attachments || (this.attachments && !branch.regenerateOf ? this.attachments.take() : []);
+    if (files === null) return false; // an attachment still uploads: the text stays in the box
+    const userView = this.messages.add({ role: "user", content: text, status: "sending", attachments: files });
+    this.run(text, userView, { ...branch, attachments: files });
     return true;
   }
 
@@ -92,7 +95,8 @@ export class ChatController {
     });
     try {
       await this.api.chat({ conversationId: session.state.conversationId, message: text, signal: stream.ctrl.signal,
-        parentId: branch.parentId, regenerateOf: branch.regenerateOf, model: this.chosenModel() || undefined }, handlers);
+        parentId: branch.parentId, regenerateOf: branch.regenerateOf, model: this.chosenModel() || undefined,
+        attachments: (branch.attachments || []).map((a) => a.id) }, handlers);
     } catch (err) {
       const stopped = stream.stopped || (err instanceof NetworkError && err.kind === "aborted" && !stream.dropped);
       if (!stream.started && !userView) {
@@ -308,7 +312,7 @@ export class ChatController {
     if (this.session.state.stream) return;
     if (unsentId) this.dropUnsent(unsentId);
     this.messages.removeView(userView);
-    this.send(text);
+    this.send(text, { attachments: userView.attachments || [] });
   }
 
   async stop() {

@@ -2,17 +2,22 @@
 // opening answers and reading reply streams are the transport's (transport.js).
 
 import { SealedTransport } from "./transport.js";
-import { checkKeyConfirmation, pairingProof } from "./e2e.js";
+import { checkKeyConfirmation, normaliseCode, pairingProof } from "./e2e.js";
+import { checkLoginConfirmation, deviceProof, readPairingStarted, startPairingBody, typedRegistrationBody } from "./pake.js";
+import { ApiError, PageLoadError } from "./errors.js";
 
 export class ApiClient extends SealedTransport {
   // ------------------------------------------------------------ devices
 
   /**
-   * Registers a new device key with a pairing code. The request is signed by that new key and
-   * sealed to `device.serverKey`, the key this page pins; the code itself never travels: the
-   * request carries its pairing_proof, and the answer's key_confirmation must match (docs/E2E.md).
+   * Registers a new device key with a pairing code (docs/E2E.md, "Pairing"). Every request is signed
+   * by that new key and sealed to `device.serverKey`, the key this page will pin; the code itself
+   * never travels, and the answer's key_confirmation must match before anything is kept.
+   *   typed: false  a link or QR pinned the key: the request carries pairing_proof (HMAC keyed by the code)
+   *   typed: true   the owner typed the code, nothing pinned the key: an OPAQUE login (pairWithTypedCode)
    */
-  async registerDevice({ pairingCode, publicJwk, name, device }) {
+  async registerDevice({ pairingCode, publicJwk, name, device, typed = false }) {
+    if (typed) return this.pairWithTypedCode({ pairingCode, publicJwk, name, device });
     const kid = (await this.serverKeyOf(device)).kid;
     const record = await this.json("POST", "/api/auth/device", {
       json: { pairing_proof: await pairingProof(pairingCode, device.deviceId, kid), public_key: publicJwk, name },
@@ -20,6 +25,51 @@ export class ApiClient extends SealedTransport {
     });
     await checkKeyConfirmation(record && record.key_confirmation, pairingCode, device.deviceId, kid);
     return record;
+  }
+
+  /**
+   * A typed code (docs/E2E.md, "A typed code: an OPAQUE login"): the code is the password of an
+   * OPAQUE login, so a key swapped on the path gets one online guess, never an offline search.
+   *   1. POST /api/auth/pairing {request, public_key} -> {pairing_id, response}
+   *   2. finishLogin with the normalised code, here: a wrong code (or an answer not from the server
+   *      that holds the code) ends it, with pairing_invalid and nothing more sent
+   *   3. POST /api/auth/device {pairing_id, finalization, device_proof, public_key, name}; the
+   *      answer's key_confirmation is checked against the kid sealed to (e2e_key_mismatch)
+   * The server's refusals (sealed, so believed): 423 pairing_locked, 403 pairing_used (the last
+   * code was used), 403 pairing_expired (expired, or none), 403 pairing_invalid. The OPAQUE client
+   * is loaded here, on first use (PageLoadError).
+   */
+  async pairWithTypedCode({ pairingCode, publicJwk, name, device }) {
+    const kid = (await this.serverKeyOf(device)).kid;
+    const password = normaliseCode(pairingCode);
+    const opaque = await this.loadOpaque();
+    const { state, request } = await opaque.startLogin(password);
+    const started = readPairingStarted(await this.json("POST", "/api/auth/pairing", { json: startPairingBody({ request, publicJwk }), device }));
+    const login = started && (await opaque.finishLogin({ state, response: started.response, password }));
+    if (!login) {
+      throw new ApiError(403, "pairing_invalid", "The OPAQUE login did not finish: the code is not right, or the answer is not from the server that made it.");
+    }
+    const proof = await deviceProof(login.sessionKey, device.deviceId, kid);
+    const record = await this.json("POST", "/api/auth/device", {
+      json: typedRegistrationBody({ pairingId: started.pairingId, finalization: login.finalization, deviceProof: proof, publicJwk, name }),
+      device,
+    });
+    await checkLoginConfirmation(record && record.key_confirmation, login.sessionKey, device.deviceId, kid);
+    return record;
+  }
+
+  /**
+   * The OPAQUE client (opaque.js), its WebAssembly compiled. A dynamic import: the build makes it a
+   * file of its own (dist/chat/opaque.js), fetched only when a code is typed. Tests replace this.
+   */
+  async loadOpaque() {
+    try {
+      const opaque = await import("./opaque.js");
+      await opaque.whenReady();
+      return opaque;
+    } catch (err) {
+      throw new PageLoadError("opaque", err);
+    }
   }
 
   /** GET /api/models: {default, models: [{name, engine, label, state, error, n_ctx}]} (issue #13). */
@@ -48,7 +98,7 @@ export class ApiClient extends SealedTransport {
    * Resolves when the stream ends; throws ApiError before the stream starts, NetworkError if the
    * connection drops (kind "aborted" when the signal fired).
    */
-  async chat({ conversationId, message, options, signal, parentId, regenerateOf, model }, handlers = {}) {
+  async chat({ conversationId, message, options, signal, parentId, regenerateOf, model, attachments }, handlers = {}) {
     // Branches (issue #14): parentId undefined = the end of the current branch, null = a new first
     // message (an edit of the first one); regenerateOf = a reply to write again (no message).
     const payload = regenerateOf ? { regenerate_of: regenerateOf } : { message };
@@ -56,6 +106,7 @@ export class ApiClient extends SealedTransport {
     if (conversationId) payload.conversation_id = conversationId;
     if (options && Object.keys(options).length) payload.options = options;
     if (model) payload.model = model; // a name from listModels(); absent = the server's default
+    if (Array.isArray(attachments) && attachments.length && !regenerateOf) payload.attachments = attachments; // ids from uploadAttachment
     const res = await this.send("POST", "/api/chat", {
       json: payload,
       signal,
@@ -79,6 +130,30 @@ export class ApiClient extends SealedTransport {
     });
     if (handlers.onOpen) handlers.onOpen();
     return this.readReply(res, handlers, signal, { after: lastEventId || null });
+  }
+
+  // ------------------------------------------------------------ attachments (issue #21)
+
+  /**
+   * POST /api/attachments {name, mime, data: base64} -> {id, name, kind, mime, size, pages?}: the file
+   * is stored sealed and pending until a chat names it in `attachments`. Refusals: 413
+   * attachment_too_large / payload_too_large, 415 attachment_type_not_allowed, 422 for a file whose
+   * bytes are not what it says (each with its sentence).
+   */
+  uploadAttachment({ name, mime, data, conversationId = null }) {
+    const json = { name, mime: mime || "", data };
+    if (conversationId) json.conversation_id = conversationId;
+    return this.json("POST", "/api/attachments", { json });
+  }
+
+  /** GET /api/attachments/<id>: {id, name, kind, mime, size, pages, data: base64}. */
+  getAttachment(id) {
+    return this.json("GET", `/api/attachments/${encodeURIComponent(id)}`);
+  }
+
+  /** DELETE /api/attachments/<id>: takes back one not sent yet (409 attachment_sent once it was). */
+  deleteAttachment(id) {
+    return this.json("DELETE", `/api/attachments/${encodeURIComponent(id)}`);
   }
 
   cancel(assistantMessageId) {
@@ -118,6 +193,14 @@ export class ApiClient extends SealedTransport {
 
   clearHistory() {
     return this.json("DELETE", "/api/history");
+  }
+
+  /**
+   * POST /api/transcribe (voice input, issue #21): {audio: base64, mime} -> {text, seconds}. The
+   * recording travels sealed and padded like every body; the owner's machine transcribes it.
+   */
+  transcribe({ audio, mime }, { signal } = {}) {
+    return this.json("POST", "/api/transcribe", { json: { audio, mime }, signal });
   }
 
   /** Returns {blob, filename}. */

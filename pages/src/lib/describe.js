@@ -10,6 +10,8 @@
 //   "send"      on a message that did not reach the model (pass `stopped` when the owner stopped it)
 //   "settings"  the settings dialog ("Not saved: …" for a refused value)
 //   "import"    the sidebar, after an import (a file that is not JSON)
+//   "voice"     under the composer, after the microphone button (recording or transcribing failed)
+//   "attach"    on a file's chip under the composer, when it could not be attached
 //   "inline"    anywhere else a request failed (sidebar, devices dialog): the default
 //
 // Result: {text, actions, state?, effect?, retryAfter?}
@@ -26,7 +28,7 @@
 // never shown. An ApiError here is a sealed answer (or one of the harmless plain refusals
 // e2e_version_old and clock_skew), so its code is acted on and its sentence may be shown.
 
-import { ApiError, E2EError, KeyStorageError, NetworkError, StreamError } from "./errors.js";
+import { ApiError, E2EError, KeyStorageError, NetworkError, PageLoadError, StreamError } from "./errors.js";
 import { isLoopbackOrigin } from "./config.js";
 
 export const ACTIONS = Object.freeze({
@@ -123,6 +125,10 @@ export function describe(err, { context = "inline", apiOrigin = "", stopped = fa
     case "import":
       if (err instanceof SyntaxError) return result("That file is not a privchat JSON export.");
       return inline(err, origin);
+    case "voice":
+      return forVoice(err, origin);
+    case "attach":
+      return forAttach(err, origin);
     default:
       return inline(err, origin);
   }
@@ -166,6 +172,9 @@ function forStatus(err, origin) {
 /** Under the pairing form: every sentence ends with what to do next. */
 function forPairing(err, origin) {
   if (err instanceof KeyStorageError) return result(KEY_STORAGE_TEXT);
+  if (err instanceof PageLoadError) {
+    return result("This page could not load the part that checks a typed code (offline, or the browser refused it), so nothing was sent. Reload the page and try again, or open the pairing link or QR code that `privchat pair` shows.");
+  }
   if (e2eCode(err) === "e2e_key_mismatch") {
     return result("The server's encryption key is not the one your pairing link or code vouches for, so this browser was not paired: something between this browser and your computer may be in the way. Run `privchat pair` again and compare the server key fingerprint.");
   }
@@ -200,6 +209,48 @@ function forPairing(err, origin) {
     }
   }
   return result(`Pairing failed: ${err && err.message ? err.message : err}`);
+}
+
+// Voice input (issue #21): the server's refusals of a recording (backend speech/errors.py), and the
+// browser's refusals of the microphone (getUserMedia's DOMException names).
+const VOICE_TEXT = {
+  speech_disabled: "Voice input is turned off on your computer (speech.enabled: false in its config).",
+  speech_unavailable: null, // the server's sentence says why (no model installed, a model that did not load)
+  speech_busy: "Your computer is transcribing other recordings; try again in a moment.",
+  audio_type_not_allowed: "This browser recorded in a format your computer does not accept, so nothing was transcribed.",
+  audio_too_large: "The recording is too large to send; record a shorter one.",
+  payload_too_large: "The recording is too large to send; record a shorter one.",
+  audio_too_long: null, // the server's sentence names the limit
+  audio_undecodable: "The recording could not be read as audio, so nothing was transcribed. Try recording again.",
+  audio_silent: "No speech was heard in the recording: check the microphone and speak a little closer.",
+};
+const MICROPHONE_TEXT = {
+  NotAllowedError: "The microphone is blocked for this page: allow it in the browser's site settings, then try again.",
+  SecurityError: "The microphone is blocked for this page: allow it in the browser's site settings, then try again.",
+  NotFoundError: "No microphone was found: connect one, then try again.",
+  NotReadableError: "The microphone is in use by another app or could not be started; close that app, then try again.",
+  AbortError: "The microphone could not be started; try again.",
+  OverconstrainedError: "The microphone could not be started; try again.",
+  NotSupportedError: "This browser cannot record audio here.",
+};
+
+/** Under the composer, after the microphone button. */
+function forVoice(err, origin) {
+  if (err && typeof err.name === "string" && Object.hasOwn(MICROPHONE_TEXT, err.name) && !(err instanceof ApiError)) {
+    return result(MICROPHONE_TEXT[err.name]);
+  }
+  if (err instanceof ApiError && Object.hasOwn(VOICE_TEXT, err.code)) return result(VOICE_TEXT[err.code] || err.message);
+  const { text, ...rest } = inline(err, origin);
+  return { ...rest, text: `Not transcribed: ${text}` };
+}
+
+/** On a file's chip: the server's own sentence names the file and the rule (issue #21). */
+function forAttach(err, origin) {
+  if (err && err.name === "ImageUnreadable" && !(err instanceof ApiError)) return result(err.message);
+  if (isCode(err, "payload_too_large")) return result("Not attached: the file is larger than the server takes (attachments.max_bytes in its config).");
+  if (err instanceof ApiError && /^attachment_/.test(err.code)) return result(err.message);
+  const { text, ...rest } = inline(err, origin);
+  return { ...rest, text: `Not attached: ${text}` };
 }
 
 /** The network sentences shown next to a failed request. */

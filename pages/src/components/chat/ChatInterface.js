@@ -21,6 +21,8 @@ import { ChatController } from "../../app/chat.js";
 import { HistoryController } from "../../app/history.js";
 import { ConnectionMonitor } from "../../app/monitor.js";
 import { SearchController } from "../../app/search.js";
+import { AttachmentController } from "../../app/attachments.js";
+import { VoiceController } from "../../app/voice.js";
 import { ConnectionStatus } from "./ConnectionStatus.js";
 import { DeviceAuth } from "./DeviceAuth.js";
 import { InputArea } from "./InputArea.js";
@@ -96,12 +98,16 @@ export class ChatInterface {
     const report = (err, context, opts) => this.report(err, context, opts);
     this.messages = new MessageList($("#messages", root), createMarkdown(window), $("#jump-latest", root));
     this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
+    this.voice = new VoiceController({ form: this.input.form, textarea: this.input.textarea, api, report }); // the microphone (issue #21)
     // The model picker (issue #13): the models store, shown in the composer; replies go to its choice,
     // and the connection status names it.
     this.models = new ModelStore(api.origin);
     this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e),
       chosenModel: () => this.models.chosenEntry() });
     this.models.subscribe(() => this.monitor.modelChanged());
+    // Attachments (issue #21): the 📎 button and the chips of the files for the next message.
+    this.attachments = new AttachmentController({ form: this.input.form, api, report, chosenModel: () => this.models.chosenEntry() });
+    this.models.subscribe(() => this.attachments.modelChanged());
     this.messages.modelLabel = (name) => this.models.labelOf(name);
     this.picker = new ModelPicker($("#input-form", root) || $("#composer", root), this.models, {
       onChoose: (name) => this.models.choose(name),
@@ -109,6 +115,7 @@ export class ChatInterface {
     });
     this.chat = new ChatController({
       chosenModel: () => this.models.state.chosen,
+      attachments: this.attachments,
       api,
       session,
       messages: this.messages,
@@ -219,6 +226,7 @@ export class ChatInterface {
     if (pairing) this.showPairing({ reason: pairing });
     if (ready) this.history.onReady();
     if (ready) this.models.refresh(this.api);
+    if (ready) this.voice.refresh(this.api.lastHealth); // the microphone shows when the server says speech is on
   }
 
   /** The sentence for a failed request, shown where it failed; the page follows what it means. */

@@ -9,6 +9,8 @@
 
 import { h, clear, copyText, formatTime } from "../../lib/dom.js";
 import { setCodeText } from "../../lib/inline-code.js";
+import { seenNotes } from "../../lib/attachments.js";
+import { chipRow } from "./AttachmentChips.js";
 
 const STATUS_LABEL = {
   streaming: "writing…",
@@ -28,7 +30,7 @@ const EMPTY_TEXT = {
 };
 
 export class MessageView {
-  constructor(list, { id = null, role, content = "", status = "complete", createdAt = null }) {
+  constructor(list, { id = null, role, content = "", status = "complete", createdAt = null, attachments = [] }) {
     this.list = list;
     this.role = role;
     this.text = content;
@@ -46,12 +48,14 @@ export class MessageView {
       { class: "message", dataset: { role }, "aria-label": role === "user" ? "Your message" : "Reply" },
       h("header", { class: "message-head" }, h("span", { class: "message-role" }, who), " ", this.badge,
         createdAt ? h("time", { class: "message-time", datetime: String(createdAt) }, formatTime(createdAt)) : null),
+      chipRow(attachments), // the files sent with it (issue #21)
       this.body,
       this.notice,
       this.meta,
       this.actionsRow,
     );
     if (id) this.el.dataset.id = id;
+    this.attachments = attachments;
     this.setStatus(status);
     this.renderNow();
   }
@@ -220,7 +224,7 @@ export class MessageView {
     this.showNotice(sentence, [{ label: "Retry", class: "retry-button", onClick: onRetry }]);
   }
 
-  setMeta({ usage, timings, finish_reason: finish, model } = {}) {
+  setMeta({ usage, timings, finish_reason: finish, model, attachments_seen: seen } = {}) {
     const wasFollowing = this.list.follow;
     const parts = [];
     const name = model || this.model;
@@ -231,6 +235,8 @@ export class MessageView {
     if (finish === "length") parts.push("stopped at the token limit");
     this.meta.textContent = parts.join(" · ");
     this.meta.hidden = parts.length === 0;
+    const notes = seenNotes(seen, this.list.attachmentNames); // a document that did not fit whole
+    if (notes.length) this.showNotice(notes.join(" "));
     this.renderActions(); // Copy appears once the reply is whole
     // The line arrives after the last token: keep it in view, not under the composer.
     this.list.contentChanged(wasFollowing);
@@ -249,6 +255,7 @@ export function storedMeta(m) {
     timings: { tokens_per_second: num(m.tokens_per_second), ttft_ms: num(m.ttft_ms) },
     finish_reason: m.finish_reason || null,
     model: typeof m.model === "string" ? m.model : null,
+    attachments_seen: Array.isArray(m.attachments_seen) ? m.attachments_seen : null,
   };
 }
 
@@ -266,6 +273,7 @@ export class MessageList {
     this.views = [];
     this.actions = {}; // {onSibling(view, delta), onRegenerate(view), onEdit(view, text)}: set by the wiring
     this.modelLabel = (name) => name; // a model's name as the owner knows it (its label): set by the wiring
+    this.attachmentNames = {}; // attachment id -> name, for a stored reply's "saw the first 12 of 40 pages of …"
     this.emptyTitle = h("h2", {}, EMPTY_TEXT.ready[0]);
     this.emptyText = h("p", {}, EMPTY_TEXT.ready[1]);
     this.empty = h("div", { class: "empty-state", dataset: { state: "ready" } }, this.emptyTitle, this.emptyText);
@@ -329,8 +337,10 @@ export class MessageList {
   /** Replaces everything with a conversation from the server. */
   show(messages) {
     this.clear();
+    for (const m of messages) for (const a of m.attachments || []) this.attachmentNames[a.id] = a.name;
     for (const m of messages) {
-      const view = this.add({ id: m.id, role: m.role, content: m.content || "", status: m.status || "complete", createdAt: m.created_at });
+      const view = this.add({ id: m.id, role: m.role, content: m.content || "", status: m.status || "complete", createdAt: m.created_at,
+        attachments: m.attachments || [] });
       if (m.role === "assistant" && m.status !== "streaming") view.setMeta(storedMeta(m));
     }
     this.follow = true;

@@ -1,4 +1,6 @@
-"""The one gate every request passes, in this order:
+"""The one gate every request passes: the start of the request pipeline, which runs, for each request,
+this gate (socket, origin, context, signature, body), then the rate limit, the handler, and the
+seal on the answer (``sealed.py``); ``app.py`` installs the hooks in that order. The gate's steps:
 
 1. The socket. privchat listens on two loopback ports, and trust follows the one a request came in
    on, never a header: on ``tunnel.port`` (the only port cloudflared points at) every request,
@@ -27,9 +29,9 @@ from quart import Quart, current_app, g, request
 from ..addresses import is_loopback_host
 from ..config import Config
 from ..errors import ApiError
-from .access import ACCESS_HEADER, AccessError
-from ..api.sealed import begin_sealed_request, open_sealed_body, original_body, request_target, require_sealed_header
-from .signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
+from ..auth.access import ACCESS_HEADER, AccessError
+from .sealed import begin_sealed_request, open_sealed_body, original_body, request_target, require_sealed_header
+from ..auth.signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}

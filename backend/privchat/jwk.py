@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ..errors import PrivchatError
+from .errors import PrivchatError
 
 
 class JwkError(PrivchatError, ValueError):
