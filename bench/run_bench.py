@@ -26,7 +26,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from privchat.llm.engine import default_model_path  # noqa: E402
+from privchat.llm.model_files import default_model_path  # noqa: E402
 from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, write_config  # noqa: E402
 
 PROMPT = "Write a detailed essay about the history of the Roman Empire, from its founding to its fall."

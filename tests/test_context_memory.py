@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from privchat.llm.context_memory import context_bytes
-from privchat.llm.engine import check_model_file, default_model_path
+from privchat.llm.model_files import check_model_file, default_model_path
 
 pytestmark = pytest.mark.model
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from privchat.llm.engine import default_model_path
+from privchat.llm.model_files import default_model_path
 from tests.support.server import SignedClient
 
 

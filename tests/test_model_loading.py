@@ -41,7 +41,7 @@ async def test_chat_while_loading_is_503_then_works(tmp_path: Path) -> None:
         assert response.status_code == 503
         assert exchange.open_json(response, await response.get_data())["error"]["code"] == "model_loading"
         assert int(response.headers["Retry-After"]) > 0
-        assert (await state.engine.wait_loaded()).state == "ready"
+        assert (await state.models.wait_loaded()).state == "ready"
         exchange = sealed()
         response = await client.post("/api/chat", data=exchange.sealed_body, headers=exchange.signed_headers(device, "POST", "/api/chat"))
         assert response.status_code == 200

@@ -18,7 +18,9 @@ import pytest
 
 from privchat.config import config_from_dict
 from privchat.llm import models as models_module
-from privchat.llm.engine import GenerationParams, ModelEngine, ModelUnavailable, default_model_path
+from privchat.llm.engine import ModelEngine
+from privchat.llm.engine_types import GenerationParams, ModelUnavailable
+from privchat.llm.model_files import default_model_path
 from privchat.llm.models import ModelRegistry
 from privchat.llm.specs import model_specs
 from tests.support.server import BackgroundStream, LiveServer, write_config

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from privchat.llm.engine import default_model_path
+from privchat.llm.model_files import default_model_path
 from tests.support.server import LiveServer, SignedClient, parse_sse, write_config
 from tests.support.upstreams import SMALL_CONTEXT, FakeUpstream, LlamaCppServer
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from privchat.llm.engine import default_model_path
+from privchat.llm.model_files import default_model_path
 from tests.support.server import LiveServer, SignedClient, parse_sse
 
 LONG_PROMPT = "Write a long story about a lighthouse keeper and the sea, with many details."

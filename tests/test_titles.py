@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from privchat.config import config_from_dict
-from privchat.llm.engine import GenerationResult
+from privchat.llm.engine_types import GenerationResult
 from privchat.llm.generations import GenerationManager
 from privchat.llm.models import Lane
 from privchat.llm.titles import TitleWriter, clean_title

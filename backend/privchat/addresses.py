@@ -59,3 +59,26 @@ def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.settimeout(timeout)
         return probe.connect_ex((host.strip("[]"), port)) == 0
+
+
+def ip_of(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address ``host`` is, or None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def is_private_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, link-local, a private range, or carrier-grade NAT space (which Tailscale uses)."""
+    if address.is_loopback or address.is_link_local:
+        return True
+    if isinstance(address, ipaddress.IPv4Address) and address in ipaddress.ip_network("100.64.0.0/10"):
+        return True
+    return address.is_private and not address.is_unspecified and not address.is_multicast
+
+
+def upstream_host_allowed(host: str, allowed: list[str]) -> bool:
+    """A model server may be on loopback, or on a private host the owner named."""
+    host = host.strip("[]").lower()
+    return is_loopback_host(host) or host in allowed

@@ -1,4 +1,4 @@
-"""The Quart application: wiring of stores, engine, gate, CORS, limits and error shapes."""
+"""The Quart application: wiring of the stores, the model registry, the gate, CORS, limits and error shapes."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ class AppState:
     """Everything a request handler needs, reachable as ``current_app.extensions["privchat"]``."""
 
     config: Config
-    engine: ModelRegistry  # every configured model (llm/models.py); .status is the default one's
+    models: ModelRegistry  # every configured model (llm/models.py); .status is the default one's
     verifier: SignatureVerifier
     access: AccessVerifier | None
     database: Database | None = None
@@ -76,15 +76,15 @@ class AppState:
     def attach(self, database: Database) -> None:
         self.database = database
         self.history = HistoryStore(database)
-        self.settings = SettingsStore(database, self.config, default_model=self.engine.default)
+        self.settings = SettingsStore(database, self.config, default_model=self.models.default)
         self.devices = DeviceStore(database)
         self.pairing = PairingStore.from_config(database, self.config)
         self.nonces = NonceStore(database)
-        self.generations = GenerationManager.from_config(self.engine, self.history, self.settings, self.config)
+        self.generations = GenerationManager.from_config(self.models, self.history, self.settings, self.config)
         self.e2e_keys = E2EKeyStore(database, self.config.e2e.rotation_grace_hours * 3600)
         self.search = SearchIndex()  # in memory only; built in the background at start-up
         self.history.observers.append(self.search)
-        self.titles = TitleWriter.from_config(self.engine, self.history, self.config)
+        self.titles = TitleWriter.from_config(self.models, self.history, self.config)
         self.titles.busy = self.generations.busy
         self.generations.titles = self.titles
 
@@ -103,7 +103,7 @@ def create_app(config: Config, *, database: Database | None = None,
     access_cfg = config.access
     state = AppState(
         config=config,
-        engine=ModelRegistry(config),
+        models=ModelRegistry(config),
         verifier=SignatureVerifier(config.auth.signature_max_age_seconds,
                                    config.auth.signature_max_future_seconds),
         access=AccessVerifier(access_cfg.team_domain, access_cfg.aud, access_cfg.certs_url)
@@ -142,7 +142,7 @@ def create_app(config: Config, *, database: Database | None = None,
         if recovered:
             log.warning("%d reply(ies) left unfinished by the last run are marked interrupted", recovered)
         state.search_build = asyncio.get_running_loop().create_task(state.search.build(state.history))
-        state.engine.start_loading()
+        state.models.start_loading()
 
     @app.after_serving
     async def close_everything() -> None:
@@ -151,7 +151,7 @@ def create_app(config: Config, *, database: Database | None = None,
             await asyncio.gather(state.search_build, return_exceptions=True)
         if state.generations is not None:
             await state.generations.shutdown()
-        state.engine.close()
+        state.models.close()
         state.speech.close()
         if state.database is not None:
             await state.database.close()

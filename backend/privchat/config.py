@@ -14,6 +14,7 @@ after start-up.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -23,7 +24,7 @@ from urllib.parse import urlsplit
 import platformdirs
 import yaml
 
-from .addresses import http_url, is_hostname, is_loopback_host
+from .addresses import http_url, ip_of, is_hostname, is_loopback_host, is_private_address, upstream_host_allowed
 from .errors import PrivchatError
 
 APP_NAME = "privchat"
@@ -189,15 +190,108 @@ def optional_url(key: str, value: Any) -> str | None:
     return value
 
 
+MODEL_ENGINES = ("embedded", "openai")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _model_name(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not _MODEL_NAME.match(value):
+        raise ConfigError(f"{key}: expected a name of letters, digits, '.', '_' or '-' (at most 64), got {value!r}")
+    return value
+
+
+def _short_text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _file_path(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{key}: expected a file path, got {value!r}")
+    return str(Path(os.path.expanduser(value)))
+
+
+def _model_url(key: str, value: Any) -> str:
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment \
+            or parts.username or parts.password:
+        raise ConfigError(f"{key}: expected an http(s) URL like http://127.0.0.1:8080/v1 (no user, query or fragment), got {value!r}")
+    return value.rstrip("/")
+
+
+class ModelKey(NamedTuple):
+    """One key of a ``models.list`` entry: the engines it belongs to, and its Setting (the default is
+    what the model gets without it; None: none, or the ``model:`` section's for an embedded model)."""
+
+    engines: tuple[str, ...]
+    setting: "Setting"
+
+
 def _model_entries(key: str, value: Any) -> list[dict[str, Any]]:
-    # Declared in llm/specs.py with the engines; imported here lazily (it needs nothing of llm/ at import).
-    from .llm.specs import validate_model_entries
-    return validate_model_entries(key, value)
+    """``models.list``: each entry checked key by key against ``MODEL_ENTRY``, names unique."""
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of models, got {type(value).__name__}")
+    entries = [_model_entry(f"{key}[{i}]", item) for i, item in enumerate(value)]
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        if entry["name"] in seen:
+            raise ConfigError(f"{key}[{i}].name: {entry['name']!r} is used twice; each model needs its own name")
+        seen.add(entry["name"])
+    return entries
+
+
+def _model_entry(where: str, item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a mapping like {{name: smollm2, engine: embedded}}, got {type(item).__name__}")
+    engine = MODEL_ENTRY["engine"].setting.validator(f"{where}.engine", item.get("engine", "embedded"))
+    if "name" not in item:
+        raise ConfigError(f"{where}.name: required (letters, digits, '.', '_' or '-')")
+    if engine == "openai" and "base_url" not in item:
+        raise ConfigError(f"{where}.base_url: required for an openai model, e.g. http://127.0.0.1:8080/v1")
+    out: dict[str, Any] = {"engine": engine}
+    for key, value in item.items():
+        spec = MODEL_ENTRY.get(key)
+        if spec is None or engine not in spec.engines:
+            known = ", ".join(k for k, s in MODEL_ENTRY.items() if engine in s.engines)
+            raise ConfigError(f"{where}.{key}: unknown key for an {engine} model; known keys are {known}")
+        out[key] = spec.setting.validator(f"{where}.{key}", value)
+    return out
 
 
 def _private_hosts(key: str, value: Any) -> list[str]:
-    from .llm.specs import validate_private_hosts
-    return validate_private_hosts(key, value)
+    if not isinstance(value, list):
+        raise ConfigError(f"{key}: expected a list of private addresses or host names, got {type(value).__name__}")
+    hosts = []
+    for i, item in enumerate(value):
+        host = item.strip("[]").lower() if isinstance(item, str) else None
+        if not host:
+            raise ConfigError(f"{key}[{i}]: expected an address or a host name, got {item!r}")
+        address = ip_of(host)
+        if address is not None and not is_private_address(address):
+            raise ConfigError(f"{key}[{i}]: {item} is a public address; privchat only talks to model servers on loopback "
+                              "or a private network (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7, fe80::/10)")
+        if address is None and not is_hostname(host):
+            raise ConfigError(f"{key}[{i}]: expected an address or a bare host name, got {item!r}")
+        hosts.append(host)
+    return hosts
+
+
+def _check_models(values: dict[str, Any]) -> None:
+    """Cross-checks: the default names a listed model; every upstream is on loopback or a named private host."""
+    entries = values["list"]
+    names = [e["name"] for e in entries]
+    default = values["default"]
+    if default is not None and entries and default not in names:
+        raise ConfigError(f"models.default: {default!r} is not one of the models ({', '.join(names)})")
+    for i, entry in enumerate(entries):
+        if entry["engine"] != "openai":
+            continue
+        host = urlsplit(entry["base_url"]).hostname or ""
+        if not upstream_host_allowed(host, values["upstream_hosts"]):
+            raise ConfigError(
+                f"models.list[{i}].base_url: {host} is not loopback; privchat only sends conversations to a model server on "
+                f"this machine or on a private address you name: add {host} to models.upstream_hosts if it is on your network")
 
 
 def _optional_name(key: str, value: Any) -> str | None:
@@ -216,6 +310,28 @@ class Setting(NamedTuple):
     default: Any
     validator: Validator
     doc: str
+
+
+BOTH = MODEL_ENGINES
+# The keys of a ``models.list`` entry, declared like the sections below: ``privchat config
+# defaults`` prints them under ``models``, and the engines read their defaults from here.
+MODEL_ENTRY: dict[str, ModelKey] = {
+    "name": ModelKey(BOTH, Setting(None, _model_name, "Required: the model's name (letters, digits, '.', '_', '-'), what chats and models.default use.")),
+    "engine": ModelKey(BOTH, Setting("embedded", choice(*MODEL_ENGINES), "embedded (a GGUF in this process) or openai (an OpenAI-compatible server).")),
+    "label": ModelKey(BOTH, Setting(None, _short_text, "What the page shows for it (default: the name).")),
+    "n_ctx": ModelKey(BOTH, Setting(None, integer(256, 1_048_576), "Its context in tokens (embedded: default model.n_ctx; openai: set it so long conversations are fitted before sending).")),
+    "path": ModelKey(("embedded",), Setting(None, _file_path, "The GGUF file (empty: the bundled SmolLM2 when it is the only model).")),
+    "n_threads": ModelKey(("embedded",), Setting(None, integer(1, 512), "CPU threads (default: model.n_threads).")),
+    "n_batch": ModelKey(("embedded",), Setting(None, integer(8, 65536), "Prompt batch size (default: model.n_batch).")),
+    "mmproj": ModelKey(("embedded",), Setting(None, _file_path, "The GGUF's multimodal projector: with it the model can be sent images.")),
+    "base_url": ModelKey(("openai",), Setting(None, _model_url, "Required for openai: the server's /v1 URL, on loopback or a host in models.upstream_hosts.")),
+    "model": ModelKey(("openai",), Setting(None, _short_text, "The upstream's own model id (default: the name).")),
+    "api_key_file": ModelKey(("openai",), Setting(None, _file_path, "A file holding the upstream's API key; only that key is sent upstream.")),
+    "parallel": ModelKey(("openai",), Setting(1, integer(1, 1024), "Requests it takes at once (its slots); more wait in its lane.")),
+    "connect_timeout_seconds": ModelKey(("openai",), Setting(5.0, number(0.1, 600), "How long to wait for the upstream to accept a connection.")),
+    "first_token_timeout_seconds": ModelKey(("openai",), Setting(120.0, number(0.1, 3600), "How long to wait for its first token.")),
+    "vision": ModelKey(("openai",), Setting(False, boolean, "The upstream takes OpenAI image_url parts: the page may attach images.")),
+}
 
 
 # The page's own local origin (`privchat site`): a port of its own next to the API's 8765 and the
@@ -510,8 +626,7 @@ def _cross_checks(values: dict[str, dict[str, Any]]) -> None:
         raise ConfigError("access.public_hostnames: required when access.team_domain is set (the API hostname of the tunnel)")
     if access["public_hostnames"] and not access["team_domain"]:
         raise ConfigError("access.team_domain: required when access.public_hostnames is set, or requests through the tunnel could not be checked")
-    from .llm.specs import check_models
-    check_models(values["models"])
+    _check_models(values["models"])
 
 
 def load_config(path: Path | str | None = None) -> Config:
@@ -547,4 +662,8 @@ def documented_defaults() -> str:
             lines.append(f"  # {doc}")
             dumped = yaml.safe_dump({key: default}, default_flow_style=True, width=1000).strip()
             lines.append(f"  {dumped[1:-1]}")
+            if (section, key) == ("models", "list"):
+                lines.append("  # Each entry of models.list takes these keys (the engines it belongs to; its default):")
+                for entry_key, (engines, setting) in MODEL_ENTRY.items():
+                    lines.append(f"  #   {entry_key} ({'/'.join(engines)}; {yaml.safe_dump(setting.default).splitlines()[0]}): {setting.doc}")
     return "\n".join(lines) + "\n"

@@ -24,6 +24,6 @@ async def health() -> Health:
     """Answers at once whatever the model is doing; ``time`` lets clients correct clock skew."""
     state = current_app.extensions["privchat"]
     key = await state.e2e_keys.published()
-    return Health(status="ok", version=__version__, time=time.time(), model=state.engine.status.to_json(),
+    return Health(status="ok", version=__version__, time=time.time(), model=state.models.status.to_json(),
                   e2e=E2EKey(**key.to_json()),
                   speech=SpeechStatus(enabled=state.speech.available, max_seconds=int(state.speech.max_seconds)))

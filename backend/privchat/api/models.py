@@ -17,6 +17,6 @@ async def list_models() -> ModelList:
     """Each model's name, engine, state (ready, loading, unloaded, unreachable, error), its error
     sentence and context size; upstreams are asked again when their last answer is a few seconds old."""
     state = current_app.extensions["privchat"]
-    described = await state.engine.describe()
-    described["default"] = default_model(state.engine, await state.settings.get())  # the owner's choice, in the settings
+    described = await state.models.describe()
+    described["default"] = default_model(state.models, await state.settings.get())  # the owner's choice, in the settings
     return ModelList(**described)

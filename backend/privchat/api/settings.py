@@ -24,6 +24,6 @@ async def put_settings(data: SettingsUpdate) -> Settings:
     changes = data.model_dump(exclude_none=True)
     state = current_app.extensions["privchat"]
     if "default_model" in changes:
-        state.engine.get(changes["default_model"])  # 400 model_unknown, and nothing is saved
+        state.models.get(changes["default_model"])  # 400 model_unknown, and nothing is saved
     store = state.settings
     return Settings(**await store.put(changes), defaults=store.defaults)

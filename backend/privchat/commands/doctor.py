@@ -32,7 +32,7 @@ def _check_config(args: argparse.Namespace) -> tuple[Check, Config | None]:
 
 
 def _check_model(config: Config) -> list[Check]:
-    from ..llm.engine import check_model_file, resolve_model_path
+    from ..llm.model_files import check_model_file, resolve_model_path
 
     checks = []
     try:
@@ -58,7 +58,7 @@ def _check_models(config: Config) -> list[Check]:
     """models.list: each embedded GGUF checked like model.path; each upstream asked for its models once."""
     import httpx
 
-    from ..llm.engine import check_model_file, default_model_path
+    from ..llm.model_files import check_model_file, default_model_path
     from ..llm.specs import model_specs
 
     checks = []

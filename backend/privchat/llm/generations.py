@@ -26,7 +26,7 @@ from ..storage.settings import SettingsStore
 from ..tracebacks import describe
 from .attachment_prompt import Document, context_of, counter_for, expand_turn
 from .event_log import TERMINAL, Event, EventLog, FinishedReplay, FinishedReplays
-from .engine import GenerationParams, GenerationResult, ModelUnavailable
+from .engine_types import GenerationParams, GenerationResult, ModelUnavailable
 from .models import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ class Generation:
 
 
 class GenerationManager:
-    def __init__(self, engine: ModelRegistry, history: HistoryStore, settings: SettingsStore, queue_size: int) -> None:
-        self.engine = engine  # the models (llm/models.py): each reply waits in its model's lane for a slot
+    def __init__(self, models: ModelRegistry, history: HistoryStore, settings: SettingsStore, queue_size: int) -> None:
+        self.models = models  # the models (llm/models.py): each reply waits in its model's lane for a slot
         self.history = history
         self.settings = settings
         self.queue_size = queue_size
@@ -172,18 +172,18 @@ class GenerationManager:
     @property
     def _waiting(self) -> int:
         """Replies waiting for a slot, in every model's lane."""
-        return sum(lane.waiting for lane in self.engine.lanes())
+        return sum(lane.waiting for lane in self.models.lanes())
 
     @classmethod
-    def from_config(cls, engine: ModelRegistry, history: HistoryStore, settings: SettingsStore, config: Config) -> "GenerationManager":
-        return cls(engine, history, settings, config.model.queue_size)
+    def from_config(cls, models: ModelRegistry, history: HistoryStore, settings: SettingsStore, config: Config) -> "GenerationManager":
+        return cls(models, history, settings, config.model.queue_size)
 
     def check_capacity(self, model: str | None = None) -> None:
         if self._closing:
             raise GenerationRefused("shutting_down", "The server is shutting down.", retry_after=10)
-        model = model or self.engine.default
-        self.engine.check(model)  # ModelUnavailable: unknown, loading, failed, too big for memory
-        lane = self.engine.lane(model)
+        model = model or self.models.default
+        self.models.check(model)  # ModelUnavailable: unknown, loading, failed, too big for memory
+        lane = self.models.lane(model)
         if lane.busy and lane.waiting >= self.queue_size:
             raise GenerationRefused("queue_full",
                            f"The model is busy with {lane.waiting + 1} requests; try again shortly.", retry_after=5)
@@ -198,8 +198,8 @@ class GenerationManager:
             self.titles.preempt()  # the owner's request comes first: a title being written stops now
         prefs = await self.settings.get()
         if model is None:
-            model = default_model(self.engine, prefs)
-        model = self.engine.get(model).spec.name  # model_unknown before anything is stored
+            model = default_model(self.models, prefs)
+        model = self.models.get(model).spec.name  # model_unknown before anything is stored
         self.check_capacity(model)
         attachments = list(dict.fromkeys(attachments or []))
         if attachments:
@@ -207,7 +207,7 @@ class GenerationManager:
         params = GenerationParams(
             temperature=options.get("temperature", prefs["temperature"]),
             max_tokens=options.get("max_tokens", prefs["max_tokens"]),
-            seed=options.get("seed", self.engine.model_config.seed),
+            seed=options.get("seed", self.models.model_config.seed),
         )
         if regenerate_of is not None:
             try:
@@ -266,7 +266,7 @@ class GenerationManager:
         if regenerate_of is not None:
             raise BranchInvalid("validation_error", "The request body is not valid: attachments go with a message, not "
                                 "with regenerate_of (the reply is written again with the message's own attachments).")
-        most = self.engine.config.attachments.max_per_message
+        most = self.models.config.attachments.max_per_message
         if len(ids) > most:
             raise AttachmentProblem("too_many_attachments", f"A message can carry at most {most} attachments; this one has "
                                     f"{len(ids)}. Send the others with a next message.")
@@ -277,7 +277,7 @@ class GenerationManager:
         except AttachmentTaken as exc:
             raise attachment_taken() from exc
         images = [a.name for a in found if a.kind == "image"]
-        spec = self.engine.get(model).spec
+        spec = self.models.get(model).spec
         if images and not spec.sees:
             raise AttachmentProblem("image_not_supported", f"The model {spec.label or spec.name} cannot see images, so it "
                                     f"would ignore {images[0]}. Pick a model that can see, or send the message without the image.")
@@ -346,7 +346,7 @@ class GenerationManager:
     # The task -----------------------------------------------------------------------------------
     async def _run(self, generation: Generation) -> None:
         try:
-            lane = self.engine.lane(generation.model)
+            lane = self.models.lane(generation.model)
             lane.waiting += 1
             lane.queue.append(generation)
             try:
@@ -382,7 +382,7 @@ class GenerationManager:
         flusher = loop.create_task(self._flush_periodically(generation))
         try:
             if not generation.cancel.is_set():
-                engine = await self.engine.ensure_loaded(  # an embedded switch loads here
+                engine = await self.models.ensure_loaded(  # an embedded switch loads here
                     generation.model, lambda: generation.events.append("loading", {"model": generation.model}))
                 turns = await self._turns(generation, engine)  # after loading: documents are counted with its tokenizer
                 result = await engine.run(generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)

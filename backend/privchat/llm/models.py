@@ -19,7 +19,9 @@ from typing import Any, Callable, Union
 
 from ..config import Config
 from ..errors import CodedError
-from .engine import EngineStatus, ModelEngine, ModelUnavailable, available_memory_bytes
+from .engine import ModelEngine
+from .engine_types import EngineStatus, ModelUnavailable
+from .model_files import available_memory_bytes
 from .specs import default_model_name, model_specs
 from .upstream import UpstreamEngine
 

@@ -25,7 +25,7 @@ from ..config import Config
 from ..storage.crypto import CryptoError
 from ..storage.history import HistoryStore, NotFound, NotInConversation
 from ..tracebacks import describe
-from .engine import GenerationParams, ModelUnavailable
+from .engine_types import GenerationParams, ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,9 @@ def clean_title(text: str) -> str:
 
 
 class TitleWriter:
-    def __init__(self, engine: Any, history: HistoryStore, *, max_tokens: int = 16, seed: int = -1,
+    def __init__(self, models: Any, history: HistoryStore, *, max_tokens: int = 16, seed: int = -1,
                  enabled: bool = True) -> None:
-        self.engine = engine  # the model registry (llm/models.py): titles use the default model, if embedded and loaded
+        self.models = models  # the model registry (llm/models.py): titles use the default model, if embedded and loaded
         self.history = history
         self.max_tokens = max_tokens
         self.seed = seed
@@ -65,8 +65,8 @@ class TitleWriter:
         self.cancelled = 0
 
     @classmethod
-    def from_config(cls, engine: Any, history: HistoryStore, config: Config) -> "TitleWriter":
-        return cls(engine, history, max_tokens=config.titles.max_tokens, seed=config.model.seed,
+    def from_config(cls, models: Any, history: HistoryStore, config: Config) -> "TitleWriter":
+        return cls(models, history, max_tokens=config.titles.max_tokens, seed=config.model.seed,
                    enabled=config.titles.enabled)
 
     @property
@@ -165,5 +165,5 @@ class TitleWriter:
         if cancel.is_set():  # the chat request came while this thread was starting
             return None
         # The model that wrote the reply when it is in memory, else another one that is (models.py).
-        result = self.engine.generate(INSTRUCTION, turns, params, lambda _text: None, cancel, model=model)
+        result = self.models.generate(INSTRUCTION, turns, params, lambda _text: None, cancel, model=model)
         return None if cancel.is_set() else result.text

@@ -28,8 +28,9 @@ import httpx
 
 from ..config import Config
 from ..errors import CodedError
-from .engine import EngineStatus, GenerationParams, GenerationResult
-from .specs import ModelSpec, is_private_address, _ip
+from .engine_types import EngineStatus, GenerationParams, GenerationResult
+from ..addresses import ip_of, is_private_address
+from .specs import ModelSpec
 from .upstream_context import MAX_RETRIES, context_overflow, fit_turns, shorter
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ class UpstreamEngine:
     async def _check_address(self) -> None:
         """A named host must still resolve to private addresses only (no DNS answer sends a chat abroad)."""
         host = (urlsplit(self.where).hostname or "").lower()
-        if host == "localhost" or _ip(host) is not None:
+        if host == "localhost" or ip_of(host) is not None:
             return  # literals were checked with the config
         port = urlsplit(self.where).port or 80
         try:
@@ -320,7 +321,7 @@ class UpstreamEngine:
             raise UpstreamFailed("upstream_unreachable", f"The model server at {self.where} is not answering "
                                  f"({host} does not resolve).") from None
         for info in infos:
-            address = _ip(str(info[4][0]).split("%")[0])
+            address = ip_of(str(info[4][0]).split("%")[0])
             if address is None or not is_private_address(address):
                 raise UpstreamFailed("upstream_not_private", f"The model server at {self.where} resolves to a public address; "
                                      "privchat only sends conversations to loopback or private addresses.")
