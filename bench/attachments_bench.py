@@ -1,4 +1,4 @@
-"""Attachments (issue #21): the time from attaching a 20-page PDF to the reply's first token.
+"""Attachments: the time from attaching a 20-page PDF to the reply's first token.
 
 One live privchat server with the embedded model; each round makes a new conversation: ``POST
 /api/attachments`` with the PDF (sealed, base64; pypdf reads its text; stored sealed), then ``POST

@@ -1,4 +1,4 @@
-"""The engines' figures (issue #13), run by run_bench.py.
+"""The engines' figures, run by run_bench.py.
 
 1. Upstream throughput: tokens/s of a reply through privchat to ``python -m llama_cpp.server`` ÷
    the same reply straight from that server, rounds interleaved, median of per-round ratios.

@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from privchat.llm.model_files import default_model_path  # noqa: E402
 from tests.support.server import BackgroundStream, LiveServer, SignedClient, free_port, parse_sse, write_config  # noqa: E402
+from tests.support.upstreams import LlamaCppServer  # noqa: E402
 
 PROMPT = "Write a detailed essay about the history of the Roman Empire, from its founding to its fall."
 SYSTEM = "You are a helpful, concise assistant."
@@ -135,45 +136,24 @@ class PrivchatStack:
         self.server.stop()
 
 
-class LlamaCppServer:
-    """The alternative: llama-cpp-python's own OpenAI-compatible server (python -m llama_cpp.server)."""
-
-    def __init__(self, model: Path, threads: int, n_ctx: int, deps: Path) -> None:
-        self.port = free_port()
-        env = {**os.environ, "PYTHONPATH": str(deps)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--n_ctx", str(n_ctx),
-             "--n_threads", str(threads), "--n_threads_batch", str(threads), "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/v1/models", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        raise RuntimeError("llama_cpp.server did not start")
-
-    def stream(self, system: str, message: str, max_tokens: int) -> StreamTiming:
-        timing = StreamTiming()
-        body = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": message}],
-                "temperature": 0.0, "max_tokens": max_tokens, "stream": True}
-        with httpx.stream("POST", f"http://127.0.0.1:{self.port}/v1/chat/completions", json=body, timeout=300) as response:
-            buffer = ""
-            for text in response.iter_text():
-                buffer += text
-                while "\n\n" in buffer:
-                    block, buffer = buffer.split("\n\n", 1)
-                    for line in block.splitlines():
-                        if line.startswith("data:") and line[5:].strip() != "[DONE]":
-                            delta = json.loads(line[5:])["choices"][0].get("delta", {})
-                            if delta.get("content"):
-                                timing.token()
-        return timing
-
-    def close(self) -> None:
-        self.process.terminate()
-        self.process.wait(30)
+def stream_upstream(server: LlamaCppServer, system: str, message: str, max_tokens: int) -> StreamTiming:
+    """One streamed reply straight from the alternative, llama-cpp-python's own OpenAI-compatible
+    server (the same ``LlamaCppServer`` the upstream tests run)."""
+    timing = StreamTiming()
+    body = {"messages": [{"role": "system", "content": system}, {"role": "user", "content": message}],
+            "temperature": 0.0, "max_tokens": max_tokens, "stream": True}
+    with httpx.stream("POST", f"{server.base_url}/chat/completions", json=body, timeout=300) as response:
+        buffer = ""
+        for text in response.iter_text():
+            buffer += text
+            while "\n\n" in buffer:
+                block, buffer = buffer.split("\n\n", 1)
+                for line in block.splitlines():
+                    if line.startswith("data:") and line[5:].strip() != "[DONE]":
+                        delta = json.loads(line[5:])["choices"][0].get("delta", {})
+                        if delta.get("content"):
+                            timing.token()
+    return timing
 
 
 def install_llama_server_deps(target: Path) -> Path:
@@ -199,7 +179,7 @@ def bench_streaming(stack: PrivchatStack, baseline: InProcess, alternative: Llam
         base.append(baseline.stream(SYSTEM, PROMPT, REPLY_TOKENS))
         ours.append(stack.stream(PROMPT, REPLY_TOKENS)[0])
         if alternative is not None:
-            alt.append(alternative.stream(SYSTEM, PROMPT, REPLY_TOKENS))
+            alt.append(stream_upstream(alternative, SYSTEM, PROMPT, REPLY_TOKENS))
     ratios = [o.decode_tps / b.decode_tps for o, b in zip(ours, base)]
     result = {
         "reply_tokens": median([t.tokens for t in ours]),
@@ -666,7 +646,7 @@ SPEECH_TEXT = ("Send an email to my brother about the meeting on Friday. Then bo
 
 
 def bench_speech(folder: Path, rounds: int = 5, seconds: float = 10.0) -> dict[str, Any]:
-    """Voice input (issue #21): a 10-second espeak-ng clip through the whole stack (signed, sealed
+    """Voice input: a 10-second espeak-ng clip through the whole stack (signed, sealed
     POST /api/transcribe to a live server, faster-whisper tiny.en on this machine). The figure is the
     warm transcription time divided by the clip's length (the real-time factor: below 1 is faster
     than speech); the first request, which loads the model, is reported apart."""
@@ -736,7 +716,7 @@ def main() -> int:
     parser.add_argument("--skip-models", action="store_true",
                         help="skip the engines' figures (upstream throughput, returning to a conversation, parallel slots)")
     parser.add_argument("--skip-speech", action="store_true", help="skip voice input's transcription figure")
-    parser.add_argument("--skip-attachments", action="store_true", help="skip the attached-PDF figure (issue #21)")
+    parser.add_argument("--skip-attachments", action="store_true", help="skip the attached-PDF figure")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results")
     args = parser.parse_args()
 
@@ -760,14 +740,14 @@ def main() -> int:
     try:
         if not args.skip_alternative:
             deps = install_llama_server_deps(REPO / ".bench-deps")
-            alternative = LlamaCppServer(model, args.threads, args.n_ctx, deps)
+            alternative = LlamaCppServer(model, n_ctx=args.n_ctx, threads=args.threads, extra_path=deps).wait(120)
         baseline.stream(SYSTEM, "warm up", 8)
         stack.stream("warm up", 8)
         if alternative:
-            alternative.stream(SYSTEM, "warm up", 8)
+            stream_upstream(alternative, SYSTEM, "warm up", 8)
         results["streaming"] = bench_streaming(stack, baseline, alternative, args.rounds)
         if alternative:
-            alternative.close()
+            alternative.stop()
             alternative = None
         results["ttft"] = bench_ttft(stack, baseline, max(args.rounds, 9))
         results["multi_turn"] = bench_multiturn(stack)
@@ -776,17 +756,17 @@ def main() -> int:
         results["shape"] = bench_shape(stack)
     finally:
         if alternative:
-            alternative.close()
+            alternative.stop()
         stack.close()
         baseline.close()
     if not args.skip_attachments:
-        import attachments_bench  # bench/attachments_bench.py (issue #21)
+        import attachments_bench  # bench/attachments_bench.py
 
         results["attachments"] = attachments_bench.run(work / "attachments", model, args.threads, n_ctx=args.n_ctx)
     if not args.skip_history:
         results["history_scale"] = bench_history_scale(work / "history")
     if not args.skip_models:
-        import models_bench  # bench/models_bench.py (issue #13)
+        import models_bench  # bench/models_bench.py
 
         results["models"] = models_bench.run(work / "models", model, args.threads, args.rounds)
 

@@ -1,4 +1,4 @@
-"""Attachments (issue #21, items 2-4): documents and images attached to a message, end to end.
+"""Attachments: documents and images attached to a message, end to end.
 
 The prompt is checked where it leaves privchat: an OpenAI stand-in upstream (tests/support/upstreams.py)
 records every request, so a test reads the exact messages the model was sent. The real model

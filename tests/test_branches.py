@@ -1,4 +1,4 @@
-"""Conversations as trees (issue #14), at the storage level: branches, the current branch, the path a
+"""Conversations as trees, at the storage level: branches, the current branch, the path a
 reply sees, renames, export/import of the whole tree, the migration that makes old conversations one
 branch, and tampering: a row moved to another branch or conversation does not decrypt."""
 
@@ -131,7 +131,7 @@ def test_export_and_import_carry_the_whole_tree(tmp_path: Path) -> None:
         await history.rename(conversation, "Renamed", source="owner")
         before = await history.get_conversation(conversation)
         export = await history.export()
-        assert export["version"] == 3  # 3 since attachments (issue #21); version 2 files still import (test_attachments.py)
+        assert export["version"] == 3  # 3 since attachments; version 2 files still import (test_attachments.py)
         markdown = export_to_markdown(export)
         assert "q2" in markdown and "a2" in markdown and "a1 again" not in markdown and "q1 edited" not in markdown
         await history.clear()

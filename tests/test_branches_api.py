@@ -1,5 +1,5 @@
 """Regenerate, edit, branches, rename, search and titles through the API of a live server with the
-real model (issue #14). Storage-level cases: test_branches.py, test_search.py; timing of titles
+real model. Storage-level cases: test_branches.py, test_search.py; timing of titles
 against a stand-in model: test_titles.py."""
 
 from __future__ import annotations

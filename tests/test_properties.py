@@ -206,7 +206,7 @@ bindings = st.fixed_dictionaries({"conversation": row_ids, "role": st.sampled_fr
 @PROPERTY_SETTINGS
 @given(text=st.text(max_size=300), row_id=row_ids, bound=bindings, data=st.data())
 def test_a_message_with_any_bound_field_changed_does_not_open(text: str, row_id: str, bound: dict, data: st.DataObject) -> None:
-    """Issue 15 (and #14: its parent): a message is bound to its conversation, role, position and parent; changing any one of
+    """A message is bound to its conversation, role, position and parent; changing any one of
     them (or dropping the binding) fails, and the unchanged binding opens."""
     sealed = CIPHER.seal(text, table="messages", column="content", row_id=row_id, bound=bound)
     assert CIPHER.open(sealed, table="messages", column="content", row_id=row_id, bound=dict(bound)) == text
@@ -215,7 +215,7 @@ def test_a_message_with_any_bound_field_changed_does_not_open(text: str, row_id:
         changed: dict | None = None
     else:
         other = {"conversation": row_ids, "role": st.sampled_from(["system", "user", "assistant"]), "seq": st.integers(1, 10**6),
-                 "parent": st.one_of(st.just(""), row_ids)}  # its place in the tree (issue #14); "" = a first message
+                 "parent": st.one_of(st.just(""), row_ids)}  # its place in the tree; "" = a first message
         changed = {**bound, field: data.draw(other[field].filter(lambda v: v != bound[field]), label="new")}
     with pytest.raises(CryptoError):
         CIPHER.open(sealed, table="messages", column="content", row_id=row_id, bound=changed)

@@ -1,4 +1,4 @@
-"""Search over encrypted history (issue #14): the in-memory index, built at start-up and kept current
+"""Search over encrypted history: the in-memory index, built at start-up and kept current
 by every write, finds conversations by words of titles and messages, newest first, with highlighted
 snippets; and nothing searchable reaches the disk. The API route is tested in test_branches_api.py."""
 

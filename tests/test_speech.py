@@ -1,4 +1,4 @@
-"""Voice input (issue #21): a recording, sealed, transcribed on the owner's machine, never on disk.
+"""Voice input: a recording, sealed, transcribed on the owner's machine, never on disk.
 
 Speech is made by espeak-ng (a Debian package, `scripts/install --test`) into the test's own
 folder; the server gets it only through ``POST /api/transcribe``, sealed like the page sends it,

@@ -299,6 +299,19 @@ def launch(playwright: Any, chain: Chain) -> Any:
         f"--unsafely-treat-insecure-origin-as-secure={chain.site_origin}"])
 
 
+def signed_in_and_paired(browser: Any, chain: Chain, code: str) -> Any:
+    """A new page that signed in to Access through its button and paired with ``code`` (typed)."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(chain.site_origin + "/chat/")
+    page.wait_for_selector("#status[data-state=access]", timeout=20_000)
+    sign_in_through_the_button(context, page, "#access-signin", chain)
+    page.fill("#pair-code", code)
+    page.click("#pair-button")
+    page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+    return page
+
+
 def sign_in_through_the_button(context: Any, page: Any, button: str, chain: Chain) -> None:
     with context.expect_page() as opened:
         page.click(button)
@@ -423,14 +436,7 @@ def test_the_page_believes_no_unsealed_refusal_and_sees_a_changed_status(chain: 
     with sync_api.sync_playwright() as playwright:
         browser = launch(playwright, chain)
         try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(chain.site_origin + "/chat/")
-            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
-            sign_in_through_the_button(context, page, "#access-signin", chain)
-            page.fill("#pair-code", code)
-            page.click("#pair-button")
-            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            page = signed_in_and_paired(browser, chain, code)
             keys = page.evaluate(KEYS_IN_BROWSER)
             assert keys >= 1
             signed = lambda method, target: method != "OPTIONS" and target.startswith("/api/") and not target.startswith("/api/health")  # noqa: E731
@@ -521,7 +527,7 @@ def test_page_tells_sign_in_from_an_unreachable_computer(chain: Chain, tmp_path:
             browser.close()
 
 
-# --- what crosses the edge: only ciphertext (issue #10) -------------------------------------------------
+# --- what crosses the edge: only ciphertext -------------------------------------------------
 
 # Each marker has a non-ASCII letter, so its JSON-escaped form ("\u03a9") differs from its UTF-8 bytes
 # and both are searched; base64 is searched at all three alignments, standard and URL-safe.
@@ -591,14 +597,7 @@ def test_the_edge_sees_one_size_for_messages_searches_and_reply_frames_from_chro
     with sync_api.sync_playwright() as playwright:
         browser = launch(playwright, chain)
         try:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(chain.site_origin + "/chat/")
-            page.wait_for_selector("#status[data-state=access]", timeout=20_000)
-            sign_in_through_the_button(context, page, "#access-signin", chain)
-            page.fill("#pair-code", code)
-            page.click("#pair-button")
-            page.wait_for_selector("#status[data-state=ready]", timeout=30_000)
+            page = signed_in_and_paired(browser, chain, code)
             for number, message in enumerate(messages, start=1):
                 page.fill("#message-input", message)
                 page.keyboard.press("Enter")

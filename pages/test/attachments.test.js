@@ -1,4 +1,4 @@
-// Attachments (issue #21): the pure logic (chips, sizes, what the model saw, whether an image may
+// Attachments: the pure logic (chips, sizes, what the model saw, whether an image may
 // go), the image size computation (the drawing itself is checked in Chromium), and the attach flow
 // in a real composer: a picked file uploads at once, its chip shows name and size, Send takes it
 // with the message, a refused file says why and the text stays, an image for a model that cannot

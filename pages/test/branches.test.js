@@ -1,4 +1,4 @@
-// Issue #14 in the page: the tree (lib/tree.js), the branch controller following `‹ i/n ›`,
+// Branches in the page: the tree (lib/tree.js), the branch controller following `‹ i/n ›`,
 // regenerate and edit, the search box with marked snippets, rename in the sidebar.
 import { test } from "node:test";
 import assert from "node:assert/strict";

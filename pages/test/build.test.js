@@ -119,7 +119,7 @@ test("_headers: strict CSP and privacy headers for /chat/*", async () => {
   assert.deepEqual(get("X-Content-Type-Options"), ["nosniff"]);
   const pp = get("Permissions-Policy");
   assert.equal(pp.length, 1);
-  // The microphone for this page's own voice button only (issue #21): never for a frame or another origin.
+  // The microphone for this page's own voice button only: never for a frame or another origin.
   for (const feature of ["camera=()", "microphone=(self)", "geolocation=()"]) assert.ok(pp[0].includes(feature), feature);
 });
 

@@ -1,4 +1,4 @@
-// Voice input (issue #21): the recorder (lib/recorder.js) with a fake MediaRecorder, microphone and
+// Voice input: the recorder (lib/recorder.js) with a fake MediaRecorder, microphone and
 // Web Audio, and the microphone button in a real composer (VoiceButton + app/voice.js + InputArea):
 // the words land in the message box, and nothing is ever sent.
 import { test, beforeEach } from "node:test";

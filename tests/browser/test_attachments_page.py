@@ -1,4 +1,4 @@
-"""Attachments (issue #21) in Chromium: a text file attached from the composer shows its chip and
+"""Attachments in Chromium: a text file attached from the composer shows its chip and
 gets a reply from the real model; an image is downsized by the page (a real canvas) before it is
 sealed, and reaches a model that can see (an OpenAI stand-in that records the request) as an
 image_url part no longer than 1024 px; a model that cannot see refuses the image at the button."""

@@ -1,5 +1,5 @@
 """Regenerate, edit, branches, search and rename in Chromium against a real server and model
-(issue #14): the branch chosen with `‹ ›` is the one shown after a reload and on a second device;
+: the branch chosen with `‹ ›` is the one shown after a reload and on a second device;
 the sidebar's search finds the conversation with the words marked; a rename shows everywhere."""
 
 from __future__ import annotations

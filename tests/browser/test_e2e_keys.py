@@ -1,4 +1,4 @@
-"""The server's end-to-end key as the owner meets it in Chromium (issue #10): the pairing link pins
+"""The server's end-to-end key as the owner meets it in Chromium: the pairing link pins
 it, a link naming another key is refused before anything is sent, the page shows the same short
 fingerprint `privchat pair` prints, and after `privchat e2e rotate` the page moves to the new key
 by itself and keeps chatting, without pairing again."""

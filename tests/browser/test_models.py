@@ -1,4 +1,4 @@
-"""The model picker (issue #13) in Chromium against a real server with two embedded models: the
+"""The model picker in Chromium against a real server with two embedded models: the
 owner picks the second one, the reply is written by it and says so, and the choice survives a reload."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Voice input in Chromium (issue #21): the microphone button records a sentence, the owner's
+"""Voice input in Chromium: the microphone button records a sentence, the owner's
 machine transcribes it, and the words land in the message box; nothing is sent.
 
 Chromium's fake microphone plays a WAV that espeak-ng spoke into the test's folder

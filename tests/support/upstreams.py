@@ -26,7 +26,7 @@ class LlamaCppServer:
     """``python -m llama_cpp.server`` serving ``model`` as ``alias`` on 127.0.0.1."""
 
     def __init__(self, model: Path, alias: str = "smollm2", n_ctx: int = 2048, threads: int = 2,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, extra_path: Path | None = None) -> None:
         self.port = free_port()
         self.alias = alias
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
@@ -34,7 +34,9 @@ class LlamaCppServer:
             [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", alias,
              "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads),
              "--n_threads_batch", str(threads), "--verbose", "false", *(["--api_key", api_key] if api_key else [])],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # extra_path: where the [server] extra's packages are, when this environment lacks them (scripts/bench)
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **({"PYTHONPATH": str(extra_path)} if extra_path else {})})
 
     def wait(self, timeout: float = 90) -> "LlamaCppServer":
         deadline = time.monotonic() + timeout

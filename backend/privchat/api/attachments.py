@@ -1,4 +1,4 @@
-"""Attachments (issue #21): upload a file before its message is sent, read it back, take it back.
+"""Attachments: upload a file before its message is sent, read it back, take it back.
 
 ``POST /api/attachments`` ``{conversation_id?, name, mime, data: base64}`` checks the file by its
 bytes (``privchat/attachments.py``: text, PDF through pypdf, JPEG/PNG/WebP) in a worker thread,

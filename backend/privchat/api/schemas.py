@@ -88,7 +88,7 @@ class ChatRequest(Strict):
     # A name from GET /api/models; absent = the default model.
     model: Optional[str] = Field(default=None, min_length=1, max_length=200)
     options: Optional[ChatOptions] = None
-    # Ids from POST /api/attachments, sent with this message (issue #21); not with regenerate_of.
+    # Ids from POST /api/attachments, sent with this message; not with regenerate_of.
     attachments: Optional[list[str]] = Field(default=None, max_length=64)
 
 

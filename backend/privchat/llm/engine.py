@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import Config
@@ -192,10 +193,6 @@ class ModelEngine:
             fitted = self.fit(system_prompt, turns, params.max_tokens)
             tokens = fitted.tokens
             self.states.before(self._llm, params.cache_key, tokens)
-            pieces: list[str] = []
-            first_at: float | None = None
-            finish_reason = "stop"
-            completion_tokens = 0
             stream = self._llm.create_completion(
                 prompt=tokens,
                 max_tokens=fitted.max_tokens,
@@ -205,35 +202,13 @@ class ModelEngine:
                 stream=True,
             )
             try:
-                for chunk in stream:
-                    choice = chunk["choices"][0]
-                    text = choice.get("text") or ""
-                    completion_tokens += 1
-                    if text:
-                        if first_at is None:
-                            first_at = time.perf_counter()
-                        pieces.append(text)
-                        on_token(text)
-                    if choice.get("finish_reason"):
-                        finish_reason = choice["finish_reason"]
-                    if cancel.is_set():
-                        finish_reason = "cancelled"
-                        break
+                # Every chunk is a token, even one whose text is empty (a partial UTF-8 character).
+                relayed = _relay(stream, lambda choice: choice.get("text") or "", on_token, cancel, empty_counts=True)
             finally:
                 stream.close()
             ended = time.perf_counter()
             self.states.after(self._llm, params.cache_key)
-        decode_seconds = ended - (first_at or started)
-        return GenerationResult(
-            text="".join(pieces),
-            finish_reason=finish_reason,
-            prompt_tokens=len(tokens),
-            completion_tokens=completion_tokens,
-            dropped_messages=fitted.dropped_messages,
-            ttft_ms=None if first_at is None else (first_at - started) * 1000,
-            total_ms=(ended - started) * 1000,
-            tokens_per_second=(completion_tokens / decode_seconds) if decode_seconds > 0 and completion_tokens else None,
-        )
+        return relayed.result(started, ended, len(tokens), fitted.dropped_messages)
 
     def _generate_seeing(self, system_prompt: str, turns: list[dict[str, Any]], params: GenerationParams,
                          on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
@@ -249,34 +224,13 @@ class ModelEngine:
             kept = turns[fitted.dropped_messages:]
             messages = ([{"role": "system", "content": system_prompt}] if system_prompt.strip() else []) + kept
             self.states.clear()  # the handler evaluates the prompt itself: no saved state matches it
-            pieces: list[str] = []
-            first_at: float | None = None
-            finish_reason, completion_tokens, prompt_tokens = "stop", 0, 0
             stream = self._llm.create_chat_completion(messages=messages, max_tokens=fitted.max_tokens,
                                                       temperature=params.temperature, stream=True,
                                                       seed=params.seed if params.seed >= 0 else None)
-            for chunk in stream:
-                choice = chunk["choices"][0]
-                text = (choice.get("delta") or {}).get("content") or ""
-                if text:
-                    completion_tokens += 1
-                    if first_at is None:
-                        first_at = time.perf_counter()
-                    pieces.append(text)
-                    on_token(text)
-                if choice.get("finish_reason"):
-                    finish_reason = choice["finish_reason"]
-                if cancel.is_set():
-                    finish_reason = "cancelled"
-                    break
+            relayed = _relay(stream, lambda choice: (choice.get("delta") or {}).get("content") or "", on_token, cancel,
+                             empty_counts=False)
             ended = time.perf_counter()
-            prompt_tokens = fitted.prompt_tokens
-        decode_seconds = ended - (first_at or started)
-        return GenerationResult(
-            text="".join(pieces), finish_reason=finish_reason, prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens, dropped_messages=fitted.dropped_messages,
-            ttft_ms=None if first_at is None else (first_at - started) * 1000, total_ms=(ended - started) * 1000,
-            tokens_per_second=(completion_tokens / decode_seconds) if decode_seconds > 0 and completion_tokens else None)
+        return relayed.result(started, ended, fitted.prompt_tokens, fitted.dropped_messages)
 
     async def run(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
                   on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
@@ -293,6 +247,46 @@ class ModelEngine:
         if llm is not None:
             with self._decode_lock:
                 llm.close()
+
+
+@dataclass
+class _Relayed:
+    """What a reply's stream gave: its pieces, when the first came, how it ended, how many tokens."""
+
+    pieces: list[str]
+    first_at: float | None
+    finish_reason: str
+    tokens: int
+
+    def result(self, started: float, ended: float, prompt_tokens: int, dropped_messages: int) -> GenerationResult:
+        decode_seconds = ended - (self.first_at or started)
+        return GenerationResult(
+            text="".join(self.pieces), finish_reason=self.finish_reason, prompt_tokens=prompt_tokens,
+            completion_tokens=self.tokens, dropped_messages=dropped_messages,
+            ttft_ms=None if self.first_at is None else (self.first_at - started) * 1000, total_ms=(ended - started) * 1000,
+            tokens_per_second=(self.tokens / decode_seconds) if decode_seconds > 0 and self.tokens else None)
+
+
+def _relay(chunks: Any, text_of: Callable[[dict[str, Any]], str], on_token: Callable[[str], None],
+           cancel: threading.Event, *, empty_counts: bool) -> _Relayed:
+    """Hand each chunk's text to ``on_token`` as it comes, until the stream ends or ``cancel`` is set."""
+    relayed = _Relayed([], None, "stop", 0)
+    for chunk in chunks:
+        choice = chunk["choices"][0]
+        text = text_of(choice)
+        if text or empty_counts:
+            relayed.tokens += 1
+        if text:
+            if relayed.first_at is None:
+                relayed.first_at = time.perf_counter()
+            relayed.pieces.append(text)
+            on_token(text)
+        if choice.get("finish_reason"):
+            relayed.finish_reason = choice["finish_reason"]
+        if cancel.is_set():
+            relayed.finish_reason = "cancelled"
+            break
+    return relayed
 
 
 def _token_text(llm: Any, token_id: int) -> str:

@@ -1,4 +1,4 @@
-"""Voice input: a recording from the page, transcribed on the owner's machine (issue #21).
+"""Voice input: a recording from the page, transcribed on the owner's machine.
 
 ``audio.py`` decodes the recording from memory (PyAV on a ``BytesIO``; nothing is written to disk,
 not even a temporary file), ``transcriber.py`` runs faster-whisper on it, one recording at a time,

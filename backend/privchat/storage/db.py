@@ -130,12 +130,12 @@ MIGRATIONS: list[str | KeyedStep] = [
     # 5: messages form a tree (regenerate, edit): parent_id, the conversation's current leaf and who
     #    set its title; every message re-sealed bound to its parent too (tree_migration.py). Needs the key.
     messages_become_a_tree,
-    # 6 (models, issue #13): which model wrote a reply (a name from models.list), shown with the reply.
+    # 6 (models): which model wrote a reply (a name from models.list), shown with the reply.
     #    Not sealed: a config name, like finish_reason, not the owner's text.
     """
     ALTER TABLE messages ADD COLUMN model TEXT;
     """,
-    # 7 (attachments, issue #21): files attached to a message (documents, images). The file, its
+    # 7 (attachments): files attached to a message (documents, images). The file, its
     #    extracted text and its name are sealed, bound to the row, its conversation and message, its
     #    kind, type and size (bindings.attachment_binding); uploaded before the message is sent
     #    (message_id NULL, "pending") and re-sealed bound to the message when it is sent. Deleted with

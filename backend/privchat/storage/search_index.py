@@ -16,7 +16,7 @@ Words are ``\\w+`` runs, case- and accent-folded. A query matches a conversation
 words starts a word of the conversation's title or of one of its messages (any branch); results are
 the newest conversations first, each with the message that holds most of the query's words.
 
-An attached document (issue #21) is a document of its own here, under its message: its name and its
+An attached document is a document of its own here, under its message: its name and its
 text are indexed, and a hit on it shows a snippet of the attachment and names the message it came with.
 """
 

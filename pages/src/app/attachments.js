@@ -1,4 +1,4 @@
-// Attachments (issue #21): a picked file is read, an image downsized (lib/images.js), and uploaded
+// Attachments: a picked file is read, an image downsized (lib/images.js), and uploaded
 // at once, sealed like every request (POST /api/attachments); its chip shows under the message box
 // while it uploads, then its name and size, or why the server refused it. Send takes the uploaded
 // ones with the message (ChatController asks take()); a refused file never touches the text being

@@ -1,4 +1,4 @@
-// The open conversation's tree (issue #14): every branch the server keeps, the branch on screen, and
+// The open conversation's tree: every branch the server keeps, the branch on screen, and
 // the actions that change it. Regenerate asks for a new reply to the same message and Edit sends a
 // new version of a message; both keep the old branch. `‹ 2/3 ›` switches between siblings and
 // follows the chosen one down to its newest end; the choice is sent to the server

@@ -44,7 +44,7 @@ export class ChatController {
     // Branches (app/branches.js): a reply's start event puts it in the tree; its end refreshes the tree.
     Object.assign(this, { onStarted, onReplyEnded });
     this.chosenModel = chosenModel; // the picker's model (lib/models.js); null: the server's default
-    this.attachments = attachments; // app/attachments.js: the files uploaded for the next message (issue #21)
+    this.attachments = attachments; // app/attachments.js: the files uploaded for the next message
     // A message that could not be sent is kept (history.js) until Retry sends it: keepUnsent(text) → id.
     Object.assign(this, { keepUnsent, dropUnsent });
     this.wakeUp = null; // resolves the wait before the next reattach try

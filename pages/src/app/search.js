@@ -1,4 +1,4 @@
-// Searching the conversations (issue #14): what the owner types in the sidebar's box goes to
+// Searching the conversations: what the owner types in the sidebar's box goes to
 // POST /api/search (the words in the sealed body, never in a URL) a moment after the last key; the
 // newest answer for the latest words is shown, older answers that arrive late are dropped. An
 // empty box shows the conversation list again.

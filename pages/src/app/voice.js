@@ -1,4 +1,4 @@
-// Voice input (issue #21): the microphone button records, the recording goes sealed to the owner's
+// Voice input: the microphone button records, the recording goes sealed to the owner's
 // machine (POST /api/transcribe, api.js), and the words land in the message box, after what is
 // already there, for the owner to check and send. Nothing is ever sent to the model from here.
 // The browser's own speech recognition is never used: the audio is transcribed by the server.

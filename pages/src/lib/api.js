@@ -72,7 +72,7 @@ export class ApiClient extends SealedTransport {
     }
   }
 
-  /** GET /api/models: {default, models: [{name, engine, label, state, error, n_ctx}]} (issue #13). */
+  /** GET /api/models: {default, models: [{name, engine, label, state, error, n_ctx}]}. */
   listModels() {
     return this.json("GET", "/api/models");
   }
@@ -99,7 +99,7 @@ export class ApiClient extends SealedTransport {
    * connection drops (kind "aborted" when the signal fired).
    */
   async chat({ conversationId, message, options, signal, parentId, regenerateOf, model, attachments }, handlers = {}) {
-    // Branches (issue #14): parentId undefined = the end of the current branch, null = a new first
+    // Branches: parentId undefined = the end of the current branch, null = a new first
     // message (an edit of the first one); regenerateOf = a reply to write again (no message).
     const payload = regenerateOf ? { regenerate_of: regenerateOf } : { message };
     if (parentId !== undefined && !regenerateOf) payload.parent_id = parentId;
@@ -132,7 +132,7 @@ export class ApiClient extends SealedTransport {
     return this.readReply(res, handlers, signal, { after: lastEventId || null });
   }
 
-  // ------------------------------------------------------------ attachments (issue #21)
+  // ------------------------------------------------------------ attachments
 
   /**
    * POST /api/attachments {name, mime, data: base64} -> {id, name, kind, mime, size, pages?}: the file
@@ -196,7 +196,7 @@ export class ApiClient extends SealedTransport {
   }
 
   /**
-   * POST /api/transcribe (voice input, issue #21): {audio: base64, mime} -> {text, seconds}. The
+   * POST /api/transcribe (voice input): {audio: base64, mime} -> {text, seconds}. The
    * recording travels sealed and padded like every body; the owner's machine transcribes it.
    */
   transcribe({ audio, mime }, { signal } = {}) {

@@ -1,4 +1,4 @@
-// Attachments (issue #21), the pure part: what a picked file is, how its chip reads, and what a
+// Attachments, the pure part: what a picked file is, how its chip reads, and what a
 // reply says when the model saw only part of a document. No DOM, no fetch: app/attachments.js
 // reads files and uploads them, components/chat/AttachmentChips.js shows the chips.
 

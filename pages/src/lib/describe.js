@@ -45,7 +45,7 @@ export const ACTIONS = Object.freeze({
 
 export const KEY_STORAGE_TEXT = "This browser cannot keep a device key (private browsing?) — open /chat in a normal window";
 
-// A model's state as the picker shows it beside its name (GET /api/models; issue #13).
+// A model's state as the picker shows it beside its name (GET /api/models).
 const MODEL_STATE_TEXT = {
   ready: "",
   loading: "loading…",
@@ -60,6 +60,60 @@ export function modelOptionText(model) {
   const name = (model && (model.label || model.name)) || "?";
   const state = model && Object.hasOwn(MODEL_STATE_TEXT, model.state) ? MODEL_STATE_TEXT[model.state] : model && model.state;
   return state ? `${name} — ${state}` : name;
+}
+
+// What the page says while the server cannot be used, by connection state (ConnectionStatus's
+// STATES; issue #23): on a message that was not sent, instead of the conversations, and under the
+// message box. `statusText` is the status pill's sentence, the reason for states it words best.
+const CANNOT_SEND = ["revoked", "untrusted", "unpaired", "outdated"];
+const CAN_SEND = ["ready", "loading", "model_error"];
+
+/** Why the server cannot be used now, as the end of a sentence ("…: <reason>"); null when it can. */
+export function waitingReason(state, statusText = "") {
+  if (CAN_SEND.includes(state) || state === "connecting") return null;
+  if (state === "offline") return "this browser is offline.";
+  if (state === "reconnecting") return "the server does not answer; the page keeps trying.";
+  if (state === "revoked") return "this device was revoked.";
+  if (state === "access") return "Cloudflare Access sign-in needed (Sign in, above).";
+  const text = String(statusText || "the server does not answer").replace(/[.…]*$/, "");
+  return `${text}.`;
+}
+
+/**
+ * The note on a message kept unsent, for the connection as it is now: {text, canSend}. canSend:
+ * Send now can work (the server answers and this device may use it); Discard is always offered.
+ */
+export function unsentNote(state, statusText = "") {
+  if (CANNOT_SEND.includes(state)) {
+    const why = state === "revoked" ? "this device was revoked, so it cannot send" : waitingReason(state, statusText).replace(/\.$/, "");
+    return { text: `Not sent: ${why}. Pair this browser again to keep chatting; Discard removes this message.`, canSend: false };
+  }
+  const reason = waitingReason(state, statusText);
+  if (reason) return { text: `Not sent yet: ${reason} It is kept in this browser; Send now appears when the server is back.`, canSend: false };
+  if (state === "connecting") return { text: "Not sent yet: checking the connection…", canSend: false };
+  return { text: "Not sent: the server did not get this message. The connection is back: Send now sends it.", canSend: true };
+}
+
+/** Instead of the conversation list and the empty conversation, until the list has loaded once. */
+export function notLoadedText(state, statusText = "") {
+  const reason = waitingReason(state, statusText);
+  return reason ? `Can't load your conversations yet: ${reason}` : "Loading your conversations…";
+}
+
+/** Under the message box while the server cannot be used: what happens to a message sent now (null: nothing to say). */
+export function composerNote(state, statusText = "") {
+  if (CANNOT_SEND.includes(state)) return null; // the box is off, and the status says why
+  const reason = waitingReason(state, statusText);
+  return reason ? `Not connected: ${reason} A message you send now is kept in this browser, to send when the server is back.` : null;
+}
+
+/** Whether this browser keeps its storage (navigator.storage.persisted()): the Devices dialog's line. */
+export function storageKeptText(kept) {
+  if (kept === true) return "This browser keeps this site's storage, so the device key stays until you forget it.";
+  if (kept === false) {
+    return "This browser may delete this site's storage (and with it the device key) when space runs low or the site is not used for a while. To keep it, add the page to your home screen or install it as an app; otherwise you may have to pair again.";
+  }
+  return "This browser does not say whether it keeps this site's storage.";
 }
 
 const isNetwork = (err, kind) => err instanceof NetworkError && err.kind === kind;
@@ -211,7 +265,7 @@ function forPairing(err, origin) {
   return result(`Pairing failed: ${err && err.message ? err.message : err}`);
 }
 
-// Voice input (issue #21): the server's refusals of a recording (backend speech/errors.py), and the
+// Voice input: the server's refusals of a recording (backend speech/errors.py), and the
 // browser's refusals of the microphone (getUserMedia's DOMException names).
 const VOICE_TEXT = {
   speech_disabled: "Voice input is turned off on your computer (speech.enabled: false in its config).",
@@ -244,7 +298,7 @@ function forVoice(err, origin) {
   return { ...rest, text: `Not transcribed: ${text}` };
 }
 
-/** On a file's chip: the server's own sentence names the file and the rule (issue #21). */
+/** On a file's chip: the server's own sentence names the file and the rule. */
 function forAttach(err, origin) {
   if (err && err.name === "ImageUnreadable" && !(err instanceof ApiError)) return result(err.message);
   if (isCode(err, "payload_too_large")) return result("Not attached: the file is larger than the server takes (attachments.max_bytes in its config).");
@@ -289,12 +343,12 @@ function inline(err, origin) {
         return result(`${err.message}${err.retryAfter ? ` Try again in ${err.retryAfter} s.` : ""}`);
       case "clock_skew":
         return result("This device's clock is too far off and could not be corrected. Check the system time.");
-      // Models (issue #13): the picked model is gone from the config, or does not fit in memory.
+      // Models: the picked model is gone from the config, or does not fit in memory.
       case "model_unknown":
         return result("The server no longer has the model picked here; pick another one in the composer.");
       case "model_too_big":
         return result(`${err.message} Pick a smaller model in the composer.`);
-      // Branches (issue #14): the page named a message the server's conversation does not have.
+      // Branches: the page named a message the server's conversation does not have.
       case "parent_invalid":
         return result("That message is no longer in this conversation (deleted on another device?). Open the conversation again and retry.");
       case "regenerate_invalid":

@@ -1,4 +1,4 @@
-// Downsizing an image in the browser before it is sealed and sent (issue #21): the longest side to
+// Downsizing an image in the browser before it is sealed and sent: the longest side to
 // about MAX_SIDE px, re-encoded as JPEG (WebP where the browser writes it and the image has
 // transparency). The size computation is pure (targetSize) and tested in node; the drawing needs a
 // real canvas (createImageBitmap + OffscreenCanvas or <canvas>), which the Chromium test checks.

@@ -1,4 +1,4 @@
-// A recording from the microphone, for voice input (issue #21): MediaRecorder in the format the
+// A recording from the microphone, for voice input: MediaRecorder in the format the
 // browser records best (Opus in WebM in Chromium, Opus in Ogg or WebM in Firefox, AAC in MP4 in
 // Safari), a level (0..1) and the elapsed time every tick, and a stop at the length limit. The
 // audio stays in memory (a Blob) until the page sends it, sealed, to the owner's machine; the

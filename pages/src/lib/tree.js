@@ -1,4 +1,4 @@
-// A conversation's messages as a tree (issue #14), in pure functions: regenerate and edit add
+// A conversation's messages as a tree, in pure functions: regenerate and edit add
 // siblings, so the page shows one branch at a time, the path from the first message to a leaf, and
 // `‹ 2/3 ›` on each message that has siblings. Messages come from the server in the order written
 // (every message after its parent); "newest" means written last.

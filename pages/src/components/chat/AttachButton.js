@@ -1,4 +1,4 @@
-// The composer's attach button (issue #21): a file picker for documents (text, Markdown, CSV, JSON,
+// The composer's attach button: a file picker for documents (text, Markdown, CSV, JSON,
 // source code, PDF) and images, and one line under the composer for what it has to say (an image
 // for a model that cannot see, a refused file). It presents; app/attachments.js does the rest.
 

@@ -1,4 +1,4 @@
-// Chips for attached files (issue #21): the name and size of each, its state while it uploads or
+// Chips for attached files: the name and size of each, its state while it uploads or
 // why it was refused, and × to take back one not sent yet. Used twice: under the message box (the
 // files waiting to be sent) and on a sent message (what went with it). It only presents.
 

@@ -98,14 +98,14 @@ export class ChatInterface {
     const report = (err, context, opts) => this.report(err, context, opts);
     this.messages = new MessageList($("#messages", root), createMarkdown(window), $("#jump-latest", root));
     this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
-    this.voice = new VoiceController({ form: this.input.form, textarea: this.input.textarea, api, report }); // the microphone (issue #21)
-    // The model picker (issue #13): the models store, shown in the composer; replies go to its choice,
+    this.voice = new VoiceController({ form: this.input.form, textarea: this.input.textarea, api, report }); // the microphone
+    // The model picker: the models store, shown in the composer; replies go to its choice,
     // and the connection status names it.
     this.models = new ModelStore(api.origin);
     this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e),
       chosenModel: () => this.models.chosenEntry() });
     this.models.subscribe(() => this.monitor.modelChanged());
-    // Attachments (issue #21): the 📎 button and the chips of the files for the next message.
+    // Attachments: the 📎 button and the chips of the files for the next message.
     this.attachments = new AttachmentController({ form: this.input.form, api, report, chosenModel: () => this.models.chosenEntry() });
     this.models.subscribe(() => this.attachments.modelChanged());
     this.messages.modelLabel = (name) => this.models.labelOf(name);

@@ -2,7 +2,7 @@
 // on code blocks. New text is followed unless the owner scrolled up; a partial reply is marked
 // "stopped" (cancelled) or "interrupted" (connection lost).
 //
-// Under each message, its actions (issue #14): `‹ 2/3 ›` when it has siblings (another reply to the
+// Under each message, its actions: `‹ 2/3 ›` when it has siblings (another reply to the
 // same message, or an edited version), Copy and Regenerate on a reply, Edit on the owner's message.
 // What they do is the list's `actions` ({onSibling, onRegenerate, onEdit}, set by the wiring); a
 // view only presents them.
@@ -48,7 +48,7 @@ export class MessageView {
       { class: "message", dataset: { role }, "aria-label": role === "user" ? "Your message" : "Reply" },
       h("header", { class: "message-head" }, h("span", { class: "message-role" }, who), " ", this.badge,
         createdAt ? h("time", { class: "message-time", datetime: String(createdAt) }, formatTime(createdAt)) : null),
-      chipRow(attachments), // the files sent with it (issue #21)
+      chipRow(attachments), // the files sent with it
       this.body,
       this.notice,
       this.meta,

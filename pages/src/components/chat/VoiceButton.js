@@ -1,4 +1,4 @@
-// The composer's microphone button (issue #21) and, while it records, a level meter, the elapsed
+// The composer's microphone button and, while it records, a level meter, the elapsed
 // time against the limit and a Cancel button; under them, one line for "Transcribing…" or what went
 // wrong. It shows what it is told and reports the owner's clicks; app/voice.js does the rest.
 // Hidden until the server says voice input is on (GET /api/health `speech.enabled`).
