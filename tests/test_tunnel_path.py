@@ -606,8 +606,14 @@ def test_the_edge_sees_one_size_for_messages_searches_and_reply_frames_from_chro
                 expect(replies.last).to_have_attribute("data-status", "complete", timeout=90_000)
             for query in ("sea", "lighthouse keeper"):
                 assert len(query) in (3, 17)
+                searched = sum(1 for f in standin.forwarded if f.target == "/api/search")
                 page.fill("#search-box", query)
                 expect(page.locator("#search-results")).to_be_visible(timeout=20_000)
+                # Each query's own request crossed the edge (the box waits for a pause in typing).
+                deadline = time.monotonic() + 20
+                while sum(1 for f in standin.forwarded if f.target == "/api/search") == searched:
+                    assert time.monotonic() < deadline, f"no search request for {query!r}"
+                    page.wait_for_timeout(50)
             screenshot(page, "tunnel-path-5-shape")
         finally:
             browser.close()

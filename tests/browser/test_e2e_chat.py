@@ -270,6 +270,7 @@ def test_markdown_payloads_are_inert(shared_stack, open_page) -> None:
 def test_wrong_pairing_code_says_so_and_the_form_still_works(shared_stack, open_page) -> None:
     w = open_page()
     page = w.page
+    shared_stack.pairing()  # the owner's code is open: a typed code is checked against it (an OPAQUE login)
     page.goto(shared_stack.chat_url)
     expect(page.locator("#pair-reason")).to_have_attribute("data-reason", "first")
     page.fill("#pair-code", "WRONG-CODE1")

@@ -70,13 +70,14 @@ const CAN_SEND = ["ready", "loading", "model_error"];
 
 /** Why the server cannot be used now, as the end of a sentence ("…: <reason>"); null when it can. */
 export function waitingReason(state, statusText = "") {
-  if (CAN_SEND.includes(state) || state === "connecting") return null;
+  if (!state || CAN_SEND.includes(state) || state === "connecting") return null;
   if (state === "offline") return "this browser is offline.";
   if (state === "reconnecting") return "the server does not answer; the page keeps trying.";
   if (state === "revoked") return "this device was revoked.";
   if (state === "access") return "Cloudflare Access sign-in needed (Sign in, above).";
   const text = String(statusText || "the server does not answer").replace(/[.…]*$/, "");
-  return `${text}.`;
+  // The pill's sentence starts one of its own; here it ends another ("…: server not reachable").
+  return `${/^[A-Z][a-z]/.test(text) ? text.charAt(0).toLowerCase() + text.slice(1) : text}.`;
 }
 
 /**
@@ -94,10 +95,23 @@ export function unsentNote(state, statusText = "") {
   return { text: "Not sent: the server did not get this message. The connection is back: Send now sends it.", canSend: true };
 }
 
-/** Instead of the conversation list and the empty conversation, until the list has loaded once. */
-export function notLoadedText(state, statusText = "") {
+/**
+ * Until the conversation list has loaded once: {list, title, text} for the sidebar (in place of "No
+ * conversations yet.") and the empty conversation (in place of the invitation; null title: keep it).
+ */
+export function notLoaded(state, statusText = "") {
   const reason = waitingReason(state, statusText);
-  return reason ? `Can't load your conversations yet: ${reason}` : "Loading your conversations…";
+  return reason ? cannotLoad(reason) : { list: "Loading your conversations…", title: null, text: null };
+}
+
+/** The list could not load: `reason` ends a sentence (waitingReason, or a failed request's describe()). */
+export function cannotLoad(reason) {
+  const because = String(reason);
+  return {
+    list: `Can't load your conversations yet: ${because}`,
+    title: "Can't load your conversations yet",
+    text: `${because.charAt(0).toUpperCase()}${because.slice(1)} Nothing is lost: your history is on your computer and shows here once the server answers.`,
+  };
 }
 
 /** Under the message box while the server cannot be used: what happens to a message sent now (null: nothing to say). */
@@ -147,6 +161,8 @@ const E2E_TEXT = {
 // the page cannot tell, so it says how the owner can act on it, and does nothing itself.
 const UNSEALED_KEY_UNKNOWN =
   " If you replaced the server key with `privchat e2e rotate --revoke-old`, or replaced it long ago, this browser's key can no longer be used: then forget it under Devices (“Forget this browser's key”) and pair this browser again. Nothing was deleted.";
+// Answers something on the way made or changed: the status says so as it is, and offers Retry.
+const NOT_THE_SERVERS_WORD = ["e2e_unsealed_refusal", "e2e_status_mismatch", "e2e_response_invalid", "e2e_unsealed"];
 // Pairing again deletes this browser's key: only for the page's own findings and sealed answers.
 const PAIR_AGAIN = ["e2e_key_unpinned"];
 const e2eCode = (err) =>
@@ -175,6 +191,8 @@ export function describe(err, { context = "inline", apiOrigin = "", stopped = fa
       return inline(err, origin);
     case "settings":
       if (isCode(err, "validation_error")) return result(`Not saved: ${err.message}`);
+      // A value the server bounds itself (max_tokens by the model's context): its sentence names the bound.
+      if (settingsField(err)) return result(err.message, { field: settingsField(err) });
       return inline(err, origin);
     case "import":
       if (err instanceof SyntaxError) return result("That file is not a privchat JSON export.");
@@ -188,9 +206,48 @@ export function describe(err, { context = "inline", apiOrigin = "", stopped = fa
   }
 }
 
+const number = (n) => Number(n).toLocaleString("en-US");
+
+/**
+ * Before sending (app/fit.js): the message is longer than the model reads. `count` is POST
+ * /api/tokens' answer: {tokens, n_ctx, room, exact}.
+ */
+export function tooLongText({ tokens, n_ctx: nCtx, room, exact }, model = "the model") {
+  const size = `${exact ? "" : "about "}${number(tokens)} tokens`;
+  const context = Number.isInteger(nCtx) ? ` (its context is ${number(nCtx)} tokens, and part of it is kept for the reply)` : "";
+  return `This message is ${size}, longer than ${model} can read: at most ${number(room)}${context}. If you send it, the start of it is cut and the model reads only the end. Shorten it, or press Send again to send it anyway.`;
+}
+
+/**
+ * Under a reply whose prompt did not hold everything (the done event's message_cut and
+ * dropped_messages): what the model did not read.
+ */
+export function contextNotes({ message_cut: cut, dropped_messages: dropped } = {}) {
+  if (cut) return ["Your message was longer than the model can read: the start of it was cut, so the model read only its end (and none of the earlier messages)."];
+  if (Number.isInteger(dropped) && dropped > 0) {
+    return [`The model did not read the ${dropped === 1 ? "earliest message" : `${dropped} earliest messages`} of this conversation: they did not fit in its context.`];
+  }
+  return [];
+}
+
+/** The setting a settings refusal is about ("max_tokens"), so the dialog marks that field; else null. */
+export function settingsField(err) {
+  return isCode(err, "max_tokens_too_large") || isCode(err, "max_tokens_too_small") ? "max_tokens" : null;
+}
+
+/**
+ * This page's own CSP does not let it reach `origin`: the server may well be running. The policy
+ * comes from pages/_headers (`privchat tunnel setup` writes the API origin there; `privchat site`
+ * adds the configured server's), and only a rebuilt, reloaded page has another one.
+ */
+export function cspBlockedText(origin) {
+  return `This page's security policy (CSP connect-src) does not allow ${origin || "the API origin"}, so the browser blocks your server even while it runs: re-run \`privchat tunnel setup\` and rebuild the page, or serve it with \`privchat site\`, then reload`;
+}
+
 /** The connection status: a state of ConnectionStatus, its sentence and buttons. */
 function forStatus(err, origin) {
   if (isNetwork(err, "offline")) return result("Browser offline", { state: "offline" });
+  if (isNetwork(err, "csp")) return result(cspBlockedText(origin), { state: "csp", actions: [ACTIONS.reload] });
   const e2e = e2eCode(err);
   if (PAIR_AGAIN.includes(e2e)) return result("Server key not trusted — pair this browser again", { state: "untrusted", actions: [ACTIONS.repairKey] });
   if (e2e === "e2e_key_mismatch") {
@@ -198,8 +255,9 @@ function forStatus(err, origin) {
   }
   // An old copy of the page (docs/E2E.md, "Versions"): asking again cannot help, reloading does.
   if (e2e === "e2e_version_old") return result("This page is out of date for your server — reload it", { state: "outdated", actions: [ACTIONS.reload] });
-  // Not the server's word: shown as it is (not hidden behind "Reconnecting…"), with Retry only.
-  if (e2e === "e2e_unsealed_refusal") return result(e2eText(err, e2e, "status"), { state: "unsealed", actions: [ACTIONS.retryNow] });
+  // Not the server's word (a plain refusal, a changed status, an answer that does not open): shown
+  // as it is (not hidden behind "Reconnecting…"), with Retry only, and nothing else changes.
+  if (NOT_THE_SERVERS_WORD.includes(e2e)) return result(e2eText(err, e2e, "status"), { state: "unsealed", actions: [ACTIONS.retryNow] });
   if (e2e) return result(`Reconnecting… (${E2E_TEXT[e2e]})`, { state: "reconnecting", actions: [ACTIONS.retryNow] });
   if (isAccess(err)) {
     return result("Cloudflare Access sign-in needed", { state: "access", actions: [ACTIONS.signIn, ACTIONS.retry] });
@@ -318,6 +376,8 @@ function networkText(err, origin) {
       return "Your computer is not reachable through the tunnel: it may be asleep or off, or privchat or cloudflared is not running.";
     case "aborted":
       return "The request was stopped.";
+    case "csp":
+      return cspBlockedText(origin);
     case "interrupted":
       return "The connection closed before the reply was finished.";
     default:

@@ -81,3 +81,26 @@ export async function copyText(text) {
   ta.remove();
   return ok;
 }
+
+// Small line icons drawn as SVG (an emoji depends on the device's fonts: without one it is a box).
+const ICONS = {
+  paperclip: [["path", { d: "M20 11.5l-8 8a5 5 0 0 1-7-7l8.5-8.5a3.5 3.5 0 0 1 5 5L10 17.5a2 2 0 0 1-3-3l7.5-7.5" }]],
+  microphone: [["rect", { x: "9", y: "3", width: "6", height: "11", rx: "3" }], ["path", { d: "M5.5 11a6.5 6.5 0 0 0 13 0" }],
+    ["path", { d: "M12 17.5V21M8.5 21h7" }]],
+};
+
+/** An icon from ICONS, decorative (the button around it carries the label). */
+export function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({ viewBox: "0 0 24 24", width: "20", height: "20", fill: "none", stroke: "currentColor",
+    "stroke-width": "1.8", "stroke-linecap": "round", "stroke-linejoin": "round", "aria-hidden": "true", focusable: "false", class: "icon" })) {
+    svg.setAttribute(k, v);
+  }
+  for (const [tag, attrs] of ICONS[name]) {
+    const part = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) part.setAttribute(k, v);
+    svg.appendChild(part);
+  }
+  return svg;
+}

@@ -2,7 +2,7 @@
 // source code, PDF) and images, and one line under the composer for what it has to say (an image
 // for a model that cannot see, a refused file). It presents; app/attachments.js does the rest.
 
-import { h } from "../../lib/dom.js";
+import { h, icon } from "../../lib/dom.js";
 
 export const ACCEPT = [
   ".txt", ".md", ".markdown", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".toml", ".xml", ".html", ".css",
@@ -23,7 +23,7 @@ export class AttachButton {
       if (files.length) onPick(files);
     });
     this.button = h("button", { id: "attach-button", type: "button", class: "button attach-button", "aria-label": LABEL, title: LABEL,
-      onclick: () => this.input.click() }, "📎");
+      onclick: () => this.input.click() }, icon("paperclip"));
     this.note = h("p", { id: "attach-note", class: "attach-note", role: "status", "aria-live": "polite", hidden: true });
     const buttons = form.querySelector(".input-buttons") || form;
     buttons.insertBefore(this.button, buttons.firstChild);

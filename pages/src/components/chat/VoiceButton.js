@@ -3,7 +3,7 @@
 // wrong. It shows what it is told and reports the owner's clicks; app/voice.js does the rest.
 // Hidden until the server says voice input is on (GET /api/health `speech.enabled`).
 
-import { h } from "../../lib/dom.js";
+import { h, icon } from "../../lib/dom.js";
 import { formatSeconds } from "../../lib/recorder.js";
 
 const LABELS = {
@@ -29,7 +29,7 @@ export class VoiceButton {
       title: LABELS.idle,
       hidden: true,
       onclick: () => onToggle(),
-    }, "🎤");
+    }, icon("microphone"));
     this.level = h("meter", { id: "voice-level", class: "voice-level", min: "0", max: "1", value: "0", "aria-label": "Microphone level" });
     this.time = h("span", { id: "voice-time", class: "voice-time" }, "0:00");
     this.cancelButton = h("button", { id: "voice-cancel", type: "button", class: "button", onclick: () => onCancel() }, "Cancel");
