@@ -119,11 +119,13 @@ def test_what_the_cli_imports_is_searchable_at_once(shared_server: LiveServer, s
 
 
 def test_a_title_never_holds_up_the_next_request(shared_client: SignedClient) -> None:
-    first = _send(shared_client, message="What is the tallest mountain on Earth?")
+    # A question SmolLM2 titles ("Baking sourdough at home"); a title that reads like the reply would be
+    # declined (llm/titles.py title_fits) and the first message would stay the title.
+    first = _send(shared_client, message="How do I bake sourdough bread at home?")
     conversation = first["conversation_id"]
     # The title starts as soon as the reply ends; ask again at once.
     asked = time.perf_counter()
-    stream = BackgroundStream(shared_client, {"conversation_id": conversation, "message": "And the second tallest?",
+    stream = BackgroundStream(shared_client, {"conversation_id": conversation, "message": "And with rye flour?",
                                               "options": {"max_tokens": 4}})
     while not stream.events and not stream.finished.is_set():
         time.sleep(0.002)

@@ -151,6 +151,10 @@ def test_a_long_history_never_fails_a_request(shared_client: SignedClient) -> No
     assert done[0] == "done", events[-3:]
     assert done[1]["dropped_messages"] > 0
     assert done[1]["usage"]["prompt_tokens"] <= 2048
+    # The message itself (about 4,000 tokens) did not fit either: the reply says its start was cut.
+    assert done[1]["message_cut"] is True
+    events = shared_client.chat("And in one word?", conversation_id, max_tokens=4)
+    assert events[-1][0] == "done" and events[-1][1]["message_cut"] is False
 
 
 def test_chat_into_a_missing_conversation_is_404(shared_client: SignedClient) -> None:

@@ -109,3 +109,95 @@ def test_doctor_says_the_passphrase_key_is_stored_nowhere(tmp_path: Path) -> Non
     config = write_config(tmp_path, {"storage": {"encryption": "passphrase"}})
     placement = _placement(config, tmp_path)
     assert placement["ok"] and not placement["warning"] and "passphrase" in placement["detail"], placement
+
+
+# --- a remotely-managed tunnel: cloudflared run with a token (issue #23, item 10) ----------------------
+
+TOKEN = "eyJhIjoiYWNjb3VudCIsInQiOiJ0dW5uZWwiLCJzIjoic2VjcmV0In0="
+
+
+def _fake_proc(root: Path, processes: dict[int, list[str]]) -> Path:
+    for pid, argv in processes.items():
+        (root / str(pid)).mkdir(parents=True)
+        (root / str(pid) / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (root / "self").mkdir(parents=True, exist_ok=True)  # not a pid: skipped
+    return root
+
+
+def test_token_run_cloudflared_is_found_in_proc_and_its_token_never_shown(tmp_path: Path) -> None:
+    from privchat.commands.doctor import token_tunnel_processes
+
+    proc = _fake_proc(tmp_path / "proc", {
+        12: ["/usr/bin/python3", "-m", "privchat", "serve"],
+        34: ["/usr/local/bin/cloudflared", "--no-autoupdate", "tunnel", "run", "--token", TOKEN],
+        56: ["cloudflared", "--config", "/home/me/.cloudflared/config.yml", "tunnel", "run"],  # locally managed
+        78: ["/usr/bin/cloudflared", "tunnel", "run", f"--token={TOKEN}"],
+        90: ["/usr/bin/vim", "notes about cloudflared tunnel run --token"],
+    })
+    found = token_tunnel_processes(proc)
+    assert found == ["pid 34: cloudflared --no-autoupdate tunnel run --token …", "pid 78: cloudflared tunnel run --token=…"]
+    assert not any(TOKEN in line for line in found)
+    assert token_tunnel_processes(tmp_path / "no-proc") == []
+
+
+def test_token_run_cloudflared_service_is_found(tmp_path: Path) -> None:
+    from privchat.commands.doctor import token_tunnel_units
+
+    units = tmp_path / "systemd"
+    units.mkdir()
+    (units / "cloudflared.service").write_text(
+        f"[Service]\nExecStart=/usr/bin/cloudflared --no-autoupdate tunnel run --token {TOKEN}\n")
+    (units / "cloudflared-local.service").write_text("[Service]\nExecStart=/usr/bin/cloudflared --config /etc/cloudflared/config.yml tunnel run\n")
+    (units / "other.service").write_text(f"ExecStart=/usr/bin/cloudflared tunnel run --token {TOKEN}\n")
+    assert token_tunnel_units((units, tmp_path / "missing")) == [str(units / "cloudflared.service")]
+
+
+def _doctor_in_process(config: Path, monkeypatch: pytest.MonkeyPatch, proc: Path, unit_dirs: tuple[Path, ...]) -> dict:
+    import argparse
+    import asyncio
+
+    from privchat.commands import doctor
+
+    monkeypatch.setattr(doctor, "PROC_ROOT", proc)
+    monkeypatch.setattr(doctor, "UNIT_DIRS", unit_dirs)
+    checks = asyncio.run(doctor.run_checks(argparse.Namespace(config=str(config))))
+    return {c.name: c for c in checks}
+
+
+ACCESS = {"team_domain": "https://myteam.cloudflareaccess.com", "aud": ["a" * 64], "public_hostnames": ["chat-api.example.com"]}
+
+
+def test_doctor_recognises_a_token_run_tunnel_and_says_what_it_cannot_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path, {"access": ACCESS})
+    tunnel_port = yaml.safe_load(config.read_text())["tunnel"]["port"]
+    proc = _fake_proc(tmp_path / "proc", {34: ["/usr/bin/cloudflared", "tunnel", "run", "--token", TOKEN]})
+    checks = _doctor_in_process(config, monkeypatch, proc, ())
+    remote = checks["remote tunnel"]
+    assert remote.ok and remote.warning
+    assert "remotely-managed tunnel" in remote.detail and "pid 34" in remote.detail and TOKEN not in remote.detail
+    assert "cannot check from here" in remote.detail
+    assert f"chat-api.example.com goes to http://127.0.0.1:{tunnel_port}" in remote.detail
+    assert "team https://myteam.cloudflareaccess.com" in remote.detail and "a" * 64 in remote.detail
+    assert "privchat tunnel setup --remote" in remote.fix
+    # No cloudflared config file is expected for it: the "tunnel config" check does not fail.
+    assert "tunnel config" not in checks or checks["tunnel config"].ok
+
+
+def test_doctor_without_any_tunnel_names_both_ways_to_set_one_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = write_config(tmp_path, {"access": ACCESS})
+    checks = _doctor_in_process(config, monkeypatch, _fake_proc(tmp_path / "proc", {}), ())
+    assert "remote tunnel" not in checks
+    failed = checks["tunnel config"]
+    assert not failed.ok and "no cloudflared runs with a token" in failed.detail
+    assert "privchat tunnel setup --remote" in failed.fix
+
+
+def test_doctor_says_a_token_tunnel_cannot_reach_privchat_without_access_settings(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / "cloudflared.service").write_text(f"ExecStart=/usr/bin/cloudflared tunnel run --token {TOKEN}\n")
+    checks = _doctor_in_process(write_config(tmp_path), monkeypatch, _fake_proc(tmp_path / "proc", {}), (units,))
+    remote = checks["remote tunnel"]
+    assert not remote.ok and str(units / "cloudflared.service") in remote.detail and TOKEN not in remote.detail
+    assert "privchat tunnel setup --remote" in remote.fix

@@ -60,3 +60,34 @@ def test_max_tokens_larger_than_the_window_is_clamped(engine: ModelEngine) -> No
     fitted = engine.fit("", [{"role": "user", "content": "hi"}], 100_000)
     assert fitted.max_tokens <= 1024 - fitted.prompt_tokens
     assert fitted.max_tokens >= 700
+
+
+# Issue #23, item 6: the page asks before sending whether a message fits (POST /api/tokens), and a
+# reply to a message that did not fit says its start was cut (the done event's message_cut).
+def test_count_tokens_says_exactly_when_the_message_would_be_cut(engine: ModelEngine) -> None:
+    counted = engine.count_tokens("Hello there", "Be brief.", 256)
+    assert counted is not None
+    tokens, room = counted
+    assert tokens == len(engine._fitter.tokenize("Hello there"))  # the model's own tokenizer
+    assert 0 < room < 1024 - 256
+    # A message of exactly `room` tokens is read whole; one more token and its start is cut.
+    word = " word"
+    assert len(engine._fitter.tokenize(word * 10)) == 10
+    fits = "word" + word * (room - 1)
+    assert engine.count_tokens(fits, "Be brief.", 256)[0] == room
+    assert not engine.fit("Be brief.", [{"role": "user", "content": fits}], 256).truncated
+    assert engine.fit("Be brief.", [{"role": "user", "content": fits + word}], 256).truncated
+
+
+def test_a_reply_to_a_message_longer_than_the_context_says_it_was_cut(engine: ModelEngine) -> None:
+    import threading
+
+    from privchat.llm.engine_types import GenerationParams
+
+    message = "start " + "filler " * 3000 + "What is the capital of France?"
+    result = engine.generate("Be brief.", [{"role": "user", "content": message}], GenerationParams(0.0, 4, 1),
+                             lambda _text: None, threading.Event())
+    assert result.message_cut
+    short = engine.generate("Be brief.", [{"role": "user", "content": "Hi"}], GenerationParams(0.0, 4, 1),
+                            lambda _text: None, threading.Event())
+    assert not short.message_cut

@@ -49,3 +49,61 @@ async def test_the_built_page_is_served_with_its_headers(tmp_path: Path) -> None
 def test_the_site_server_refuses_a_public_address() -> None:
     with pytest.raises(ValueError, match="loopback"):
         asyncio.run(serve_site(ensure_built(), host="0.0.0.0", port=8089))
+
+
+# Issue #23, item 8: with server.port 9765 the page built with the default CSP could not reach the
+# server; `privchat site` adds the configured server's origin to connect-src.
+def test_the_site_adds_the_configured_servers_origin_to_connect_src(tmp_path: Path) -> None:
+    from privchat.commands.site import add_connect_src, api_origins_to_allow
+    from privchat.config import config_from_dict
+
+    config = config_from_dict({"server": {"port": 9765}})
+    origins = api_origins_to_allow(config)
+    assert origins == ["http://127.0.0.1:9765"]
+    tunnelled = config_from_dict({"server": {"port": 9765}, "site": {"api_origin": "https://chat-api.example.com"}})
+    assert api_origins_to_allow(tunnelled) == ["http://127.0.0.1:9765", "https://chat-api.example.com"]
+    csp = "default-src 'none'; connect-src 'self' http://127.0.0.1:8765; base-uri 'none'"
+    added = add_connect_src(csp, origins)
+    assert "connect-src 'self' http://127.0.0.1:8765 http://127.0.0.1:9765;" in added
+    assert added.startswith("default-src 'none'; ") and added.endswith("base-uri 'none'")
+    assert add_connect_src(added, origins) == added  # each origin once
+    assert add_connect_src("default-src 'self'", origins) == "default-src 'self'"  # no connect-src: not widened
+
+    async def served() -> str:
+        client = create_site_app(ensure_built(), origins).test_client()
+        return (await client.get("/chat/")).headers["Content-Security-Policy"]
+
+    csp = asyncio.run(served())
+    connect = next(d for d in csp.split(";") if d.strip().startswith("connect-src")).split()
+    assert "http://127.0.0.1:9765" in connect and "'self'" in connect and "script-src 'self'" in csp
+
+
+def test_privchat_site_reads_the_config_for_its_csp(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from tests.support.server import REPO, free_port
+
+    config = tmp_path / "config.yaml"
+    config.write_text("server:\n  port: 9765\n")
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "privchat", "--config", str(config), "site", "--dir",
+                                str(ensure_built()), "--port", str(port)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/chat/", timeout=2)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "privchat site did not start"
+                time.sleep(0.1)
+        assert "http://127.0.0.1:9765" in response.headers["Content-Security-Policy"]
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=10)[0].decode()
+    assert "connect-src also allows http://127.0.0.1:9765" in output, output

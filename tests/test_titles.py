@@ -1,4 +1,4 @@
-"""Titles never delay a reply (issue #14), and replies see exactly their branch.
+"""Titles never delay a reply, and replies see exactly their branch.
 
 The generation manager and the title writer run for real on a real database; the model is a stand-in
 that decodes one token every 20 ms and, like llama.cpp's engine, holds one decode lock and checks its
@@ -18,7 +18,7 @@ from privchat.config import config_from_dict
 from privchat.llm.engine_types import GenerationResult
 from privchat.llm.generations import GenerationManager
 from privchat.llm.models import Lane
-from privchat.llm.titles import TitleWriter, clean_title
+from privchat.llm.titles import INSTRUCTION, TitleWriter, clean_title, title_fits
 from privchat.storage.db import Database
 from privchat.storage.history import HistoryStore
 from privchat.storage.settings import SettingsStore
@@ -34,15 +34,23 @@ class SlowModel:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.calls: list[tuple[str, list[dict[str, str]], bool]] = []  # (system prompt, turns, cancelled)
+        self.title_text: str | None = None  # what a title call writes, word by word; None: "t0 t1 …"
 
     def generate(self, system_prompt: str, turns: list[dict[str, str]], params: Any, on_token: Any,
                  cancel: threading.Event) -> GenerationResult:
         with self.lock:
             started = time.perf_counter()
             parts: list[str] = []
+            title = system_prompt == INSTRUCTION
             for index in range(params.max_tokens):
                 time.sleep(TOKEN_SECONDS)
-                parts.append(f"w{index} ")
+                if title and self.title_text is not None:
+                    words = self.title_text.split()
+                    if index >= len(words):
+                        break
+                    parts.append(words[index] + " ")
+                else:
+                    parts.append(f"{'t' if title else 'w'}{index} ")
                 on_token(parts[-1])
                 if cancel.is_set():
                     break
@@ -134,12 +142,13 @@ def test_a_chat_request_cancels_the_title_at_once_and_is_not_queued_behind_it(tm
         assert first_token_ms < 4 * TOKEN_SECONDS * 1000 + 220, first_token_ms
         assert titles.cancelled == 1 and titles.written == 0
         assert (await history.get_conversation(conversation))["title"] == "Tell me about owls"
+        titles.max_tokens = 4  # the retry writes a title short enough to be kept (title_fits)
 
         # Once the model is idle again the title is written, and it never ran while a reply did.
         await _until(lambda: titles.written == 1)
         got = await history.get_conversation(conversation)
-        assert got["title_source"] == "model" and got["title"].startswith("w0 w1")
-        kinds = [("title" if system.startswith("You write titles") else "chat", cancelled) for system, _, cancelled in model.calls]
+        assert got["title_source"] == "model" and got["title"] == "t0 t1 t2 t3"
+        kinds = [("title" if system == INSTRUCTION else "chat", cancelled) for system, _, cancelled in model.calls]
         assert kinds == [("chat", False), ("title", True), ("chat", False), ("title", False)]
 
     _run(tmp_path, scenario)
@@ -195,3 +204,71 @@ def test_clean_title() -> None:
     assert clean_title('  "Title: Owls at night."\nmore') == "Owls at night"
     assert clean_title("") == ""
     assert len(clean_title("word " * 40)) <= 60
+
+
+# Issue #23 item 4: titles named the reply, not the question.
+ASKED_FRANCE = "What is the capital of France?"
+REPLY_FRANCE = "Bien sûr, it's not just a French question: the capital of France is Paris."
+ASKED_PYTHON = "Write a python function that reverses a string"
+REPLY_PYTHON = "Here is a Python function that reverses a string:\n\n```python\ndef reverse(s):\n    return s[::-1]\n```"
+
+
+def test_title_fits_refuses_titles_that_come_from_the_reply() -> None:
+    # The two titles of the issue, as clean_title left them.
+    assert not title_fits(clean_title(REPLY_FRANCE), ASKED_FRANCE, REPLY_FRANCE)
+    assert not title_fits("Bien sûr, it's not just a Fren…", ASKED_FRANCE, REPLY_FRANCE)
+    assert not title_fits("Here is a Python func…", ASKED_PYTHON, REPLY_PYTHON)
+    assert not title_fits("Here is a Python function", ASKED_PYTHON, REPLY_PYTHON)
+    # Starts like a reply, in any of the ways a small model does.
+    for reply_like in ("Sure, here you go", "Certainly", "Of course", "I can help with that", "Let me explain"):
+        assert not title_fits(reply_like, "How do owls hunt?", "Owls hunt at night."), reply_like
+    # Repeats the reply (its opening, or a phrase of it) and is not what was asked.
+    assert not title_fits("Paris is the capital", ASKED_FRANCE, "Paris is the capital of France.")
+    assert not title_fits("The capital of France is Paris", ASKED_FRANCE, REPLY_FRANCE)
+    # A code block is a reply, not a title.
+    assert clean_title("```python\ndef reverse(s):") == ""
+    # Empty or too long.
+    assert not title_fits("", ASKED_FRANCE, REPLY_FRANCE)
+    assert not title_fits("   ", ASKED_FRANCE, REPLY_FRANCE)
+    assert not title_fits("A very long title that goes on and on about the capital", ASKED_FRANCE, REPLY_FRANCE)
+    assert not title_fits(clean_title("capital " * 20), ASKED_FRANCE, REPLY_FRANCE)
+
+
+def test_title_fits_keeps_titles_that_name_the_topic() -> None:
+    assert title_fits("Capital of France", ASKED_FRANCE, REPLY_FRANCE)
+    assert title_fits("Python string reversal function", ASKED_PYTHON, REPLY_PYTHON)
+    # The reply may open with the question's own words: still the topic.
+    assert title_fits("The capital of France", ASKED_FRANCE, "The capital of France is Paris.")
+    assert title_fits("Owl hunting habits", "How do owls hunt?", "Owls hunt at night.")
+    assert title_fits("No-code tools compared", "Compare no-code tools", "Sure! Here they are.")
+
+
+def test_the_title_prompt_asks_about_the_message_not_the_reply(tmp_path: Path) -> None:
+    async def scenario(manager: GenerationManager, titles: TitleWriter, model: SlowModel, history: HistoryStore) -> None:
+        titles.max_tokens = 3
+        first = await manager.start(ASKED_FRANCE, None, {"max_tokens": 2})
+        await _until(lambda: titles.written == 1)
+        system, turns, _ = next(call for call in model.calls if call[0] == INSTRUCTION)
+        assert "topic of the message" in system and "Never answer it" in system
+        assert turns[-1] == {"role": "user", "content": f"Message: {ASKED_FRANCE}"}  # after the worked examples
+        prompt = "".join(turn["content"] for turn in turns)
+        assert "w0" not in prompt  # the reply ("w0 w1") is not in the prompt
+        assert (await history.get_conversation(first.conversation_id))["title"] == "t0 t1 t2"
+
+    _run(tmp_path, scenario)
+
+
+def test_a_title_that_reads_like_the_reply_keeps_the_first_message(tmp_path: Path) -> None:
+    async def scenario(manager: GenerationManager, titles: TitleWriter, model: SlowModel, history: HistoryStore) -> None:
+        model.title_text = "Bien sûr, it's not just a French question"
+        first = await manager.start(ASKED_FRANCE, None, {"max_tokens": 2})
+        await _until(lambda: titles.declined == 1)
+        got = await history.get_conversation(first.conversation_id)
+        assert (got["title"], got["title_source"]) == (ASKED_FRANCE, "first_message")
+        # The next reply in that conversation does not ask the model for a title again.
+        second = await manager.start("And of Spain?", first.conversation_id, {"max_tokens": 2})
+        await second.task
+        await asyncio.sleep(0.2)
+        assert sum(call[0] == INSTRUCTION for call in model.calls) == 1 and titles.written == 0
+
+    _run(tmp_path, scenario)

@@ -306,3 +306,60 @@ def test_top_level_host_header_in_existing_config_is_refused(env: dict[str, Path
     assert run_cli(*setup_args(env)) == 2
     assert "top-level originRequest.httpHostHeader" in capsys.readouterr().err
     assert snapshot(env["root"]) == before
+
+
+# --- a remotely-managed tunnel (issue #23, item 10) --------------------------------------------------
+
+def remote_args(env: dict[str, Path], *extra: str) -> list[str]:
+    flags = {"--site-url": "https://example.com", "--api-hostname": "chat-api.example.com", "--team-name": "myteam",
+             "--aud": AUD, "--pages-dir": str(env["pages"])}
+    return ["--config", str(env["config"]), "tunnel", "setup", "--remote", "--yes",
+            *(f"{flag}={value}" for flag, value in flags.items()), *extra]
+
+
+def test_remote_prints_what_to_enter_in_the_dashboard_and_writes_no_cloudflared_config(
+        env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*remote_args(env)) == 0
+    out = capsys.readouterr().out
+    assert not env["cloudflared"].exists() and not list(env["root"].rglob("cloudflared.yml")), "no cloudflared config in this mode"
+    assert "cloudflared config:" not in out and "No cloudflared config was written" in out
+    # The public hostname, its service (tunnel.port) and Access, as the dashboard asks for them.
+    assert "Public Hostname > Add a public hostname for chat-api.example.com:" in out
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    for line in ("Subdomain: chat-api", "Domain: example.com", "Path: (empty)", "Service Type: HTTP",
+                 "Service URL: 127.0.0.1:8766", "Access > Protect with Access: on", "Access > Team name: myteam",
+                 f"Access > AUD Tag: {AUD}", "HTTP Settings > HTTP Host Header: (empty: never set one for privchat)"):
+        assert line in lines, (line, out)
+    assert "http://127.0.0.1:8766" in out and "127.0.0.1:8765" not in out.split("Cloudflare Access >")[0]
+    # The Access application's CORS values, as setup always computes them.
+    assert "Access-Control-Allow-Origin:       https://chat.example.com" in out
+    assert "Bypass OPTIONS requests to origin: off" in out
+    assert "cloudflared tunnel run --token" in out and "service install" in out
+    assert "cloudflared tunnel create" not in out and "tunnel route dns" not in out  # the dashboard does these
+    # privchat and the page are set up as for a local tunnel; tunnel.config_file is not set.
+    config = load_config(env["config"])
+    assert config.access.team_domain == "https://myteam.cloudflareaccess.com" and config.access.aud == [AUD]
+    assert config.access.public_hostnames == ["chat-api.example.com"] and config.tunnel_port == 8766
+    assert config.server.allowed_origins == ["https://chat.example.com"]
+    assert "config_file" not in (yaml.safe_load(env["config"].read_text()).get("tunnel") or {})
+    assert json.loads((env["pages"] / "public" / "chat" / "config.json").read_text())["apiOrigin"] == "https://chat-api.example.com"
+
+
+def test_remote_json_summary(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*remote_args(env, "--json", "--tunnel-port=9766")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["inputs"]["mode"] == "remote" and "tunnel" not in summary["inputs"]
+    assert summary["dashboard"] == {
+        "public_hostname": "chat-api.example.com", "subdomain": "chat-api", "domain": "example.com", "path": "",
+        "service": "http://127.0.0.1:9766", "service_type": "HTTP", "service_url": "127.0.0.1:9766", "http_host_header": "",
+        "access": {"protect_with_access": True, "team_name": "myteam", "aud_tag": AUD}}
+    assert summary["access_cors"]["allowed_origins"] == ["https://chat.example.com"]
+    assert {f["what"] for f in summary["files"]} == {"privchat config", "page API config", "page CSP (_headers)"}
+    # Run again: nothing changes.
+    assert run_cli(*remote_args(env, "--json", "--tunnel-port=9766")) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False
+
+
+def test_remote_refuses_local_tunnel_flags(env: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(*remote_args(env, f"--tunnel={UUID}")) == 2
+    assert "--remote" in capsys.readouterr().err and not env["config"].exists()

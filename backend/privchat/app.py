@@ -14,7 +14,7 @@ from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
-from .api import attachments, chat, devices, e2e_key, health, history, models, search, settings, transcribe
+from .api import attachments, chat, devices, e2e_key, health, history, models, search, settings, tokens, transcribe
 from .api.sealed import install_sealing
 from .api.body_limits import (ATTACHMENTS_ROUTE, TRANSCRIBE_ROUTE, attachment_body_bytes, install_body_limits,
                                transcribe_body_bytes)
@@ -122,7 +122,7 @@ def create_app(config: Config, *, database: Database | None = None,
     app.after_request_funcs[None].remove(limiter._after_request)
     QuartSchema(app, info={"title": "privchat API", "version": __version__},
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
-    for module in (health, devices, chat, history, settings, e2e_key, models, search, transcribe, attachments):
+    for module in (health, devices, chat, history, settings, e2e_key, models, search, transcribe, attachments, tokens):
         app.register_blueprint(module.blueprint)
     app = install_cors(app, server.allowed_origins)
     _install_error_handlers(app)

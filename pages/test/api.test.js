@@ -80,3 +80,18 @@ test("an error answer becomes an ApiError with the server's code, sentence and t
   assert.deepEqual([bare.code, bare.message], ["access_denied", "Access was denied (Cloudflare Access sign-in may be needed)."]);
   assert.equal((await errorFromResponse(new Response("", { status: 502 }))).code, "http_502");
 });
+
+test("a fetch this page's own CSP blocked (a violation was reported for its origin): csp, no probe", async () => {
+  const { noteViolation, forgetCspBlocks } = await import("../src/lib/csp.js");
+  forgetCspBlocks();
+  assert.equal(noteViolation({ effectiveDirective: "connect-src", blockedURI: "http://127.0.0.1:9765/api/health" }), "http://127.0.0.1:9765");
+  assert.equal(noteViolation({ effectiveDirective: "script-src-elem", blockedURI: "https://cdn.example/x.js" }), null);
+  assert.equal(noteViolation({ effectiveDirective: "connect-src", blockedURI: "inline" }), null);
+  assert.equal(await kindOf(new ApiClient("http://127.0.0.1:9765")), "csp");
+  assert.equal(await kindOf(new ApiClient("http://127.0.0.1:8765")), "unreachable"); // another origin is not blocked
+  noteViolation({ violatedDirective: "connect-src", blockedURI: `${REMOTE}/api/health` });
+  calls = [];
+  assert.equal(await kindOf(new ApiClient(REMOTE)), "csp");
+  assert.deepEqual(calls.map((c) => c[1]), ["cors"]); // no no-cors probe: the policy would block it too
+  forgetCspBlocks();
+});

@@ -205,6 +205,7 @@ test("every status the page shows comes out of the machine", () => {
     decide(START, { health: healthy({ state: "error" }) }),
     decide(START, { error: new NetworkError("unreachable"), apiOrigin: LOCAL }),
     decide(START, { error: new NetworkError("tunnel"), apiOrigin: REMOTE }),
+    decide(START, { error: new NetworkError("csp"), apiOrigin: LOCAL }),
     decide(START, { error: new NetworkError("access") }),
     decide(START, { health: healthy(), pairing: "first" }),
     revoked(START),
@@ -216,6 +217,14 @@ test("every status the page shows comes out of the machine", () => {
   ];
   for (const d of all) seen.add(d.status.state);
   assert.deepEqual([...seen].sort(), [...STATES].sort());
+});
+
+test("the page's own CSP blocks the API: said with the origin, no retry timer (only a rebuilt page helps)", () => {
+  const d = decide(ready.memory, { error: new NetworkError("csp", { origin: "http://127.0.0.1:9765" }), apiOrigin: "http://127.0.0.1:9765" });
+  assert.equal(d.status.state, "csp", "not the first-blip Reconnecting…: the cause is known");
+  assert.match(d.status.text, /does not allow http:\/\/127\.0\.0\.1:9765/);
+  assert.equal(d.delayMs, null);
+  assert.deepEqual(d.status.actions.map((a) => a.run), ["reload"]);
 });
 
 test("the machine is pure: the memory passed in is not changed", () => {

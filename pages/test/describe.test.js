@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { describe, KEY_STORAGE_TEXT } from "../src/lib/describe.js";
+import { describe, KEY_STORAGE_TEXT, settingsField } from "../src/lib/describe.js";
 import { ApiError, KeyStorageError, NetworkError, StreamError } from "../src/lib/errors.js";
 
 const LOCAL = "http://127.0.0.1:8765";
@@ -150,4 +150,25 @@ test("a reply stream's sealed final error device_revoked is a revocation, as a s
   assert.deepEqual([describe(err).text, describe(err).effect], ["This device was revoked. Pair it again to continue.", "revoked"]);
   assert.equal(describe(err, { context: "status" }).state, "revoked");
   assert.match(describe(new StreamError({ code: "model_failed", message: "boom" })).text, /^The model stopped with an error: boom/);
+});
+
+test("csp: a request this page's own policy blocked names the origin and the fix, everywhere", () => {
+  const err = new NetworkError("csp", { origin: "http://127.0.0.1:9765" });
+  const status = describe(err, { context: "status", apiOrigin: "http://127.0.0.1:9765" });
+  assert.equal(status.state, "csp");
+  assert.match(status.text, /security policy \(CSP connect-src\) does not allow http:\/\/127\.0\.0\.1:9765/);
+  assert.match(status.text, /`privchat tunnel setup`/);
+  assert.deepEqual(status.actions.map((a) => a.run), ["reload"]);
+  const inline = describe(err, { apiOrigin: "http://127.0.0.1:9765" });
+  assert.match(inline.text, /does not allow http:\/\/127\.0\.0\.1:9765/);
+});
+
+test("settings: max_tokens refusals are the server's sentence, for the max tokens field", () => {
+  const err = new ApiError(400, "max_tokens_too_large", "Max tokens can be at most 2048: that is the whole context of the model smollm2, which the message and the reply share.");
+  const d = describe(err, { context: "settings" });
+  assert.equal(d.text, err.message);
+  assert.equal(d.field, "max_tokens");
+  assert.equal(settingsField(err), "max_tokens");
+  assert.equal(settingsField(new ApiError(400, "max_tokens_too_small", "x")), "max_tokens");
+  assert.equal(settingsField(new ApiError(400, "validation_error", "x")), null);
 });

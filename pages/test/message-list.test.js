@@ -118,3 +118,17 @@ test("removing the last message brings the start hint back", () => {
   assert.equal(scroller.querySelector(".empty-state").hidden, false);
   assert.equal(scroller.querySelectorAll(".message").length, 0);
 });
+
+test("a reply to a message the model could not read whole says the start of it was cut", () => {
+  const reply = list.add({ role: "assistant", content: "", status: "streaming" });
+  reply.append("Paris.");
+  reply.setStatus("complete");
+  reply.setMeta({ usage: { completion_tokens: 2 }, finish_reason: "stop", dropped_messages: 3, message_cut: true });
+  const notice = reply.el.querySelector(".message-notice");
+  assert.equal(notice.hidden, false);
+  assert.match(notice.textContent, /Your message was longer than the model can read: the start of it was cut/);
+  const whole = list.add({ role: "assistant", content: "", status: "streaming" });
+  whole.setStatus("complete");
+  whole.setMeta({ usage: { completion_tokens: 2 }, finish_reason: "stop", dropped_messages: 0, message_cut: false });
+  assert.equal(whole.el.querySelector(".message-notice").hidden, true);
+});

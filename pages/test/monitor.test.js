@@ -206,3 +206,32 @@ test("the status names the chosen model, and another choice shows at once withou
   monitor.modelChanged();
   assert.equal(text(), down, "while the server is not answering, a model change does not claim it is ready");
 });
+
+// Issue #23, item 8: a server the page's own CSP blocks is not a stopped server.
+test("a CSP violation for the API origin: the page names the origin its policy lacks, not a stopped server", async () => {
+  const { forgetCspBlocks } = await import("../src/lib/csp.js");
+  forgetCspBlocks();
+  api.healthError = new NetworkError("unreachable"); // what fetch says for a blocked request: nothing more
+  await monitor.checkNow();
+  assert.equal(state(), "unreachable");
+  const violation = (blockedURI, effectiveDirective = "connect-src") => {
+    const event = new window.Event("securitypolicyviolation");
+    Object.assign(event, { blockedURI, effectiveDirective, violatedDirective: effectiveDirective });
+    document.dispatchEvent(event);
+  };
+  monitor.listen(window, document);
+  violation("https://elsewhere.example/x"); // another origin: not the API's, nothing changes
+  violation("http://127.0.0.1:8765/api/health", "img-src");
+  assert.equal(state(), "unreachable");
+  const calls = api.healthCalls;
+  violation("http://127.0.0.1:8765/api/health");
+  assert.equal(state(), "csp");
+  assert.match(text(), /does not allow http:\/\/127\.0\.0\.1:8765/);
+  assert.match(text(), /privchat tunnel setup/);
+  assert.match(text(), /rebuild the page/);
+  assert.doesNotMatch(text(), /start it with/);
+  assert.equal($("#status-reload").textContent, "Reload page");
+  assert.equal(api.healthCalls, calls); // said without asking the server again
+  assert.equal(note(), ""); // no retry countdown: asking again cannot help
+  forgetCspBlocks();
+});

@@ -51,7 +51,11 @@ test("settings: checks the values, saves, and says what the server refused", asy
   $("#setting-temperature").value = "1";
   $("#setting-max-tokens").value = "0";
   await panel.submit();
-  assert.equal($("#settings-status").textContent, "Max tokens must be a whole number above 0.");
+  assert.equal($("#settings-status").textContent, "Max tokens must be a whole number, 16 or more.");
+  $("#setting-max-tokens").value = "8"; // below 16 the engines used to raise it silently
+  await panel.submit();
+  assert.equal($("#settings-status").textContent, "Max tokens must be a whole number, 16 or more.");
+  assert.equal($("#setting-max-tokens").getAttribute("aria-invalid"), "true");
   $("#setting-max-tokens").value = "2048";
   await panel.submit();
   assert.equal($("#settings-status").textContent, "Saved.");
@@ -60,6 +64,27 @@ test("settings: checks the values, saves, and says what the server refused", asy
   await panel.submit();
   assert.equal($("#settings-status").textContent, "Not saved: max_tokens is above the model's context");
   assert.equal($("#settings-save").disabled, false);
+});
+
+test("settings: the server's bound on max tokens (the model's context) is shown on the field", async () => {
+  const api = settingsApi();
+  const panel = new SettingsPanel({ api, report });
+  await panel.open();
+  const sentence = "Max tokens can be at most 2048: that is the whole context of the model smollm2, which the message and the reply share.";
+  api.putError = new ApiError(400, "max_tokens_too_large", sentence);
+  $("#setting-max-tokens").value = "100000";
+  await panel.submit();
+  assert.equal($("#setting-max-tokens-error").textContent, sentence);
+  assert.equal($("#setting-max-tokens-error").hidden, false);
+  assert.equal($("#setting-max-tokens").getAttribute("aria-invalid"), "true");
+  assert.equal($("#settings-status").textContent, sentence);
+  assert.doesNotMatch($("#settings-status").textContent, /Input should be/);
+  // A value the server takes clears the mark.
+  api.putError = null;
+  $("#setting-max-tokens").value = "1024";
+  await panel.submit();
+  assert.equal($("#setting-max-tokens-error").hidden, true);
+  assert.equal($("#setting-max-tokens").hasAttribute("aria-invalid"), false);
 });
 
 test("settings: the default model is chosen from the server's models and saved for every device", async () => {

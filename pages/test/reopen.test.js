@@ -91,7 +91,7 @@ function openPage({ origin = LOCAL } = {}) {
   page.chat = new ChatController({
     api: server, session, messages, report,
     refreshHistory: () => page.history.load(), reloadWhenBack: (id) => page.history.reloadWhenBack(id), recheck: () => {},
-    keepUnsent: (t) => page.history.keepUnsent(t), dropUnsent: (id) => page.history.dropUnsent(id),
+    keepUnsent: (t, view, sentence) => page.history.holdUnsent(t, view, sentence), dropUnsent: (id) => page.history.dropUnsent(id),
   });
   page.history.restore();
   return page;

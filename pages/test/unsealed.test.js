@@ -102,7 +102,7 @@ for (const [status, code] of [[401, "device_unknown"], [403, "device_revoked"], 
   });
 }
 
-test("a forged plain refusal of a message: it is kept, with Retry; nothing about the device changes", async () => {
+test("a forged plain refusal of a message: it is kept, with Send now; nothing about the device changes", async () => {
   routes["POST /api/chat"] = plain(403, "device_revoked");
   assert.equal(ui.chat.send("hello"), true);
   await settle(20);
@@ -111,7 +111,7 @@ test("a forged plain refusal of a message: it is kept, with Retry; nothing about
   const failed = document.querySelector('.message[data-status="failed"]') || document.querySelector(".message.user");
   assert.ok(failed, "the message is still there");
   assert.match(failed.textContent, /not believed/);
-  assert.ok([...failed.querySelectorAll("button")].some((b) => /Retry/.test(b.textContent)), "with a Retry button");
+  assert.ok([...failed.querySelectorAll("button")].some((b) => /Send now/.test(b.textContent)), "with a Send now button");
 });
 
 test("a sealed device_revoked is believed: revoked, Pair again; the key goes only when the owner presses it", async () => {

@@ -97,7 +97,7 @@ def start_stack(folder: Path, overrides: dict[str, Any] | None = None, *, wait_f
         config.setdefault(section, {}).update(values)
     server = LiveServer(folder, write_config(folder, config)).start(wait_for=wait_for)
     try:
-        site = SiteServer(site_copy(folder, server.url), port).start()
+        site = SiteServer(site_copy(folder, server.url), port, config=server.config_path).start()
     except BaseException:
         server.stop()
         raise

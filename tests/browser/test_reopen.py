@@ -1,6 +1,6 @@
 """Reopen where you were, and honest waiting (issue 12, items 2 and 3), in Chromium against a real
 server: a reload goes back to the open conversation with its draft; a message sent while the server
-is down stays with Retry (also across a reload) and Retry sends it; a server on this machine that
+is down stays (also across a reload), and Send now sends it once the server is back; a server on this machine that
 comes back is noticed within about 2 s."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _open(page, phone: bool, conversation_id: str) -> None:
 @pytest.mark.parametrize("form", list(FORMS))
 def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) -> None:
     phone = form == "phone"
-    stack = stack_factory(f"reopen-{form}", {"generation": {"max_tokens": 12}})
+    stack = stack_factory(f"reopen-{form}", {"generation": {"max_tokens": 16}})
     w = open_page(FORMS[form])
     page = w.page
     pair_with_link(page, stack, f"reopen {form}")
@@ -82,13 +82,15 @@ def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) ->
     unsent = page.locator('.message[data-status="failed"]')
     expect(unsent).to_have_count(1)
     expect(unsent).to_contain_text("Are you still there?")
-    expect(unsent.locator(".retry-button")).to_be_visible()
     expect(page.locator("#message-input")).to_have_value("")  # sent: the draft is cleared
     wait_state(page, "reconnecting", "unreachable")
+    # While the server is away: no Send now that cannot work, Discard (issue 23).
+    expect(unsent.locator(".retry-button")).to_have_count(0)
+    expect(unsent.locator(".discard-button")).to_be_visible()
     page.wait_for_timeout(8_000)  # long enough for a 30 s-capped backoff to have grown past 4 s
     w.shot(f"reopen-{form}-03-server-down")
 
-    # --- the server is back: the page notices within ~2 s, the message is still there with Retry
+    # --- the server is back: the page notices within ~2 s, the message is still there with Send now
     stack.server.start()  # returns once the server answers /api/health with a ready model
     answered = time.monotonic()
     wait_state(page, "ready", timeout=15_000)
@@ -98,7 +100,7 @@ def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) ->
     expect(unsent.locator(".retry-button")).to_be_visible()
     w.shot(f"reopen-{form}-04-server-back")
 
-    # --- a reload (the conversation comes from the server again): still there, with Retry
+    # --- a reload (the conversation comes from the server again): still there, with Send now
     page.reload()
     wait_state(page, "ready")
     expect(page.locator(".conversation-item.active")).to_have_attribute("data-id", fruit)
@@ -107,7 +109,7 @@ def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) ->
     expect(unsent).to_contain_text("Are you still there?")
     w.shot(f"reopen-{form}-05-unsent-after-reload")
 
-    # --- Retry sends it, into the same conversation
+    # --- Send now sends it, into the same conversation
     unsent.locator(".retry-button").click()
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
     expect(unsent).to_have_count(0)
@@ -123,7 +125,7 @@ def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) ->
 
 
 def test_reopen_a_deleted_conversation_falls_back_to_a_new_one(stack_factory, open_page) -> None:
-    stack = stack_factory("reopen-gone", {"generation": {"max_tokens": 8}})
+    stack = stack_factory("reopen-gone", {"generation": {"max_tokens": 16}})
     w = open_page()
     page = w.page
     pair_with_link(page, stack, "reopen gone")

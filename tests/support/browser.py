@@ -52,6 +52,7 @@ class SiteServer:
     directory: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    config: Path | None = None  # `privchat --config` for the site: its server's origin joins the CSP's connect-src
 
     @property
     def origin(self) -> str:
@@ -59,7 +60,8 @@ class SiteServer:
 
     def start(self) -> "SiteServer":
         log = (self.directory.parent / "site.log").open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "privchat", "site", "--dir", str(self.directory),
+        config = ["--config", str(self.config)] if self.config else []
+        self.process = subprocess.Popen([sys.executable, "-m", "privchat", *config, "site", "--dir", str(self.directory),
                                          "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

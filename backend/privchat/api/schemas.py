@@ -155,8 +155,24 @@ class Settings(BaseModel):
 class SettingsUpdate(Strict):
     system_prompt: Optional[str] = Field(default=None, max_length=20_000)
     temperature: Optional[float] = Field(default=None, ge=0.0, le=2.0)
-    max_tokens: Optional[int] = Field(default=None, ge=1, le=32768)
+    # Bounded by the server itself, with a sentence that names the bound (api/settings.py):
+    # 16 or more (max_tokens_too_small), at most the default model's context (max_tokens_too_large).
+    max_tokens: Optional[int] = Field(default=None, ge=0, le=2**31 - 1)
     default_model: Optional[str] = Field(default=None, min_length=1, max_length=200)
+
+
+class TokenCountRequest(Strict):
+    # The message as it would be sent (the limit of /api/chat's message), and the model it goes to.
+    text: str = Field(max_length=200_000)
+    model: Optional[str] = Field(default=None, min_length=1, max_length=200)
+
+
+class TokenCount(BaseModel):
+    tokens: int  # the text in the model's tokens (exact) or an estimate that errs long
+    n_ctx: Optional[int] = None  # the model's context; null when it does not say
+    room: Optional[int] = None  # the most tokens a message can have and be read whole (api/tokens.py)
+    exact: bool  # counted with the model's own tokenizer
+    model: str
 
 
 class ConversationSummary(BaseModel):

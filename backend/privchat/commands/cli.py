@@ -428,14 +428,21 @@ def cmd_config_path(args: argparse.Namespace) -> int:
 
 # site ------------------------------------------------------------------------------------------
 def cmd_site(args: argparse.Namespace) -> int:
-    from .site import serve_site
+    from .site import api_origins_to_allow, serve_site
 
     directory = Path(args.dir).resolve()
     if not (directory / "chat" / "index.html").exists():
         raise CliError(f"{directory} has no chat/index.html; build the page first: (cd pages && npm ci && npm run build)")
+    try:  # the configured server's origin goes into the CSP's connect-src (server.port need not be 8765)
+        origins = api_origins_to_allow(_config(args))
+    except ConfigError as exc:
+        origins = []
+        print(f"the config could not be read ({exc}); the page's CSP is served as built", file=sys.stderr, flush=True)
     print(f"page served at http://{args.host}:{args.port}/chat/ from {directory}", flush=True)
+    if origins:
+        print(f"its CSP connect-src also allows {', '.join(origins)} (the server in the config)", flush=True)
     try:
-        asyncio.run(serve_site(directory, args.host, args.port))
+        asyncio.run(serve_site(directory, args.host, args.port, connect_origins=origins))
     except KeyboardInterrupt:
         pass
     return EXIT_OK

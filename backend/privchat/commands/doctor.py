@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import httpx
 
@@ -170,13 +172,112 @@ def _check_tunnel_port(config: Config) -> Check | None:
     return Check("tunnel port", True, f"tunnel port {config.tunnel_port} is free for `privchat serve`", warning=True)
 
 
-def _check_tunnel(config: Config) -> Check | None:
+# A remotely-managed tunnel: created in the Cloudflare dashboard and run with its token. Where to
+# look for one (module attributes, so tests can point them at a fake /proc and unit folders).
+PROC_ROOT = Path("/proc")
+UNIT_DIRS: tuple[Path, ...] = (
+    Path("/etc/systemd/system"), Path("/lib/systemd/system"), Path("/usr/lib/systemd/system"),
+    Path.home() / ".config" / "systemd" / "user", Path("/Library/LaunchDaemons"), Path.home() / "Library" / "LaunchAgents",
+)
+TOKEN_FLAGS = ("--token", "--token-file")
+
+
+def _runs_with_token(argv: list[str]) -> bool:
+    """`cloudflared … tunnel … run --token X` (or --token=X, --token-file F)."""
+    if not argv or not os.path.basename(argv[0]).startswith("cloudflared") or "tunnel" not in argv or "run" not in argv:
+        return False
+    return any(arg in TOKEN_FLAGS or arg.startswith(("--token=", "--token-file=")) for arg in argv)
+
+
+def _redacted(argv: list[str]) -> str:
+    """The command line without the token: it is the tunnel's secret and never printed."""
+    shown: list[str] = []
+    hide = False
+    for arg in argv:
+        if hide:
+            shown.append("…")
+            hide = False
+        elif arg == "--token":
+            shown.append(arg)
+            hide = True
+        elif arg.startswith("--token="):
+            shown.append("--token=…")
+        else:
+            shown.append(arg)
+    return " ".join([os.path.basename(shown[0]), *shown[1:]]) if shown else ""
+
+
+def token_tunnel_processes(proc_root: Path | None = None) -> list[str]:
+    """Running cloudflared processes that run a tunnel with a token, as "pid N: command (token hidden)"."""
+    root = proc_root or PROC_ROOT
+    found = []
+    try:
+        entries = sorted((e for e in root.iterdir() if e.name.isdigit()), key=lambda e: int(e.name))
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            argv = [part.decode("utf-8", "replace") for part in (entry / "cmdline").read_bytes().split(b"\0") if part]
+        except OSError:  # gone, or not ours to read
+            continue
+        if _runs_with_token(argv):
+            found.append(f"pid {entry.name}: {_redacted(argv)}")
+    return found
+
+
+def token_tunnel_units(unit_dirs: tuple[Path, ...] | None = None) -> list[str]:
+    """Service files (systemd units, launchd plists) that start cloudflared with a token."""
+    found = []
+    for folder in unit_dirs if unit_dirs is not None else UNIT_DIRS:
+        try:
+            files = sorted([*folder.glob("cloudflared*.service"), *folder.glob("com.cloudflare.cloudflared*.plist")])
+        except OSError:
+            continue
+        for file in files:
+            try:
+                text = file.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            if "tunnel" in text and any(flag in text for flag in TOKEN_FLAGS):
+                found.append(str(file))
+    return found
+
+
+def _check_remote_tunnel(config: Config) -> Check | None:
+    """A cloudflared run with a token: its rules and Access are in the dashboard, out of doctor's sight."""
+    processes, units = token_tunnel_processes(), token_tunnel_units()
+    if not processes and not units:
+        return None
+    seen = "; ".join([*(f"running ({p})" for p in processes), *(f"service {u}" for u in units)])
+    if not config.access_enabled:
+        return Check("remote tunnel", False, f"cloudflared runs a tunnel with a token ({seen}), but privchat has no access "
+                     "settings, so it does not listen on tunnel.port and the tunnel cannot reach it",
+                     "run `privchat tunnel setup --remote` and enter what it prints in the Cloudflare dashboard")
+    host = (config.access.public_hostnames or ["the API host name"])[0]
+    service = http_url(config.host, config.tunnel_port)
+    team = config.access.team_domain
+    auds = ", ".join(config.access.aud) or "?"
+    return Check("remote tunnel", True,
+                 f"cloudflared runs a remotely-managed tunnel ({seen}). Its public hostnames and their Access settings live "
+                 f"in the Cloudflare dashboard, so doctor cannot check from here that {host} goes to {service} with "
+                 f"'Protect with Access' on (team {team}, AUD {auds}), that no HTTP Host Header is set, or that no other "
+                 "public hostname reaches privchat's ports; privchat itself still refuses any request on the tunnel port "
+                 "without a valid Access token",
+                 "compare the tunnel's Public Hostname in the dashboard with `privchat tunnel setup --remote --dry-run`",
+                 warning=True)
+
+
+def _check_tunnel(config: Config, remote: bool = False) -> Check | None:
     from ..tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
     path = config.tunnel_config_file
     if not path.exists():
-        if config.access_enabled:
-            return Check("tunnel config", False, f"{path} does not exist", "run scripts/setup-tunnel")
+        if config.access_enabled and not remote:
+            return Check("tunnel config", False, f"{path} does not exist, and no cloudflared runs with a token "
+                         "(a tunnel managed in the dashboard)",
+                         "run `privchat tunnel setup` (scripts/setup-tunnel); for a tunnel created in the Cloudflare "
+                         "dashboard, start it (`cloudflared tunnel run --token …` or its service) and see "
+                         "`privchat tunnel setup --remote`")
         return None
     problems = validate_cloudflared_file(path, PrivchatPorts.of(config))
     return Check("tunnel config", not problems, f"{path}: " + ("valid" if not problems else "; ".join(problems)),
@@ -197,9 +298,12 @@ async def run_checks(args: argparse.Namespace) -> list[Check]:
     tunnel_port = _check_tunnel_port(config)
     if tunnel_port is not None:
         checks.append(tunnel_port)
-    tunnel = _check_tunnel(config)
+    remote = _check_remote_tunnel(config)
+    tunnel = _check_tunnel(config, remote=remote is not None)
     if tunnel is not None:
         checks.append(tunnel)
+    if remote is not None:
+        checks.append(remote)
     return checks
 
 

@@ -12,6 +12,12 @@ What it does, like Pages:
 - `_headers`, `_redirects` and dot files are never served; paths cannot leave the folder.
 It listens on loopback only.
 
+One difference, for local use: `privchat site` adds the configured server's origin (``server.host``
+and ``server.port``, and ``site.api_origin`` when set) to the CSP's connect-src
+(``connect_origins``). A page built with the default CSP names http://127.0.0.1:8765 only, so with
+another ``server.port`` the browser would block every request to a server that runs, and the page
+could only say it was not reachable.
+
 `privchat site verify URL` (`verify_site`) is the other direction: it fetches the deployed page's
 files and compares each with the local build (pages/dist/chat/integrity.json, written by
 pages/build.mjs with the same SHA-256 values the service worker checks).
@@ -31,13 +37,14 @@ from urllib.parse import unquote, urlsplit
 
 from quart import Quart, Response, request
 
-from ..addresses import host_port, is_loopback_host
-from ..config import SITE_PORT
+from ..addresses import host_port, http_url, is_loopback_host
+from ..config import SITE_PORT, Config
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "create_site_app", "serve_site", "is_loopback_host",
+__all__ = ["HeaderRule", "parse_headers_file", "headers_for_path", "add_connect_src", "create_site_app", "serve_site",
+           "is_loopback_host", "api_origins_to_allow",
            "SiteVerifyError", "FileCheck", "verify_site", "page_origin"]
 
 TYPES = {
@@ -121,12 +128,28 @@ def headers_for_path(rules: list[HeaderRule], path: str) -> list[tuple[str, str]
     return list(merged.values())
 
 
+def add_connect_src(csp: str, origins: list[str] | tuple[str, ...]) -> str:
+    """The CSP value with each of ``origins`` in its connect-src (once; nothing else changes).
+    A policy without connect-src is left alone: default-src decides there, and widening it is not ours to do."""
+    directives = [part.strip() for part in csp.split(";")]
+    for index, directive in enumerate(directives):
+        name, _, sources = directive.partition(" ")
+        if name.lower() != "connect-src":
+            continue
+        listed = sources.split()
+        listed += [origin for origin in origins if origin not in listed]
+        directives[index] = f"{name} {' '.join(listed)}"
+        break
+    return "; ".join(part for part in directives if part)
+
+
 def _content_type(path: Path) -> str:
     return TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
-def create_site_app(directory: Path) -> Quart:
-    """A Quart app that serves `directory` (a built pages/dist) with its `_headers` applied."""
+def create_site_app(directory: Path, connect_origins: list[str] | tuple[str, ...] = ()) -> Quart:
+    """A Quart app that serves `directory` (a built pages/dist) with its `_headers` applied, and
+    ``connect_origins`` (the configured API origins) added to the CSP's connect-src."""
     root = Path(directory).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; build the page first: (cd pages && npm ci && npm run build)")
@@ -171,6 +194,8 @@ def create_site_app(directory: Path) -> Quart:
 
     def with_headers(response: Response, path: str) -> Response:
         for name, value in headers_for_path(rules, path):
+            if connect_origins and name.lower() == "content-security-policy":
+                value = add_connect_src(value, connect_origins)
             response.headers[name] = value
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
@@ -204,7 +229,8 @@ def create_site_app(directory: Path) -> Quart:
 
 
 async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = SITE_PORT,
-                     shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> None:
+                     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+                     connect_origins: list[str] | tuple[str, ...] = ()) -> None:
     """Serve the built page with Hypercorn on a loopback address until shutdown_trigger returns."""
     if not is_loopback_host(host):
         raise ValueError(
@@ -214,7 +240,7 @@ async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = SITE_
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config as HypercornConfig
 
-    app = create_site_app(Path(directory))
+    app = create_site_app(Path(directory), connect_origins)
     config = HypercornConfig()
     config.bind = [host_port(host, port)]
     config.accesslog = None
@@ -224,6 +250,12 @@ async def serve_site(directory: Path, host: str = "127.0.0.1", port: int = SITE_
         await hypercorn_serve(app, config)
     else:
         await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+
+
+def api_origins_to_allow(config: Config) -> list[str]:
+    """The origins a page served by `privchat site` must be able to reach: the local server
+    (server.host:server.port) and the configured API origin (site.api_origin), each once."""
+    return list(dict.fromkeys([http_url(config.host, config.port), config.api_origin.rstrip("/")]))
 
 
 # verify ----------------------------------------------------------------------------------------

@@ -60,6 +60,9 @@ def _add_tunnel(subparsers: argparse._SubParsersAction) -> None:
     setup.add_argument("--keep-local", action="store_true",
                        help="keep the loopback origins in server.allowed_origins and the page's CSP connect-src "
                             "(for trying the deployed page against a local backend)")
+    setup.add_argument("--remote", action="store_true",
+                       help="a remotely-managed tunnel (created in the dashboard, run with `cloudflared tunnel run --token …`): "
+                            "write no cloudflared config, print the public hostname, service and Access settings to enter in the dashboard")
     setup.add_argument("--dry-run", action="store_true", help="show what would change and write nothing")
     setup.add_argument("--json", action="store_true", help="print a machine-readable summary (never prompts)")
     setup.add_argument("--yes", "--non-interactive", dest="yes", action="store_true",

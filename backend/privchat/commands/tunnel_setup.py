@@ -15,6 +15,13 @@ changes and does nothing when nothing would change.
 
 It never reads or writes the tunnel credentials file: that file is the tunnel's secret, so only
 its path goes into the config.
+
+``--remote`` is for a remotely-managed tunnel, the one Cloudflare's dashboard leads with: created
+in the dashboard and run with a token (``cloudflared tunnel run --token …``), its public hostnames,
+their service and their Access check live in the dashboard, not in a file. Setup then writes no
+cloudflared config; it still merges the privchat config and points the page at the API, and prints
+exactly what to enter in the dashboard (``remote_dashboard_settings``): the public hostname, the
+service (the tunnel port), "Protect with Access" with the team and AUD, and the CORS values.
 """
 
 from __future__ import annotations
@@ -160,12 +167,13 @@ class SetupInput:
     site_url: str
     api_host: str
     page_origin: str
-    tunnel: str
-    credentials_file: Path
+    tunnel: str  # "" for a remotely-managed tunnel (--remote): the dashboard knows it
+    credentials_file: Path | None  # None for a remotely-managed tunnel: its token stays with cloudflared
     team_name: str
     aud: str
     tunnel_port: int
     keep_local: bool = False
+    remote: bool = False  # a tunnel created in the dashboard and run with a token: no cloudflared config is written
 
     @property
     def page_on_main_site(self) -> bool:
@@ -222,7 +230,7 @@ def render_cloudflared_config(data: dict[str, Any]) -> str:
     return CLOUDFLARED_HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
 
-def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path: Path) -> tuple[dict[str, Any], list[str]]:
+def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path: Path | None) -> tuple[dict[str, Any], list[str]]:
     """The privchat config with the tunnel keys set and every other key left as the owner wrote it."""
     notes: list[str] = []
     merged: dict[str, Any] = {section: (dict(keys) if isinstance(keys, dict) else keys) for section, keys in raw.items()}
@@ -250,7 +258,11 @@ def merge_privchat_config(raw: dict[str, Any], inp: SetupInput, cloudflared_path
         notes.append(f"tunnel.port set to {inp.tunnel_port}, the port the cloudflared rule points at")
     merged["access"].update({"team_domain": inp.team_domain, "aud": [inp.aud], "public_hostnames": [inp.api_host]})
     merged["site"].update({"url": inp.page_origin, "main_url": inp.site_url, "api_origin": inp.api_origin})
-    merged["tunnel"]["config_file"] = str(cloudflared_path)
+    if cloudflared_path is not None:
+        merged["tunnel"]["config_file"] = str(cloudflared_path)
+    elif merged["tunnel"].get("config_file"):
+        notes.append(f"tunnel.config_file still names {merged['tunnel']['config_file']}; a remotely-managed tunnel does not "
+                     "read it (privchat doctor still checks it: remove the key if that file is no longer used)")
     return merged, notes
 
 
@@ -313,15 +325,19 @@ class SetupResult:
     next_steps: list[str]
     access_cors: dict[str, Any] = field(default_factory=dict)
     main_site_redirects: list[str] = field(default_factory=list)
+    dashboard: dict[str, Any] = field(default_factory=dict)  # --remote: the tunnel's public hostname, as the dashboard asks
 
     @property
     def changed(self) -> bool:
         return any(c.status not in ("unchanged", "skipped", "missing") for c in self.changes)
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": True, "changed": self.changed, "inputs": self.inputs,
-                "files": [asdict(c) for c in self.changes], "warnings": self.warnings, "next_steps": self.next_steps,
-                "access_cors": self.access_cors, "main_site_redirects": self.main_site_redirects}
+        summary = {"ok": True, "changed": self.changed, "inputs": self.inputs,
+                   "files": [asdict(c) for c in self.changes], "warnings": self.warnings, "next_steps": self.next_steps,
+                   "access_cors": self.access_cors, "main_site_redirects": self.main_site_redirects}
+        if self.dashboard:
+            summary["dashboard"] = self.dashboard
+        return summary
 
 
 def default_pages_dir() -> Path:
@@ -349,27 +365,30 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
     warnings: list[str] = []
     privchat_raw = read_yaml_mapping(paths.privchat_config, "privchat config")
     cloudflared_path = Path(os.path.abspath(os.path.expanduser(str(paths.cloudflared_config))))
-    protected = inp.credentials_file.resolve()
-    for out in (cloudflared_path, paths.privchat_config):
-        if out.resolve() == protected:
-            raise SetupError(f"credentials file (--credentials-file): {inp.credentials_file} is also an output path; "
-                             "setup never writes the tunnel's credentials, choose another path.")
+    if inp.credentials_file is not None:
+        protected = inp.credentials_file.resolve()
+        for out in (cloudflared_path, paths.privchat_config):
+            if out.resolve() == protected:
+                raise SetupError(f"credentials file (--credentials-file): {inp.credentials_file} is also an output path; "
+                                 "setup never writes the tunnel's credentials, choose another path.")
 
     # 1. privchat config: merged and validated with privchat's own rules.
-    merged, privchat_notes = merge_privchat_config(privchat_raw, inp, cloudflared_path)
+    merged, privchat_notes = merge_privchat_config(privchat_raw, inp, None if inp.remote else cloudflared_path)
     try:
         config = config_from_dict(merged, config_dir=paths.privchat_config.parent)
     except ConfigError as exc:
         raise SetupError(f"the privchat config would be invalid after setup: {exc}") from exc
     privchat_text = PRIVCHAT_HEADER + yaml.safe_dump(merged, sort_keys=False, default_flow_style=False, allow_unicode=True)
 
-    # 2. cloudflared config: built from the input, validated with cloudflared's rules.
-    existing_cloudflared = read_yaml_mapping(cloudflared_path, "cloudflared config")
-    cloudflared_data, cloudflared_notes = build_cloudflared_config(inp, config.host, existing_cloudflared)
-    problems = validate_cloudflared_config(cloudflared_data, PrivchatPorts.of(config))
-    if problems:
-        raise SetupError(f"the cloudflared config {cloudflared_path} would be invalid, so nothing was written: " + " ".join(problems))
-    cloudflared_text = render_cloudflared_config(cloudflared_data)
+    # 2. cloudflared config: built from the input, validated with cloudflared's rules (not for a
+    # remotely-managed tunnel: its rules live in the dashboard, printed below instead).
+    if not inp.remote:
+        existing_cloudflared = read_yaml_mapping(cloudflared_path, "cloudflared config")
+        cloudflared_data, cloudflared_notes = build_cloudflared_config(inp, config.host, existing_cloudflared)
+        problems = validate_cloudflared_config(cloudflared_data, PrivchatPorts.of(config))
+        if problems:
+            raise SetupError(f"the cloudflared config {cloudflared_path} would be invalid, so nothing was written: " + " ".join(problems))
+        cloudflared_text = render_cloudflared_config(cloudflared_data)
 
     # 3. the page: API origin and CSP.
     page_plan: list[tuple[str, Path, str | None, list[str]]] = []
@@ -397,11 +416,11 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
                               [f"{headers} is missing; its CSP must allow `connect-src 'self' {inp.api_origin}` or the page cannot call the API"]))
 
     # Nothing refused: write.
-    changes = [
-        write_file("cloudflared config", cloudflared_path, cloudflared_text, mode=0o600, dry_run=dry_run, notes=cloudflared_notes),
-        write_file("privchat config", paths.privchat_config, privchat_text, mode=0o600, dry_run=dry_run, notes=privchat_notes,
-                   same=lambda old: (yaml.safe_load(old) or {}) == merged),
-    ]
+    changes = [] if inp.remote else [
+        write_file("cloudflared config", cloudflared_path, cloudflared_text, mode=0o600, dry_run=dry_run, notes=cloudflared_notes)]
+    changes.append(write_file("privchat config", paths.privchat_config, privchat_text, mode=0o600, dry_run=dry_run,
+                              notes=privchat_notes, same=lambda old: (yaml.safe_load(old) or {}) == merged))
+    privchat_change = changes[-1]
     if paths.pages_dir is None or not paths.pages_dir.is_dir():
         changes.append(FileChange("page files", str(paths.pages_dir), "skipped",
                                   notes=["pages directory not found; set apiOrigin in pages/public/chat/config.json and the CSP connect-src in pages/_headers yourself, or pass --pages-dir"]))
@@ -410,10 +429,10 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
             changes.append(FileChange(what, str(path), "missing", notes=notes))
         else:
             changes.append(write_file(what, path, content, mode=0o644, dry_run=dry_run, notes=notes))
-    if changes[1].status == "updated":
+    if privchat_change.status == "updated":
         warnings.append("the privchat config was rewritten from its parsed form, so any comments in it are only in the backup")
 
-    if not inp.credentials_file.exists():
+    if inp.credentials_file is not None and not inp.credentials_file.exists():
         warnings.append(f"the credentials file {inp.credentials_file} does not exist yet; `cloudflared tunnel create {inp.tunnel}` writes it "
                         "(use the path it prints, then re-run setup if it differs)")
     if inp.page_on_main_site:
@@ -430,6 +449,14 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
               "tunnel": inp.tunnel, "credentials_file": str(inp.credentials_file), "team_name": inp.team_name,
               "team_domain": inp.team_domain, "aud": inp.aud, "tunnel_port": inp.tunnel_port, "keep_local": inp.keep_local,
               "cloudflared_config": str(cloudflared_path), "privchat_config": str(paths.privchat_config)}
+    if inp.remote:
+        for key in ("tunnel", "credentials_file", "cloudflared_config"):
+            del inputs[key]
+        inputs["mode"] = "remote"
+        return SetupResult(inputs=inputs, changes=changes, warnings=warnings,
+                           next_steps=remote_next_steps(inp, paths.privchat_config, service_url(config.host, inp.tunnel_port)),
+                           access_cors=access_cors_settings(inp), main_site_redirects=main_site_redirects(inp),
+                           dashboard=remote_dashboard_settings(inp, config.host))
     return SetupResult(inputs=inputs, changes=changes, warnings=warnings,
                        next_steps=next_steps(inp, cloudflared_path, paths.privchat_config),
                        access_cors=access_cors_settings(inp), main_site_redirects=main_site_redirects(inp))
@@ -473,6 +500,47 @@ def next_steps(inp: SetupInput, cloudflared_path: Path, privchat_config: Path) -
         f"Run the tunnel at boot as a system service: `sudo cloudflared --config {cfg} service install` -- "
         "under sudo ~ means root's home, so the absolute --config path is required; the Linux installer copies the file to "
         "/etc/cloudflared/config.yml, so after re-running setup copy it there again and `sudo systemctl restart cloudflared`.",
+        *page_steps(inp),
+        f"Pair your phone: `privchat --config {privchat_config} pair`",
+    ]
+
+
+def remote_dashboard_settings(inp: SetupInput, host: str) -> dict[str, Any]:
+    """A remotely-managed tunnel's public hostname as the dashboard asks for it, the same rule
+    ``api_rule`` writes to a file: the API host name to the tunnel port, Access required for the
+    team and AUD, no Host header override."""
+    subdomain, _, domain = inp.api_host.partition(".")
+    service = service_url(host, inp.tunnel_port)
+    return {
+        "public_hostname": inp.api_host,
+        "subdomain": subdomain,
+        "domain": domain,
+        "path": "",
+        "service": service,
+        "service_type": "HTTP",
+        "service_url": service.split("://", 1)[1],
+        "http_host_header": "",
+        "access": {"protect_with_access": True, "team_name": inp.team_name, "aud_tag": inp.aud},
+    }
+
+
+def remote_next_steps(inp: SetupInput, privchat_config: Path, service: str) -> list[str]:
+    """What is left for a remotely-managed tunnel: everything about the tunnel is in the dashboard."""
+    return [
+        "In the Cloudflare Zero Trust dashboard, Networks > Tunnels: create a tunnel of type Cloudflared (or open the one "
+        "you have) and install its connector on this machine with the command the dashboard shows "
+        "(`sudo cloudflared service install <TOKEN>`, or `cloudflared tunnel run --token <TOKEN>` in the foreground). "
+        "The token is the tunnel's secret: keep it out of shell history and files others can read.",
+        f"In that tunnel's Public Hostname tab, add the public hostname printed above ({inp.api_host} to {service}, "
+        "'Protect with Access' on); no other public hostname of any tunnel may point at privchat's ports.",
+        "In Access > Applications (see tunnel/ACCESS.md): one self-hosted application "
+        f"covering {inp.api_host}; a policy with action Allow and include 'Emails' = your own email; a session duration such as "
+        f"24h or 1 month (730h); its Application Audience (AUD) Tag must be {inp.aud} and the team domain {inp.team_domain}.",
+        "In that application's Advanced settings > Cross-Origin Resource Sharing (CORS) settings, let Access answer the page's "
+        "preflights (do NOT turn on 'Bypass OPTIONS requests to origin': cloudflared's own Access check refuses every request "
+        f"without a token, preflights included): {describe_access_cors(access_cors_settings(inp))}.",
+        f"Start privchat (`privchat --config {privchat_config} serve`; cloudflared reaches it on tunnel port {inp.tunnel_port}); "
+        "`privchat doctor` sees a cloudflared run with a token, and says what it cannot check from here.",
         *page_steps(inp),
         f"Pair your phone: `privchat --config {privchat_config} pair`",
     ]
@@ -563,10 +631,15 @@ FIELDS: list[tuple[str, str, str, Callable[[Any], Any]]] = [
 
 
 def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive: bool, keep_local: bool,
-                 ask: Callable[[str], str] = input, say: Callable[[str], None] = print) -> SetupInput:
-    """Flags win, then earlier answers; a TTY is asked for what is still missing (or invalid)."""
+                 ask: Callable[[str], str] = input, say: Callable[[str], None] = print, remote: bool = False) -> SetupInput:
+    """Flags win, then earlier answers; a TTY is asked for what is still missing (or invalid).
+    ``remote``: a tunnel run with a token needs no tunnel name and no credentials file."""
     values: dict[str, Any] = {}
+    if remote:
+        values.update(tunnel="", credentials_file=None)
     for key, flag, prompt, normalize in FIELDS:
+        if remote and key in ("tunnel", "credentials_file"):
+            continue
         value = given.get(key)
         default = defaults.get(key)
         if key == "credentials_file" and defaults.get("tunnel") not in (None, values.get("tunnel")):
@@ -597,7 +670,7 @@ def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive
                     raise
                 say(str(exc))
                 value = None
-    return SetupInput(keep_local=keep_local, **values)
+    return SetupInput(keep_local=keep_local, remote=remote, **values)
 
 
 def render_result(result: SetupResult) -> str:
@@ -615,6 +688,22 @@ def render_result(result: SetupResult) -> str:
     for warning in result.warnings:
         out(f"warning: {warning}")
     out("")
+    if result.dashboard:
+        board = result.dashboard
+        access = board["access"]
+        out(f"Zero Trust > Networks > Tunnels > (your tunnel) > Public Hostname > Add a public hostname "
+            f"for {board['public_hostname']}:")
+        for name, value in (("Subdomain", board["subdomain"]), ("Domain", board["domain"]), ("Path", "(empty)"),
+                            ("Service Type", board["service_type"]), ("Service URL", board["service_url"])):
+            out(f"  {name + ':':<35}{value}")
+        out(f"  (the service is {board['service']}: privchat's tunnel.port, never server.port)")
+        out("  Additional application settings:")
+        out(f"    {'HTTP Settings > HTTP Host Header:':<34}(empty: never set one for privchat)")
+        out(f"    {'Access > Protect with Access:':<34}on")
+        out(f"    {'Access > Team name:':<34}{access['team_name']}")
+        out(f"    {'Access > AUD Tag:':<34}{access['aud_tag']}")
+        out("No cloudflared config was written: a tunnel run with a token reads its rules from the dashboard.")
+        out("")
     if result.access_cors:
         cors = result.access_cors
         out("Cloudflare Access > Applications > (the API application) > Advanced settings > CORS settings:")
@@ -649,8 +738,12 @@ def main_setup(args: Any) -> int:
     given = {"site_url": args.site_url, "api_host": args.api_hostname, "tunnel": args.tunnel,
              "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud,
              "page_origin": args.page_origin, "tunnel_port": args.tunnel_port}
+    remote = bool(getattr(args, "remote", False))
+    if remote and (args.tunnel or args.credentials_file or args.cloudflared_config):
+        raise SetupError("--remote: a remotely-managed tunnel is named and configured in the dashboard; drop --tunnel, "
+                         "--credentials-file and --cloudflared-config (no cloudflared config is written in this mode).")
     inp = gather_input(given, defaults, interactive=interactive, keep_local=args.keep_local,
-                       say=lambda s: print(s, file=sys.stderr))
+                       say=lambda s: print(s, file=sys.stderr), remote=remote)
     pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()
     result = run_setup(inp, SetupPaths(privchat_config, Path(cloudflared_path), pages_dir), dry_run=args.dry_run)
     emit(args, result.to_json(), render_result(result))

@@ -24,7 +24,7 @@ from ..config import Config
 from .engine_types import EngineStatus, GenerationParams, GenerationResult, ModelUnavailable
 from .context_memory import context_bytes
 from .model_files import check_model_file, default_model_path
-from .prompt import FittedPrompt, PromptFitter
+from .prompt import MAX_REPLY_SHARE, MIN_REPLY_TOKENS, FittedPrompt, PromptFitter
 from .specs import ModelSpec, model_specs
 from .state_cache import StateCache
 
@@ -56,6 +56,9 @@ class ModelEngine:
             self.status.error = "the model is turned off in the config (model.enabled: false)"
         self._llm: Any = None
         self._fitter: PromptFitter | None = None
+        # Held while a message is counted (count_tokens, outside the decode lock: a count never waits
+        # for a reply) and while the model is freed, so a count never reads a freed vocabulary.
+        self._count_lock = threading.Lock()
         self._load_task: asyncio.Task[None] | None = None
         # One decode at a time: llama.cpp contexts are not re-entrant.
         self._decode_lock = threading.Lock()
@@ -104,7 +107,7 @@ class ModelEngine:
             self.status.state = "unloaded"
 
         def close() -> None:
-            with self._decode_lock:
+            with self._decode_lock, self._count_lock:
                 llm, self._llm = self._llm, None
                 self.states.clear()
                 if llm is not None:
@@ -180,6 +183,20 @@ class ModelEngine:
         assert self._fitter is not None
         return self._fitter.fit(system_prompt, turns, max_tokens)
 
+    def count_tokens(self, text: str, system_prompt: str, max_tokens: int) -> tuple[int, int] | None:
+        """Blocking (a thread): ``text`` in the model's own tokens, and how many tokens a message can
+        have and still be read whole (the context, less the room kept for the reply, the system prompt
+        and the chat template's markers: what ``PromptFitter.fit`` keeps). None when not loaded.
+        Tokenizing reads only the vocabulary, so it does not wait for a reply being decoded."""
+        with self._count_lock:
+            fitter = self._fitter
+            if self._llm is None or fitter is None:
+                return None
+            reply = max(MIN_REPLY_TOKENS, min(max_tokens, int(fitter.n_ctx * MAX_REPLY_SHARE)))
+            system = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+            frame = len(fitter.tokenize(fitter.render(system + [{"role": "user", "content": ""}])))
+            return len(fitter.tokenize(text)), max(0, fitter.n_ctx - reply - frame)
+
     def generate(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
                  on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
         """Blocking: fit the prompt, decode token by token, stop within a token of ``cancel``."""
@@ -208,7 +225,7 @@ class ModelEngine:
                 stream.close()
             ended = time.perf_counter()
             self.states.after(self._llm, params.cache_key)
-        return relayed.result(started, ended, len(tokens), fitted.dropped_messages)
+        return relayed.result(started, ended, len(tokens), fitted.dropped_messages, fitted.truncated)
 
     def _generate_seeing(self, system_prompt: str, turns: list[dict[str, Any]], params: GenerationParams,
                          on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
@@ -230,7 +247,7 @@ class ModelEngine:
             relayed = _relay(stream, lambda choice: (choice.get("delta") or {}).get("content") or "", on_token, cancel,
                              empty_counts=False)
             ended = time.perf_counter()
-        return relayed.result(started, ended, fitted.prompt_tokens, fitted.dropped_messages)
+        return relayed.result(started, ended, fitted.prompt_tokens, fitted.dropped_messages, fitted.truncated)
 
     async def run(self, system_prompt: str, turns: list[dict[str, str]], params: GenerationParams,
                   on_token: Callable[[str], None], cancel: threading.Event) -> GenerationResult:
@@ -245,7 +262,7 @@ class ModelEngine:
         self.states.clear()
         llm, self._llm = self._llm, None
         if llm is not None:
-            with self._decode_lock:
+            with self._decode_lock, self._count_lock:
                 llm.close()
 
 
@@ -258,11 +275,12 @@ class _Relayed:
     finish_reason: str
     tokens: int
 
-    def result(self, started: float, ended: float, prompt_tokens: int, dropped_messages: int) -> GenerationResult:
+    def result(self, started: float, ended: float, prompt_tokens: int, dropped_messages: int,
+               message_cut: bool = False) -> GenerationResult:
         decode_seconds = ended - (self.first_at or started)
         return GenerationResult(
             text="".join(self.pieces), finish_reason=self.finish_reason, prompt_tokens=prompt_tokens,
-            completion_tokens=self.tokens, dropped_messages=dropped_messages,
+            completion_tokens=self.tokens, dropped_messages=dropped_messages, message_cut=message_cut,
             ttft_ms=None if self.first_at is None else (self.first_at - started) * 1000, total_ms=(ended - started) * 1000,
             tokens_per_second=(self.tokens / decode_seconds) if decode_seconds > 0 and self.tokens else None)
 

@@ -42,6 +42,8 @@ class GenerationResult:
     ttft_ms: float | None
     total_ms: float
     tokens_per_second: float | None
+    # The owner's own message did not fit: its start was cut and the model read only its end (prompt.py).
+    message_cut: bool = False
 
 
 @dataclass

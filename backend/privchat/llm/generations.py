@@ -447,6 +447,8 @@ class GenerationManager:
                 "queued_ms": _round((time.perf_counter() - generation.accepted_at) * 1000 - (result.total_ms if result else 0)),
             },
             "dropped_messages": result.dropped_messages if result else 0,
+            # The message being answered was longer than the model can read: its start was cut.
+            "message_cut": bool(result and result.message_cut),
             # How much of each attached document the model saw ("the first 12 of 40 pages"); [] without documents.
             "attachments_seen": generation.attachments_seen,
         })

@@ -108,6 +108,16 @@ class ModelRegistry:
     def lane(self, name: str) -> Lane:
         return self._lanes[name]
 
+    def context_size(self, name: str | None) -> int | None:
+        """The model's context in tokens: measured once loaded, else its config (an embedded model's
+        ``model.n_ctx`` by default); None for an upstream whose entry names no ``n_ctx``."""
+        engine = self.get(name)
+        if engine.status.n_ctx:
+            return int(engine.status.n_ctx)
+        if engine.spec.n_ctx:
+            return int(engine.spec.n_ctx)
+        return int(self.config.model.n_ctx) if isinstance(engine, ModelEngine) else None
+
     def lanes(self) -> list[Lane]:
         return list({id(lane): lane for lane in self._lanes.values()}.values())
 

@@ -9,8 +9,12 @@ in front of, or behind, a reply. Until a title is written the first message stay
 title the owner chose is never replaced (``HistoryStore.rename``: the model only replaces the
 first message's title).
 
-The prompt is kept short (the start of the first question and answer), so the prompt evaluation a
-cancel cannot interrupt stays small.
+The prompt is the start of the owner's first message only, never the reply: a small model shown the
+reply names the reply ("Bien sûr, it's not just a Fren…", "Here is a Python func…"). It is kept
+short, so the prompt evaluation a cancel cannot interrupt stays small. What the model writes is
+kept only when ``title_fits`` says it names a topic: a title that starts like a reply, repeats the
+reply's opening, is empty or too long leaves the first message's title in place (and that
+conversation is not asked again while the server runs).
 """
 
 from __future__ import annotations
@@ -29,16 +33,60 @@ from .engine_types import GenerationParams, ModelUnavailable
 
 log = logging.getLogger(__name__)
 
-INSTRUCTION = ("You write titles. Reply with a title of at most six words for the conversation below: "
-               "no quotes, no full stop, nothing else.")
-EXCERPT_CHARS = 300  # of the first question and of the first answer
+INSTRUCTION = ("You name conversations. Reply with a short title (two to six words) naming the topic of the "
+               "message. Never answer it.")
+# Worked examples, as earlier turns: a small model (SmolLM2-135M) shown only the instruction answers
+# the question ("The capital of France is Paris."); shown these, it names the topic.
+EXAMPLES = (("How do I bake bread at home?", "Baking bread at home"), ("What is the largest ocean?", "Largest ocean on Earth"),
+            ("Write a haiku about the sea", "Haiku about the sea"), ("Tell me about volcanoes", "Volcanoes explained"))
+EXCERPT_CHARS = 300  # of the owner's first message
 TITLE_CHARS = 60
+TITLE_WORDS = 8  # the instruction asks for six; a model's title longer than this is not a title
+# How replies begin, not topics (lower case, compared with the title's start, word by word).
+REPLY_OPENINGS = (
+    "sure", "bien sûr", "certainly", "of course", "absolutely", "okay", "yes", "hello", "great question",
+    "good question", "here is", "here's", "here are", "i'm", "i am", "i'd", "i'll", "i can", "i will",
+    "as an ai", "thank you", "thanks", "claro", "natürlich", "certes", "voici", "the answer", "let me",
+    "let's", "to answer",
+)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+(?:['’]\w+)?", text.casefold())
+
+
+def title_fits(title: str, question: str, answer: str) -> bool:
+    """Whether the model's (cleaned) title names the topic of the owner's message.
+
+    False for an empty title, one too long (more than TITLE_WORDS words or TITLE_CHARS characters,
+    or cut with "…" by clean_title), one that starts like a reply ("Sure", "Bien sûr", "Here is", "I
+    can"…), and one that repeats the reply (three words or more found together in the reply's
+    opening) unless its words are the question's own ("The capital of France" for "What is the
+    capital of France?")."""
+    title = title.strip()
+    words = _words(title)
+    if not words or len(words) > TITLE_WORDS or len(title) > TITLE_CHARS or title.endswith("…"):
+        return False
+    joined = " ".join(words)
+    for opening in REPLY_OPENINGS:
+        opening_words = " ".join(_words(opening))
+        if joined == opening_words or joined.startswith(opening_words + " "):
+            return False
+    opening = f" {' '.join(_words(answer)[:60])} "
+    if len(words) >= 3 and f" {joined} " in opening:
+        asked = set(_words(question))
+        if not all(word in asked for word in words):
+            return False
+    return True
 RETRY_SECONDS = 1.0  # after a cancel, look again this soon whether the model is idle
 
 
 def clean_title(text: str) -> str:
-    """The model's first non-empty line without quotes, a "Title:" label or a trailing full stop."""
+    """The model's first non-empty line without quotes, a "Title:" label or a trailing full stop
+    ("" when it opens a code block: that is a reply, not a title)."""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    if line.startswith("```"):
+        return ""
     line = line.strip(" \t\"'“”‘’*#`")
     line = re.sub(r"^title\s*:\s*", "", line, flags=re.IGNORECASE)
     line = line.strip(" \t\"'“”‘’*#`").rstrip(".").strip()
@@ -63,6 +111,8 @@ class TitleWriter:
         # What happened, for tests and the log.
         self.written = 0
         self.cancelled = 0
+        self.declined = 0  # titles title_fits refused: the first message's title stayed
+        self._declined: set[str] = set()  # those conversations: not asked again while the server runs
 
     @classmethod
     def from_config(cls, models: Any, history: HistoryStore, config: Config) -> "TitleWriter":
@@ -75,7 +125,7 @@ class TitleWriter:
 
     def reply_finished(self, conversation_id: str) -> None:
         """A reply was completed in this conversation: it may want a title (checked when idle)."""
-        if self.enabled:
+        if self.enabled and conversation_id not in self._declined:
             self._pending[conversation_id] = None
 
     def idle(self) -> None:
@@ -136,8 +186,10 @@ class TitleWriter:
             answer = replied.content if replied else ""
             if not question.strip() or not answer.strip() or cancel.is_set():
                 return not cancel.is_set()
-            turns = [{"role": "user", "content": f"Question: {question[:EXCERPT_CHARS]}\n\n"
-                                                 f"Answer: {answer[:EXCERPT_CHARS]}\n\nTitle:"}]
+            # The owner's message only: the title names what was asked, not how the reply began.
+            turns = [turn for asked, named in EXAMPLES
+                     for turn in ({"role": "user", "content": f"Message: {asked}"}, {"role": "assistant", "content": named})]
+            turns.append({"role": "user", "content": f"Message: {question[:EXCERPT_CHARS]}"})
             params = GenerationParams(temperature=0.2, max_tokens=self.max_tokens, seed=self.seed)
             try:
                 result = await asyncio.to_thread(self._generate, turns, params, cancel, replied.model if replied else None)
@@ -151,8 +203,15 @@ class TitleWriter:
                 log.info("title generation cancelled: a chat request arrived; it is tried again when the model is idle")
                 return False
             title = clean_title(result)
+            if not title_fits(title, question, answer):
+                # Not a title of what was asked: the first message's title stays, and this
+                # conversation is not asked again (the same prompt would give the same answer).
+                self.declined += 1
+                self._declined.add(conversation_id)
+                log.info("the model's title was not used: it did not name the topic of the first message")
+                return True
             try:
-                if title and await self.history.rename(conversation_id, title, source="model"):
+                if await self.history.rename(conversation_id, title, source="model"):
                     self.written += 1
             except NotFound:  # deleted while its title was written
                 pass

@@ -56,9 +56,10 @@ export class BranchController {
     this.leaf = currentLeaf(this.tree, this.list, conv.current_leaf);
   }
 
-  render() {
+  /** Shows the current branch; `anchor` ({id, offset}) keeps that message where it is on screen. */
+  render(anchor = null) {
     const path = pathTo(this.tree, this.leaf);
-    this.messages.show(path);
+    this.messages.show(path, { anchor });
     this.markSiblings();
     return path;
   }
@@ -75,7 +76,9 @@ export class BranchController {
     const step = stepSibling(this.tree, messageId, delta);
     if (!step) return;
     this.leaf = step.leaf;
-    this.render();
+    // The chosen version takes the place of the one shown: the owner keeps reading where they were.
+    const shown = this.messages.views.find((v) => v.id === messageId);
+    this.render({ id: step.messageId, offset: this.messages.offsetOf(shown) });
     try {
       await this.api.setCurrentLeaf(this.conversationId, step.messageId);
     } catch (err) {

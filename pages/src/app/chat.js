@@ -38,14 +38,15 @@ export class ChatController {
    *   reloadWhenBack  reload this conversation from the server once the connection is back
    *   recheck         check the connection now
    */
-  constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => null, dropUnsent = () => {},
+  constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => false, dropUnsent = () => {},
     onStarted = () => {}, onReplyEnded = () => {}, chosenModel = () => null, attachments = null }) {
     Object.assign(this, { api, session, messages, report, refreshHistory, reloadWhenBack, recheck });
     // Branches (app/branches.js): a reply's start event puts it in the tree; its end refreshes the tree.
     Object.assign(this, { onStarted, onReplyEnded });
     this.chosenModel = chosenModel; // the picker's model (lib/models.js); null: the server's default
     this.attachments = attachments; // app/attachments.js: the files uploaded for the next message
-    // A message that could not be sent is kept (history.js) until Retry sends it: keepUnsent(text) → id.
+    // A message that could not be sent is kept (history.js) until it is sent or discarded:
+    // keepUnsent(text, view, sentence) → true when it shows the view's note and buttons itself.
     Object.assign(this, { keepUnsent, dropUnsent });
     this.wakeUp = null; // resolves the wait before the next reattach try
     if (typeof window !== "undefined" && window.addEventListener) {
@@ -103,10 +104,11 @@ export class ChatController {
         // A regenerate that never started: say so on the reply; the old reply is one reload away.
         reply.setStatus("error", this.report(err, "send", { stopped }));
       } else if (!stream.started) {
-        // Nothing reached the model: keep the text, offer Retry.
+        // Nothing reached the model: keep the text. The kept copy, its note and its buttons (Send now,
+        // Discard) are history's (app/history.js); without it, a Retry here.
         messages.removeView(reply);
-        const unsentId = this.keepUnsent(text);
-        userView.setFailed(this.report(err, "send", { stopped }), () => this.retry(text, userView, unsentId));
+        const sentence = this.report(err, "send", { stopped });
+        if (!this.keepUnsent(text, userView, sentence)) userView.setFailed(sentence, () => this.retry(text, userView));
       } else if (stopped) {
         reply.setStatus("cancelled");
       } else {
@@ -211,12 +213,9 @@ export class ChatController {
           reply.setStatus(reason === "cancelled" || stream.stopped ? "cancelled" : "complete");
           stream.finished = reason !== "cancelled" && !stream.stopped; // pwa.js: "reply ready"
         }
-        const meta = { ...(d || {}) };
-        if (stream.sentAt !== null && stream.firstTokenAt !== null) {
-          // Time to first token as the owner lived it: from Send, queue and network included.
-          meta.timings = { ...(meta.timings || {}), ttft_ms: stream.firstTokenAt - stream.sentAt };
-        }
-        reply.setMeta(meta);
+        // The server's figures as it stores them (time to first token included), so the line under
+        // the reply says the same after a reload (issue #23).
+        reply.setMeta({ ...(d || {}) });
       },
       onError: (err, id) => {
         if (!fresh(id) && stream.ended) return;

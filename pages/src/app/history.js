@@ -5,13 +5,17 @@
 // Reopen where you were: the open conversation, the message box's draft per conversation and the
 // messages that could not be sent outlive the tab (PageMemory, per API origin). A reload goes back
 // to the conversation that was open (a new one when it is gone), with its draft, its unsent messages
-// (with Retry) and, when its last reply is still being written, onRunningReply(messageId).
+// (with Send now and Discard) and, when its last reply is still being written, onRunningReply(messageId).
+//
+// A message kept unsent says why for the connection as it is now (issue #23): "offline" while the
+// browser is, Send now once the server answers, nothing to send with on a revoked device; Discard
+// always. It stays where it was written (after the message it followed), and Send now sends it as
+// the newest message, where the reply then appears.
 
 import { ApiError } from "../lib/errors.js";
+import { cannotLoad, notLoaded, unsentNote } from "../lib/describe.js";
 import { downloadBlob } from "../lib/dom.js";
 import { PageMemory } from "../lib/session.js";
-
-const UNSENT_SENTENCE = "Not sent: the server did not get this message. Retry sends it.";
 
 const PAGE_SIZE = 50;
 
@@ -44,6 +48,8 @@ export class HistoryController {
     Object.assign(this, { memory, setDraft, retrySend, onRunningReply });
     this.conversations = [];
     this.loaded = false;
+    this.connection = { state: null, text: "" }; // the status pill's, as connectionChanged last heard it
+    this.unsentShown = []; // [{view, id, text, reason}]: kept unsent messages on screen
     this.pendingReload = null;
     this.reopenId = null;
     this.currentId = session.state.conversationId;
@@ -51,6 +57,7 @@ export class HistoryController {
     session.subscribe(["device"], (st) => {
       this.loaded = false;
       if (!st.device) this.show([], null);
+      this.sayNotLoaded();
     });
     session.subscribe(["conversationId"], (st) => this.conversationChanged(st.conversationId));
   }
@@ -88,15 +95,84 @@ export class HistoryController {
     this.memory.dropUnsent(this.origin, id);
   }
 
-  /** Shows the kept unsent messages of a conversation below it, each with Retry. */
+  /**
+   * The chat could not send `view`'s text: keep it, after the message it followed, and show it with
+   * `reason` (the failure's own words) until the connection changes. Returns true: it is handled here.
+   */
+  holdUnsent(text, view, reason) {
+    const views = this.messages.views;
+    const before = views.slice(0, Math.max(0, views.indexOf(view))).reverse().find((v) => v.id && v.status !== "failed");
+    const id = this.memory.keepUnsent(this.origin, this.session.state.conversationId, text, Date.now(), before ? before.id : null);
+    this.track({ view, id, text, reason });
+    return true;
+  }
+
+  /** Shows the kept unsent messages of a conversation, each after the message it followed. */
   showUnsent(conversationId) {
+    this.unsentShown = this.unsentShown.filter((u) => u.view.el.isConnected);
     for (const m of this.memory.unsent(this.origin, conversationId)) {
-      const view = this.messages.add({ role: "user", content: m.text, status: "failed" });
-      view.setFailed(UNSENT_SENTENCE, () => {
-        if (this.session.state.stream) return;
-        this.retrySend(m.text, view, m.id);
-      });
+      if (this.unsentShown.some((u) => u.id === m.id)) continue;
+      // Where it was written: after the message it followed, first when it was the first; at the end
+      // when that message is not on screen (another branch) or was not recorded.
+      const after = m.after === null ? "start" : m.after ? this.messages.views.find((v) => v.id === m.after) : undefined;
+      const view = this.messages.add({ role: "user", content: m.text, status: "failed" }, { after });
+      this.track({ view, id: m.id, text: m.text, reason: null });
     }
+  }
+
+  track(entry) {
+    this.unsentShown = [...this.unsentShown.filter((u) => u.view.el.isConnected && u.view !== entry.view), entry];
+    this.noteUnsent(entry);
+  }
+
+  /** The note and buttons of an unsent message: the failure's words until the connection changes, then its state's. */
+  noteUnsent(entry) {
+    const { state, text } = this.connection;
+    const now = unsentNote(state || "ready", text); // no state heard yet (tests, a page being built): as if ready
+    const note = entry.reason ? { text: entry.reason, canSend: now.canSend } : now;
+    entry.view.setFailed(note.text, note.canSend ? () => this.sendUnsent(entry) : null, () => this.discardUnsent(entry));
+  }
+
+  /** Send now: it leaves its place and goes out as the newest message (the chat drops the kept copy). */
+  sendUnsent(entry) {
+    if (this.session.state.stream) return;
+    this.unsentShown = this.unsentShown.filter((u) => u !== entry);
+    this.retrySend(entry.text, entry.view, entry.id);
+  }
+
+  discardUnsent(entry) {
+    this.unsentShown = this.unsentShown.filter((u) => u !== entry);
+    this.dropUnsent(entry.id);
+    this.messages.removeView(entry.view);
+  }
+
+  /**
+   * The connection status changed (ConnectionStatus's state and sentence): unsent messages say the
+   * reason of now, and until the list has loaded once, the sidebar and the empty conversation say
+   * why it has not (not "No conversations yet": the history is not lost, only out of reach).
+   */
+  connectionChanged(state, text = "") {
+    this.connection = { state, text };
+    for (const entry of this.unsentShown) {
+      entry.reason = null;
+      if (entry.view.el.isConnected) this.noteUnsent(entry);
+    }
+    this.sayNotLoaded();
+  }
+
+  sayNotLoaded() {
+    if (this.loaded || !this.session.state.device) {
+      this.sidebar.setUnavailable(null);
+      this.messages.setUnavailable(null);
+      return;
+    }
+    const { state, text } = this.connection;
+    this.showNotLoaded(notLoaded(state, text));
+  }
+
+  showNotLoaded({ list, title, text }) {
+    this.sidebar.setUnavailable(list);
+    this.messages.setUnavailable(title ? { title, text } : null);
   }
 
   /**
@@ -123,13 +199,16 @@ export class HistoryController {
     try {
       const res = await this.api.listConversations({ limit: PAGE_SIZE, before: more ? this.session.state.nextBefore : null });
       this.loaded = true;
+      this.sayNotLoaded();
       const list = more ? [...this.conversations] : [];
       for (const c of res.conversations || []) {
         if (!list.some((i) => i.id === c.id)) list.push(c);
       }
       this.show(list, res.next_before ?? null);
     } catch (err) {
-      this.sidebar.say(this.report(err));
+      const text = this.report(err);
+      this.sidebar.say(text);
+      if (!this.loaded) this.showNotLoaded(cannotLoad(text));
     }
   }
 
@@ -283,7 +362,8 @@ export class HistoryController {
       JSON.parse(text); // a clear message for a wrong file before sending it
       const res = await this.api.importHistory(text);
       this.sidebar.say(
-        `Imported ${res.imported_conversations} conversations, ${res.imported_messages} messages${res.skipped ? `, skipped ${res.skipped}` : ""}.`,
+        // "skipped" counts the messages this history already holds (an export of it imported again).
+        `Imported ${res.imported_conversations} conversations, ${res.imported_messages} messages${res.skipped ? `, ${res.skipped} already here` : ""}.`,
       );
       await this.load();
     } catch (err) {

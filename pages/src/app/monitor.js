@@ -5,6 +5,8 @@
 // the message box or a Retry) starts any backoff over and checks at once when the server was not fine.
 
 import * as connection from "../lib/connection.js";
+import { noteViolation } from "../lib/csp.js";
+import { NetworkError } from "../lib/errors.js";
 
 export class ConnectionMonitor {
   /**
@@ -100,6 +102,17 @@ export class ConnectionMonitor {
     this.apply(connection.offline(this.memory));
   }
 
+  /**
+   * The browser reported a CSP violation: when this page's connect-src blocked the API origin, say
+   * so now (the failed request may have been worded before the event came). Nothing is fetched.
+   */
+  cspViolation(event) {
+    const origin = noteViolation(event);
+    const apiOrigin = this.session.state.apiOrigin;
+    if (!origin || origin !== apiOrigin || this.memory.state === "csp") return;
+    this.apply(connection.failed(this.memory, new NetworkError("csp", { origin }), { apiOrigin }));
+  }
+
   /** This device was revoked from this page (the devices dialog). */
   revoked() {
     this.apply(connection.revoked(this.memory));
@@ -142,6 +155,7 @@ export class ConnectionMonitor {
     win.addEventListener("focus", () => this.checkNow());
     win.addEventListener("online", () => this.checkNow());
     win.addEventListener("offline", () => this.offline());
+    doc.addEventListener("securitypolicyviolation", (event) => this.cspViolation(event));
     doc.addEventListener("visibilitychange", () => {
       if (doc.visibilityState === "visible") this.checkNow();
     });

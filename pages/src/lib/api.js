@@ -81,6 +81,11 @@ export class ApiClient extends SealedTransport {
     return this.json("GET", "/api/auth/device", opts);
   }
 
+  /** POST /api/tokens {text, model?} -> {tokens, n_ctx, room, exact, model}: the message against what the model reads. */
+  countTokens(text, { model, signal } = {}) {
+    return this.json("POST", "/api/tokens", { json: model ? { text, model } : { text }, signal });
+  }
+
   listDevices() {
     return this.json("GET", "/api/devices");
   }

@@ -104,6 +104,10 @@ export function failed(memory, error, { apiOrigin = "" } = {}) {
       // The server speaks a newer end-to-end version than this copy of the page: asking again
       // cannot help, only a reload (the Reload page button) fetches a page that speaks it.
       return wait(memory, shown, null, { input: false });
+    case "csp":
+      // This page's own policy blocks the API origin: asking again cannot help, only a page whose
+      // policy allows it (rebuilt, reloaded). A focus or the Reload button checks again.
+      return wait(memory, shown, null);
     case "unsealed":
       // An answer without the seal: not the server's word, so nothing about this device changes.
       // Its sentence stays in view (not the first-blip "Reconnecting…") and the check is repeated.

@@ -223,7 +223,10 @@ export function tooLongText({ tokens, n_ctx: nCtx, room, exact }, model = "the m
  * dropped_messages): what the model did not read.
  */
 export function contextNotes({ message_cut: cut, dropped_messages: dropped } = {}) {
-  if (cut) return ["Your message was longer than the model can read: the start of it was cut, so the model read only its end (and none of the earlier messages)."];
+  if (cut) {
+    const earlier = Number.isInteger(dropped) && dropped > 0 ? " (and none of the earlier messages)" : "";
+    return [`Your message was longer than the model can read: the start of it was cut, so the model read only its end${earlier}.`];
+  }
   if (Number.isInteger(dropped) && dropped > 0) {
     return [`The model did not read the ${dropped === 1 ? "earliest message" : `${dropped} earliest messages`} of this conversation: they did not fit in its context.`];
   }

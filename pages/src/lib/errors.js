@@ -61,6 +61,8 @@ export async function errorFromResponse(res, meta = null) {
  *                  the computer behind the tunnel is not (asleep, privchat or cloudflared stopped,
  *                  or the tunnel refused the request)
  *   "unreachable"  nothing answered: connection refused, DNS, no network path
+ *   "csp"          this page's Content-Security-Policy (connect-src) does not allow the API
+ *                  origin, so the browser never sent the request (csp.js)
  *   "aborted"      we aborted it ourselves
  *   "interrupted"  a reply stream closed before its last event
  */

@@ -130,3 +130,25 @@ export async function loadApiOrigin() {
   const v = await tx("readonly", (s) => s.get(ORIGIN_KEY));
   return typeof v === "string" ? v : null;
 }
+
+// A browser may delete a site's storage, the device key with it, when space runs low or the site
+// goes unused (Safari after 7 days without a visit, unless the page was added to the home screen).
+// Persistent storage asks it not to; the answer is the browser's (issue #23).
+
+/** Asks the browser to keep this site's storage (after pairing). true/false: its answer; null: it cannot say. */
+export async function keepStorage(storage = globalThis.navigator && globalThis.navigator.storage) {
+  try {
+    return storage && typeof storage.persist === "function" ? Boolean(await storage.persist()) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the browser keeps this site's storage (true/false), or null when it does not say. */
+export async function storageKept(storage = globalThis.navigator && globalThis.navigator.storage) {
+  try {
+    return storage && typeof storage.persisted === "function" ? Boolean(await storage.persisted()) : null;
+  } catch {
+    return null;
+  }
+}

@@ -14,7 +14,16 @@ const ALLOWED_ATTR = ["href", "title", "class", "type", "checked", "disabled", "
 // http(s) and mailto links only; relative links are kept (they point at the page's own site).
 const SAFE_URL = /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i;
 
-const marked = new Marked({ gfm: true, breaks: false, async: false });
+const marked = new Marked({
+  gfm: true,
+  breaks: false,
+  async: false,
+  // Models often open a fence with an empty line ("```python\n\nprint(1)"): the code starts at its
+  // first line that has something on it, not with a blank line (issue #23).
+  walkTokens(token) {
+    if (token.type === "code" && typeof token.text === "string") token.text = token.text.replace(/^(?:[ \t]*\n)+/, "");
+  },
+});
 
 /**
  * Builds a renderer. In the browser call createMarkdown() (uses window);

@@ -65,7 +65,8 @@ export class Session {
 // What outlives the tab (a reload, a crash, a new tab), kept in localStorage per API origin:
 //   privchat.open.<origin>    the id of the conversation that was open ("" or absent: a new one)
 //   privchat.drafts.<origin>  {conversationId or "": text} the unsent text of the message box
-//   privchat.unsent.<origin>  [{id, conversationId, text, at}] messages that could not be sent
+//   privchat.unsent.<origin>  [{id, conversationId, text, at, after?}] messages that could not be sent
+//                             (after: the id of the message each followed, null for the first: where it is shown)
 // No key, no content the server does not already have except what the owner typed. Storage that
 // is off or full only loses this memory; the page works the same.
 
@@ -160,10 +161,14 @@ export class PageMemory {
     return valid.filter((m) => (m.conversationId || null) === (conversationId || null));
   }
 
-  /** Keeps a message that could not be sent; returns its local id. */
-  keepUnsent(origin, conversationId, text, now = Date.now()) {
+  /**
+   * Keeps a message that could not be sent; returns its local id. `after`: the id of the message it
+   * followed (null: it was the first); left out, it is shown at the end.
+   */
+  keepUnsent(origin, conversationId, text, now = Date.now(), after = undefined) {
     const id = `unsent-${now.toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-    this.write("unsent", origin, [...this.unsent(origin), { id, conversationId: conversationId || null, text, at: now }]);
+    const kept = { id, conversationId: conversationId || null, text, at: now, ...(after !== undefined ? { after } : {}) };
+    this.write("unsent", origin, [...this.unsent(origin), kept]);
     return id;
   }
 

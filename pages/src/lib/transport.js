@@ -15,6 +15,7 @@ import { signRequest } from "./signing.js";
 import { readSSE } from "./sse.js";
 import { isLoopbackOrigin } from "./config.js";
 import { ApiError, E2EError, NetworkError, StreamError, errorFromResponse } from "./errors.js";
+import { cspBlocks } from "./csp.js";
 import { AccessSession } from "./access.js";
 import { EventSequence } from "./resume.js";
 import {
@@ -80,6 +81,7 @@ export class SealedTransport {
   async networkError(err) {
     const failure = (kind) => new NetworkError(kind, { origin: this.origin, cause: err });
     if (err && err.name === "AbortError") return failure("aborted");
+    if (cspBlocks(this.origin)) return failure("csp"); // this page's own policy blocked it (csp.js)
     if (typeof navigator !== "undefined" && navigator.onLine === false) return failure("offline");
     if (isLoopbackOrigin(this.origin)) return failure("unreachable");
     try {

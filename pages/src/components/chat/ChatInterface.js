@@ -10,9 +10,9 @@ import { $ } from "../../lib/dom.js";
 import { openSignIn } from "../../lib/access.js";
 import { ApiClient } from "../../lib/api.js";
 import { normalizeOrigin, rememberOrigin, resolveApiOrigin, takePairingFragment } from "../../lib/config.js";
-import { describe } from "../../lib/describe.js";
+import { composerNote, describe } from "../../lib/describe.js";
 import { KeyStorageError } from "../../lib/errors.js";
-import { forgetDevice, loadDevice, saveApiOrigin, updateServerKey } from "../../lib/keystore.js";
+import { forgetDevice, keepStorage, loadDevice, saveApiOrigin, storageKept, updateServerKey } from "../../lib/keystore.js";
 import { createMarkdown } from "../../lib/markdown.js";
 import { Session } from "../../lib/session.js";
 import { applyTheme } from "../../lib/theme.js";
@@ -23,6 +23,7 @@ import { ConnectionMonitor } from "../../app/monitor.js";
 import { SearchController } from "../../app/search.js";
 import { AttachmentController } from "../../app/attachments.js";
 import { VoiceController } from "../../app/voice.js";
+import { MessageFit } from "../../app/fit.js";
 import { ConnectionStatus } from "./ConnectionStatus.js";
 import { DeviceAuth } from "./DeviceAuth.js";
 import { InputArea } from "./InputArea.js";
@@ -36,13 +37,13 @@ import { DevicesPanel, SettingsPanel, confirmDialog } from "./Panels.js";
 export class ChatInterface {
   /**
    * @param {HTMLElement} root
-   * @param {{keys?: {loadDevice, forgetDevice, saveApiOrigin, updateServerKey}}} opts
+   * @param {{keys?: {loadDevice, forgetDevice, saveApiOrigin, updateServerKey, keepStorage, storageKept}}} opts
    *   keys: where the device is kept (tests pass stand-ins; the page uses keystore.js)
    */
   constructor(root, { keys = {} } = {}) {
     this.root = root;
     this.session = new Session();
-    this.keys = { loadDevice, forgetDevice, saveApiOrigin, updateServerKey, ...keys };
+    this.keys = { loadDevice, forgetDevice, saveApiOrigin, updateServerKey, keepStorage, storageKept, ...keys };
   }
 
   async start() {
@@ -51,7 +52,7 @@ export class ChatInterface {
     this.layout = new Layout(root, session);
     this.status = new ConnectionStatus($("#status", root), $("#status-actions", root), {
       onAction: (run) => this.act(run),
-      onState: (state) => this.messages && this.messages.setConnectionState(state),
+      onState: (state, text) => this.connectionChanged(state, text),
     });
 
     // Device, API origin, pairing link.
@@ -97,7 +98,8 @@ export class ChatInterface {
     const { root, session, api, layout } = this;
     const report = (err, context, opts) => this.report(err, context, opts);
     this.messages = new MessageList($("#messages", root), createMarkdown(window), $("#jump-latest", root));
-    this.input = new InputArea($("#composer", root), { onSend: (t) => this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
+    // A long message is counted first (app/fit.js): one the model cannot read whole is said, not sent, on the first press.
+    this.input = new InputArea($("#composer", root), { onSend: async (t) => (await this.fit.allows(t)) && this.chat.send(t), onStop: () => this.chat.stop(), onDraft: (t) => this.history.saveDraft(t) }, session);
     this.voice = new VoiceController({ form: this.input.form, textarea: this.input.textarea, api, report }); // the microphone
     // The model picker: the models store, shown in the composer; replies go to its choice,
     // and the connection status names it.
@@ -107,6 +109,7 @@ export class ChatInterface {
     this.models.subscribe(() => this.monitor.modelChanged());
     // Attachments: the 📎 button and the chips of the files for the next message.
     this.attachments = new AttachmentController({ form: this.input.form, api, report, chosenModel: () => this.models.chosenEntry() });
+    this.fit = new MessageFit({ api, chosenModel: () => this.models.chosenEntry(), say: (text) => this.input.setFitNote(text) });
     this.models.subscribe(() => this.attachments.modelChanged());
     this.messages.modelLabel = (name) => this.models.labelOf(name);
     this.picker = new ModelPicker($("#input-form", root) || $("#composer", root), this.models, {
@@ -123,7 +126,7 @@ export class ChatInterface {
       refreshHistory: () => this.history.load(),
       reloadWhenBack: (id) => this.history.reloadWhenBack(id),
       recheck: () => this.monitor.checkNow(),
-      keepUnsent: (text) => this.history.keepUnsent(text),
+      keepUnsent: (text, view, sentence) => this.history.holdUnsent(text, view, sentence),
       dropUnsent: (id) => this.history.dropUnsent(id),
       onStarted: (d) => this.branches.started(d),
       onReplyEnded: (id) => {
@@ -178,6 +181,7 @@ export class ChatInterface {
       report,
       onForget: () => this.forgetAndPair("first"),
       onRevokedSelf: () => this.monitor.revoked(),
+      storageKept: () => this.keys.storageKept(), // whether the browser may delete the key (issue #23)
     });
 
     $("#settings-button", root).addEventListener("click", () => this.settings.open());
@@ -192,6 +196,7 @@ export class ChatInterface {
       }
     });
     this.monitor.listen(window, document);
+    this.connectionChanged(this.status.state, this.status.text); // "Connecting…": nothing loaded yet
     // A pairing link opened in a tab where /chat/ is already open only changes the fragment.
     window.addEventListener("hashchange", () => this.pairingLinkOpened());
   }
@@ -220,6 +225,17 @@ export class ChatInterface {
     else if (run === "reload") location.reload(); // an old copy of the page (e2e_version_old)
   }
 
+  /**
+   * The status pill's state changed: the empty conversation, the unsent messages, the conversation
+   * list (until it loads) and the composer's note say what it means for them.
+   */
+  connectionChanged(state, text) {
+    if (!this.messages) return; // the first "Connecting…", before the page is built
+    this.messages.setConnectionState(state);
+    this.history.connectionChanged(state, text);
+    this.input.setNote(composerNote(state, text));
+  }
+
   /** What a connection decision means for the rest of the page. */
   onConnection({ input, pairing, ready }) {
     if (input !== undefined) this.input.setEnabled(input);
@@ -242,6 +258,9 @@ export class ChatInterface {
   }
 
   paired(device, record) {
+    // The key is kept now: ask the browser not to delete it when space runs low (the Devices
+    // dialog says whether it agreed). Asked only after a pairing that worked.
+    this.keys.keepStorage().catch(() => {});
     this.session.set({ device, conversationId: null, view: "chat", pairReason: null });
     this.messages.clear();
     this.layout.showPairBanner((record && record.name) || device.name, device.fingerprint);

@@ -11,6 +11,7 @@ export const STATES = [
   "loading",
   "model_error",
   "unreachable",
+  "csp",
   "tunnel",
   "access",
   "unpaired",
@@ -27,7 +28,7 @@ export class ConnectionStatus {
    * @param {HTMLElement} el       the #status element (role="status", aria-live="polite")
    * @param {HTMLElement} actions  container for the buttons that go with a state
    * @param {{onAction?: (run: string) => void, onState?: (state: string) => void}} opts
-   *   onAction  a button was pressed: "retry", "signin", "repair", "repair_key", "reload"; onState  the state changed
+   *   onAction  a button was pressed: "retry", "signin", "repair", "repair_key", "reload"; onState  the state changed (state, sentence)
    */
   constructor(el, actions, { onAction = () => {}, onState = () => {} } = {}) {
     this.el = el;
@@ -73,7 +74,7 @@ export class ConnectionStatus {
       }
       this.actionsEl.hidden = actions.length === 0;
     }
-    if (stateChanged) this.onState(state);
+    if (stateChanged) this.onState(state, text);
   }
 
   /** A secondary line such as "Retrying in 8s…" (not re-announcing the main sentence). */

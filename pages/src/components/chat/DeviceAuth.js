@@ -127,8 +127,9 @@ export class DeviceAuth {
           { class: "pair-steps" },
           h("li", { class: "pair-step-detail" }, "This page makes a signing key inside this browser. The private half can never leave it."),
           h("li", { class: "pair-step-detail" }, "The public half is registered with your server using the one-time code."),
-          h("li", { id: "pair-compare" }, "Afterwards this page shows the new device's fingerprint at the top. Compare it with the ",
-            h("code", {}, "fingerprint"), " line that ", h("code", {}, "privchat pair --wait"), " prints on your computer once the device is paired (or with ",
+          // The first step a phone shows (the two above are hidden there): it says when it applies by itself.
+          h("li", { id: "pair-compare" }, "Once this browser is paired, this page shows its fingerprint at the top. Compare it with the ",
+            h("code", {}, "fingerprint"), " line that ", h("code", {}, "privchat pair --wait"), " prints on your computer (or with ",
             h("code", {}, "privchat devices list"), ")."),
           h("li", { id: "pair-compare-server" }, "Everything this page sends is encrypted to your server's key. Check that the server key fingerprint below is the one ",
             h("code", {}, "privchat pair"), " shows."),

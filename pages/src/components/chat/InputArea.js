@@ -2,6 +2,7 @@
 // running reply. The text stays in the box until the server has accepted it.
 
 import { h } from "../../lib/dom.js";
+import { setCodeText } from "../../lib/inline-code.js";
 
 export class InputArea {
   /**
@@ -35,6 +36,10 @@ export class InputArea {
       "Stop",
     );
     this.hint = h("p", { id: "input-hint", class: "input-hint" }, "Enter sends · Shift+Enter new line · Esc stops a reply");
+    // What happens to a message sent now, while the server cannot be reached (shown on phones too).
+    this.note = h("p", { id: "input-note", class: "input-note", role: "status", hidden: true });
+    // A message longer than the model reads, said before it is sent (app/fit.js).
+    this.fitNote = h("p", { id: "input-fit", class: "input-note", role: "status", hidden: true });
     this.form = h(
       "form",
       { id: "input-form", class: "input-area", "aria-label": "Write a message", novalidate: true },
@@ -42,6 +47,8 @@ export class InputArea {
       this.textarea,
       h("div", { class: "input-buttons" }, this.sendButton, this.stopButton),
       this.hint,
+      this.note,
+      this.fitNote,
     );
     root.appendChild(this.form);
 
@@ -97,6 +104,18 @@ export class InputArea {
   setEnabled(on) {
     this.enabled = on;
     this.sendButton.disabled = !on;
+  }
+
+  /** Whether the message in the box fits the model (null: nothing to say). */
+  setFitNote(sentence) {
+    this.fitNote.textContent = sentence || "";
+    this.fitNote.hidden = !sentence;
+  }
+
+  /** A sentence under the box (null: none). */
+  setNote(sentence) {
+    setCodeText(this.note, sentence || "");
+    this.note.hidden = !sentence;
   }
 
   setText(text) {

@@ -10,6 +10,7 @@
 import { h, clear, copyText, formatTime } from "../../lib/dom.js";
 import { setCodeText } from "../../lib/inline-code.js";
 import { seenNotes } from "../../lib/attachments.js";
+import { contextNotes } from "../../lib/describe.js";
 import { chipRow } from "./AttachmentChips.js";
 
 const STATUS_LABEL = {
@@ -182,9 +183,13 @@ export class MessageView {
         button.textContent = ok ? "Copied" : "Copy failed";
         setTimeout(() => (button.textContent = "Copy"), 2000);
       });
-      const wrap = h("div", { class: "code-block" });
+      // The button sits in a head row above the code (with its language), not over the code's first
+      // line: space kept free for it inside the block read as a blank first line (issue #23).
+      const lang = /(?:^|\s)language-([\w+#.-]+)/.exec(code.className || "");
+      const wrap = h("div", { class: "code-block" },
+        h("div", { class: "code-head" }, h("span", { class: "code-lang" }, lang ? lang[1] : ""), button));
       pre.replaceWith(wrap);
-      wrap.append(button, pre);
+      wrap.append(pre);
     }
   }
 
@@ -205,7 +210,7 @@ export class MessageView {
 
   showNotice(sentence, actions = []) {
     clear(this.notice);
-    this.notice.append(h("span", {}, sentence));
+    this.notice.append(setCodeText(h("span", {}), sentence)); // `privchat serve` drawn as code, as text nodes
     for (const a of actions) {
       this.notice.append(" ", h("button", { type: "button", class: `button small ${a.class || ""}`, onclick: a.onClick }, a.label));
     }
@@ -218,13 +223,19 @@ export class MessageView {
     this.notice.hidden = true;
   }
 
-  /** A send that did not reach the model: keep the text and offer Retry. */
-  setFailed(sentence, onRetry) {
+  /**
+   * A send that did not reach the model: keep the text, say why, and offer what can be done now:
+   * Send now (onSend; none while it cannot work) and Discard (onDiscard, when it is kept).
+   */
+  setFailed(sentence, onSend, onDiscard = null) {
     this.setStatus("failed");
-    this.showNotice(sentence, [{ label: "Retry", class: "retry-button", onClick: onRetry }]);
+    const actions = [];
+    if (onSend) actions.push({ label: onDiscard ? "Send now" : "Retry", class: "primary retry-button", onClick: onSend });
+    if (onDiscard) actions.push({ label: "Discard", class: "discard-button", onClick: onDiscard });
+    this.showNotice(sentence, actions);
   }
 
-  setMeta({ usage, timings, finish_reason: finish, model, attachments_seen: seen } = {}) {
+  setMeta({ usage, timings, finish_reason: finish, model, attachments_seen: seen, message_cut: cut, dropped_messages: dropped } = {}) {
     const wasFollowing = this.list.follow;
     const parts = [];
     const name = model || this.model;
@@ -235,7 +246,8 @@ export class MessageView {
     if (finish === "length") parts.push("stopped at the token limit");
     this.meta.textContent = parts.join(" · ");
     this.meta.hidden = parts.length === 0;
-    const notes = seenNotes(seen, this.list.attachmentNames); // a document that did not fit whole
+    // What the model did not read: the start of this message, earlier messages, part of a document.
+    const notes = [...contextNotes({ message_cut: cut, dropped_messages: dropped }), ...seenNotes(seen, this.list.attachmentNames)];
     if (notes.length) this.showNotice(notes.join(" "));
     this.renderActions(); // Copy appears once the reply is whole
     // The line arrives after the last token: keep it in view, not under the composer.
@@ -291,11 +303,27 @@ export class MessageList {
 
   /** The connection state (ConnectionStatus): a revoked device is not invited to start a conversation. */
   setConnectionState(state) {
-    const key = state === "revoked" ? "revoked" : "ready";
-    if (this.empty.dataset.state === key) return;
+    this.revoked = state === "revoked";
+    this.renderEmpty();
+  }
+
+  /**
+   * Why the conversations could not load ({title, text} from describe.js; null: nothing to say):
+   * said instead of the invitation, so a server that is down does not look like a lost history.
+   */
+  setUnavailable(words) {
+    this.unavailable = words || null;
+    this.renderEmpty();
+  }
+
+  renderEmpty() {
+    const key = this.revoked ? "revoked" : this.unavailable ? "unavailable" : "ready";
+    const [title, text] = key === "unavailable" ? [this.unavailable.title, this.unavailable.text] : EMPTY_TEXT[key];
+    if (this.empty.dataset.state === key && this.emptyShown === text) return;
     this.empty.dataset.state = key;
-    this.emptyTitle.textContent = EMPTY_TEXT[key][0];
-    setCodeText(this.emptyText, EMPTY_TEXT[key][1]);
+    this.emptyShown = text;
+    this.emptyTitle.textContent = title;
+    setCodeText(this.emptyText, text);
   }
 
   nearBottom() {
@@ -324,24 +352,55 @@ export class MessageList {
     this.jump.hidden = true;
   }
 
-  add(message) {
+  /**
+   * Adds a message at the end, or right after the view `after` ("start": before the first message),
+   * behind the unsent messages already kept there.
+   */
+  add(message, { after = undefined } = {}) {
     this.empty.hidden = true;
     const wasFollowing = this.follow;
     const view = new MessageView(this, message);
-    this.scroller.insertBefore(view.el, this.jump.parentNode === this.scroller ? this.jump : null);
-    this.views.push(view);
-    this.contentChanged(wasFollowing || message.role === "user");
+    let at = after === "start" ? -1 : after ? this.views.indexOf(after) : null;
+    if (at === -1 && after !== "start") at = null;
+    if (at !== null) {
+      while (at + 1 < this.views.length && this.views[at + 1].status === "failed") at++;
+    }
+    const next = at !== null && at + 1 < this.views.length ? this.views[at + 1] : null;
+    if (next) {
+      this.scroller.insertBefore(view.el, next.el);
+      this.views.splice(at + 1, 0, view);
+    } else {
+      this.scroller.insertBefore(view.el, this.jump.parentNode === this.scroller ? this.jump : null);
+      this.views.push(view);
+    }
+    this.contentChanged(wasFollowing || (message.role === "user" && !next));
     return view;
   }
 
-  /** Replaces everything with a conversation from the server. */
-  show(messages) {
+  /** Where `view` is on screen: px from the top of the scroller (null: not shown). */
+  offsetOf(view) {
+    if (!view || !view.el.isConnected) return null;
+    return view.el.getBoundingClientRect().top - this.scroller.getBoundingClientRect().top;
+  }
+
+  /**
+   * Replaces everything with a conversation from the server, scrolled to its end; with `anchor`
+   * ({id, offset}) the message `id` stays where it was on screen instead (switching versions halfway
+   * up a conversation must not move what the owner is reading).
+   */
+  show(messages, { anchor = null } = {}) {
     this.clear();
     for (const m of messages) for (const a of m.attachments || []) this.attachmentNames[a.id] = a.name;
     for (const m of messages) {
       const view = this.add({ id: m.id, role: m.role, content: m.content || "", status: m.status || "complete", createdAt: m.created_at,
         attachments: m.attachments || [] });
       if (m.role === "assistant" && m.status !== "streaming") view.setMeta(storedMeta(m));
+    }
+    const kept = anchor && this.views.find((v) => v.id === anchor.id);
+    if (kept && Number.isFinite(anchor.offset)) {
+      this.scroller.scrollTop += this.offsetOf(kept) - anchor.offset;
+      this.follow = this.nearBottom();
+      return;
     }
     this.follow = true;
     this.scrollToBottom();

@@ -4,6 +4,8 @@
 
 import { h, clear, formatTime } from "../../lib/dom.js";
 import { currentTheme, setTheme } from "../../lib/theme.js";
+import { storageKeptText } from "../../lib/describe.js";
+import { settingsField } from "../../lib/describe.js";
 
 function dialogShell(id, title) {
   const body = h("div", { class: "dialog-body" });
@@ -171,8 +173,8 @@ export class SettingsPanel {
     if (this.temperature.value === "" || !Number.isFinite(temperature) || temperature < 0 || temperature > 2) {
       problems[this.temperature.id] = "Temperature must be a number from 0 to 2.";
     }
-    if (this.maxTokens.value === "" || !Number.isInteger(maxTokens) || maxTokens < 1) {
-      problems[this.maxTokens.id] = "Max tokens must be a whole number above 0.";
+    if (this.maxTokens.value === "" || !Number.isInteger(maxTokens) || maxTokens < 16) {
+      problems[this.maxTokens.id] = "Max tokens must be a whole number, 16 or more.";
     }
     this.markFields(problems);
     const ids = Object.keys(problems);
@@ -196,6 +198,11 @@ export class SettingsPanel {
       this.status.textContent = "Saved.";
     } catch (err) {
       this.status.textContent = this.report(err, "settings");
+      // The server's bound (the model's context) is shown on its field, like the checks above.
+      if (settingsField(err) === "max_tokens") {
+        this.markFields({ [this.maxTokens.id]: this.status.textContent });
+        this.maxTokens.focus();
+      }
     } finally {
       this.save.disabled = false;
     }
@@ -203,8 +210,12 @@ export class SettingsPanel {
 }
 
 export class DevicesPanel {
-  /** @param {{api, session: import("../../lib/session.js").Session, report, onForget, onRevokedSelf}} opts */
-  constructor({ api, session, report, onForget, onRevokedSelf }) {
+  /**
+   * @param {{api, session: import("../../lib/session.js").Session, report, onForget, onRevokedSelf,
+   *          storageKept?: () => Promise<boolean|null>}} opts  storageKept: does the browser keep the key
+   */
+  constructor({ api, session, report, onForget, onRevokedSelf, storageKept = async () => null }) {
+    this.storageKept = storageKept;
     this.api = api;
     this.session = session;
     this.report = report;
@@ -241,7 +252,13 @@ export class DevicesPanel {
       h("p", { class: "field-help" }, "It should match the fingerprint in ", h("code", {}, "privchat devices list"), " on your computer."),
       h("p", {}, "Server key: ", h("code", { id: "this-device-server-key", class: "fingerprint" }, (d.serverKey && d.serverKey.fingerprint) || "none pinned (pair again)")),
       h("p", { class: "field-help" }, "Everything this browser sends is encrypted to this key; it should match the server key that ", h("code", {}, "privchat pair"), " shows."),
+      (this.storageNote = h("p", { id: "this-device-storage", class: "field-help storage-note" }, "")),
     );
+    const note = this.storageNote;
+    this.storageKept().then((kept) => {
+      note.dataset.kept = String(kept);
+      note.textContent = storageKeptText(kept);
+    });
   }
 
   async open() {

@@ -4,6 +4,7 @@
 // matching words are marked (<mark>, built as DOM nodes: a snippet is never parsed as HTML).
 
 import { h, clear, formatTime } from "../../lib/dom.js";
+import { setCodeText } from "../../lib/inline-code.js";
 
 export class Sidebar {
   /**
@@ -76,6 +77,18 @@ export class Sidebar {
 
   say(text) {
     this.message.textContent = text;
+  }
+
+  /**
+   * Why the list is not loaded (null: it is, or will be shown as it is). Said in place of "No
+   * conversations yet.", which would read as a lost history.
+   */
+  setUnavailable(sentence) {
+    this.unavailable = sentence || null;
+    this.emptyNote.dataset.state = this.unavailable ? "unavailable" : "empty";
+    setCodeText(this.emptyNote, this.unavailable || "No conversations yet.");
+    if (this.unavailable) this.emptyNote.hidden = false;
+    else if (this.list.hidden === false) this.emptyNote.hidden = this.list.childElementCount > 0;
   }
 
   /** Shows the conversations loaded so far; hasMore shows "Load older". */
