@@ -82,7 +82,7 @@ export class ChatController {
 
   async run(text, userView, branch = {}) {
     const { session, messages } = this;
-    const stream = this.newStream({ sentAt: now() });
+    const stream = this.newStream();
     session.set({ stream });
     const reply = messages.add({ role: "assistant", content: "", status: "streaming" });
     const wasNew = !session.state.conversationId;
@@ -146,7 +146,7 @@ export class ChatController {
   newStream(fields = {}) {
     return {
       ctrl: new AbortController(), assistantId: null, started: false, stopped: false, ended: false, dropped: false,
-      cursor: new EventCursor(), sentAt: null, firstTokenAt: null, lastByteAt: now(), ...fields,
+      cursor: new EventCursor(), firstTokenAt: null, lastByteAt: now(), ...fields,
     };
   }
 
