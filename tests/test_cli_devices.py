@@ -41,7 +41,7 @@ def test_a_device_id_starting_with_a_dash_is_read_as_an_id() -> None:
 
 
 def test_rename_refuses_control_and_bidi_characters(shared_server: LiveServer) -> None:
-    """Issue 15, item 4. Negative control: before the change both renames succeeded."""
+    """Negative control: before the change both renames succeeded."""
     client = shared_server.pair(name="phone")
     for name in ("\x1b[31mred", "phone\u202egnp.exe"):
         result = shared_server.cli("devices", "rename", client.device.device_id, name, check=False)

@@ -72,7 +72,7 @@ def _placement(config: Path, home: Path) -> dict:
 
 
 def test_doctor_warns_when_the_key_file_would_share_a_backup_with_the_database(tmp_path: Path) -> None:
-    """Issue 15, item 7. Negative control: before the change doctor had no "key placement" check
+    """Negative control: before the change doctor had no "key placement" check
     (StopIteration here), and nothing told the owner that one home backup held key and data."""
     import os
     import uuid
@@ -111,7 +111,7 @@ def test_doctor_says_the_passphrase_key_is_stored_nowhere(tmp_path: Path) -> Non
     assert placement["ok"] and not placement["warning"] and "passphrase" in placement["detail"], placement
 
 
-# --- a remotely-managed tunnel: cloudflared run with a token (issue #23, item 10) ----------------------
+# --- a remotely-managed tunnel: cloudflared run with a token ----------------------
 
 TOKEN = "eyJhIjoiYWNjb3VudCIsInQiOiJ0dW5uZWwiLCJzIjoic2VjcmV0In0="
 

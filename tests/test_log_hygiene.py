@@ -77,7 +77,7 @@ main()
 
 @pytest.mark.slow
 def test_a_failing_generation_logs_no_prompt_or_reply_text(tmp_path) -> None:
-    """Issue 15, item 8. Negative control: before the change the log held the QUOTE-TEXT error's
+    """Negative control: before the change the log held the QUOTE-TEXT error's
     message and its cause (system prompt, the message and the partial reply) through the
     traceback that ``log.exception`` wrote."""
     import subprocess

@@ -59,7 +59,7 @@ def test_a_model_turned_off_is_disabled(server_factory) -> None:
 
 @pytest.mark.parametrize("case", ["missing", "truncated"])
 def test_public_health_names_the_model_file_only(server_factory, tmp_path: Path, case: str) -> None:
-    """Issue 15, item 5: unsigned /api/health must not tell a stranger the owner's user name and
+    """unsigned /api/health must not tell a stranger the owner's user name and
     folders; the full path goes to the server log and `privchat doctor`. Negative control: before
     the change, model.error read "the model file /tmp/.../models/does-not-exist.gguf does not exist"
     and "llama.cpp could not load truncated.gguf ... (ValueError: Failed to load model from file:

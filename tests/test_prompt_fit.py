@@ -62,7 +62,7 @@ def test_max_tokens_larger_than_the_window_is_clamped(engine: ModelEngine) -> No
     assert fitted.max_tokens >= 700
 
 
-# Issue #23, item 6: the page asks before sending whether a message fits (POST /api/tokens), and a
+# the page asks before sending whether a message fits (POST /api/tokens), and a
 # reply to a message that did not fit says its start was cut (the done event's message_cut).
 def test_count_tokens_says_exactly_when_the_message_would_be_cut(engine: ModelEngine) -> None:
     counted = engine.count_tokens("Hello there", "Be brief.", 256)

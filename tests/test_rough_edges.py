@@ -1,4 +1,4 @@
-"""Issue 12, item 5: the rough edges on the server's side (the page's are in pages/test/rough-edges.test.js)."""
+"""the rough edges on the server's side (the page's are in pages/test/rough-edges.test.js)."""
 
 from __future__ import annotations
 

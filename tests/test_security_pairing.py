@@ -201,7 +201,7 @@ def test_concurrent_use_of_one_code_pairs_one_device(shared_server: LiveServer) 
 
 
 def test_the_same_key_registered_twice_at_once_is_409_and_the_other_code_stays_unused(shared_server: LiveServer) -> None:
-    """Issue 15, item 6. Both requests pass the "already registered?" look-up before either commits;
+    """Both requests pass the "already registered?" look-up before either commits;
     the one that commits second used to hit the UNIQUE constraint and answer 500. Now the look-up is
     repeated inside the transaction, so it answers 409 device_exists and rolls back: its code stays
     open. Negative control: before the change, 8 rounds of 6 racers gave 500s (IntegrityError)."""
@@ -241,7 +241,7 @@ def _odd_character(name: str) -> str:
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES, ids=[_odd_character(n) for n in HOSTILE_NAMES])
 def test_a_device_name_with_control_or_bidi_characters_is_refused(shared_server: LiveServer, name: str) -> None:
-    """Issue 15, item 4: the name is printed by `privchat pair --wait` and `devices list` beside the
+    """the name is printed by `privchat pair --wait` and `devices list` beside the
     fingerprint the owner compares. Negative control: before the change every one of these was 201."""
     device = TestDevice(name=name)
     code = shared_server.pair_code()

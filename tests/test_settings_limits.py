@@ -1,4 +1,4 @@
-"""Settings bounds the server keeps with a sentence (issue #23, item 7): max_tokens is 16 or more and
+"""Settings bounds the server keeps with a sentence: max_tokens is 16 or more and
 at most the default model's context, refused with a code the page marks on the field."""
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def test_the_site_server_refuses_a_public_address() -> None:
         asyncio.run(serve_site(ensure_built(), host="0.0.0.0", port=8089))
 
 
-# Issue #23, item 8: with server.port 9765 the page built with the default CSP could not reach the
+# with server.port 9765 the page built with the default CSP could not reach the
 # server; `privchat site` adds the configured server's origin to connect-src.
 def test_the_site_adds_the_configured_servers_origin_to_connect_src(tmp_path: Path) -> None:
     from privchat.commands.site import add_connect_src, api_origins_to_allow

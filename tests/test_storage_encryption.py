@@ -153,7 +153,7 @@ def test_encryption_off_is_stated_and_cannot_silently_switch(server_factory) -> 
 
 
 def test_a_new_passphrase_database_records_argon2id_parameters(tmp_path: Path) -> None:
-    """Issue 15, item 3: RFC 9106's second recommended option, recorded beside the wrapped key so it
+    """RFC 9106's second recommended option, recorded beside the wrapped key so it
     can be raised later. Negative control: before the change this read kdf 'scrypt', '32768,8,1'."""
     import asyncio
     import base64

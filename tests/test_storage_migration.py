@@ -130,7 +130,7 @@ def _meta(path: Path) -> dict[str, str]:
 
 
 def test_an_old_scrypt_database_opens_and_is_rewrapped_with_argon2id(tmp_path: Path) -> None:
-    """Issue 15, item 3. Negative control: before the change the database opened but kept its
+    """Negative control: before the change the database opened but kept its
     scrypt-wrapped key (kdf 'scrypt', N = 2^15)."""
     database_path = tmp_path / "data" / "privchat.sqlite3"
     conversations = _conversations(2, 2)

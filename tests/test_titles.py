@@ -206,7 +206,7 @@ def test_clean_title() -> None:
     assert len(clean_title("word " * 40)) <= 60
 
 
-# Issue #23 item 4: titles named the reply, not the question.
+# Titles named the reply, not the question.
 ASKED_FRANCE = "What is the capital of France?"
 REPLY_FRANCE = "Bien sûr, it's not just a French question: the capital of France is Paris."
 ASKED_PYTHON = "Write a python function that reverses a string"

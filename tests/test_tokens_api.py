@@ -1,4 +1,4 @@
-"""``POST /api/tokens`` (issue #23, item 6): a message's length in the model's tokens against what the
+"""``POST /api/tokens``: a message's length in the model's tokens against what the
 model can read, before it is sent: estimated with the model off, counted with llama.cpp's tokenizer
 with the real model in memory (and in test_prompt_fit.py, against the prompt fitting itself)."""
 

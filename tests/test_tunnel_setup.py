@@ -308,7 +308,7 @@ def test_top_level_host_header_in_existing_config_is_refused(env: dict[str, Path
     assert snapshot(env["root"]) == before
 
 
-# --- a remotely-managed tunnel (issue #23, item 10) --------------------------------------------------
+# --- a remotely-managed tunnel --------------------------------------------------
 
 def remote_args(env: dict[str, Path], *extra: str) -> list[str]:
     flags = {"--site-url": "https://example.com", "--api-hostname": "chat-api.example.com", "--team-name": "myteam",

@@ -44,3 +44,16 @@ export function key(target, keyName, opts = {}) {
   target.dispatchEvent(ev);
   return ev;
 }
+
+/**
+ * Wait until `condition()` is true: the page's work is asynchronous (sealing goes through
+ * WebCrypto's thread pool), so on a busy machine it may take more turns than on a quiet one.
+ * Fails after `timeoutMs` with `what`.
+ */
+export async function until(condition, what = "the condition", timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}

@@ -1,4 +1,4 @@
-// Issue #23, item 6: a message longer than the model reads is said before it is sent.
+// A message longer than the model reads is said before it is sent.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MessageFit, CHECK_FROM_CHARS } from "../src/app/fit.js";

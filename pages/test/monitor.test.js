@@ -207,7 +207,7 @@ test("the status names the chosen model, and another choice shows at once withou
   assert.equal(text(), down, "while the server is not answering, a model change does not claim it is ready");
 });
 
-// Issue #23, item 8: a server the page's own CSP blocks is not a stopped server.
+// A server the page's own CSP blocks is not a stopped server.
 test("a CSP violation for the API origin: the page names the origin its policy lacks, not a stopped server", async () => {
   const { forgetCspBlocks } = await import("../src/lib/csp.js");
   forgetCspBlocks();

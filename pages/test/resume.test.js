@@ -129,7 +129,7 @@ test("queued: the reply says it waits and its place, until the first token", asy
   call.handlers.onDone({ finish_reason: "stop", timings: { ttft_ms: 5 } }, "a1:3");
   call.end();
   await settle();
-  // Time to first token is the server's figure, the one it stores: a reload shows the same (issue #23).
+  // Time to first token is the server's figure, the one it stores: a reload shows the same .
   assert.match(reply().querySelector(".message-meta").textContent, /first token 5 ms/);
 });
 

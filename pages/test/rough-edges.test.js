@@ -1,4 +1,4 @@
-// Issue 12, item 5: the rough edges a new user hits, one test each where jsdom can check it.
+// The rough edges a new user hits, one test each where jsdom can check it.
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { installDom, fresh, settle } from "./dom-env.js";

@@ -1,4 +1,4 @@
-"""Issue #23, item 8 in Chromium: a server the page's own CSP blocks is not a stopped server.
+"""In Chromium: a server the page's own CSP blocks is not a stopped server.
 
 The server listens on a port the built page's CSP does not name (as with ``server.port: 9765`` and
 the default pages/_headers). Served as built, the page cannot reach it: it says which origin its

@@ -1,4 +1,4 @@
-"""Issue #23, item 6 in Chromium: a message longer than the model can read is said before it is sent,
+"""In Chromium: a message longer than the model can read is said before it is sent,
 and the reply to it, sent anyway, says the start of it was cut."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 12, item 5 in Chromium: the rough edges a new user hits, on a phone (390×844) and a desktop."""
+"""In Chromium: the rough edges a new user hits, on a phone (390×844) and a desktop."""
 
 from __future__ import annotations
 

@@ -214,7 +214,7 @@ export class ChatController {
           stream.finished = reason !== "cancelled" && !stream.stopped; // pwa.js: "reply ready"
         }
         // The server's figures as it stores them (time to first token included), so the line under
-        // the reply says the same after a reload (issue #23).
+        // the reply says the same after a reload .
         reply.setMeta({ ...(d || {}) });
       },
       onError: (err, id) => {

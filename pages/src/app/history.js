@@ -7,7 +7,7 @@
 // to the conversation that was open (a new one when it is gone), with its draft, its unsent messages
 // (with Send now and Discard) and, when its last reply is still being written, onRunningReply(messageId).
 //
-// A message kept unsent says why for the connection as it is now (issue #23): "offline" while the
+// A message kept unsent says why for the connection as it is now : "offline" while the
 // browser is, Send now once the server answers, nothing to send with on a revoked device; Discard
 // always. It stays where it was written (after the message it followed), and Send now sends it as
 // the newest message, where the reply then appears.

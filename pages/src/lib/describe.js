@@ -63,7 +63,7 @@ export function modelOptionText(model) {
 }
 
 // What the page says while the server cannot be used, by connection state (ConnectionStatus's
-// STATES; issue #23): on a message that was not sent, instead of the conversations, and under the
+// STATES): on a message that was not sent, instead of the conversations, and under the
 // message box. `statusText` is the status pill's sentence, the reason for states it words best.
 const CANNOT_SEND = ["revoked", "untrusted", "unpaired", "outdated"];
 const CAN_SEND = ["ready", "loading", "model_error"];

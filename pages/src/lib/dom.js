@@ -85,6 +85,9 @@ export async function copyText(text) {
 // Small line icons drawn as SVG (an emoji depends on the device's fonts: without one it is a box).
 const ICONS = {
   paperclip: [["path", { d: "M20 11.5l-8 8a5 5 0 0 1-7-7l8.5-8.5a3.5 3.5 0 0 1 5 5L10 17.5a2 2 0 0 1-3-3l7.5-7.5" }]],
+  document: [["path", { d: "M14 3H7a2 2 0 0 0-2 2v14a2 2 0 0 0 2 2h10a2 2 0 0 0 2-2V8z" }], ["path", { d: "M14 3v5h5M9 13h6M9 17h6" }]],
+  image: [["rect", { x: "3", y: "4", width: "18", height: "16", rx: "2" }], ["circle", { cx: "9", cy: "10", r: "2" }],
+    ["path", { d: "M21 16l-5-5-9 9" }]],
   microphone: [["rect", { x: "9", y: "3", width: "6", height: "11", rx: "3" }], ["path", { d: "M5.5 11a6.5 6.5 0 0 0 13 0" }],
     ["path", { d: "M12 17.5V21M8.5 21h7" }]],
 };

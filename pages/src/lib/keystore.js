@@ -133,7 +133,7 @@ export async function loadApiOrigin() {
 
 // A browser may delete a site's storage, the device key with it, when space runs low or the site
 // goes unused (Safari after 7 days without a visit, unless the page was added to the home screen).
-// Persistent storage asks it not to; the answer is the browser's (issue #23).
+// Persistent storage asks it not to; the answer is the browser's .
 
 /** Asks the browser to keep this site's storage (after pairing). true/false: its answer; null: it cannot say. */
 export async function keepStorage(storage = globalThis.navigator && globalThis.navigator.storage) {

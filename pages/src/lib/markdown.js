@@ -19,7 +19,7 @@ const marked = new Marked({
   breaks: false,
   async: false,
   // Models often open a fence with an empty line ("```python\n\nprint(1)"): the code starts at its
-  // first line that has something on it, not with a blank line (issue #23).
+  // first line that has something on it, not with a blank line .
   walkTokens(token) {
     if (token.type === "code" && typeof token.text === "string") token.text = token.text.replace(/^(?:[ \t]*\n)+/, "");
   },

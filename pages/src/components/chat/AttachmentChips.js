@@ -2,7 +2,7 @@
 // why it was refused, and × to take back one not sent yet. Used twice: under the message box (the
 // files waiting to be sent) and on a sent message (what went with it). It only presents.
 
-import { h, clear } from "../../lib/dom.js";
+import { h, clear, icon } from "../../lib/dom.js";
 import { chipText } from "../../lib/attachments.js";
 
 /** One chip. `a`: {name, size, pages?, kind?, status?: "uploading"|"ready"|"failed", error?}. */
@@ -10,7 +10,7 @@ export function chip(a, { onRemove = null } = {}) {
   const { name, detail } = chipText(a);
   const status = a.status || "ready";
   const el = h("span", { class: "attachment-chip", dataset: { kind: a.kind || "document", status }, title: a.error || name },
-    h("span", { class: "attachment-icon", "aria-hidden": "true" }, a.kind === "image" ? "🖼" : "📄"),
+    h("span", { class: "attachment-icon", "aria-hidden": "true" }, icon(a.kind === "image" ? "image" : "document")),
     h("span", { class: "attachment-name" }, name),
     detail ? h("span", { class: "attachment-size" }, detail) : null,
     status === "uploading" ? h("span", { class: "attachment-state" }, "uploading…") : null,

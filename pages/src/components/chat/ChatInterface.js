@@ -107,7 +107,7 @@ export class ChatInterface {
     this.monitor = new ConnectionMonitor({ api, session, status: this.status, onEffects: (e) => this.onConnection(e),
       chosenModel: () => this.models.chosenEntry() });
     this.models.subscribe(() => this.monitor.modelChanged());
-    // Attachments: the 📎 button and the chips of the files for the next message.
+    // Attachments: the attach button and the chips of the files for the next message.
     this.attachments = new AttachmentController({ form: this.input.form, api, report, chosenModel: () => this.models.chosenEntry() });
     this.fit = new MessageFit({ api, chosenModel: () => this.models.chosenEntry(), say: (text) => this.input.setFitNote(text) });
     this.models.subscribe(() => this.attachments.modelChanged());
@@ -181,7 +181,7 @@ export class ChatInterface {
       report,
       onForget: () => this.forgetAndPair("first"),
       onRevokedSelf: () => this.monitor.revoked(),
-      storageKept: () => this.keys.storageKept(), // whether the browser may delete the key (issue #23)
+      storageKept: () => this.keys.storageKept(), // whether the browser may delete the key 
     });
 
     $("#settings-button", root).addEventListener("click", () => this.settings.open());

@@ -184,7 +184,7 @@ export class MessageView {
         setTimeout(() => (button.textContent = "Copy"), 2000);
       });
       // The button sits in a head row above the code (with its language), not over the code's first
-      // line: space kept free for it inside the block read as a blank first line (issue #23).
+      // line: space kept free for it inside the block read as a blank first line .
       const lang = /(?:^|\s)language-([\w+#.-]+)/.exec(code.className || "");
       const wrap = h("div", { class: "code-block" },
         h("div", { class: "code-head" }, h("span", { class: "code-lang" }, lang ? lang[1] : ""), button));

@@ -1,4 +1,4 @@
-// Issue #23, the page's rough edges, as the owner sees them: the whole page wired as ChatInterface
+// What the page says when things go wrong, as the owner sees them: the whole page wired as ChatInterface
 // wires it, over the real ApiClient and a stand-in server (test/e2e-server.js), and the parts that
 // jsdom can drive alone (markdown, the import sentence, the Devices dialog's storage line).
 //   1  a message not sent says the reason of now, offers Send now once the server is back, keeps
@@ -11,7 +11,7 @@
 import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { installDom, settle, frame } from "./dom-env.js";
+import { installDom, settle, frame, until } from "./dom-env.js";
 import { fakeServer, makeDevice, makeServerKey } from "./e2e-server.js";
 
 const html = await readFile(new URL("../src/chat/index.html", import.meta.url), "utf8");
@@ -133,7 +133,7 @@ async function goOnline() {
   await settle(10);
 }
 
-test("1: an unsent message says the reason of now, Send now when back, keeps its place, goes out newest, can be discarded", async () => {
+test("an unsent message says the reason of now, Send now when back, keeps its place, goes out newest, can be discarded", async () => {
   await openPage();
   online = false;
   window.dispatchEvent(new window.Event("offline"));
@@ -157,7 +157,7 @@ test("1: an unsent message says the reason of now, Send now when back, keeps its
   assert.deepEqual(users(), [["hello", "failed"], ["two", "complete"], ["three", "complete"]]);
   await openPage();
   await ui.history.reopening;
-  await settle(10);
+  await until(() => users().length === 3, "the three messages after the reload");
   assert.deepEqual(users(), [["hello", "failed"], ["two", "complete"], ["three", "complete"]],
     "after a reload too: where it was written, not pinned below the answered ones");
   assert.doesNotMatch(note(), /Retry sends it/);
@@ -166,7 +166,7 @@ test("1: an unsent message says the reason of now, Send now when back, keeps its
   // Send now: it leaves its place and goes out as the newest message; its reply follows it.
   routes["POST /api/chat"] = () => reply("Hello to you.", "a2", "hello");
   unsent().querySelector(".retry-button").click();
-  await settle(20);
+  await until(() => unsent() === null, "the unsent message to go out");
   await frame();
   assert.equal(unsent(), null);
   const all = [...document.querySelectorAll(".message")];
@@ -183,7 +183,7 @@ test("1: an unsent message says the reason of now, Send now when back, keeps its
   assert.equal([...storage.keys()].filter((k) => k.startsWith("privchat.unsent.")).length, 0);
 });
 
-test("2: a server down at page load: \"Can't load your conversations yet\" in the list and the main area; the composer says what a message sent now becomes", async () => {
+test("a server down at page load: \"Can't load your conversations yet\" in the list and the main area; the composer says what a message sent now becomes", async () => {
   up = false;
   await openPage();
   assert.equal($("#status").dataset.state, "unreachable");
@@ -203,14 +203,14 @@ test("2: a server down at page load: \"Can't load your conversations yet\" in th
   // The server is back: the list loads and the invitation returns; the composer note goes.
   up = true;
   await ui.monitor.checkNow(true);
-  await settle(20);
+  await until(() => sidebarNote.textContent === "No conversations yet.", "the list to load");
   assert.equal($("#status").dataset.state, "ready");
   assert.equal(sidebarNote.textContent, "No conversations yet.");
   assert.match($(".empty-state").textContent, /Start a conversation/);
   assert.equal(composer.hidden, true);
 });
 
-test("3: a revoked device is never offered Send now or Retry, also after a reload", async () => {
+test("a revoked device is never offered Send now or Retry, also after a reload", async () => {
   await openPage();
   up = false;
   await send("are you there?");
@@ -218,7 +218,7 @@ test("3: a revoked device is never offered Send now or Retry, also after a reloa
   routes["GET /api/auth/device"] = () => ({ status: 403, json: { error: { code: "device_revoked", message: "Revoked." } } });
   up = true;
   await ui.monitor.checkNow(true);
-  await settle(10);
+  await until(() => $("#status").dataset.state === "revoked", "the revoked state");
   assert.equal($("#status").dataset.state, "revoked");
   assert.match(note(), /revoked/);
   assert.deepEqual(buttons(), ["Discard"]);
@@ -230,7 +230,7 @@ test("3: a revoked device is never offered Send now or Retry, also after a reloa
   assert.deepEqual(buttons(), ["Discard"]);
 });
 
-test("5: switching versions halfway up keeps the switched message where it was on screen", async () => {
+test("switching versions halfway up keeps the switched message where it was on screen", async () => {
   const scroller = document.createElement("div");
   const jump = document.createElement("button");
   document.body.replaceChildren(scroller);
@@ -257,13 +257,13 @@ test("5: switching versions halfway up keeps the switched message where it was o
   assert.equal(list.follow, false);
 });
 
-test("9: after pairing the browser is asked to keep the key; Devices says whether it does and what to do", async () => {
+test("after pairing the browser is asked to keep the key; Devices says whether it does and what to do", async () => {
   await openPage();
   ui.paired(device, { name: device.name });
-  await settle();
+  await until(() => kept.length > 0, "the storage request");
   assert.deepEqual(kept, ["persist"]);
   await ui.devices.open();
-  await settle();
+  await until(() => $("#this-device-storage") && $("#this-device-storage").dataset.kept, "the storage line");
   const line = $("#this-device-storage");
   assert.equal(line.dataset.kept, "false");
   assert.match(line.textContent, /may delete/);
@@ -278,7 +278,7 @@ test("9: after pairing the browser is asked to keep the key; Devices says whethe
   assert.match(panel.mine.querySelector(".storage-note").textContent, /keeps this site's storage/);
 });
 
-test("11: import says how many were already here; a code block has no blank first line; the stored first-token time is shown live", async () => {
+test("import says how many were already here; a code block has no blank first line; the stored first-token time is shown live", async () => {
   await openPage();
   ui.api.importHistory = async () => ({ imported_conversations: 0, imported_messages: 0, skipped: 21 });
   await ui.history.importFile({ name: "export.json", text: async () => "{}" });
@@ -295,6 +295,6 @@ test("11: import says how many were already here; a code block has no blank firs
   assert.match(live, /first token 42 ms/, "the server's figure, the one it stores");
   await openPage(); // a reload shows the same
   await ui.history.reopening;
-  await settle(10);
+  await until(() => /first token 42 ms/.test([...document.querySelectorAll('.message[data-role="assistant"] .message-meta')].at(-1)?.textContent || ""), "the first-token time");
   assert.match([...document.querySelectorAll('.message[data-role="assistant"] .message-meta')].at(-1).textContent, /first token 42 ms/);
 });

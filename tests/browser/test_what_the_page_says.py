@@ -1,4 +1,4 @@
-"""Issue 23, the page's rough edges, in Chromium against a real server and model, on a phone
+"""What the page says when things go wrong, in Chromium against a real server and model, on a phone
 (390×844) and a desktop (1280×800): a message left unsent says the reason of now, offers Send now
 when the connection is back, keeps its place and can be discarded; a server down at page load is
 "Can't load your conversations yet", not an empty history; a revoked device gets no Send now and
@@ -54,7 +54,7 @@ def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(
     stack = stack_factory("unsent", {"generation": {"max_tokens": 16}})
     w = open_page(PHONE_390)
     page = w.page
-    pair_with_link(page, stack, "issue23 phone")
+    pair_with_link(page, stack, "says phone")
     _close_banner(page)
 
     # Offline: "hello" is kept, says why, and offers nothing that cannot work.
@@ -66,7 +66,7 @@ def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(
     expect(unsent.locator(".message-notice")).to_contain_text("offline")
     expect(unsent.locator(".retry-button")).to_have_count(0)
     expect(unsent.locator(".discard-button")).to_be_visible()
-    w.shot("issue23-phone-01-offline-unsent")
+    w.shot("says-phone-01-offline-unsent")
 
     # Back online: the note says so, with one Send now.
     page.context.set_offline(False)
@@ -74,7 +74,7 @@ def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(
     expect(unsent.locator(".message-notice")).not_to_contain_text("offline")
     expect(unsent.locator(".message-notice")).to_contain_text("connection is back")
     expect(unsent.locator(".retry-button")).to_have_text("Send now")
-    w.shot("issue23-phone-02-back-online")
+    w.shot("says-phone-02-back-online")
 
     # Two more, answered: "hello" stays where it was written, in this tab and after a reload.
     _ask(page, "Say one.")
@@ -87,14 +87,14 @@ def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(
     expect(unsent.locator(".message-notice")).not_to_contain_text("Retry sends it")
     expect(unsent.locator(".retry-button")).to_have_text("Send now")
     page.locator(UNSENT).scroll_into_view_if_needed()
-    w.shot("issue23-phone-03-reloaded-in-place")
+    w.shot("says-phone-03-reloaded-in-place")
 
     # Send now: it goes out as the newest message, its reply below it.
     unsent.locator(".retry-button").tap()
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
     expect(unsent).to_have_count(0)
     assert [u[0] for u in _users(page)] == ["Say one.", "Say two.", "hello"]
-    w.shot("issue23-phone-04-sent-now")
+    w.shot("says-phone-04-sent-now")
 
     # Left unsent, it can be discarded: gone from the screen and from this browser.
     page.context.set_offline(True)
@@ -114,7 +114,7 @@ def test_server_down_at_page_load_cannot_load_yet(stack_factory, open_page, form
     stack = stack_factory(f"down-{form}", {"generation": {"max_tokens": 16}})
     w = open_page(PHONE_390 if phone else None)
     page = w.page
-    pair_with_link(page, stack, f"issue23 down {form}")
+    pair_with_link(page, stack, f"says down {form}")
     _close_banner(page)
     _ask(page, "Name a colour.")
 
@@ -127,7 +127,7 @@ def test_server_down_at_page_load_cannot_load_yet(stack_factory, open_page, form
     note = page.locator("#input-note")
     expect(note).to_be_visible()
     expect(note).to_contain_text("kept in this browser, to send when the server is back")
-    w.shot(f"issue23-{form}-05-server-down-at-load")
+    w.shot(f"says-{form}-05-server-down-at-load")
     if phone:
         page.locator("#sidebar-toggle").tap()
         page.wait_for_timeout(400)  # the drawer slides in
@@ -135,7 +135,7 @@ def test_server_down_at_page_load_cannot_load_yet(stack_factory, open_page, form
     expect(listed).to_be_visible()
     expect(listed).to_contain_text("Can't load your conversations yet")
     expect(page.locator("#sidebar")).not_to_contain_text("No conversations yet")
-    w.shot(f"issue23-{form}-06-server-down-sidebar")
+    w.shot(f"says-{form}-06-server-down-sidebar")
 
     stack.server.start()
     wait_state(page, "ready", timeout=30_000)
@@ -149,7 +149,7 @@ def test_phone_revoked_device_gets_no_send_now_and_one_header_row(stack_factory,
     stack = stack_factory("revoked", {"generation": {"max_tokens": 16}})
     w = open_page(PHONE_390)
     page = w.page
-    pair_with_link(page, stack, "issue23 revoked")
+    pair_with_link(page, stack, "says revoked")
     _close_banner(page)
     _ask(page, "Name a colour.")
 
@@ -157,7 +157,7 @@ def test_phone_revoked_device_gets_no_send_now_and_one_header_row(stack_factory,
     _send(page, "are you there?")
     expect(page.locator(UNSENT)).to_have_count(1)
     stack.server.start()
-    (device,) = [d for d in stack.devices() if d["name"] == "issue23 revoked"]
+    (device,) = [d for d in stack.devices() if d["name"] == "says revoked"]
     stack.server.cli("devices", "revoke", device["device_id"])
 
     page.reload()
@@ -174,7 +174,7 @@ def test_phone_revoked_device_gets_no_send_now_and_one_header_row(stack_factory,
     assert status and repair
     assert abs((status["y"] + status["height"] / 2) - (repair["y"] + repair["height"] / 2)) < 6, (status, repair)
     assert page.locator(".topbar").bounding_box()["height"] < 60
-    w.shot("issue23-phone-07-revoked")
+    w.shot("says-phone-07-revoked")
     w.assert_clean()
 
 
@@ -182,7 +182,7 @@ def test_desktop_switching_versions_halfway_up_keeps_the_place(stack_factory, op
     stack = stack_factory("versions", {"generation": {"max_tokens": 24}})
     w = open_page()
     page = w.page
-    pair_with_link(page, stack, "issue23 versions")
+    pair_with_link(page, stack, "says versions")
     _close_banner(page)
     tall = "\n".join(f"line {i} of a long question" for i in range(8))
     for n in range(3):
@@ -203,7 +203,7 @@ def test_desktop_switching_versions_halfway_up_keeps_the_place(stack_factory, op
     page.wait_for_timeout(200)
     before = new.bounding_box()
     assert page.evaluate("(() => { const s = document.querySelector('#messages'); return s.scrollHeight - s.scrollTop - s.clientHeight; })()") > 200
-    w.shot("issue23-desktop-08-before-switch")
+    w.shot("says-desktop-08-before-switch")
     new.locator(".branch-prev").click()
     switched = page.locator(f'#messages .message[data-id="{second_id}"]')
     expect(switched.locator(".branch-count")).to_have_text("1/2")
@@ -213,7 +213,7 @@ def test_desktop_switching_versions_halfway_up_keeps_the_place(stack_factory, op
     assert abs(after["y"] - before["y"]) <= 2, (before, after)
     assert page.evaluate("(() => { const s = document.querySelector('#messages'); return s.scrollHeight - s.scrollTop - s.clientHeight; })()") > 48, \
         "jumped to the bottom"
-    w.shot("issue23-desktop-09-after-switch")
+    w.shot("says-desktop-09-after-switch")
     w.assert_clean()
 
 
@@ -227,9 +227,9 @@ def test_phone_pairing_words_devices_storage_import_and_code_block(shared_stack,
     expect(first).to_have_id("pair-compare")
     assert not (first.text_content() or "").startswith("Afterwards")
     expect(first).to_contain_text("Once this browser is paired")
-    w.shot("issue23-phone-10-pairing")
+    w.shot("says-phone-10-pairing")
 
-    pair_with_link(page, shared_stack, "issue23 storage")
+    pair_with_link(page, shared_stack, "says storage")
     _close_banner(page)
     page.locator("#devices-button").tap()
     storage = page.locator("#this-device-storage")
@@ -240,12 +240,12 @@ def test_phone_pairing_words_devices_storage_import_and_code_block(shared_stack,
     else:
         expect(storage).to_contain_text("add the page to your home screen")
     storage.scroll_into_view_if_needed()
-    w.shot("issue23-phone-11-devices-storage")
+    w.shot("says-phone-11-devices-storage")
     page.locator("#devices-dialog .dialog-head button").tap()
 
     # An export with a code block that opens with an empty line; imported twice: "already here".
     now = time.time()
-    cid = f"issue23-{int(now)}"
+    cid = f"says-{int(now)}"
     document = {"format": "privchat-export", "version": 1, "exported_at": now, "conversations": [{
         "id": cid, "title": "code", "created_at": now, "updated_at": now + 1, "messages": [
             {"id": f"{cid}-u", "role": "user", "content": "Print one in Python.", "status": "complete", "created_at": now},
@@ -271,5 +271,5 @@ def test_phone_pairing_words_devices_storage_import_and_code_block(shared_stack,
     }""")
     assert gap < 16, gap
     reply.scroll_into_view_if_needed()
-    w.shot("issue23-phone-12-code-block")
+    w.shot("says-phone-12-code-block")
     w.assert_clean()
