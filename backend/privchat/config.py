@@ -363,7 +363,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "generation": {
         "system_prompt": Setting("You are a helpful, concise assistant.", text(max_len=20_000), "Default system prompt until the owner changes it in the page."),
         "temperature": Setting(0.7, number(0.0, 2.0), "Default sampling temperature."),
-        "max_tokens": Setting(512, integer(1, 32_768), "Default reply length limit in tokens. The page's settings take 16 to the default model's context; a smaller value here is raised to 16 by the engines."),
+        "max_tokens": Setting(512, integer(16, 32_768), "Default reply length limit in tokens, 16 or more (the page's settings take 16 to the default model's context, and refuse less, so the two agree)."),
     },
     "titles": {
         "enabled": Setting(True, boolean, "After a conversation's first reply the model writes a short title, only while no chat request waits (one arriving cancels it)."),

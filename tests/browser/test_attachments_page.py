@@ -60,7 +60,7 @@ def test_attach_a_text_file_see_its_chip_and_a_reply(stack_factory, open_page) -
 def test_an_image_is_downsized_in_the_browser_and_reaches_a_model_that_can_see(stack_factory, open_page, fake) -> None:
     stack = stack_factory("attach-image", {"models": {"list": [
         {"name": "eyes", "engine": "openai", "base_url": fake.url("slow"), "vision": True, "n_ctx": 8192}]},
-        "generation": {"max_tokens": 4}})
+        "generation": {"max_tokens": 16}})
     w = open_page()
     page = w.page
     pair_with_link(page, stack, "image device")

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_a_link_naming_another_key_is_refused_before_anything_is_sent(stack_factory, open_page) -> None:
-    stack = stack_factory("e2e-mismatch", {"generation": {"max_tokens": 8}})
+    stack = stack_factory("e2e-mismatch", {"generation": {"max_tokens": 16}})
     w = open_page()
     page = w.page
     pairing = stack.pairing()
@@ -41,7 +41,7 @@ def test_a_link_naming_another_key_is_refused_before_anything_is_sent(stack_fact
 
 
 def test_the_page_shows_the_fingerprint_and_follows_a_rotation(stack_factory, open_page) -> None:
-    stack = stack_factory("e2e-rotate", {"generation": {"max_tokens": 8}})
+    stack = stack_factory("e2e-rotate", {"generation": {"max_tokens": 16}})
     w = open_page()
     page = w.page
     pairing = pair_with_link(page, stack, "rotating")

@@ -44,7 +44,7 @@ def test_the_default_model_set_in_the_settings_reaches_another_browser(stack_fac
     """The settings hold the default: set on one device, a second browser that picked nothing uses it."""
     stack = stack_factory("models-default", {
         "models": {"list": [{"name": "first", "engine": "embedded"}, {"name": "second", "engine": "embedded"}]},
-        "generation": {"max_tokens": 8},
+        "generation": {"max_tokens": 16},
         "model": {"n_threads": 1},
     })
     w = open_page()
