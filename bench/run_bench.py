@@ -432,9 +432,11 @@ async () => {
     let t = performance.now();
     const sealed = await E.sealRequest({ serverKey, method: "POST", target: "/api/chat", deviceId: "bench-device", bodyBytes: body });
     seal.push(performance.now() - t);
-    // The server's first event (start), sealed with this request's exported secret.
-    const answer = await new E.ResponseSealer(sealed.opener.secret, sealed.enc).sealStream(
-      [JSON.stringify({ id: "r:0", event: "start", data: { conversation_id: "c", assistant_message_id: "r" } }), "{}"]);
+    // The server's first frame (its meta line and the start event), sealed with this request's exported secret.
+    const first = new TextEncoder().encode(JSON.stringify({ status: 200, kid: "bench", headers: {} }) + "\\n" +
+      JSON.stringify({ id: "r:0", event: "start", data: { conversation_id: "c", assistant_message_id: "r" } }) + "\\n");
+    const answer = await new E.ResponseSealer(sealed.opener.secret, sealed.enc).sealFrames(
+      [{ payload: first, size: 1024 }, { payload: new Uint8Array(0), size: 1024 }]);
     t = performance.now();
     const stream = await sealed.opener.stream(answer.nonce);
     await stream.next(answer.chunks[0]);
@@ -700,8 +702,12 @@ def bench_page_weight() -> dict[str, Any]:
         return {"error": "pages/dist is not built: run (cd pages && npm ci && npm run build)"}
     files = sorted(p for p in chat.rglob("*") if p.is_file() and p.suffix in (".html", ".js", ".css", ".json", ".svg", ".ico", ".webmanifest"))
     sizes = {str(p.relative_to(chat)): {"raw": p.stat().st_size, "gzip": len(gzip.compress(p.read_bytes(), 9))} for p in files}
-    return {"files": sizes, "total_gzip_bytes": sum(v["gzip"] for v in sizes.values()),
-            "total_gzip_kb": round(sum(v["gzip"] for v in sizes.values()) / 1024, 1), "target_kb": 150}
+    # Loaded only when a code is typed (the service worker fetches it then, not at install): not
+    # part of a first visit, reported on its own line.
+    on_demand = {"opaque.js"}
+    first = sum(v["gzip"] for k, v in sizes.items() if k not in on_demand)
+    return {"files": sizes, "total_gzip_bytes": first, "total_gzip_kb": round(first / 1024, 1), "target_kb": 150,
+            "on_demand_gzip_kb": {k: round(sizes[k]["gzip"] / 1024, 1) for k in on_demand if k in sizes}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -851,6 +857,8 @@ def print_table(r: dict[str, Any]) -> None:
             f"first, loading the model, {sp['cold_seconds']} s)", "< 1 (faster than speech)", sp["real_time_factor"] < 1)
     p = r.get("page_weight", {})
     if "total_gzip_kb" in p:
+        for name, kb in p.get("on_demand_gzip_kb", {}).items():
+            add(f"page: {name} (gzip, only when a code is typed)", f"{kb} KB", "(reported)", None)
         add("page weight (gzip, first visit)", f"{p['total_gzip_kb']} KB", "<= 150 KB", p["total_gzip_kb"] <= 150)
     width = max(len(row[0]) for row in rows)
     print()

