@@ -208,3 +208,44 @@ def SignedClientFor(server: Any) -> Any:  # noqa: N802 - reads as the client it 
     from tests.support.server import SignedClient
 
     return SignedClient(server.url, TestDevice())
+
+
+def test_the_pages_opaque_client_pairs_with_the_backend(apps: Any) -> None:
+    """Two implementations of the same crate meet: the page's code (@serenity-kit/opaque, through
+    pages/test/e2e-interop.mjs) logs in with a typed code against the backend (opaquepy), its device
+    proof is accepted and the backend's key confirmation is the one the page's code computes. The
+    control: a wrong code fails in the page's code, and nothing more is sent."""
+    from tests.test_e2e_interop import NODE, node
+
+    if NODE is None:
+        pytest.skip("needs node and the page's node_modules (cd pages && npm ci)")
+    app = apps()
+    code = app.pair_code()
+    page = TestDevice()
+    client = app.client(page)
+    first = node("pake-client", {"code": code})
+    assert "error" not in first, first
+    started = client.post("/api/auth/pairing", {"request": first["request"], "public_key": page.public_jwk})
+    assert started.status_code == 200, started.text
+    finished = node("pake-client", {"code": code, "state": first["state"], "response": started.json()["response"]})
+    assert "error" not in finished, finished
+    kid = client.server_key().kid
+    macs = node("pake-macs", {"session_key": finished["session_key"], "device_id": page.device_id, "kid": kid})
+    registered = client.post("/api/auth/device", {"pairing_id": started.json()["pairing_id"], "finalization": finished["finalization"],
+                                                  "device_proof": macs["device_proof"], "public_key": page.public_jwk, "name": "node"})
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["key_confirmation"] == macs["key_confirmation"]
+    # The control: the same login with a wrong code fails in the page's code.
+    other = TestDevice()
+    wrong_code = ("Z" if code[0] != "Z" else "Y") + code[1:]
+    again = app.client(other)
+    first = node("pake-client", {"code": wrong_code})
+    started = again.post("/api/auth/pairing", {"request": first["request"], "public_key": other.public_jwk})
+    assert started.status_code == 403 and started.json()["error"]["code"] == "pairing_used"  # the code was used above
+    fresh = app.pair_code()
+    wrong_code = ("Z" if fresh[0] != "Z" else "Y") + fresh[1:]
+    first = node("pake-client", {"code": wrong_code})
+    started = again.post("/api/auth/pairing", {"request": first["request"], "public_key": other.public_jwk})
+    assert started.status_code == 200, started.text
+    refused = node("pake-client", {"code": wrong_code, "state": first["state"], "response": started.json()["response"]})
+    assert refused.get("error") == "pairing_invalid", refused

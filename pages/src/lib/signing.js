@@ -3,7 +3,7 @@
 // Runs unchanged in browsers and in Node 20: only globalThis.crypto (WebCrypto)
 // and TextEncoder are used, no Node imports.
 //
-// Profile (see shared/DESIGN.md, "Request signing"):
+// Profile (SECURITY.md section 3, and the backend's auth/signatures.py, which checks it):
 //   covered components  ("@method" "@path" "@query" "content-digest" "privchat-e2e")
 //                       (privchat-e2e: the Privchat-E2E header of docs/E2E.md, its value as sent)
 //   parameters          created, nonce, keyid, alg="ecdsa-p256-sha256", tag="privchat" (in that order)
