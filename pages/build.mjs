@@ -2,10 +2,11 @@
 //   public/**            copied verbatim (index.html, chat/config.json, …)
 //   _headers             copied to dist/_headers
 //   src/chat/index.html  → dist/chat/index.html
-//   src/chat/main.js     → dist/chat/app.js (bundled with marked + DOMPurify, minified), an ES module
+//   src/chat/main.js     → dist/chat/app.js (bundled with marked + DOMPurify + highlight.js's core and a
+//                          few of its languages, minified), an ES module
 //   src/lib/opaque.js    → dist/chat/opaque.js: the typed code's OPAQUE client (@serenity-kit/opaque,
 //                          its WebAssembly inline), which app.js import()s only when a code is typed
-//                          (code splitting: app.js does not carry it). Every JS file the build writes
+//                          (a build of its own: app.js does not carry it). Every JS file the build writes
 //                          must be one the service worker caches and pins (src/sw/sw.js ASSETS).
 //   src/chat/app.css     → dist/chat/app.css (minified)
 //   src/sw/sw.js         → dist/chat/sw.js (the service worker, scope /chat/), versioned by a hash
@@ -38,23 +39,27 @@ const common = {
   logLevel: "warning",
   target: ["es2022", "chrome109", "firefox115", "safari16"],
 };
-// Code splitting: opaque.js is an entry point of its own, so it keeps its name, and app.js reaches it
-// only by import() (api.js), so app.js does not carry it. Code the two shared would go to a
-// chunk-<hash>.js, which the check below refuses (the worker's list of files is fixed in its source).
-const page = await build({
+// Two builds, one file each: app.js reaches opaque.js only by import() (api.js), kept as written
+// ("./opaque.js", external to app.js's build), so app.js does not carry it. Not one build with code
+// splitting: code the two shared would go to a chunk-<hash>.js (esbuild's CommonJS helpers do, once
+// both carry a CommonJS module, as highlight.js's core is), and the worker's list of files is fixed in
+// its source. Neither file imports anything from the other.
+const pageBuild = {
   ...common,
-  entryPoints: { app: join(here, "src/chat/main.js"), opaque: join(here, "src/lib/opaque.js") },
   outdir: join(dist, "chat"),
   entryNames: "[name]",
-  chunkNames: "chunk-[hash]",
-  splitting: true,
   format: "esm",
   platform: "browser",
   charset: "utf8",
   metafile: true,
   absWorkingDir: here, // the metafile's paths are relative to it
-});
-const pageFiles = Object.keys(page.metafile.outputs).map((out) => "/" + relative(dist, join(here, out)).split(sep).join("/"));
+};
+const pageOutputs = [];
+for (const [name, entry, external] of [["app", "src/chat/main.js", ["./opaque.js"]], ["opaque", "src/lib/opaque.js", []]]) {
+  const result = await build({ ...pageBuild, entryPoints: { [name]: join(here, entry) }, external });
+  pageOutputs.push(...Object.keys(result.metafile.outputs));
+}
+const pageFiles = pageOutputs.map((out) => "/" + relative(dist, join(here, out)).split(sep).join("/"));
 const uncached = pageFiles.filter((path) => !SW_ASSETS.includes(path));
 if (uncached.length) {
   throw new Error(`the build wrote ${uncached.join(", ")}, which the service worker does not cache: add it to ASSETS in src/sw/sw.js (or keep the import from making a shared chunk)`);
@@ -65,12 +70,14 @@ await build({
   outfile: join(dist, "chat/app.css"),
 });
 
-// marked carries its issue-tracker address in an error message ("Please report this to https://…").
-// It is never loaded, but dist/ must name no third-party origin at all (test/build.test.js):
-// keep the words, drop the scheme.
+// marked carries its issue-tracker address in an error message ("Please report this to https://…"),
+// highlight.js two of its pages in console warnings. They are never loaded, but dist/ must name no
+// third-party origin at all (test/build.test.js): keep the words, drop the scheme.
 for (const path of pageFiles) {
   const file = join(dist, path);
-  await writeFile(file, (await readFile(file, "utf8")).replaceAll("https://github.com/markedjs/marked", "github.com/markedjs/marked"));
+  await writeFile(file, (await readFile(file, "utf8"))
+    .replaceAll("https://github.com/markedjs/marked", "github.com/markedjs/marked")
+    .replaceAll("https://github.com/highlightjs/highlight.js", "github.com/highlightjs/highlight.js"));
 }
 
 // The service worker: its cache name is a hash of the files it precaches (config.json excepted: the

@@ -128,11 +128,12 @@ test("the OPAQUE client is a file of its own, which app.js loads only by import(
   const opaque = await readFile(join(dist, "chat/opaque.js"), "utf8");
   // The library: its inline WebAssembly (base64 of "\0asm") and its wasm-bindgen glue.
   assert.ok(opaque.includes("AGFzbQ") && opaque.includes("finishClientLogin"), "opaque.js does not carry the library");
-  for (const mark of ["AGFzbQ", "finishClientLogin", "startClientLogin", "__wbindgen", "WebAssembly"]) {
+  // (WebAssembly.instantiate, not the bare word: highlight.js's JavaScript grammar names WebAssembly as a built-in.)
+  for (const mark of ["AGFzbQ", "finishClientLogin", "startClientLogin", "__wbindgen", "WebAssembly.instantiate"]) {
     assert.ok(!app.includes(mark), `app.js carries ${mark}`);
   }
   assert.ok(opaque.length > 300_000, `opaque.js is ${opaque.length} bytes`);
-  assert.ok(app.length < 300_000, `app.js is ${app.length} bytes: did the library end up in it?`);
+  assert.ok(app.length < 400_000, `app.js is ${app.length} bytes: did the library end up in it?`); // app.js is ~350 KB with highlight.js, the library 420 KB
   // A dynamic import of the sibling file, and no static one: the chunk is fetched only when called for.
   assert.match(app, /\bimport\("\.\/opaque\.js"\)/);
   assert.ok(!/(?:^|[;}\s])import\s*[{*\w][^;]*from\s*["']\.\/opaque\.js["']/.test(app), "app.js imports opaque.js statically");

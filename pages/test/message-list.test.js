@@ -132,3 +132,82 @@ test("a reply to a message the model could not read whole says the start of it w
   whole.setMeta({ usage: { completion_tokens: 2 }, finish_reason: "stop", dropped_messages: 0, message_cut: false });
   assert.equal(whole.el.querySelector(".message-notice").hidden, true);
 });
+
+// ------------------------------------------------------------------ syntax colours in code blocks
+
+const PYTHON = 'import os\n\ndef greet(name: str) -> str:\n    """Say hello."""\n    return f"hello {name}"  # a comment\n\nprint(greet("world"), 42)\n';
+
+test("syntax colours: a python block gets highlight.js spans, and its text is unchanged", () => {
+  const reply = list.add({ role: "assistant", content: "Here:\n\n```python\n" + PYTHON + "```\n", status: "complete" });
+  const code = reply.el.querySelector(".code-block pre > code");
+  assert.equal(code.textContent, PYTHON);
+  const spans = [...code.querySelectorAll("span")];
+  assert.ok(spans.length > 5, `only ${spans.length} spans`);
+  assert.ok(spans.every((s) => /^(?:hljs-|language-)/.test(s.className)), "a span without an hljs class");
+  assert.deepEqual([...code.querySelectorAll(".hljs-keyword")].map((s) => s.textContent).slice(0, 3), ["import", "def", "return"]);
+  assert.ok(code.querySelector(".hljs-string, .hljs-comment"), "no string or comment span");
+  assert.ok(code.querySelectorAll("[style]").length === 0, "an inline style (the CSP allows none)");
+  assert.equal(reply.el.querySelector(".code-lang").textContent, "python");
+  // An alias of a registered language is coloured too.
+  const py = list.add({ role: "assistant", content: "```py\nx = None\n```", status: "complete" });
+  assert.ok(py.el.querySelector("code .hljs-literal"), "py is python");
+});
+
+test("syntax colours: a language that is not registered is left plain, as is a short block with none", () => {
+  const reply = list.add({ role: "assistant", content: "```brainfuck\n++[>+<-]>.\n```\n\n```\nls -la\n```\n\n```fortran\nprogram hello\n  print *, 'Hello'\nend program hello\n```", status: "complete" });
+  const codes = [...reply.el.querySelectorAll(".code-block code")];
+  assert.equal(codes.length, 3);
+  for (const code of codes) {
+    assert.equal(code.children.length, 0, code.textContent);
+    assert.ok(!code.classList.contains("hljs"));
+  }
+  assert.equal(codes[0].textContent, "++[>+<-]>.\n");
+  assert.equal(codes[2].textContent, "program hello\n  print *, 'Hello'\nend program hello\n");
+});
+
+test("syntax colours: a longer block with no language is coloured only when it is recognised", () => {
+  const js = "function add(a, b) {\n  const sum = a + b;\n  return sum;\n}\nconsole.log(add(1, 2));\n";
+  const reply = list.add({ role: "assistant", content: "```\n" + js + "```", status: "complete" });
+  const code = reply.el.querySelector(".code-block code");
+  assert.equal(code.textContent, js);
+  assert.ok(code.querySelector(".hljs-keyword"), "not recognised");
+  const prose = "just some words\nin a few lines\nof plain text\n";
+  const plain = list.add({ role: "assistant", content: "```\n" + prose + "```", status: "complete" });
+  assert.equal(plain.el.querySelector(".code-block code").children.length, 0);
+  assert.equal(plain.el.querySelector(".code-block code").textContent, prose);
+});
+
+test("syntax colours: markup inside code stays text, never an element", () => {
+  const html = '<script>window.__pwned = 1</script>\n<img src=x onerror="window.__pwned = 2">\n<div class="hljs-keyword" style="color:red">hi</div>\n';
+  for (const lang of ["html", "python", "javascript"]) {
+    const reply = list.add({ role: "assistant", content: "```" + lang + "\n" + html + "```", status: "complete" });
+    const code = reply.el.querySelector(".code-block code");
+    assert.equal(code.textContent, html, lang);
+    assert.equal(reply.el.querySelector("script, img, div.hljs-keyword, [onerror], [style]"), null, lang);
+    assert.ok([...code.querySelectorAll("*")].every((el) => el.tagName === "SPAN"), lang);
+  }
+  assert.equal(window.__pwned, undefined);
+  // The markdown renderer itself keeps no hljs- class that a reply wrote as HTML.
+  const raw = list.add({ role: "assistant", content: '<span class="hljs-keyword">x</span>', status: "complete" });
+  assert.equal(raw.el.querySelector(".message-body [class]"), null);
+});
+
+test("syntax colours: Copy copies the plain code", async () => {
+  let copied = null;
+  Object.defineProperty(navigator, "clipboard", { value: { writeText: async (t) => { copied = t; } }, configurable: true });
+  const secure = Object.getOwnPropertyDescriptor(window, "isSecureContext");
+  Object.defineProperty(window, "isSecureContext", { value: true, configurable: true });
+  try {
+    const reply = list.add({ role: "assistant", content: "```python\n" + PYTHON + "```", status: "complete" });
+    assert.ok(reply.el.querySelector(".code-block code .hljs-keyword"));
+    const button = reply.el.querySelector(".code-block .copy-button");
+    button.click();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(copied, PYTHON);
+    assert.equal(button.textContent, "Copied");
+  } finally {
+    delete navigator.clipboard;
+    if (secure) Object.defineProperty(window, "isSecureContext", secure);
+    else delete window.isSecureContext;
+  }
+});

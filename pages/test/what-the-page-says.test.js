@@ -116,21 +116,30 @@ const unsent = () => $('.message[data-status="failed"]');
 const note = () => unsent().querySelector(".message-notice span").textContent;
 const buttons = () => [...unsent().querySelectorAll(".message-notice button")].map((b) => b.textContent);
 
+const BUSY = ["sending", "streaming", "pending", "queued"];
+/** The newest message is a finished reply: nothing is on its way any more. */
+const replyDone = () => {
+  const last = [...document.querySelectorAll(".message")].at(-1);
+  return Boolean(last) && last.dataset.role === "assistant" && !BUSY.includes(last.dataset.status);
+};
+
 async function send(text) {
   $("#message-input").value = text;
   await ui.input.submit();
-  await settle(20);
-  await ui.monitor.running;
+  // Wait for what the test checks, not for a number of turns: the message is kept unsent, or it
+  // went out and its reply is finished.
+  await until(() => {
+    const mine = users().filter(([t]) => t === text).at(-1);
+    return Boolean(mine) && (mine[1] === "failed" || (mine[1] === "complete" && replyDone()));
+  }, `"${text}" to be sent or kept unsent`);
   await frame();
-  await settle(10);
 }
 
 async function goOnline() {
   online = true;
   window.dispatchEvent(new window.Event("online"));
+  await until(() => $("#status").dataset.state === "ready", "the status to be ready");
   await settle(5);
-  await ui.monitor.running;
-  await settle(10);
 }
 
 test("an unsent message says the reason of now, Send now when back, keeps its place, goes out newest, can be discarded", async () => {
@@ -166,7 +175,7 @@ test("an unsent message says the reason of now, Send now when back, keeps its pl
   // Send now: it leaves its place and goes out as the newest message; its reply follows it.
   routes["POST /api/chat"] = () => reply("Hello to you.", "a2", "hello");
   unsent().querySelector(".retry-button").click();
-  await until(() => unsent() === null, "the unsent message to go out");
+  await until(() => unsent() === null && replyDone(), "the unsent message to go out and its reply to finish");
   await frame();
   assert.equal(unsent(), null);
   const all = [...document.querySelectorAll(".message")];

@@ -4,6 +4,7 @@
 
 import { Marked } from "marked";
 import createDOMPurify from "dompurify";
+import { highlightHtml, HLJS_CLASS } from "./highlight.js";
 
 const ALLOWED_TAGS = [
   "a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -32,6 +33,7 @@ const marked = new Marked({
 export function createMarkdown(win = globalThis.window) {
   if (!win) throw new Error("markdown rendering needs a DOM window");
   const purify = createDOMPurify(win);
+  let highlighting = false; // hljs-… classes are kept only in highlight.js's own output (highlight below)
 
   purify.addHook("uponSanitizeAttribute", (node, data) => {
     if (data.attrName === "href") {
@@ -40,7 +42,8 @@ export function createMarkdown(win = globalThis.window) {
         data.keepAttr = false;
       }
     }
-    if (data.attrName === "class" && !/^(?:language-[\w+#.-]+|task-list-item(?:-checkbox)?|contains-task-list)$/.test(String(data.attrValue))) {
+    if (data.attrName === "class" && !/^(?:language-[\w+#.-]+|task-list-item(?:-checkbox)?|contains-task-list)$/.test(String(data.attrValue))
+      && !(highlighting && HLJS_CLASS.test(String(data.attrValue)))) {
       data.keepAttr = false;
     }
   });
@@ -82,5 +85,28 @@ export function createMarkdown(win = globalThis.window) {
     return purify.sanitize(marked.parse(String(text ?? "")), { ...config, RETURN_DOM_FRAGMENT: true });
   }
 
-  return { render, renderFragment, purify };
+  /**
+   * Colours a rendered code block (<code class="language-…">, or one with no language) in place:
+   * its text is replaced by highlight.js's spans, sanitised with the config above. The text stays
+   * exactly the same (or the block is left as it was). Returns whether it was coloured.
+   */
+  function highlight(code) {
+    const text = code.textContent;
+    const lang = /(?:^|\s)language-([\w+#.-]+)/.exec(code.className || "");
+    const html = highlightHtml(text, lang ? lang[1] : "");
+    if (html == null) return false;
+    let fragment;
+    highlighting = true;
+    try {
+      fragment = purify.sanitize(html, { ...config, RETURN_DOM_FRAGMENT: true });
+    } finally {
+      highlighting = false;
+    }
+    if (fragment.textContent !== text) return false; // never show anything but the code itself
+    code.replaceChildren(fragment);
+    code.classList.add("hljs");
+    return true;
+  }
+
+  return { render, renderFragment, highlight, purify };
 }

@@ -177,6 +177,9 @@ export class MessageView {
     for (const pre of this.body.querySelectorAll("pre")) {
       const code = pre.querySelector("code") || pre;
       if (!code.textContent.trim()) continue; // nothing to copy: no button
+      // Syntax colours (a registered language, or a confident guess for a longer block with none);
+      // the text is unchanged, so Copy still copies the plain code.
+      if (code !== pre && this.list.md.highlight) this.list.md.highlight(code);
       const button = h("button", { type: "button", class: "copy-button", "aria-label": "Copy code" }, "Copy");
       button.addEventListener("click", async () => {
         const ok = await copyText(code.textContent);
