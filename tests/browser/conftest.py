@@ -13,6 +13,11 @@ from typing import Any, Iterator
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+# What the page shows is checked with the same patience as what the tests do (20 s): Playwright's
+# 5 s default for expect() is no promise of the product, and a busy two-core machine (the suite
+# beside `stress-ng --cpu 1`) draws the page after a reload slower than that.
+expect.set_options(timeout=20_000)
+
 from tests.support.browser import CHROMIUM, DIST, SiteServer, launch_chromium, screenshot, site_copy, site_port
 from tests.support.server import REPO, LiveServer, write_config
 

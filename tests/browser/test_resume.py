@@ -42,7 +42,8 @@ def _wait_streaming(page, chars: int) -> None:
 def _long_replies(stack) -> None:
     """Long enough that the reply is still being written when the connection comes back."""
     owner = stack.server.pair(name="settings")
-    assert owner.put("/api/settings", {"max_tokens": 900, "temperature": 0}).status_code == 200
+    # 300 tokens: still being written 3 s after it started, on a quiet machine or a busy one.
+    assert owner.put("/api/settings", {"max_tokens": 300, "temperature": 0}).status_code == 200
 
 
 def _rendered_from_server(page, phone: bool, conversation_id: str) -> str:
