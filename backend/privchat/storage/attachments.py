@@ -159,14 +159,7 @@ class AttachmentStore:
 
     # Reading ----------------------------------------------------------------------------------------
     async def _rows(self, ids: Iterable[str]) -> dict[str, Any]:
-        ids = list(dict.fromkeys(ids))
-        rows: dict[str, Any] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            async with self.database.conn.execute(
-                    f"SELECT * FROM attachments WHERE id IN ({','.join('?' * len(chunk))})", chunk) as cursor:
-                rows.update({r["id"]: r for r in await cursor.fetchall()})
-        return rows
+        return await self.database.rows_by_id("attachments", ids)
 
     async def get(self, attachment_id: str) -> tuple[AttachmentInfo, bytes]:
         async with self.database.conn.execute("SELECT * FROM attachments WHERE id = ?", (attachment_id,)) as cursor:

@@ -18,7 +18,7 @@ import secrets
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
 
 import aiosqlite
 
@@ -401,6 +401,16 @@ class Database:
     def transaction(self) -> "_Transaction":
         """``async with db.transaction():`` — one writer at a time in this process, BEGIN IMMEDIATE."""
         return _Transaction(self)
+
+    async def rows_by_id(self, table: str, ids: Iterable[str]) -> dict[str, Any]:
+        """Rows of ``table`` by their ``id``, asked 500 at a time (under SQLite's variable limit)."""
+        ids = list(dict.fromkeys(ids))
+        rows: dict[str, Any] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            async with self.conn.execute(f"SELECT * FROM {table} WHERE id IN ({','.join('?' * len(chunk))})", chunk) as cursor:
+                rows.update({r["id"]: r for r in await cursor.fetchall()})
+        return rows
 
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database file and truncate the WAL to zero bytes.

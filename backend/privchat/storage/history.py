@@ -384,12 +384,7 @@ class HistoryStore:
         ids.reverse()
         if last is not None:
             ids = ids[-last:]
-        rows: dict[str, Any] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            async with self.database.conn.execute(
-                    f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(chunk))})", chunk) as cursor:
-                rows.update({r["id"]: r for r in await cursor.fetchall()})
+        rows = await self.database.rows_by_id("messages", ids)
         return [self._message(rows[i]) for i in ids]
 
     async def messages(self, conversation_id: str, *, last: int | None = None) -> list[Message]:
