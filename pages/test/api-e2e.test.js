@@ -223,6 +223,30 @@ test("the stream's error event is the final one and comes as a StreamError", asy
   assert.equal(err[2].code, "model_failed");
 });
 
+test("the transport hands on every opened event as {event, id, data}, in order, names it does not know included", async () => {
+  install();
+  const evs = [events(3)[0], { id: "a1:1", event: "tool_call", data: { name: "MARK" } }, { id: "a1:2", event: "token", data: { text: "T" } }, { id: "a1:3", event: "done", data: {} }];
+  routes["POST /api/chat"] = () => ({ events: evs, pack: { perTick: 40 } });
+  const transport = client().transport;
+  const res = await transport.send("POST", "/api/chat", { json: { message: "x" }, headers: { Accept: "text/event-stream" } });
+  const got = [];
+  await transport.readEvents(res, { onFrame: () => got.push("frame"), onEvent: (ev) => got.push(ev) });
+  assert.deepEqual(got.filter((g) => g !== "frame"), evs.map(({ id, event, data }) => ({ event, id, data })));
+  assert.ok(got.filter((g) => g === "frame").length > 1, "a frame each tick");
+  // The numbering is still checked, whatever the names: a skipped number is refused.
+  routes["POST /api/chat"] = () => ({ events: [evs[0], { ...evs[1], id: "a1:2" }, { ...evs[3], id: "a1:3" }] });
+  const skipped = await transport.send("POST", "/api/chat", { json: { message: "x" }, headers: { Accept: "text/event-stream" } });
+  await assert.rejects(transport.readEvents(skipped, {}), isE2E("e2e_event_invalid"));
+});
+
+test("a reply with an event the page does not know: the chat passes over it and the reply finishes", async () => {
+  install();
+  routes["POST /api/chat"] = () => ({ events: [events(3)[0], { id: "a1:1", event: "tool_call", data: { name: "x" } }, { id: "a1:2", event: "token", data: { text: "T" } }, { id: "a1:3", event: "done", data: {} }] });
+  const { got, handlers } = recorder();
+  await client().chat({ message: "x" }, handlers);
+  assert.deepEqual(named(got), [["start", "a1:0"], ["token", "a1:2"], ["done", "a1:3"]]);
+});
+
 // events(4) at 40 bytes a tick: about seven frames, the last one final.
 const cut = { perTick: 40 };
 for (const [name, tamper] of [
@@ -433,7 +457,7 @@ test("rotation past the grace period: the key route's plain e2e_key_unknown is n
   const next = await makeServerKey();
   install([next]);
   const api = new ApiClient(ORIGIN, { getDevice: async () => device, onServerKey: () => assert.fail("nothing to pin") });
-  const err = await api.followServerKey().catch((e) => e);
+  const err = await api.transport.followServerKey().catch((e) => e);
   assert.ok(isE2E("e2e_unsealed_refusal")(err), String(err));
   assert.equal(err.hint, "e2e_key_unknown");
 });

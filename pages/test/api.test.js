@@ -53,7 +53,7 @@ test("something answers but no session is known: Access wants a sign-in", async 
 
 test("the session is alive, or the owner just signed in: the computer behind the tunnel", async () => {
   const alive = new ApiClient(REMOTE);
-  alive.access.noteAnswer(new Response(null, { headers: { "Privchat-Access-Expires": String(Date.now() / 1000 + 3600) } }));
+  alive.transport.access.noteAnswer(new Response(null, { headers: { "Privchat-Access-Expires": String(Date.now() / 1000 + 3600) } }));
   assert.equal(await kindOf(alive), "tunnel");
   // Remembered for the next page load.
   assert.ok(new AccessSession(REMOTE).expiresMs > Date.now());

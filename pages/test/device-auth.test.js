@@ -5,6 +5,7 @@ import { DeviceAuth, suggestDeviceName } from "../src/components/chat/DeviceAuth
 import { ApiError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
 import { KEY_STORAGE_TEXT } from "../src/lib/describe.js";
 import { ApiClient } from "../src/lib/api.js";
+import { PairingController } from "../src/app/pairing.js";
 import { fakeServer, makeServerKey, pakeServer } from "./e2e-server.js";
 import { keyConfirmation, pairingProof } from "../src/lib/e2e.js";
 
@@ -47,14 +48,17 @@ beforeEach(async () => {
   paired = [];
   signIns = 0;
   saved = [];
+  // The form over its actions (app/pairing.js), which hold the stand-in API and key functions.
   auth = new DeviceAuth($("#pairing-view"), {
-    api,
-    onPaired: (device, record) => paired.push([device, record]),
-    onSignIn: () => signIns++,
-    keys: {
-      checkKeyStorage: async () => {},
-      saveDevice: async (rec) => (saved.push(rec), { ...rec, createdAt: "now" }),
-    },
+    actions: new PairingController({
+      api,
+      onPaired: (device, record) => paired.push([device, record]),
+      onSignIn: () => signIns++,
+      keys: {
+        checkKeyStorage: async () => {},
+        saveDevice: async (rec) => (saved.push(rec), { ...rec, createdAt: "now" }),
+      },
+    }),
   });
 });
 
@@ -120,7 +124,7 @@ test("a wrong code: the sentence, no sign-in, the form usable again", async () =
 
 test("an unreachable local server says how to start it", async () => {
   api = fakeApi("http://127.0.0.1:8765");
-  auth.api = api;
+  auth.actions.api = api;
   auth.show({});
   api.healthError = new NetworkError("unreachable", { origin: api.origin });
   await pairWith("ABCD-1234");
@@ -166,7 +170,7 @@ test("paired: the key is registered and kept with the server's name and the API 
 test("a browser that cannot keep keys: the storage sentence, before and after trying", async () => {
   auth.show({ reason: "storage", storageError: new KeyStorageError(new Error("blocked")) });
   assert.equal($("#pair-storage-error").textContent, KEY_STORAGE_TEXT);
-  auth.keys.checkKeyStorage = async () => {
+  auth.actions.keys.checkKeyStorage = async () => {
     throw new KeyStorageError(new Error("blocked"));
   };
   await pairWith("ABCD-1234");
@@ -230,7 +234,7 @@ function realApi(route) {
     }
     return fake.fetch(url, init);
   };
-  auth.api = real;
+  auth.actions.api = real;
   api = real;
   return fake;
 }
@@ -301,4 +305,30 @@ test("typed-code refusals from the server are worded: locked, used, expired", as
     assert.equal(fake.seen.length, 1);
     assert.equal(saved.length, 0);
   }
+});
+
+// ------------------------------------------------------------ the form alone, over stand-in actions
+
+test("the form shows what its actions answer: the origin, a refused key, a failure's sentence and buttons", async () => {
+  fresh('<section id="pairing-view" hidden></section>');
+  const asked = [];
+  const actions = {
+    origin: "https://elsewhere.example",
+    serverKey: async (kid) => (asked.push(["key", kid]), { refused: "mismatch" }),
+    pair: async (req) => (asked.push(["pair", req]), { error: "Not now: `privchat pair`.", actions: [{ id: "pair-retry", label: "Retry", run: "retry" }], wrongCode: true, serverKey: null }),
+    signIn: () => asked.push(["signin"]),
+  };
+  const form = new DeviceAuth($("#pairing-view"), { actions });
+  form.show({ code: "ABCD-1234", e2e: "kid-1" });
+  await settle(5);
+  assert.equal($("#pair-api-origin").textContent, "https://elsewhere.example");
+  assert.equal($("#pair-server-key").dataset.state, "mismatch");
+  $("#pair-button").click();
+  await settle(5);
+  assert.deepEqual(asked[1], ["pair", { code: "ABCD-1234", name: $("#device-name").value, pinKid: "kid-1" }]);
+  assert.equal($("#pair-error").textContent.startsWith("Not now: privchat pair."), true);
+  assert.deepEqual(errorButtons(), ["pair-retry:Retry"]);
+  assert.equal($("#pair-code").selectionStart, 0);
+  assert.equal($("#pair-code").selectionEnd, "ABCD-1234".length);
+  assert.equal($("#pairing-view").hidden, false);
 });

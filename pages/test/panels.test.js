@@ -5,6 +5,8 @@ import { DevicesPanel, SettingsPanel, confirmDialog } from "../src/components/ch
 import { Session } from "../src/lib/session.js";
 import { describe } from "../src/lib/describe.js";
 import { ApiError } from "../src/lib/errors.js";
+import { SettingsController } from "../src/app/settings.js";
+import { DevicesController } from "../src/app/devices.js";
 
 installDom();
 const $ = (sel) => document.querySelector(sel);
@@ -15,6 +17,11 @@ beforeEach(() => {
   localStorage.clear();
   delete document.documentElement.dataset.theme;
 });
+
+// The dialogs over their actions (app/settings.js, app/devices.js), which hold a stand-in API.
+const settingsPanel = (api) => new SettingsPanel({ actions: new SettingsController({ api, report }) });
+const devicesPanel = ({ api, session, onForget = () => {}, onRevokedSelf = () => {} }) =>
+  new DevicesPanel({ actions: new DevicesController({ api, session, report, onForget, onRevokedSelf }) });
 
 function settingsApi() {
   return {
@@ -32,7 +39,7 @@ function settingsApi() {
 }
 
 test("settings: loads the server's values when opened", async () => {
-  const panel = new SettingsPanel({ api: settingsApi(), report });
+  const panel = settingsPanel(settingsApi());
   await panel.open();
   assert.ok($("#settings-dialog").hasAttribute("open"));
   assert.equal($("#setting-system-prompt").value, "Be brief.");
@@ -43,7 +50,7 @@ test("settings: loads the server's values when opened", async () => {
 
 test("settings: checks the values, saves, and says what the server refused", async () => {
   const api = settingsApi();
-  const panel = new SettingsPanel({ api, report });
+  const panel = settingsPanel(api);
   await panel.open();
   $("#setting-temperature").value = "3";
   await panel.submit();
@@ -68,7 +75,7 @@ test("settings: checks the values, saves, and says what the server refused", asy
 
 test("settings: the server's bound on max tokens (the model's context) is shown on the field", async () => {
   const api = settingsApi();
-  const panel = new SettingsPanel({ api, report });
+  const panel = settingsPanel(api);
   await panel.open();
   const sentence = "Max tokens can be at most 2048: that is the whole context of the model smollm2, which the message and the reply share.";
   api.putError = new ApiError(400, "max_tokens_too_large", sentence);
@@ -92,7 +99,7 @@ test("settings: the default model is chosen from the server's models and saved f
   api.getSettings = async () => ({ system_prompt: "Be brief.", temperature: 0.7, max_tokens: 512, default_model: "big",
                                    defaults: { system_prompt: "x", temperature: 0.7, max_tokens: 512, default_model: "small" } });
   api.listModels = async () => ({ default: "big", models: [{ name: "small", engine: "embedded" }, { name: "big", engine: "openai" }] });
-  const panel = new SettingsPanel({ api, report });
+  const panel = settingsPanel(api);
   await panel.open();
   assert.equal($("#setting-default-model-row").hidden, false);
   assert.deepEqual([...$("#setting-default-model").options].map((o) => o.value), ["small", "big"]);
@@ -109,7 +116,7 @@ test("settings: the default model is chosen from the server's models and saved f
 });
 
 test("settings: the theme applies at once and is kept in this browser", async () => {
-  const panel = new SettingsPanel({ api: settingsApi(), report });
+  const panel = settingsPanel(settingsApi());
   await panel.open();
   assert.equal($("#theme-system").checked, true);
   $("#theme-dark").click();
@@ -118,6 +125,13 @@ test("settings: the theme applies at once and is kept in this browser", async ()
   $("#theme-system").click();
   assert.equal(document.documentElement.dataset.theme, undefined);
   assert.equal(localStorage.getItem("privchat.theme"), null);
+});
+
+test("settings: the dialog shows what its actions answer, a failed load as their sentence", async () => {
+  const panel = new SettingsPanel({ actions: { load: async () => ({ error: "The server is not reachable." }), save: async () => assert.fail("nothing to save") } });
+  await panel.open();
+  assert.equal($("#settings-status").textContent, "The server is not reachable.");
+  assert.equal($("#setting-system-prompt").value, "");
 });
 
 function devicesApi() {
@@ -147,7 +161,7 @@ async function answer(yes) {
 
 test("devices: this browser (from the session) is named, revoked ones have no button", async () => {
   const session = new Session({ device: { deviceId: "me", name: "This laptop", fingerprint: "AAAA-BBBB" } });
-  const panel = new DevicesPanel({ api: devicesApi(), session, report, onForget() {}, onRevokedSelf() {} });
+  const panel = devicesPanel({ api: devicesApi(), session });
   await panel.open();
   assert.equal($("#this-device-fingerprint").textContent, "AAAA-BBBB");
   const rows = [...document.querySelectorAll(".device-item")].map((li) => [li.dataset.id, li.dataset.status, li.textContent.includes("(this browser)"), Boolean(li.querySelector(".revoke-button"))]);
@@ -157,7 +171,7 @@ test("devices: this browser (from the session) is named, revoked ones have no bu
 test("devices: revoking another device asks first, then says so", async () => {
   const api = devicesApi();
   const session = new Session({ device: { deviceId: "me" } });
-  const panel = new DevicesPanel({ api, session, report, onForget() {}, onRevokedSelf() {} });
+  const panel = devicesPanel({ api, session });
   await panel.open();
   document.querySelector('[data-id="phone"] .revoke-button').click();
   await settle();
@@ -174,7 +188,7 @@ test("devices: revoking this browser closes the dialog and hands over; forgettin
   let revokedSelf = 0;
   let forgot = 0;
   const session = new Session({ device: { deviceId: "me" } });
-  const panel = new DevicesPanel({ api: devicesApi(), session, report, onForget: () => forgot++, onRevokedSelf: () => revokedSelf++ });
+  const panel = devicesPanel({ api: devicesApi(), session, onForget: () => forgot++, onRevokedSelf: () => revokedSelf++ });
   await panel.open();
   document.querySelector('[data-id="me"] .revoke-button').click();
   await answer(true);

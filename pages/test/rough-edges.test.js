@@ -13,6 +13,9 @@ import { Sidebar } from "../src/components/chat/Sidebar.js";
 import { DevicesPanel, SettingsPanel } from "../src/components/chat/Panels.js";
 import { Session } from "../src/lib/session.js";
 import { ApiClient } from "../src/lib/api.js";
+import { DevicesController } from "../src/app/devices.js";
+import { PairingController } from "../src/app/pairing.js";
+import { SettingsController } from "../src/app/settings.js";
 import { makeServerKey } from "./e2e-server.js";
 
 /** Taps Pair and waits for the pairing (real WebCrypto work) to end. */
@@ -54,10 +57,12 @@ function pairingForm(api = pairingApi()) {
   fresh('<section id="pairing-view" hidden></section>');
   const paired = [];
   const auth = new DeviceAuth($("#pairing-view"), {
-    api,
-    onPaired: (d) => paired.push(d),
-    onSignIn: () => {},
-    keys: { checkKeyStorage: async () => {}, saveDevice: async (rec) => rec },
+    actions: new PairingController({
+      api,
+      onPaired: (d) => paired.push(d),
+      onSignIn: () => {},
+      keys: { checkKeyStorage: async () => {}, saveDevice: async (rec) => rec },
+    }),
   });
   return { auth, api, paired };
 }
@@ -159,7 +164,7 @@ function settingsApi() {
 
 test("settings: every invalid field is marked beside it, all at once, and cleared when fixed", async () => {
   const api = settingsApi();
-  const panel = new SettingsPanel({ api, report });
+  const panel = new SettingsPanel({ actions: new SettingsController({ api, report }) });
   await panel.open();
   $("#setting-temperature").value = "9";
   $("#setting-max-tokens").value = "0";
@@ -181,7 +186,7 @@ test("settings: every invalid field is marked beside it, all at once, and cleare
 
 test("settings: Reset to defaults saves the server's defaults; the page says what is shared and what stays here", async () => {
   const api = settingsApi();
-  const panel = new SettingsPanel({ api, report });
+  const panel = new SettingsPanel({ actions: new SettingsController({ api, report }) });
   await panel.open();
   assert.equal($("#settings-reset").hidden, false);
   $("#settings-reset").click();
@@ -194,7 +199,7 @@ test("settings: Reset to defaults saves the server's defaults; the page says wha
   assert.match($("#settings-local-note").textContent, /theme and notifications/);
   // an older server without defaults: no reset button
   fresh("");
-  const old = new SettingsPanel({ api: { async getSettings() { return { system_prompt: "", temperature: 1, max_tokens: 5 }; } }, report });
+  const old = new SettingsPanel({ actions: new SettingsController({ api: { async getSettings() { return { system_prompt: "", temperature: 1, max_tokens: 5 }; } }, report }) });
   await old.open();
   assert.equal($("#settings-reset").hidden, true);
 });
@@ -252,7 +257,8 @@ test("revoked devices are folded away under the active ones", async () => {
     { device_id: "old1", name: "Old phone", fingerprint: "BBBB", status: "revoked" },
     { device_id: "old2", name: "Older phone", fingerprint: "CCCC", status: "revoked" },
   ];
-  const panel = new DevicesPanel({ api: { async listDevices() { return { devices }; } }, session, report, onForget: () => {}, onRevokedSelf: () => {} });
+  const actions = new DevicesController({ api: { async listDevices() { return { devices }; } }, session, report, onForget: () => {}, onRevokedSelf: () => {} });
+  const panel = new DevicesPanel({ actions });
   await panel.open();
   assert.deepEqual([...$("#device-list").children].map((li) => li.dataset.id), ["me"]);
   assert.deepEqual([...$("#revoked-device-list").children].map((li) => li.dataset.id), ["old1", "old2"]);

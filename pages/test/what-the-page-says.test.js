@@ -20,6 +20,7 @@ win.open = () => null;
 const { ChatInterface } = await import("../src/components/chat/ChatInterface.js");
 const { MessageList } = await import("../src/components/chat/MessageList.js");
 const { DevicesPanel } = await import("../src/components/chat/Panels.js");
+const { DevicesController } = await import("../src/app/devices.js");
 const { createMarkdown } = await import("../src/lib/markdown.js");
 const { Session } = await import("../src/lib/session.js");
 const $ = (sel) => document.querySelector(sel);
@@ -280,8 +281,8 @@ test("after pairing the browser is asked to keep the key; Devices says whether i
 
   // A browser that keeps it says so.
   const session = new Session({ device });
-  const panel = new DevicesPanel({ api: { listDevices: async () => ({ devices: [] }) }, session, report: String,
-    onForget() {}, onRevokedSelf() {}, storageKept: async () => true });
+  const panel = new DevicesPanel({ actions: new DevicesController({ api: { listDevices: async () => ({ devices: [] }) }, session, report: String,
+    onForget() {}, onRevokedSelf() {}, storageKept: async () => true }) });
   panel.renderMine();
   await settle();
   assert.match(panel.mine.querySelector(".storage-note").textContent, /keeps this site's storage/);

@@ -1,12 +1,43 @@
-// The privchat API, route by route: which method, path and body each call is. Signing, sealing,
-// opening answers and reading reply streams are the transport's (transport.js).
+// The privchat API, route by route: which method, path and body each call is, and what a reply
+// stream's events mean (chat-events.js). The client holds a transport (transport.js) and calls it:
+// signing, sealing, opening answers, following the server key and reading sealed event streams
+// are the transport's, which knows no route of the API.
 
-import { SealedTransport } from "./transport.js";
+import { SealedTransport, publishedServerKey } from "./transport.js";
+import { chatEventHandlers } from "./chat-events.js";
 import { checkKeyConfirmation, normaliseCode, pairingProof } from "./e2e.js";
 import { checkLoginConfirmation, deviceProof, readPairingStarted, startPairingBody, typedRegistrationBody } from "./pake.js";
 import { ApiError, PageLoadError } from "./errors.js";
 
-export class ApiClient extends SealedTransport {
+export class ApiClient {
+  /**
+   * @param {string} origin  API origin, e.g. "http://127.0.0.1:8765"
+   * @param {{getDevice?, onServerKey?, transport?}} opts  getDevice and onServerKey: the
+   *   transport's (transport.js); transport: one to use instead of a SealedTransport of its own
+   */
+  constructor(origin, { getDevice, onServerKey, transport = new SealedTransport(origin, { getDevice, onServerKey }) } = {}) {
+    this.transport = transport;
+  }
+
+  get origin() {
+    return this.transport.origin;
+  }
+
+  /** The last answer of GET /api/health (plain: what it says is a hint, never a key to pin). */
+  get lastHealth() {
+    return this.transport.lastHealth;
+  }
+
+  /** GET /api/health (public); it also sets the clock the signatures use. */
+  health(opts) {
+    return this.transport.health(opts);
+  }
+
+  /** The server key a health answer publishes (the last one by default), checked against a kid the page trusts. */
+  publishedServerKey(health = this.lastHealth, expectedKid = null) {
+    return publishedServerKey(health, expectedKid);
+  }
+
   // ------------------------------------------------------------ devices
 
   /**
@@ -18,8 +49,8 @@ export class ApiClient extends SealedTransport {
    */
   async registerDevice({ pairingCode, publicJwk, name, device, typed = false }) {
     if (typed) return this.pairWithTypedCode({ pairingCode, publicJwk, name, device });
-    const kid = (await this.serverKeyOf(device)).kid;
-    const record = await this.json("POST", "/api/auth/device", {
+    const kid = (await this.transport.serverKeyOf(device)).kid;
+    const record = await this.transport.json("POST", "/api/auth/device", {
       json: { pairing_proof: await pairingProof(pairingCode, device.deviceId, kid), public_key: publicJwk, name },
       device,
     });
@@ -40,17 +71,17 @@ export class ApiClient extends SealedTransport {
    * is loaded here, on first use (PageLoadError).
    */
   async pairWithTypedCode({ pairingCode, publicJwk, name, device }) {
-    const kid = (await this.serverKeyOf(device)).kid;
+    const kid = (await this.transport.serverKeyOf(device)).kid;
     const password = normaliseCode(pairingCode);
     const opaque = await this.loadOpaque();
     const { state, request } = await opaque.startLogin(password);
-    const started = readPairingStarted(await this.json("POST", "/api/auth/pairing", { json: startPairingBody({ request, publicJwk }), device }));
+    const started = readPairingStarted(await this.transport.json("POST", "/api/auth/pairing", { json: startPairingBody({ request, publicJwk }), device }));
     const login = started && (await opaque.finishLogin({ state, response: started.response, password }));
     if (!login) {
       throw new ApiError(403, "pairing_invalid", "The OPAQUE login did not finish: the code is not right, or the answer is not from the server that made it.");
     }
     const proof = await deviceProof(login.sessionKey, device.deviceId, kid);
-    const record = await this.json("POST", "/api/auth/device", {
+    const record = await this.transport.json("POST", "/api/auth/device", {
       json: typedRegistrationBody({ pairingId: started.pairingId, finalization: login.finalization, deviceProof: proof, publicJwk, name }),
       device,
     });
@@ -74,24 +105,24 @@ export class ApiClient extends SealedTransport {
 
   /** GET /api/models: {default, models: [{name, engine, label, state, error, n_ctx}]}. */
   listModels() {
-    return this.json("GET", "/api/models");
+    return this.transport.json("GET", "/api/models");
   }
 
   whoAmI(opts) {
-    return this.json("GET", "/api/auth/device", opts);
+    return this.transport.json("GET", "/api/auth/device", opts);
   }
 
   /** POST /api/tokens {text, model?} -> {tokens, n_ctx, room, exact, model}: the message against what the model reads. */
   countTokens(text, { model, signal } = {}) {
-    return this.json("POST", "/api/tokens", { json: model ? { text, model } : { text }, signal });
+    return this.transport.json("POST", "/api/tokens", { json: model ? { text, model } : { text }, signal });
   }
 
   listDevices() {
-    return this.json("GET", "/api/devices");
+    return this.transport.json("GET", "/api/devices");
   }
 
   revokeDevice(id) {
-    return this.json("DELETE", `/api/devices/${encodeURIComponent(id)}`);
+    return this.transport.json("DELETE", `/api/devices/${encodeURIComponent(id)}`);
   }
 
   // ------------------------------------------------------------ chat
@@ -112,29 +143,30 @@ export class ApiClient extends SealedTransport {
     if (options && Object.keys(options).length) payload.options = options;
     if (model) payload.model = model; // a name from listModels(); absent = the server's default
     if (Array.isArray(attachments) && attachments.length && !regenerateOf) payload.attachments = attachments; // ids from uploadAttachment
-    const res = await this.send("POST", "/api/chat", {
+    const res = await this.transport.send("POST", "/api/chat", {
       json: payload,
       signal,
       headers: { Accept: "text/event-stream" },
     });
-    return this.readReply(res, handlers, signal);
+    return this.transport.readEvents(res, chatEventHandlers(handlers), { signal });
   }
 
   /**
    * GET /api/chat/<id>/stream: a reply's events after `lastEventId` (all without it), then the live
-   * ones, with the same handlers as chat(). The cursor always goes in the query, which the
-   * signature covers, "from the start" too (`?last_event_id=`, empty): a request without it could
-   * not be told from one whose cursor was taken off (a Last-Event-ID header would need its own CORS
-   * allowance at Access). The stream must follow on from that cursor (readReply).
+   * ones, with the same handlers as chat() and onOpen () once the stream is answered. The cursor
+   * always goes in the query, which the signature covers, "from the start" too
+   * (`?last_event_id=`, empty): a request without it could not be told from one whose cursor was
+   * taken off (a Last-Event-ID header would need its own CORS allowance at Access). The stream must
+   * follow on from that cursor (the transport's readEvents checks it).
    */
   async attach({ assistantId, lastEventId = null, signal }, handlers = {}) {
     const q = new URLSearchParams({ last_event_id: lastEventId || "" });
-    const res = await this.send("GET", `/api/chat/${encodeURIComponent(assistantId)}/stream?${q}`, {
+    const res = await this.transport.send("GET", `/api/chat/${encodeURIComponent(assistantId)}/stream?${q}`, {
       signal,
       headers: { Accept: "text/event-stream" },
     });
     if (handlers.onOpen) handlers.onOpen();
-    return this.readReply(res, handlers, signal, { after: lastEventId || null });
+    return this.transport.readEvents(res, chatEventHandlers(handlers), { signal, after: lastEventId || null });
   }
 
   // ------------------------------------------------------------ attachments
@@ -148,21 +180,21 @@ export class ApiClient extends SealedTransport {
   uploadAttachment({ name, mime, data, conversationId = null }) {
     const json = { name, mime: mime || "", data };
     if (conversationId) json.conversation_id = conversationId;
-    return this.json("POST", "/api/attachments", { json });
+    return this.transport.json("POST", "/api/attachments", { json });
   }
 
   /** GET /api/attachments/<id>: {id, name, kind, mime, size, pages, data: base64}. */
   getAttachment(id) {
-    return this.json("GET", `/api/attachments/${encodeURIComponent(id)}`);
+    return this.transport.json("GET", `/api/attachments/${encodeURIComponent(id)}`);
   }
 
   /** DELETE /api/attachments/<id>: takes back one not sent yet (409 attachment_sent once it was). */
   deleteAttachment(id) {
-    return this.json("DELETE", `/api/attachments/${encodeURIComponent(id)}`);
+    return this.transport.json("DELETE", `/api/attachments/${encodeURIComponent(id)}`);
   }
 
   cancel(assistantMessageId) {
-    return this.json("POST", `/api/chat/${encodeURIComponent(assistantMessageId)}/cancel`, { json: {} });
+    return this.transport.json("POST", `/api/chat/${encodeURIComponent(assistantMessageId)}/cancel`, { json: {} });
   }
 
   // ------------------------------------------------------------ history
@@ -170,34 +202,34 @@ export class ApiClient extends SealedTransport {
   listConversations({ limit = 50, before = null } = {}) {
     const q = new URLSearchParams({ limit: String(limit) });
     if (before !== null && before !== undefined) q.set("before", String(before));
-    return this.json("GET", `/api/history?${q}`);
+    return this.transport.json("GET", `/api/history?${q}`);
   }
 
   getConversation(id) {
-    return this.json("GET", `/api/history/${encodeURIComponent(id)}`);
+    return this.transport.json("GET", `/api/history/${encodeURIComponent(id)}`);
   }
 
   deleteConversation(id) {
-    return this.json("DELETE", `/api/history/${encodeURIComponent(id)}`);
+    return this.transport.json("DELETE", `/api/history/${encodeURIComponent(id)}`);
   }
 
   /** The owner's title; the model never replaces it. */
   renameConversation(id, title) {
-    return this.json("PATCH", `/api/history/${encodeURIComponent(id)}`, { json: { title } });
+    return this.transport.json("PATCH", `/api/history/${encodeURIComponent(id)}`, { json: { title } });
   }
 
   /** Show the branch through messageId by default, on every device; answers its current_leaf. */
   setCurrentLeaf(id, messageId) {
-    return this.json("PATCH", `/api/history/${encodeURIComponent(id)}`, { json: { current_leaf: messageId } });
+    return this.transport.json("PATCH", `/api/history/${encodeURIComponent(id)}`, { json: { current_leaf: messageId } });
   }
 
   /** POST, never GET ?q=: the words stay out of the URL, which the edge sees. */
   search(q, { limit = 20, signal } = {}) {
-    return this.json("POST", "/api/search", { json: { q, limit }, signal });
+    return this.transport.json("POST", "/api/search", { json: { q, limit }, signal });
   }
 
   clearHistory() {
-    return this.json("DELETE", "/api/history");
+    return this.transport.json("DELETE", "/api/history");
   }
 
   /**
@@ -205,18 +237,18 @@ export class ApiClient extends SealedTransport {
    * recording travels sealed and padded like every body; the owner's machine transcribes it.
    */
   transcribe({ audio, mime }, { signal } = {}) {
-    return this.json("POST", "/api/transcribe", { json: { audio, mime }, signal });
+    return this.transport.json("POST", "/api/transcribe", { json: { audio, mime }, signal });
   }
 
   /** Returns {blob, filename}. */
   async exportHistory(format) {
-    const res = await this.send("GET", `/api/history/export?format=${encodeURIComponent(format)}`);
+    const res = await this.transport.send("GET", `/api/history/export?format=${encodeURIComponent(format)}`);
     // send() opened the sealed body; the type the file gets is the format's. The file name is the
-    // one sealed in the answer's meta line (send() put it in place of the copy outside the seal).
+    // one sealed in the answer's meta line: the opened answer carries it in place of the copy
+    // outside the seal, which is never read.
     const blob = new Blob([await res.arrayBuffer()], { type: format === "markdown" ? "text/markdown" : "application/json" });
     let filename = null;
-    const meta = this.metas.get(res);
-    const cd = meta && meta.headers["content-disposition"];
+    const cd = res.headers.get("Content-Disposition");
     if (cd) {
       const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
       if (m) filename = decodeURIComponent(m[1]).replace(/[\\/]/g, "_");
@@ -229,7 +261,7 @@ export class ApiClient extends SealedTransport {
   }
 
   importHistory(text) {
-    return this.json("POST", "/api/history/import", {
+    return this.transport.json("POST", "/api/history/import", {
       body: text,
       headers: { "Content-Type": "application/json" },
     });
@@ -238,10 +270,10 @@ export class ApiClient extends SealedTransport {
   // ------------------------------------------------------------ settings
 
   getSettings() {
-    return this.json("GET", "/api/settings");
+    return this.transport.json("GET", "/api/settings");
   }
 
   putSettings(settings) {
-    return this.json("PUT", "/api/settings", { json: settings });
+    return this.transport.json("PUT", "/api/settings", { json: settings });
   }
 }

@@ -1,10 +1,12 @@
-// The sealed, signed transport under the API client (api.js): every request is sealed to the
+// The sealed, signed transport an ApiClient (api.js) holds: every request is sealed to the
 // device's pinned server key and signed with the device key (RFC 9421; docs/E2E.md), every answer
-// opened, a reply stream read and opened frame by frame, and the pinned server key followed through
+// opened, an event stream read and opened frame by frame, and the pinned server key followed through
 // a rotation. `credentials: "include"` lets a Cloudflare Access session cookie ride along when the
 // API sits behind Access; a failed fetch is told apart (offline, nothing answers, Access, the
 // computer behind the tunnel). Failures are thrown as the errors of errors.js (facts only);
-// describe.js words them for the owner. api.js only names routes and bodies.
+// describe.js words them for the owner. It knows no route but the ones the protocol itself uses
+// (health for the clock, the key route for a rotation) and no event's meaning: api.js names the
+// routes and bodies, chat-events.js what a reply's events mean.
 //
 // Only what is sealed is believed (docs/E2E.md, "The meta line"): a sealed answer's status, the
 // server's current key and the headers the page acts on come from the meta line inside the seal;
@@ -14,7 +16,7 @@
 import { signRequest } from "./signing.js";
 import { readSSE } from "./sse.js";
 import { isLoopbackOrigin } from "./config.js";
-import { ApiError, E2EError, NetworkError, StreamError, errorFromResponse } from "./errors.js";
+import { ApiError, E2EError, NetworkError, errorFromResponse } from "./errors.js";
 import { cspBlocks } from "./csp.js";
 import { AccessSession } from "./access.js";
 import { EventSequence } from "./resume.js";
@@ -38,6 +40,18 @@ async function plainHint(res) {
   } catch {
     return null;
   }
+}
+
+/**
+ * The server key a health answer publishes, checked against a kid the page trusts (the pairing
+ * link's): {kid, jwk, fingerprint}. e2e_key_mismatch when it differs or its kid is not its thumbprint.
+ */
+export async function publishedServerKey(health, expectedKid = null) {
+  const pub = health && health.e2e;
+  if (!pub || !pub.jwk) throw new E2EError("e2e_key_mismatch", "the server publishes no end-to-end key");
+  const key = await importServerKey(pub.jwk, pub.kid || null);
+  if (expectedKid && key.kid !== expectedKid) throw new E2EError("e2e_key_mismatch", `the server key is ${key.kid}, the link pins ${expectedKid}`);
+  return pinnable(key);
 }
 
 export class SealedTransport {
@@ -168,10 +182,10 @@ export class SealedTransport {
    * A sealed answer, opened (docs/E2E.md, "A response", "The meta line"): a one-chunk answer becomes
    * a plain Response with the body after its meta line, the meta line's status (which must be the
    * one outside: e2e_status_mismatch) and its retry-after and content-disposition in place of the
-   * copies outside; an event stream stays as it is, its opener kept for readReply. A 2xx answer
+   * copies outside; an event stream stays as it is, its opener kept for readEvents. A 2xx answer
    * must be sealed (e2e_unsealed); an error status may come plain, and is then returned as it is for
    * send() to disbelieve. `stream`: {kid (sealed to), follow (the stored device's: follow a
-   * rotation its meta line names)} of the request, kept for readReply.
+   * rotation its meta line names)} of the request, kept for readEvents.
    */
   async openAnswer(res, opener, stream = {}) {
     const nonceValue = res.headers.get(NONCE_HEADER);
@@ -275,23 +289,11 @@ export class SealedTransport {
   // ------------------------------------------------------------ the server key
 
   /**
-   * The server key published by /api/health, checked against a kid the page trusts (the pairing
-   * link's): {kid, jwk, fingerprint}. e2e_key_mismatch when it differs or its kid is not its thumbprint.
-   */
-  async publishedServerKey(health = this.lastHealth, expectedKid = null) {
-    const pub = health && health.e2e;
-    if (!pub || !pub.jwk) throw new E2EError("e2e_key_mismatch", "the server publishes no end-to-end key");
-    const key = await importServerKey(pub.jwk, pub.kid || null);
-    if (expectedKid && key.kid !== expectedKid) throw new E2EError("e2e_key_mismatch", `the server key is ${key.kid}, the link pins ${expectedKid}`);
-    return pinnable(key);
-  }
-
-  /**
    * Follows a rotation of the server key (docs/E2E.md, "The server key"): asks GET /api/e2e/key
    * sealed to the pinned key; only the holder of that key can answer, and its answer names the
    * current key, which is re-pinned (onServerKey) once its thumbprint matches its kid and its meta
    * line names the same key. Health is never the trigger: a plain answer may lie. A sealed answer
-   * whose meta line names another kid is (send, readReply). Past the grace period the server
+   * whose meta line names another kid is (send, readEvents). Past the grace period the server
    * cannot seal its refusal: that is e2e_unsealed_refusal, and nothing is re-pinned.
    * Returns the key in use, or null without a device.
    */
@@ -338,19 +340,21 @@ export class SealedTransport {
     }
   }
 
-  // ------------------------------------------------------------ reply streams
+  // ------------------------------------------------------------ event streams
 
   /**
-   * Reads a sealed reply stream: each `event: sealed` is a frame, opened with its number (e2e.js);
-   * its payload goes to a FrameEventReader, whose first line is the meta line (its status must be
-   * the one outside, and a kid other than the pinned one starts following the rotation) and every
-   * event it completes ({id, event, data}, the id from inside the seal) goes to the handlers once
-   * its number follows on (`after`: the cursor the request named, null from the start; see
-   * EventSequence). Every frame that opens, empty ones included (the server sends one each tick),
-   * calls onPing: the stream is alive. A stream that ends without its final frame is
-   * e2e_truncated; one that does not open or breaks a rule, e2e_event_invalid.
+   * Reads a sealed event stream and hands on what it says, without knowing what any of it means:
+   * each `event: sealed` is a frame, opened with its number (e2e.js); its payload goes to a
+   * FrameEventReader, whose first line is the meta line (its status must be the one outside, and a
+   * kid other than the pinned one starts following the rotation). For every frame that opens,
+   * empty ones included (the server sends one each tick), `onFrame()`: the stream is alive. Then
+   * each event the frame completes, `onEvent({event, id, data})` (the id from inside the seal, null
+   * when it has none), in order, once the whole frame's numbering follows on (`after`: the cursor
+   * the request named, null from the start; see EventSequence). Resolves when the final frame was
+   * read; a stream that ends without it is e2e_truncated, one that does not open or breaks a rule
+   * e2e_event_invalid, a dropped connection a NetworkError ("aborted" when the signal fired).
    */
-  async readReply(res, handlers, signal, { after = null } = {}) {
+  async readEvents(res, { onFrame = () => {}, onEvent = () => {} } = {}, { signal, after = null } = {}) {
     const type = res.headers.get("Content-Type") || "";
     if (!type.startsWith("text/event-stream")) {
       throw new ApiError(res.status, "bad_stream", "The server did not answer with an event stream.");
@@ -361,14 +365,6 @@ export class SealedTransport {
     const reader = new FrameEventReader();
     const sequence = new EventSequence({ after });
     let keyFollow = null;
-    const on = {
-      start: handlers.onStart,
-      queued: handlers.onQueued,
-      loading: handlers.onLoading,
-      token: handlers.onToken,
-      snapshot: handlers.onSnapshot,
-    };
-    let finished = false;
     let failure = null;
     // Opening is asynchronous and the parser is not: frames are opened one after the other, in order.
     let queue = Promise.resolve();
@@ -389,17 +385,6 @@ export class SealedTransport {
         }
       });
     };
-    const deliver = ({ id, event, data }) => {
-      const eventId = id === null ? undefined : id;
-      if (on[event]) on[event](data, eventId);
-      else if (event === "done") {
-        finished = true;
-        if (handlers.onDone) handlers.onDone(data, eventId);
-      } else if (event === "error") {
-        finished = true;
-        if (handlers.onError) handlers.onError(new StreamError(data || {}), eventId);
-      }
-    };
     const dispatch = async (ev) => {
       if (ev.event !== SEALED_EVENT) throw new E2EError("e2e_unsealed", `a plain "${ev.event}" event in a sealed stream`);
       const { payload, final } = await opener.next(ev.data);
@@ -409,9 +394,9 @@ export class SealedTransport {
         if (reader.meta.status !== res.status) throw new E2EError("e2e_status_mismatch", `sealed ${reader.meta.status}, answered ${res.status}`);
         if (sealed.follow && reader.meta.kid !== sealed.kid) keyFollow = this.followQuietly();
       }
-      for (const inner of events) sequence.check(inner); // the whole frame, before any of it is shown
-      if (handlers.onPing) handlers.onPing();
-      for (const inner of events) deliver(inner);
+      for (const inner of events) sequence.check(inner); // the whole frame, before any of it is handed on
+      onFrame();
+      for (const { event, id, data } of events) onEvent({ event, id, data });
     };
     let readError = null;
     try {
@@ -426,7 +411,8 @@ export class SealedTransport {
     await queue;
     if (keyFollow) await keyFollow;
     if (failure) throw failure;
-    if (finished) return;
+    // The reader marks the stream finished only once the final frame's closing event was read whole.
+    if (reader.finished) return;
     if (signal && signal.aborted) throw await this.networkError(Object.assign(new Error("aborted"), { name: "AbortError" }));
     if (readError) throw await this.networkError(readError);
     opener.end(); // e2e_truncated: the stream closed before its final frame

@@ -21,6 +21,9 @@ import { ChatController } from "../../app/chat.js";
 import { HistoryController } from "../../app/history.js";
 import { ConnectionMonitor } from "../../app/monitor.js";
 import { SearchController } from "../../app/search.js";
+import { SettingsController } from "../../app/settings.js";
+import { DevicesController } from "../../app/devices.js";
+import { PairingController } from "../../app/pairing.js";
 import { AttachmentController } from "../../app/attachments.js";
 import { VoiceController } from "../../app/voice.js";
 import { MessageFit } from "../../app/fit.js";
@@ -170,18 +173,22 @@ export class ChatInterface {
       },
     });
     this.auth = new DeviceAuth($("#pairing-view", root), {
-      api,
-      onPaired: (device, record) => this.paired(device, record),
-      onSignIn: () => openSignIn(api.origin),
+      actions: new PairingController({
+        api,
+        onPaired: (device, record) => this.paired(device, record),
+        onSignIn: () => openSignIn(api.origin),
+      }),
     });
-    this.settings = new SettingsPanel({ api, report });
+    this.settings = new SettingsPanel({ actions: new SettingsController({ api, report }) });
     this.devices = new DevicesPanel({
-      api,
-      session,
-      report,
-      onForget: () => this.forgetAndPair("first"),
-      onRevokedSelf: () => this.monitor.revoked(),
-      storageKept: () => this.keys.storageKept(), // whether the browser may delete the key 
+      actions: new DevicesController({
+        api,
+        session,
+        report,
+        onForget: () => this.forgetAndPair("first"),
+        onRevokedSelf: () => this.monitor.revoked(),
+        storageKept: () => this.keys.storageKept(), // whether the browser may delete the key
+      }),
     });
 
     $("#settings-button", root).addEventListener("click", () => this.settings.open());

@@ -1,18 +1,9 @@
-// The pairing form: makes the non-extractable device key, registers it with a one-time code from
-// `privchat pair` and keeps it in IndexedDB; the device is then handed over (onPaired) and the
-// session store keeps it. Errors are worded by describe.js.
-//
-// End to end (docs/E2E.md, "Pairing"): the server key published by /api/health is pinned here. A
-// pairing link names its kid (#…&e2e=<kid>): another key is refused before anything is sent, and the
-// registration carries a proof of the code bound to the key. A typed code (no kid from a link) is
-// the password of an OPAQUE login instead. Either way the server's key confirmation is checked
-// before the key is kept (ApiClient.registerDevice; this form only says which of the two it is).
-// The key's short fingerprint is shown to compare with `privchat pair`.
+// The pairing form: the code from `privchat pair` (typed, or filled in by a pairing link), a name for
+// this device, the server and its key's short fingerprint to compare with `privchat pair`, and
+// what went wrong, with its buttons. The pairing itself (the key, the registration, keeping it) is
+// the pairing actions' (app/pairing.js); this form shows what they answer.
 
 import { h, clear } from "../../lib/dom.js";
-import { exportPublicJwk, generateDeviceKey, jwkThumbprint, shortFingerprint } from "../../lib/signing.js";
-import { checkKeyStorage, saveDevice } from "../../lib/keystore.js";
-import { ApiError } from "../../lib/errors.js";
 import { describe } from "../../lib/describe.js";
 import { setCodeText } from "../../lib/inline-code.js";
 
@@ -38,16 +29,12 @@ export function suggestDeviceName(ua = (typeof navigator !== "undefined" && navi
 export class DeviceAuth {
   /**
    * @param {HTMLElement} root    the pairing view (#pairing-view)
-   * @param {{api: import("../../lib/api.js").ApiClient, onPaired: (device, record) => void,
-   *          onSignIn: () => void, keys?: {checkKeyStorage, saveDevice, generateDeviceKey}}} opts
-   *   keys: the key functions (tests pass stand-ins; the page uses signing.js and keystore.js)
+   * @param {{actions: import("../../app/pairing.js").PairingController}} opts
+   *   actions: origin, serverKey(pinKid), pair({code, name, pinKid}), signIn()
    */
-  constructor(root, { api, onPaired, onSignIn, keys = {} }) {
+  constructor(root, { actions }) {
     this.root = root;
-    this.api = api;
-    this.onPaired = onPaired;
-    this.onSignIn = onSignIn;
-    this.keys = { checkKeyStorage, saveDevice, generateDeviceKey, ...keys };
+    this.actions = actions;
     this.busy = false;
   }
 
@@ -60,7 +47,7 @@ export class DeviceAuth {
    *   e2e   the server key id from the pairing link: the only key this pairing accepts
    */
   show({ code = "", reason = "first", storageError = null, e2e = null } = {}) {
-    const origin = this.api.origin;
+    const origin = this.actions.origin;
     this.pinKid = e2e || null;
     clear(this.root);
 
@@ -148,18 +135,17 @@ export class DeviceAuth {
     this.lookUpServerKey();
   }
 
-  /** Fetches the published server key and shows its fingerprint (or why it is refused). */
+  /** Asks for the published server key and shows its fingerprint (or why it is refused). */
   async lookUpServerKey() {
     const shown = this.serverKeyText;
-    try {
-      await this.api.health();
-      const key = await this.api.publishedServerKey(this.api.lastHealth, this.pinKid);
-      if (this.serverKeyText === shown) this.showServerKey(key);
-    } catch (err) {
-      if (this.serverKeyText !== shown) return;
-      shown.textContent = err && err.code === "e2e_key_mismatch" ? "not the key in the pairing link: do not pair" : "not known yet";
-      shown.dataset.state = err && err.code === "e2e_key_mismatch" ? "mismatch" : "unknown";
+    const { key, refused } = await this.actions.serverKey(this.pinKid);
+    if (this.serverKeyText !== shown) return; // the form was drawn again meanwhile
+    if (key) {
+      this.showServerKey(key);
+      return;
     }
+    shown.textContent = refused === "mismatch" ? "not the key in the pairing link: do not pair" : "not known yet";
+    shown.dataset.state = refused;
   }
 
   showServerKey(key) {
@@ -173,7 +159,7 @@ export class DeviceAuth {
     clear(this.error);
     this.error.append(setCodeText(h("p", {}), text));
     if (actions.length) {
-      const run = { signin: () => this.onSignIn(), retry: () => this.pair() };
+      const run = { signin: () => this.actions.signIn(), retry: () => this.pair() };
       const buttons = actions.map((a) => h("button", { type: "button", class: "button small", id: a.id, onclick: run[a.run] }, a.label));
       this.error.append(h("div", { class: "error-actions" }, ...buttons.flatMap((b, i) => (i ? [" ", b] : [b]))));
     }
@@ -195,41 +181,19 @@ export class DeviceAuth {
       this.showError("Give this device a name, so you can tell it apart in the device list.");
       return;
     }
-    const { api, keys } = this;
     this.busy = true;
     this.button.disabled = true;
     this.button.textContent = "Pairing…";
     this.error.hidden = true;
     try {
-      // Make sure the key can be kept before registering it anywhere.
-      const keyPair = await keys.generateDeviceKey();
-      await keys.checkKeyStorage(keyPair.privateKey);
-      const publicJwk = await exportPublicJwk(keyPair.publicKey);
-      const deviceId = await jwkThumbprint(publicJwk);
-      const fingerprint = shortFingerprint(deviceId);
-      let health = null;
-      try {
-        health = await api.health();
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err; // 503 etc. still lets registration try with the key seen last
+      const paired = await this.actions.pair({ code, name, pinKid: this.pinKid });
+      if (paired.serverKey) this.showServerKey(paired.serverKey);
+      if (!paired.error) {
+        this.root.hidden = true;
+        return;
       }
-      // The key every request is sealed to: the link's kid, when there is one, must be its thumbprint.
-      const serverKey = await api.publishedServerKey(health || api.lastHealth, this.pinKid);
-      this.showServerKey(serverKey);
-      const record = await api.registerDevice({
-        pairingCode: code,
-        publicJwk,
-        name,
-        device: { keyPair, deviceId, serverKey },
-        typed: !this.pinKid, // no kid from a link: nothing vouches for the key, so an OPAQUE login
-      });
-      const device = await keys.saveDevice({ keyPair, deviceId, fingerprint, name: (record && record.name) || name, apiOrigin: api.origin, serverKey });
-      this.root.hidden = true;
-      this.onPaired(device, record);
-    } catch (err) {
-      const { text, actions } = describe(err, { context: "pairing", apiOrigin: api.origin });
-      this.showError(text, actions);
-      if (err instanceof ApiError && err.code === "pairing_invalid") this.codeInput.setSelectionRange(0, this.codeInput.value.length);
+      this.showError(paired.error, paired.actions);
+      if (paired.wrongCode) this.codeInput.setSelectionRange(0, this.codeInput.value.length);
     } finally {
       this.busy = false;
       this.button.disabled = false;

@@ -1,11 +1,11 @@
-// Dialogs: settings (saved to the backend; theme is local), devices (list, revoke), and a
-// confirmation dialog that says what is lost. A failed request is shown with report(err, context),
-// which words it (describe.js) and lets the page react (a revoked device, a sign-in).
+// Dialogs: settings (kept on the server; the theme is this browser's), devices (list, revoke,
+// forget this browser's key), and a confirmation dialog that says what is lost. Each dialog shows
+// what its actions (app/settings.js, app/devices.js) answer, a failed request as the sentence they
+// give; the requests are theirs.
 
 import { h, clear, formatTime } from "../../lib/dom.js";
 import { currentTheme, setTheme } from "../../lib/theme.js";
 import { storageKeptText } from "../../lib/describe.js";
-import { settingsField } from "../../lib/describe.js";
 
 function dialogShell(id, title) {
   const body = h("div", { class: "dialog-body" });
@@ -52,10 +52,9 @@ export function confirmDialog({ title, text, confirmLabel = "Delete", id = "conf
 }
 
 export class SettingsPanel {
-  /** @param {{api, report: (err, context?: string) => string}} opts */
-  constructor({ api, report }) {
-    this.api = api;
-    this.report = report;
+  /** @param {{actions: import("../../app/settings.js").SettingsController}} opts  load(), save(changes) */
+  constructor({ actions }) {
+    this.actions = actions;
     const { dialog, body } = dialogShell("settings-dialog", "Settings");
     this.dialog = dialog;
 
@@ -115,29 +114,23 @@ export class SettingsPanel {
     for (const r of this.themeGroup.querySelectorAll("input")) r.checked = r.value === currentTheme();
     this.status.textContent = "Loading…";
     this.dialog.showModal();
-    try {
-      const s = await this.api.getSettings();
-      this.prompt.value = s.system_prompt || "";
-      this.temperature.value = s.temperature ?? "";
-      this.maxTokens.value = s.max_tokens ?? "";
-      this.defaults = (s && s.defaults) || null;
-      this.reset.hidden = !this.defaults;
-      await this.fillModels(s.default_model);
-      this.markFields({});
-      this.status.textContent = "";
-    } catch (err) {
-      this.status.textContent = this.report(err);
+    const { settings: s, models, error } = await this.actions.load();
+    if (error) {
+      this.status.textContent = error;
+      return;
     }
+    this.prompt.value = s.system_prompt || "";
+    this.temperature.value = s.temperature ?? "";
+    this.maxTokens.value = s.max_tokens ?? "";
+    this.defaults = s.defaults || null;
+    this.reset.hidden = !this.defaults;
+    this.showModels(models, s.default_model);
+    this.markFields({});
+    this.status.textContent = "";
   }
 
-  /** The configured models as the choices for the default (the row stays hidden with one model). */
-  async fillModels(current) {
-    let models = [];
-    try {
-      models = ((await this.api.listModels()) || {}).models || [];
-    } catch {
-      models = []; // the list is a convenience: the rest of the settings still load and save
-    }
+  /** The configured models as the choices for the default (the row stays hidden with fewer than two). */
+  showModels(models, current) {
     this.defaultModel.replaceChildren(...models.map((m) => h("option", { value: m.name }, m.label || m.name)));
     this.defaultModel.value = current || (models[0] && models[0].name) || "";
     this.defaultModelRow.hidden = models.length < 2;
@@ -185,42 +178,36 @@ export class SettingsPanel {
     }
     this.save.disabled = true;
     this.status.textContent = "Saving…";
-    try {
-      const changes = { system_prompt: this.prompt.value, temperature, max_tokens: maxTokens };
-      if (!this.defaultModelRow.hidden && this.defaultModel.value) changes.default_model = this.defaultModel.value;
-      const s = await this.api.putSettings(changes);
-      if (s) {
-        this.prompt.value = s.system_prompt ?? this.prompt.value;
-        this.temperature.value = s.temperature ?? temperature;
-        this.maxTokens.value = s.max_tokens ?? maxTokens;
-        if (s.default_model) this.defaultModel.value = s.default_model;
-      }
-      this.status.textContent = "Saved.";
-    } catch (err) {
-      this.status.textContent = this.report(err, "settings");
+    const changes = { system_prompt: this.prompt.value, temperature, max_tokens: maxTokens };
+    if (!this.defaultModelRow.hidden && this.defaultModel.value) changes.default_model = this.defaultModel.value;
+    const { settings: s, error, field } = await this.actions.save(changes);
+    this.save.disabled = false;
+    if (error) {
+      this.status.textContent = error;
       // The server's bound (the model's context) is shown on its field, like the checks above.
-      if (settingsField(err) === "max_tokens") {
-        this.markFields({ [this.maxTokens.id]: this.status.textContent });
+      if (field === "max_tokens") {
+        this.markFields({ [this.maxTokens.id]: error });
         this.maxTokens.focus();
       }
-    } finally {
-      this.save.disabled = false;
+      return;
     }
+    if (s) {
+      this.prompt.value = s.system_prompt ?? this.prompt.value;
+      this.temperature.value = s.temperature ?? temperature;
+      this.maxTokens.value = s.max_tokens ?? maxTokens;
+      if (s.default_model) this.defaultModel.value = s.default_model;
+    }
+    this.status.textContent = "Saved.";
   }
 }
 
 export class DevicesPanel {
   /**
-   * @param {{api, session: import("../../lib/session.js").Session, report, onForget, onRevokedSelf,
-   *          storageKept?: () => Promise<boolean|null>}} opts  storageKept: does the browser keep the key
+   * @param {{actions: import("../../app/devices.js").DevicesController}} opts
+   *   thisDevice(), storageKept(), list(), revoke(deviceId), forget()
    */
-  constructor({ api, session, report, onForget, onRevokedSelf, storageKept = async () => null }) {
-    this.storageKept = storageKept;
-    this.api = api;
-    this.session = session;
-    this.report = report;
-    this.onForget = onForget;
-    this.onRevokedSelf = onRevokedSelf;
+  constructor({ actions }) {
+    this.actions = actions;
     const { dialog, body } = dialogShell("devices-dialog", "Devices");
     this.dialog = dialog;
     this.mine = h("div", { class: "this-device" });
@@ -242,7 +229,7 @@ export class DevicesPanel {
   }
 
   renderMine() {
-    const d = this.session.state.device;
+    const d = this.actions.thisDevice();
     clear(this.mine);
     if (!d) return;
     this.mine.append(
@@ -255,7 +242,7 @@ export class DevicesPanel {
       (this.storageNote = h("p", { id: "this-device-storage", class: "field-help storage-note" }, "")),
     );
     const note = this.storageNote;
-    this.storageKept().then((kept) => {
+    this.actions.storageKept().then((kept) => {
       note.dataset.kept = String(kept);
       note.textContent = storageKeptText(kept);
     });
@@ -269,57 +256,54 @@ export class DevicesPanel {
 
   async refresh() {
     this.status.textContent = "Loading…";
-    try {
-      const { devices = [] } = (await this.api.listDevices()) || {};
-      const me = this.session.state.device;
-      clear(this.list);
-      clear(this.revokedList);
-      let revokedCount = 0;
-      for (const d of devices) {
-        const isMe = me && d.device_id === me.deviceId;
-        const revoked = d.status === "revoked";
-        if (revoked) revokedCount++;
-        (revoked ? this.revokedList : this.list).append(
-          h("li", { class: "device-item", dataset: { id: d.device_id, status: d.status } },
-            h("div", { class: "device-info" },
-              h("strong", {}, d.name || "Unnamed device"), isMe ? " (this browser)" : "",
-              h("br"),
-              h("code", { class: "fingerprint" }, d.fingerprint || ""),
-              h("span", { class: "device-sub" }, ` · ${revoked ? "revoked" : "active"}${d.last_seen_at ? ` · last seen ${formatTime(d.last_seen_at)}` : ""}`)),
-            revoked
-              ? null
-              : h("button", { type: "button", class: "button small danger revoke-button", "aria-label": `Revoke ${d.name || "device"}`, onclick: () => this.revoke(d, isMe) }, "Revoke")),
-        );
-      }
-      this.revokedSummary.textContent = `Revoked devices (${revokedCount})`;
-      this.revokedBox.hidden = revokedCount === 0;
-      this.status.textContent = devices.length ? (revokedCount === devices.length ? "No active devices." : "") : "No devices.";
-    } catch (err) {
-      this.status.textContent = this.report(err);
+    const { devices, error } = await this.actions.list();
+    if (error) {
+      this.status.textContent = error;
+      return;
     }
+    clear(this.list);
+    clear(this.revokedList);
+    let revokedCount = 0;
+    for (const d of devices) {
+      const revoked = d.status === "revoked";
+      if (revoked) revokedCount++;
+      (revoked ? this.revokedList : this.list).append(
+        h("li", { class: "device-item", dataset: { id: d.device_id, status: d.status } },
+          h("div", { class: "device-info" },
+            h("strong", {}, d.name || "Unnamed device"), d.mine ? " (this browser)" : "",
+            h("br"),
+            h("code", { class: "fingerprint" }, d.fingerprint || ""),
+            h("span", { class: "device-sub" }, ` · ${revoked ? "revoked" : "active"}${d.last_seen_at ? ` · last seen ${formatTime(d.last_seen_at)}` : ""}`)),
+          revoked
+            ? null
+            : h("button", { type: "button", class: "button small danger revoke-button", "aria-label": `Revoke ${d.name || "device"}`, onclick: () => this.revoke(d) }, "Revoke")),
+      );
+    }
+    this.revokedSummary.textContent = `Revoked devices (${revokedCount})`;
+    this.revokedBox.hidden = revokedCount === 0;
+    this.status.textContent = devices.length ? (revokedCount === devices.length ? "No active devices." : "") : "No devices.";
   }
 
-  async revoke(d, isMe) {
+  async revoke(d) {
     const ok = await confirmDialog({
       title: `Revoke “${d.name || "device"}”?`,
-      text: isMe
+      text: d.mine
         ? "This is the browser you are using: it will stop working at once and has to be paired again with a new code."
         : `The device with fingerprint ${d.fingerprint} will get “device revoked” on its next request and has to be paired again to come back.`,
       confirmLabel: "Revoke",
     });
     if (!ok) return;
-    try {
-      await this.api.revokeDevice(d.device_id);
-      if (isMe) {
-        this.dialog.close();
-        this.onRevokedSelf();
-        return;
-      }
-      await this.refresh();
-      this.status.textContent = `Revoked ${d.name || "the device"}.`;
-    } catch (err) {
-      this.status.textContent = this.report(err);
+    const { error, mine } = await this.actions.revoke(d.device_id);
+    if (error) {
+      this.status.textContent = error;
+      return;
     }
+    if (mine) {
+      this.dialog.close();
+      return;
+    }
+    await this.refresh();
+    this.status.textContent = `Revoked ${d.name || "the device"}.`;
   }
 
   /**
@@ -327,7 +311,7 @@ export class DevicesPanel {
    * the server does it (an unsealed one may be forged); the fingerprint says which key goes.
    */
   async forget() {
-    const d = this.session.state.device;
+    const d = this.actions.thisDevice();
     const which = d && d.fingerprint ? ` (fingerprint ${d.fingerprint})` : "";
     const ok = await confirmDialog({
       title: "Forget this browser's key?",
@@ -336,6 +320,6 @@ export class DevicesPanel {
     });
     if (!ok) return;
     this.dialog.close();
-    await this.onForget();
+    await this.actions.forget();
   }
 }
