@@ -100,14 +100,6 @@ export async function saveDevice({ keyPair, deviceId, fingerprint, name, apiOrig
   return rec;
 }
 
-export async function updateDeviceName(name) {
-  const rec = await loadDevice();
-  if (!rec) return null;
-  rec.name = name;
-  await tx("readwrite", (s) => s.put(rec, DEVICE_KEY));
-  return rec;
-}
-
 /** Pins another server key (a rotation the pinned key confirmed). Returns the updated record. */
 export async function updateServerKey(serverKey) {
   const rec = await loadDevice();
