@@ -155,6 +155,36 @@ test("the model failed mid-reply: the reply says why", async () => {
   assert.equal(notice("assistant"), "The model stopped with an error: out of memory");
 });
 
+test("a regenerate that never reached the model says why on the reply; a later event of it changes nothing", async () => {
+  assert.equal(chat.regenerate("a0"), true);
+  const [call] = api.calls;
+  assert.equal(call.req.regenerateOf, "a0");
+  call.fail(new ApiError(503, "model_error", "model.bin is not a GGUF file"));
+  await settle();
+  assert.deepEqual(shown(), [["assistant", "error"]]);
+  assert.match(notice("assistant"), /not a GGUF file/);
+  call.handlers.onToken({ text: "late" });
+  await frame();
+  assert.equal(document.querySelector(".message .message-body").textContent, "");
+  assert.equal(session.state.stream, null);
+});
+
+test("Stop while queued: the reply is cancelled at the server's ending, its queue notice gone", async () => {
+  chat.send("Hello");
+  const [call] = api.calls;
+  call.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" });
+  call.handlers.onQueued({ position: 3 });
+  assert.equal(document.querySelector('.message[data-role="assistant"]').dataset.queued, "3");
+  const stopping = chat.stop();
+  call.handlers.onDone({ finish_reason: "stop" }); // the server's ending, after the cancel
+  await stopping;
+  await settle();
+  assert.deepEqual(api.cancelled, ["a1"]);
+  assert.deepEqual(shown(), [["user", "complete"], ["assistant", "cancelled"]]);
+  assert.match(notice("assistant"), /^Stopped — /);
+  assert.equal(document.querySelector('.message[data-role="assistant"]').dataset.queued, undefined);
+});
+
 test("no device, no sending", () => {
   session.set({ device: null });
   assert.equal(chat.send("Hello"), false);

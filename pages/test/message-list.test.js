@@ -2,7 +2,8 @@ import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { installDom, fresh, frame } from "./dom-env.js";
 import { createMarkdown } from "../src/lib/markdown.js";
-import { MessageList } from "../src/components/chat/MessageList.js";
+import { MessageList, replyLook } from "../src/components/chat/MessageList.js";
+import { PHASES, ReplyStore, newReply } from "../src/lib/reply-store.js";
 
 const win = installDom();
 const md = createMarkdown(win);
@@ -131,6 +132,91 @@ test("a reply to a message the model could not read whole says the start of it w
   whole.setStatus("complete");
   whole.setMeta({ usage: { completion_tokens: 2 }, finish_reason: "stop", dropped_messages: 0, message_cut: false });
   assert.equal(whole.el.querySelector(".message-notice").hidden, true);
+});
+
+// ------------------------------------------------------------------ the reply being written, from its record
+
+const notice = (el) => el.querySelector(".message-notice");
+
+test("a reply record is drawn in every phase: its status, its notice, its place in the queue", async () => {
+  list.modelLabel = (name) => (name === "big" ? "Big model" : name);
+  const store = new ReplyStore();
+  list.showReplies(store);
+  list.add({ id: "u1", role: "user", content: "Hello", status: "complete" });
+  const serial = store.begin({ conversationId: "c1" });
+  const el = scroller.querySelector('.message[data-role="assistant"]');
+  const look = () => [el.dataset.status, el.querySelector(".message-badge").textContent, notice(el).hidden ? null : notice(el).textContent, el.dataset.queued];
+  assert.deepEqual(look(), ["streaming", "writing…", null, undefined], "sending");
+  store.apply(serial, "start", { assistant_message_id: "a1", conversation_id: "c1", model: "big" });
+  assert.equal(el.dataset.id, "a1");
+  assert.equal(list.viewOf("a1").el, el);
+  store.apply(serial, "queued", { position: 2 });
+  assert.deepEqual(look(), ["streaming", "writing…", "Waiting for the model, another reply is being written. Your place in the queue: 2.", "2"]);
+  store.apply(serial, "queued", {});
+  assert.deepEqual(look(), ["streaming", "writing…", "Waiting for the model, another reply is being written.", ""]);
+  store.apply(serial, "loading", { model: "big" });
+  assert.deepEqual(look(), ["streaming", "writing…", "Loading Big model — the first reply after a switch waits for it.", undefined]);
+  store.apply(serial, "lost");
+  assert.deepEqual(look(), ["streaming", "writing…", "Connection lost — picking the reply up again…", undefined]);
+  store.apply(serial, "open");
+  assert.equal(look()[2], "Loading Big model — the first reply after a switch waits for it.", "back to what it waited for");
+  store.apply(serial, "token", { text: "Hi **there**" });
+  assert.deepEqual(look(), ["streaming", "writing…", null, undefined]);
+  await frame();
+  assert.equal(el.querySelector(".message-body strong").textContent, "there");
+  store.apply(serial, "done", { finish_reason: "stop", usage: { completion_tokens: 2 }, message_cut: true });
+  assert.deepEqual(look().slice(0, 2), ["complete", ""]);
+  assert.match(look()[2], /the start of it was cut/, "the note on what the model did not read stays under the status");
+  assert.equal(el.querySelector(".message-meta").textContent, "Big model · 2 tokens");
+  assert.equal(el.getAttribute("aria-busy"), "false");
+  assert.equal(scroller.querySelectorAll(".message").length, 2, "one view for the reply throughout");
+});
+
+test("a reply record's endings: stopped, interrupted, failed with the store's sentence", () => {
+  const store = new ReplyStore();
+  list.showReplies(store);
+  const ends = [
+    [[["stop"], ["done", { finish_reason: "stop" }]], "cancelled", /^Stopped — the reply above is partial\./],
+    [[["closed"]], "interrupted", /^Interrupted — /],
+    [[["error", { sentence: "The model stopped with an error: out of memory" }]], "error", /^The model stopped with an error: out of memory$/],
+  ];
+  for (const [events, status, sentence] of ends) {
+    const serial = store.begin();
+    store.apply(serial, "start", { assistant_message_id: `a${serial}` });
+    store.apply(serial, "token", { text: "part" });
+    for (const [event, data] of events) store.apply(serial, event, data);
+    const el = list.viewOf(`a${serial}`).el;
+    assert.equal(el.dataset.status, status);
+    assert.match(notice(el).textContent, sentence);
+  }
+});
+
+test("replyLook: every phase has a look, and only the waiting ones say why", () => {
+  const looks = Object.fromEntries(PHASES.map((phase) => [phase, replyLook({ ...newReply(), phase, queuePosition: 1, loadingModel: "m", error: "Why." })]));
+  assert.deepEqual(Object.fromEntries(Object.entries(looks).map(([p, l]) => [p, l.status])), {
+    sending: "streaming", queued: "streaming", loading: "streaming", streaming: "streaming", reconnecting: "streaming",
+    complete: "complete", cancelled: "cancelled", interrupted: "interrupted", error: "error",
+  });
+  assert.deepEqual(PHASES.filter((p) => looks[p].notice), ["queued", "loading", "reconnecting", "error"]);
+  assert.deepEqual(PHASES.filter((p) => looks[p].queued !== null), ["queued"]);
+});
+
+test("a reply attached to is drawn in its view on screen; a dropped reply takes its view; a cleared list is not drawn again", async () => {
+  const store = new ReplyStore();
+  list.showReplies(store);
+  list.show([{ id: "u9", role: "user", content: "long" }, { id: "a9", role: "assistant", content: "Once", status: "streaming" }]);
+  const serial = store.begin({ assistantId: "a9", attached: true });
+  store.apply(serial, "token", { text: "Once upon" });
+  await frame();
+  assert.deepEqual(bodies(), [["user", "complete", "long"], ["assistant", "streaming", "Once upon"]]);
+  const unsent = store.begin();
+  assert.equal(scroller.querySelectorAll(".message").length, 3);
+  store.drop(unsent);
+  assert.equal(scroller.querySelectorAll(".message").length, 2, "never reached the model: no reply shown");
+  const running = store.begin();
+  list.clear(); // another conversation opened
+  store.apply(running, "closed");
+  assert.equal(scroller.querySelectorAll(".message").length, 0);
 });
 
 // ------------------------------------------------------------------ syntax colours in code blocks

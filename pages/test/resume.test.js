@@ -154,6 +154,64 @@ test("loading: after its wait in the queue the reply says the model it waits for
   assert.match(reply().querySelector(".message-meta").textContent, /^Big model/, "the reply names its model by its label");
 });
 
+test("a drop while queued: picking the reply up again, then queued again when the stream opens, until the first token", async () => {
+  chat.send("Hello");
+  const [first] = api.calls;
+  first.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  first.handlers.onQueued({ position: 1 }, "a1:1");
+  first.fail(new NetworkError("interrupted"));
+  await settle();
+  assert.equal(reply().querySelector(".message-notice").textContent, "Connection lost — picking the reply up again…");
+  assert.equal(reply().dataset.queued, undefined);
+  const second = api.calls[1];
+  assert.equal(second.req.lastEventId, "a1:1");
+  second.handlers.onOpen(); // the replay starts after a1:1: the queued event is not said again
+  assert.equal(reply().querySelector(".message-notice").textContent,
+    "Waiting for the model, another reply is being written. Your place in the queue: 1.");
+  assert.equal(reply().dataset.queued, "1");
+  second.handlers.onToken({ text: "Hi" }, "a1:2");
+  assert.equal(reply().querySelector(".message-notice").hidden, true);
+  second.handlers.onQueued({ position: 1 }, "a1:3"); // never after the first token
+  assert.equal(reply().querySelector(".message-notice").hidden, true);
+  second.handlers.onDone({ finish_reason: "stop" }, "a1:4");
+  second.end();
+  await settle();
+  assert.equal(reply().dataset.status, "complete");
+  assert.equal(chat.replies.record.phase, "complete");
+});
+
+test("reattach to a reply on screen draws it in its own view, from its first event", async () => {
+  chat.messages.show([{ id: "u9", role: "user", content: "long" }, { id: "a9", role: "assistant", content: "Once", status: "streaming" }]);
+  const done = chat.reattach("a9", "c9");
+  await settle();
+  const [call] = api.calls;
+  call.handlers.onOpen();
+  call.handlers.onStart({ conversation_id: "c9", user_message_id: "u9", assistant_message_id: "a9" }, "a9:0");
+  call.handlers.onToken({ text: "Once upon a time" }, "a9:1");
+  call.handlers.onDone({ finish_reason: "stop" }, "a9:2");
+  call.end();
+  await done;
+  await frame();
+  assert.deepEqual([...document.querySelectorAll(".message")].map((m) => [m.dataset.id, m.dataset.status]), [["u9", "complete"], ["a9", "complete"]]);
+  assert.equal(text().trim(), "Once upon a time");
+});
+
+test("the server stopped mid-reply (done: interrupted): the reply says so and is reloaded when the server is back", async () => {
+  chat.send("Hello");
+  const [call] = api.calls;
+  call.handlers.onStart({ conversation_id: "c1", user_message_id: "u1", assistant_message_id: "a1" }, "a1:0");
+  call.handlers.onToken({ text: "part" }, "a1:1");
+  call.handlers.onDone({ finish_reason: "interrupted" }, "a1:2");
+  call.handlers.onDone({ finish_reason: "interrupted" }, "a1:2"); // read twice: said once
+  call.end();
+  await settle();
+  assert.equal(reply().dataset.status, "interrupted");
+  assert.match(reply().querySelector(".message-notice").textContent, /^Interrupted — /);
+  assert.deepEqual(log.filter((e) => Array.isArray(e)), [["reloadWhenBack", "c1"]]);
+  await new Promise((resolve) => setTimeout(resolve, 350));
+  assert.equal(log.filter((e) => e === "recheck").length, 1);
+});
+
 test("reattach to a reply this page did not start shows it from its first event", async () => {
   const done = chat.reattach("a9", null);
   await settle();

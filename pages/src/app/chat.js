@@ -1,6 +1,8 @@
-// Sending a message and streaming the reply into the message list; Stop; picking the reply up
-// again after a drop. The running stream and the open conversation live in the session store; what
-// a failure means is worded by report().
+// Sending a message and streaming the reply; Stop; picking the reply up again after a drop. The
+// reply itself is a record in the reply store (lib/reply-store.js): this hands it the stream's
+// events, and the store alone decides what they mean (a queued event after the first token is
+// stale, a done after Stop is a cancel…); the message list draws it. Here is only the connection:
+// which request, when to ask again, and the session's `stream` (this tab's handle on it).
 //
 // A phone locks, switches networks, loses the tunnel: the reply goes on on the server. When the
 // stream drops mid-reply the page reattaches (GET /api/chat/<id>/stream with the last event id) at
@@ -8,6 +10,7 @@
 // are merged by their numbers, so the text equals the stored reply with no token twice or missing.
 
 import { ApiError, E2EError, NetworkError } from "../lib/errors.js";
+import { isOver, ReplyStore } from "../lib/reply-store.js";
 import { EventCursor, retryDelay } from "../lib/resume.js";
 
 const CANCEL_WAIT_MS = 2000;
@@ -16,18 +19,8 @@ const CANCEL_WAIT_MS = 2000;
 const STALE_MS = 20000;
 // Give up reattaching after this long; the conversation is reloaded when the server is back.
 const RESUME_GIVE_UP_MS = 10 * 60 * 1000;
-const RECONNECTING = "Connection lost — picking the reply up again…";
 
 const now = () => (typeof performance !== "undefined" ? performance.now() : Date.now());
-
-function waitingSentence(position) {
-  const place = Number.isInteger(position) && position > 0 ? ` Your place in the queue: ${position}.` : "";
-  return `Waiting for the model, another reply is being written.${place}`;
-}
-
-function loadingSentence(model) {
-  return `Loading ${typeof model === "string" && model ? model : "the model"} — the first reply after a switch waits for it.`;
-}
 
 export class ChatController {
   /**
@@ -37,10 +30,13 @@ export class ChatController {
    *   refreshHistory  the conversation list changed (a new conversation, a new reply)
    *   reloadWhenBack  reload this conversation from the server once the connection is back
    *   recheck         check the connection now
+   *   replies         the reply store (lib/reply-store.js); the message list is asked to draw it
    */
   constructor({ api, session, messages, report, refreshHistory, reloadWhenBack, recheck, keepUnsent = () => false, dropUnsent = () => {},
-    onStarted = () => {}, onReplyEnded = () => {}, chosenModel = () => null, attachments = null }) {
+    onStarted = () => {}, onReplyEnded = () => {}, chosenModel = () => null, attachments = null, replies = new ReplyStore() }) {
     Object.assign(this, { api, session, messages, report, refreshHistory, reloadWhenBack, recheck });
+    this.replies = replies;
+    messages.showReplies(replies);
     // Branches (app/branches.js): a reply's start event puts it in the tree; its end refreshes the tree.
     Object.assign(this, { onStarted, onReplyEnded });
     this.chosenModel = chosenModel; // the picker's model (lib/models.js); null: the server's default
@@ -81,12 +77,11 @@ export class ChatController {
   }
 
   async run(text, userView, branch = {}) {
-    const { session, messages } = this;
-    const stream = this.newStream();
-    session.set({ stream });
-    const reply = messages.add({ role: "assistant", content: "", status: "streaming" });
+    const { session, replies } = this;
     const wasNew = !session.state.conversationId;
-    const handlers = this.handlers(stream, reply, (d) => {
+    const stream = this.newStream(replies.begin({ conversationId: session.state.conversationId }));
+    session.set({ stream });
+    const handlers = this.handlers(stream, (d) => {
       if (userView) {
         userView.setId(d.user_message_id);
         userView.setStatus("complete");
@@ -99,60 +94,75 @@ export class ChatController {
         parentId: branch.parentId, regenerateOf: branch.regenerateOf, model: this.chosenModel() || undefined,
         attachments: (branch.attachments || []).map((a) => a.id) }, handlers);
     } catch (err) {
-      const stopped = stream.stopped || (err instanceof NetworkError && err.kind === "aborted" && !stream.dropped);
-      if (!stream.started && !userView) {
+      // Aborted by this page but not because the connection was dead (drop/wake): the owner stopped it.
+      if (err instanceof NetworkError && err.kind === "aborted" && !stream.dropped) replies.apply(stream.serial, "stop");
+      const reply = replies.get(stream.serial);
+      if (!reply.started && !userView) {
         // A regenerate that never started: say so on the reply; the old reply is one reload away.
-        reply.setStatus("error", this.report(err, "send", { stopped }));
-      } else if (!stream.started) {
+        replies.apply(stream.serial, "error", { sentence: this.report(err, "send", { stopped: reply.stopped }) });
+      } else if (!reply.started) {
         // Nothing reached the model: keep the text. The kept copy, its note and its buttons (Send now,
         // Discard) are history's (app/history.js); without it, a Retry here.
-        messages.removeView(reply);
-        const sentence = this.report(err, "send", { stopped });
+        replies.drop(stream.serial);
+        const sentence = this.report(err, "send", { stopped: reply.stopped });
         if (!this.keepUnsent(text, userView, sentence)) userView.setFailed(sentence, () => this.retry(text, userView));
-      } else if (stopped) {
-        reply.setStatus("cancelled");
+      } else if (reply.stopped) {
+        replies.apply(stream.serial, "closed");
       } else {
-        await this.resume(stream, reply, handlers);
+        await this.resume(stream, handlers);
       }
     } finally {
+      const reply = replies.get(stream.serial);
+      const started = Boolean(reply && reply.started); // false too when it was dropped (never reached the model)
       if (session.state.stream === stream) session.set({ stream: null });
-      if (stream.started && !wasNew) this.refreshHistory();
-      if (stream.started) this.onReplyEnded(session.state.conversationId);
+      if (started && !wasNew) this.refreshHistory();
+      if (started) this.onReplyEnded(session.state.conversationId);
     }
   }
 
   /**
    * A reply being written that this page did not start (a reload, another device's message): show
-   * it from its first event in its view, then live. Called by history when it opens a conversation
-   * whose last reply is still streaming.
+   * it from its first event (in its view when it is on screen), then live. Called by history when
+   * it opens a conversation whose last reply is still streaming.
    */
   async reattach(assistantId, conversationId = null) {
-    const { session, messages } = this;
+    const { session } = this;
     if (session.state.stream || !assistantId) return;
     if (conversationId && session.state.conversationId && session.state.conversationId !== conversationId) return;
-    let reply = messages.views.find((v) => v.el.dataset.id === assistantId);
-    if (!reply) reply = messages.add({ id: assistantId, role: "assistant", content: "", status: "streaming" });
-    reply.setText("");
-    reply.setStatus("streaming");
-    const stream = this.newStream({ assistantId, started: true });
+    const stream = this.newStream(this.replies.begin({ assistantId, conversationId, attached: true }));
     session.set({ stream });
     try {
-      await this.resume(stream, reply, this.handlers(stream, reply), { first: true });
+      await this.resume(stream, this.handlers(stream), { first: true });
     } finally {
       if (session.state.stream === stream) session.set({ stream: null });
     }
   }
 
-  newStream(fields = {}) {
+  /**
+   * The session's `stream`: this tab's connection to reply `serial` (the request's abort, the event
+   * cursor, when a byte last came). What the reply is (started, stopped, ended…) is the store's.
+   */
+  newStream(serial) {
+    const { replies } = this;
     return {
-      ctrl: new AbortController(), assistantId: null, started: false, stopped: false, ended: false, dropped: false,
-      cursor: new EventCursor(), firstTokenAt: null, lastByteAt: now(), ...fields,
+      serial, ctrl: new AbortController(), dropped: false, cursor: new EventCursor(), lastByteAt: now(),
+      // pwa.js: "reply ready" when a stream that ended had reached the reply's own end.
+      get finished() {
+        const reply = replies.get(serial);
+        return Boolean(reply) && reply.phase === "complete";
+      },
     };
   }
 
-  /** The stream's event handlers, for the first request and every reattach alike. */
-  handlers(stream, reply, onStarted = null) {
-    const { session } = this;
+  /** The reply `stream` follows (null when another reply has begun since). */
+  replyOf(stream) {
+    return stream ? this.replies.get(stream.serial) : null;
+  }
+
+  /** The stream's event handlers, for the first request and every reattach alike: each event goes to the store. */
+  handlers(stream, onStarted = null) {
+    const { session, replies } = this;
+    const apply = (event, data) => replies.apply(stream.serial, event, data);
     const fresh = (id) => {
       stream.lastByteAt = now();
       return stream.cursor.take(id);
@@ -160,88 +170,70 @@ export class ChatController {
     return {
       onOpen: () => {
         stream.lastByteAt = now();
-        if (reply.status === "streaming") reply.hideNotice();
+        apply("open");
       },
       onPing: () => {
         stream.lastByteAt = now();
       },
       onStart: (d, id) => {
         if (!fresh(id)) return;
-        stream.assistantId = d.assistant_message_id;
-        if (d.model) reply.model = d.model; // shown quietly under the reply
-        reply.setId(d.assistant_message_id);
-        if (d.conversation_id && session.state.conversationId !== d.conversation_id) session.set({ conversationId: d.conversation_id });
-        if (!stream.started) {
-          stream.started = true;
-          if (onStarted) onStarted(d);
-        }
+        const before = this.replyOf(stream);
+        const after = apply("start", d);
+        if (d && d.conversation_id && session.state.conversationId !== d.conversation_id) session.set({ conversationId: d.conversation_id });
+        if (before && !before.started && after && after.started && onStarted) onStarted(d);
       },
       onQueued: (d, id) => {
-        if (!fresh(id) || stream.firstTokenAt !== null) return;
-        reply.el.dataset.queued = String((d && d.position) || "");
-        reply.showNotice(waitingSentence(d && d.position));
+        if (fresh(id)) apply("queued", d);
       },
       onLoading: (d, id) => {
-        if (!fresh(id) || stream.firstTokenAt !== null) return;
-        delete reply.el.dataset.queued;
-        reply.showNotice(loadingSentence(d && typeof d.model === "string" ? this.messages.modelLabel(d.model) : null));
+        if (fresh(id)) apply("loading", d);
       },
       onToken: (d, id) => {
-        if (!fresh(id) || !d || typeof d.text !== "string") return;
-        if (stream.firstTokenAt === null) {
-          stream.firstTokenAt = now();
-          delete reply.el.dataset.queued;
-          reply.hideNotice();
-        }
-        reply.append(d.text);
+        if (fresh(id)) apply("token", d);
       },
       onSnapshot: (d) => {
-        // The server no longer has this reply's token boundaries: its stored text, whole.
         stream.lastByteAt = now();
-        if (d && typeof d.text === "string") reply.setText(d.text);
+        apply("snapshot", d);
       },
       onDone: (d, id) => {
-        if (!fresh(id) && stream.ended) return;
-        stream.ended = true;
-        const reason = d && d.finish_reason;
-        if (reason === "interrupted") {
-          // The server stopped the generation (it is shutting down); the partial reply is saved.
-          reply.setStatus("interrupted");
+        fresh(id); // an ending read twice over a seam changes nothing: the store ignores what follows an end
+        const before = this.replyOf(stream);
+        const after = apply("done", d);
+        if (after && after !== before && after.phase === "interrupted") {
+          // The server stopped (it is shutting down): what it saved comes with a reload once it is back.
           this.reloadWhenBack(session.state.conversationId);
           setTimeout(() => this.recheck(), 300);
-        } else {
-          reply.setStatus(reason === "cancelled" || stream.stopped ? "cancelled" : "complete");
-          stream.finished = reason !== "cancelled" && !stream.stopped; // pwa.js: "reply ready"
         }
-        // The server's figures as it stores them (time to first token included), so the line under
-        // the reply says the same after a reload .
-        reply.setMeta({ ...(d || {}) });
       },
       onError: (err, id) => {
-        if (!fresh(id) && stream.ended) return;
-        stream.ended = true;
-        reply.setStatus("error", this.report(err));
+        fresh(id);
+        apply("error", { sentence: this.report(err) });
       },
     };
   }
 
   /** Reattach until the reply ends, the owner stops it, or the server says it is gone. */
-  async resume(stream, reply, handlers, { first = false } = {}) {
+  async resume(stream, handlers, { first = false } = {}) {
+    const { replies } = this;
+    const apply = (event, data) => replies.apply(stream.serial, event, data);
+    const reply = () => this.replyOf(stream);
+    const ended = () => !reply() || isOver(reply());
+    const stopped = () => Boolean(reply()?.stopped);
     const began = now();
     let attempt = 0;
-    if (!first) reply.showNotice(RECONNECTING);
-    while (!stream.ended && !stream.stopped) {
+    if (!first) apply("lost");
+    while (!ended() && !stopped()) {
       await this.waitToRetry(stream, retryDelay(attempt));
-      if (stream.stopped) break;
+      if (stopped()) break;
       stream.ctrl = new AbortController();
       stream.dropped = false;
       stream.lastByteAt = now();
       try {
-        await this.api.attach({ assistantId: stream.assistantId, lastEventId: stream.cursor.id, signal: stream.ctrl.signal }, handlers);
+        await this.api.attach({ assistantId: reply().assistantId, lastEventId: stream.cursor.id, signal: stream.ctrl.signal }, handlers);
         return;
       } catch (err) {
-        if (stream.ended) return;
-        if (stream.stopped) break;
+        if (ended()) return;
+        if (stopped()) break;
         // Worth another try: no answer, or a server that is busy or restarting. Anything else (gone,
         // not allowed, a bug) will not get better by asking again.
         // A sealed stream that was cut or broken on the way (docs/E2E.md) is asked for again from the
@@ -254,18 +246,18 @@ export class ChatController {
         const passing = broken || unsealed || err instanceof NetworkError || (err instanceof ApiError && (err.status >= 500 || err.status === 429));
         if (!passing || now() - began > RESUME_GIVE_UP_MS) {
           // Gone (deleted), or this device may no longer read it: what was saved comes with a reload.
-          if (err instanceof E2EError) reply.setStatus("error", this.report(err));
-          else reply.setStatus("interrupted");
+          if (err instanceof E2EError) apply("error", { sentence: this.report(err) });
+          else apply("closed");
           this.reloadWhenBack(this.session.state.conversationId);
           this.recheck();
           return;
         }
         attempt += 1;
-        reply.showNotice(RECONNECTING);
+        apply("lost");
         if (attempt === 1) this.recheck();
       }
     }
-    if (stream.stopped && !stream.ended) reply.setStatus("cancelled");
+    if (stopped()) apply("closed"); // stopped while no connection was open: no done will come
   }
 
   waitToRetry(stream, ms) {
@@ -288,7 +280,8 @@ export class ChatController {
    */
   drop() {
     const stream = this.session.state.stream;
-    if (!stream || !stream.started || stream.ended || stream.stopped || this.wakeUp) return;
+    const reply = this.replyOf(stream);
+    if (!reply || !reply.started || isOver(reply) || reply.stopped || this.wakeUp) return;
     stream.dropped = true;
     stream.ctrl.abort();
   }
@@ -296,12 +289,13 @@ export class ChatController {
   /** The network is back or the tab is visible again: reattach now, or drop a stale connection. */
   wake() {
     const stream = this.session.state.stream;
-    if (!stream || stream.ended || stream.stopped) return;
+    const reply = this.replyOf(stream);
+    if (!reply || isOver(reply) || reply.stopped) return;
     if (this.wakeUp) {
       this.wakeUp();
       return;
     }
-    if (stream.started && now() - stream.lastByteAt > STALE_MS) {
+    if (reply.started && now() - stream.lastByteAt > STALE_MS) {
       stream.dropped = true;
       stream.ctrl.abort();
     }
@@ -316,12 +310,13 @@ export class ChatController {
 
   async stop() {
     const stream = this.session.state.stream;
-    if (!stream || stream.stopped) return;
-    stream.stopped = true;
+    const reply = this.replyOf(stream);
+    if (!stream || (reply && reply.stopped)) return;
+    this.replies.apply(stream.serial, "stop");
     if (this.wakeUp) this.wakeUp(); // a reattach was waiting: it ends as stopped
-    if (stream.assistantId) {
+    if (reply && reply.assistantId) {
       const timeout = new Promise((resolve) => setTimeout(resolve, CANCEL_WAIT_MS));
-      await Promise.race([this.api.cancel(stream.assistantId).catch(() => null), timeout]);
+      await Promise.race([this.api.cancel(reply.assistantId).catch(() => null), timeout]);
     }
     stream.ctrl.abort();
   }

@@ -123,7 +123,7 @@ export async function notifyReplyReady({ doc = globalThis.document, storage = gl
 
 /**
  * Follows the session's `stream` field: a reply started → wake lock; it ended → release, and
- * "reply ready" if it finished (`stream.finished`, set by chat.js on `done`) while the page was hidden.
+ * "reply ready" if it finished (`stream.finished`, which asks the reply store whether it ended complete) while the page was hidden.
  * @returns {() => void} unsubscribe
  */
 export function watchReplies(session, { wake = new ScreenWake(), notify = notifyReplyReady, doc = globalThis.document } = {}) {
@@ -137,7 +137,7 @@ export function watchReplies(session, { wake = new ScreenWake(), notify = notify
       const ended = current;
       current = null;
       wake.release();
-      // chat.js marks a reply that reached its end `finished`; a stopped, failed or interrupted one is not ready.
+      // the reply store says a reply reached its end (`finished`); a stopped, failed or interrupted one is not ready.
       if (ended.finished === true) notify();
     } else if (stream && current && stream !== current) {
       current = stream; // a new stream replaced the old one at once: keep the lock

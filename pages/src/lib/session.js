@@ -10,7 +10,8 @@
 //   pairReason      why the pairing form is shown ("first", "revoked", "unknown", "storage",
 //                   "new_server", "untrusted"), null when it is not
 //   conversationId  the open conversation, null for a new one
-//   stream          the reply being streamed {ctrl, assistantId, started, stopped} or null
+//   stream          while a reply is being streamed, this tab's connection to it {serial, ctrl, …}
+//                   (app/chat.js), else null; the reply itself is the reply store's (lib/reply-store.js)
 //   nextBefore      the history paging cursor: older conversations exist before it (null: none)
 
 export const FIELDS = ["device", "apiOrigin", "view", "pairReason", "conversationId", "stream", "nextBefore"];

@@ -6,6 +6,10 @@
 // same message, or an edited version), Copy and Regenerate on a reply, Edit on the owner's message.
 // What they do is the list's `actions` ({onSibling, onRegenerate, onEdit}, set by the wiring); a
 // view only presents them.
+//
+// The reply being written is a record in the reply store (lib/reply-store.js), which decides what
+// its stream's events mean; the list draws it (showReplies) and alone decides how each phase looks:
+// the sentences under a reply that waits, loads or reconnects are here (replyLook).
 
 import { h, clear, copyText, formatTime } from "../../lib/dom.js";
 import { setCodeText } from "../../lib/inline-code.js";
@@ -23,6 +27,42 @@ const STATUS_LABEL = {
 };
 
 const NEAR_BOTTOM_PX = 48;
+
+const STOPPED_TEXT = "Stopped — the reply above is partial.";
+const INTERRUPTED_TEXT = "Interrupted — the connection dropped or the server stopped, so the reply above may be partial. The conversation is reloaded from the server once it is back.";
+const RECONNECTING_TEXT = "Connection lost — picking the reply up again…";
+
+// The sentence under a message of a status, when the status itself says something.
+const STATUS_NOTICE = { cancelled: STOPPED_TEXT, interrupted: INTERRUPTED_TEXT };
+
+// A reply's phase (lib/reply-store.js) as a message status: every phase before its end is "being
+// written" to the owner (the badge "writing…", aria-busy); what it waits for is said in its notice.
+const PHASE_STATUS = {
+  sending: "streaming", queued: "streaming", loading: "streaming", streaming: "streaming", reconnecting: "streaming",
+  complete: "complete", cancelled: "cancelled", interrupted: "interrupted", error: "error",
+};
+
+function waitingText(position) {
+  const place = Number.isInteger(position) && position > 0 ? ` Your place in the queue: ${position}.` : "";
+  return `Waiting for the model, another reply is being written.${place}`;
+}
+
+function loadingText(label) {
+  return `Loading ${label || "the model"} — the first reply after a switch waits for it.`;
+}
+
+/**
+ * How a reply record looks: {status, notice, queued}. notice: the sentence under it ("" : the
+ * status's own, if any); queued: the data-queued attribute (its place, "" when not said; null: none).
+ */
+export function replyLook(record, modelLabel = (name) => name) {
+  const status = PHASE_STATUS[record.phase] || "streaming";
+  if (record.phase === "queued") return { status, notice: waitingText(record.queuePosition), queued: String(record.queuePosition || "") };
+  if (record.phase === "loading") return { status, notice: loadingText(record.loadingModel ? modelLabel(record.loadingModel) : ""), queued: null };
+  if (record.phase === "reconnecting") return { status, notice: RECONNECTING_TEXT, queued: null };
+  if (record.phase === "error") return { status, notice: record.error || "", queued: null };
+  return { status, notice: "", queued: null };
+}
 
 // What the empty conversation says: an invitation, unless this device can no longer chat.
 const EMPTY_TEXT = {
@@ -55,19 +95,41 @@ export class MessageView {
       this.meta,
       this.actionsRow,
     );
-    if (id) this.el.dataset.id = id;
+    this.id = null;
+    if (id) this.setId(id, { quiet: true });
     this.attachments = attachments;
     this.setStatus(status);
     this.renderNow();
   }
 
-  setId(id) {
-    this.el.dataset.id = id;
-    this.renderActions();
+  /** The message's id (the server's), kept here and drawn as data-id; never read back from the DOM. */
+  setId(id, { quiet = false } = {}) {
+    this.id = id || null;
+    if (this.id) this.el.dataset.id = this.id;
+    else delete this.el.dataset.id;
+    if (!quiet) this.renderActions();
   }
 
-  get id() {
-    return this.el.dataset.id || null;
+  /**
+   * Draws the reply being written from its record (lib/reply-store.js): its id, text, phase and,
+   * at its end, the server's figures. Only what changed since the last record is drawn again.
+   */
+  showReply(record) {
+    if (record.assistantId && record.assistantId !== this.id) this.setId(record.assistantId);
+    this.model = record.model; // named quietly under the reply (setMeta)
+    if (record.text !== this.text) this.setText(record.text);
+    const look = replyLook(record, this.list.modelLabel);
+    const shown = this.shownLook;
+    if (!shown || shown.status !== look.status || shown.notice !== look.notice || shown.queued !== look.queued) {
+      this.shownLook = look;
+      if (look.queued === null) delete this.el.dataset.queued;
+      else this.el.dataset.queued = look.queued;
+      this.setStatus(look.status, look.notice);
+    }
+    if (record.meta && record.meta !== this.shownMeta) {
+      this.shownMeta = record.meta;
+      this.setMeta(record.meta); // after the status: a note on what the model did not read stays
+    }
   }
 
   /** Its place among its siblings: `‹ index/count ›` when count > 1. */
@@ -204,9 +266,8 @@ export class MessageView {
     this.badge.textContent = label;
     this.badge.hidden = !label;
     this.el.setAttribute("aria-busy", status === "streaming" ? "true" : "false");
-    if (sentence) this.showNotice(sentence);
-    else if (status === "cancelled") this.showNotice("Stopped — the reply above is partial.");
-    else if (status === "interrupted") this.showNotice("Interrupted — the connection dropped or the server stopped, so the reply above may be partial. The conversation is reloaded from the server once it is back.");
+    const notice = sentence || STATUS_NOTICE[status];
+    if (notice) this.showNotice(notice);
     else this.hideNotice();
     this.renderActions();
   }
@@ -289,6 +350,7 @@ export class MessageList {
     this.actions = {}; // {onSibling(view, delta), onRegenerate(view), onEdit(view, text)}: set by the wiring
     this.modelLabel = (name) => name; // a model's name as the owner knows it (its label): set by the wiring
     this.attachmentNames = {}; // attachment id -> name, for a stored reply's "saw the first 12 of 40 pages of …"
+    this.reply = { serial: null, view: null }; // the reply record drawn (showReplies) and its view
     this.emptyTitle = h("h2", {}, EMPTY_TEXT.ready[0]);
     this.emptyText = h("p", {}, EMPTY_TEXT.ready[1]);
     this.empty = h("div", { class: "empty-state", dataset: { state: "ready" } }, this.emptyTitle, this.emptyText);
@@ -302,6 +364,36 @@ export class MessageList {
       this.scrollToBottom();
       this.jump.hidden = true;
     });
+  }
+
+  /** The view of the message `id`, or null when it is not on screen. */
+  viewOf(id) {
+    return (id && this.views.find((v) => v.id === id)) || null;
+  }
+
+  /**
+   * Draws the reply store's record (lib/reply-store.js) from now on. A new reply gets a view: the
+   * one on screen with its id (a reply this page attaches to), else a new one at the end. A reply
+   * whose view is gone (another conversation opened, the list cleared) is not drawn again; a reply
+   * dropped from the store (it never reached the model) takes its view with it.
+   */
+  showReplies(store) {
+    if (this.unfollowReplies) this.unfollowReplies();
+    this.unfollowReplies = store.subscribe((record) => this.replyChanged(record));
+  }
+
+  replyChanged(record) {
+    const { view } = this.reply;
+    if (!record) {
+      if (view && this.views.includes(view)) this.removeView(view);
+      this.reply = { serial: null, view: null };
+      return;
+    }
+    if (record.serial !== this.reply.serial) {
+      const shown = this.viewOf(record.assistantId);
+      this.reply = { serial: record.serial, view: shown || this.add({ id: record.assistantId, role: "assistant", content: "", status: "streaming" }) };
+    }
+    if (this.views.includes(this.reply.view)) this.reply.view.showReply(record);
   }
 
   /** The connection state (ConnectionStatus): a revoked device is not invited to start a conversation. */
