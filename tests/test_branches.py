@@ -14,7 +14,8 @@ import pytest
 from privchat.config import config_from_dict
 from privchat.storage.crypto import CryptoError
 from privchat.storage.db import Database
-from privchat.storage.history import HistoryStore, ImportInvalid, NotInConversation, export_to_markdown
+from privchat.storage.export import ImportInvalid, export_to_markdown, history_export, import_conversations
+from privchat.storage.history import HistoryStore, NotInConversation
 from tests.support.legacy_db import LegacyConversation, LegacyMessage, build_v1_database
 from tests.support.stores import with_history
 
@@ -130,22 +131,22 @@ def test_export_and_import_carry_the_whole_tree(tmp_path: Path) -> None:
         await history.set_current_leaf(conversation, ids["a2"])
         await history.rename(conversation, "Renamed", source="owner")
         before = await history.get_conversation(conversation)
-        export = await history.export()
+        export = await history_export(history)
         assert export["version"] == 3  # 3 since attachments; version 2 files still import (test_attachments.py)
         markdown = export_to_markdown(export)
         assert "q2" in markdown and "a2" in markdown and "a1 again" not in markdown and "q1 edited" not in markdown
         await history.clear()
-        result = await history.import_conversations(export["conversations"])
+        result = await import_conversations(history, export["conversations"])
         assert result == {"imported_conversations": 1, "imported_messages": 7, "skipped": 0}
         assert await history.get_conversation(conversation) == before
-        again = await history.import_conversations(export["conversations"])
+        again = await import_conversations(history, export["conversations"])
         assert again["imported_messages"] == 0
 
         # A parent that is not an earlier message of the conversation: refused, and nothing imported.
         broken = dict(export["conversations"][0], id="broken")
         broken["messages"] = [dict(m, id=m["id"] + "x") for m in broken["messages"]]
         with pytest.raises(ImportInvalid):
-            await history.import_conversations([broken])
+            await import_conversations(history, [broken])
         assert await history.conversation_exists("broken") is False
 
     with_history(tmp_path, scenario)
@@ -157,7 +158,7 @@ def test_an_old_flat_export_imports_as_one_branch(tmp_path: Path) -> None:
         flat = {"id": "flat", "title": "flat", "created_at": now, "updated_at": now, "messages": [
             {"id": f"m{i}", "role": "user" if i % 2 == 0 else "assistant", "content": f"text {i}", "status": "complete",
              "created_at": now + i} for i in range(4)]}
-        await history.import_conversations([flat])
+        await import_conversations(history, [flat])
         got = await history.get_conversation("flat")
         assert [m["parent_id"] for m in got["messages"]] == [None, "m0", "m1", "m2"]
         assert got["current_leaf"] == "m3"

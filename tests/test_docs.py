@@ -3,7 +3,10 @@
 * every test SECURITY.md cites as evidence exists (a renamed or deleted test would leave a claim
   without proof);
 * every command in the README's command table, and every flag it shows, is in the CLI parser;
-* every config key has a documentation line (`privchat config defaults` prints it).
+* every config key has a documentation line (`privchat config defaults` prints it);
+* every error code in the backend's catalogue (``errors.py``) has words in the page's describe.js, or
+  a reason why the server's own sentence is enough; every code the page names is in the catalogue or
+  is the page's own; every code SECURITY.md, docs/E2E.md and the README name is in it, with its status.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import pytest
 
 from privchat.commands.cli import build_parser
 from privchat.config import SCHEMA
+from privchat.errors import CATALOGUE
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -127,7 +131,6 @@ def test_every_config_key_has_a_doc_line(section: str) -> None:
 # --- the error codes the page switches on ---------------------------------------------------------------
 
 PAGE_SRC = REPO / "pages" / "src"
-BACKEND = REPO / "backend" / "privchat"
 CODE = r"([a-z][a-z0-9]*(?:_[a-z0-9]+)+)"  # error codes are snake_case with at least one underscore; states and kinds are one word
 
 
@@ -150,28 +153,133 @@ def page_made_codes() -> set[str]:
     return codes
 
 
-def server_error_codes() -> set[str]:
-    """Codes the backend can answer with: (status, "code") pairs, a coded error's ("code", "sentence"), the HTTP_CODES table."""
-    codes: set[str] = set()
-    for path in BACKEND.rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        codes |= set(re.findall(rf'\b\d{{3}},\s*"{CODE}"', text))
-        codes |= set(re.findall(rf'\b[A-Z]\w*\(\s*"{CODE}",\s*f?"', text))  # SomeCodedError("code", "sentence")
-        codes |= set(re.findall(rf'\(\s*"{CODE}",\s*"[A-Z]', text))
-        codes |= set(re.findall(rf'code\s*=\s*"{CODE}"', text))
-    return codes
+def described_codes(text: str) -> tuple[set[str], set[str]]:
+    """(codes, prefixes) describe.js gives words to: isCode(err, "x"), === "x", case "x": labels, the
+    keys of its sentence tables (E2E_TEXT, VOICE_TEXT), and /^prefix_/.test(err.code) families."""
+    codes = set(re.findall(rf'(?:isCode\(\w+, |[!=]==\s*|case\s+)"{CODE}"', text))
+    codes |= set(re.findall(rf"^\s+{CODE}:", text, re.M))
+    prefixes = set(re.findall(r"/\^([a-z][a-z0-9_]*_)/\.test\(\w+\.code\)", text))
+    return codes, prefixes
 
 
-def test_every_error_code_the_page_switches_on_can_be_sent_by_the_server() -> None:
-    page, server = page_error_codes(), server_error_codes()
-    assert len(page) >= 8 and len(server) >= 25, (page, server)  # the scanners found what they should
-    assert {"device_revoked", "pairing_locked", "queue_full"} <= page
-    made_by_page = page_made_codes()
-    assert {"e2e_event_invalid", "e2e_truncated"} <= made_by_page
-    assert {"e2e_required", "e2e_open_failed", "e2e_key_unknown"} <= server  # the digits in "e2e" are codes too
-    assert not page - server - made_by_page, f"the page handles codes the server never sends: {sorted(page - server - made_by_page)}"
+# Codes describe.js does not name, on purpose: its default (inline, pairing) shows the server's own
+# sentence, because no sentence of the page would say more. Each group says why that is enough.
+SHOWN_AS_SENT: dict[str, tuple[str, ...]] = {
+    "a request the page built wrong, or a route failed: a defect, not the owner's to fix; the sentence says "
+    "which rule, and the page offers Retry": (
+        "bad_request", "invalid_json", "method_not_allowed", "timeout", "unsupported_media_type", "http_error",
+        "internal", "invalid_request", "invalid_public_key", "event_id_invalid", "not_found"),
+    "a signature the page made wrong or that changed on the way: the sentence names the check that failed, "
+    "and a new request is signed anew": (
+        "signature_missing", "signature_malformed", "signature_tag", "signature_algorithm", "signature_components",
+        "digest_missing", "digest_mismatch", "signature_expired", "signature_invalid", "replayed"),
+    "the server's own setup refuses the request: the sentence names the config key or the command that fixes it": (
+        "origin_not_allowed", "host_not_allowed"),
+    "pairing refused for a reason the owner reads as the server words it (the pairing form's default)": (
+        "device_exists", "invalid_device_name"),
+    "a reply the server could not start or finish: the sentence names the model, the model server or the disk "
+    "(shown inline, or under the reply as a stream's error)": (
+        "shutting_down", "generation_failed", "storage_failed", "integrity_failed", "storage_full",
+        "storage_unavailable", "model_loading", "model_unavailable", "too_many_attachments", "image_not_supported",
+        "upstream_error", "upstream_cut", "upstream_timeout", "upstream_unreachable", "upstream_bad_reply",
+        "upstream_key_missing", "upstream_not_private"),
+}
 
 
-def test_the_error_code_check_can_fail() -> None:
-    assert "made_up_code" not in server_error_codes()
-    assert "device_revoked" in server_error_codes() and "signature_invalid" in server_error_codes()
+def catalogue_codes() -> set[str]:
+    return {entry.code for entry in CATALOGUE}
+
+
+def unknown_to_the_page(catalogue: set[str], described: set[str], prefixes: set[str],
+                        shown_as_sent: dict[str, tuple[str, ...]]) -> list[str]:
+    """What is wrong between the catalogue and describe.js, in words: a code the page neither names
+    nor lists as shown as sent, and an allow-list entry that is stale or named after all."""
+    allowed = [code for codes in shown_as_sent.values() for code in codes]
+    problems = [f"{code}: the page has no words for it and SHOWN_AS_SENT does not say why"
+                for code in sorted(catalogue) if code not in described and not code.startswith(tuple(prefixes))
+                and code not in allowed]
+    problems += [f"{code}: in SHOWN_AS_SENT but not in the catalogue" for code in sorted(set(allowed) - catalogue)]
+    problems += [f"{code}: in SHOWN_AS_SENT but describe.js names it" for code in sorted(set(allowed) & described)]
+    problems += [f"{code}: in SHOWN_AS_SENT twice" for code in sorted({c for c in allowed if allowed.count(c) > 1})]
+    return problems
+
+
+def test_every_code_in_the_catalogue_is_known_to_the_page() -> None:
+    """describe.js is the page's one writer of sentences: each code the server can send has its words
+    there, a family's (attachment_*), or a reason in SHOWN_AS_SENT why the server's sentence is enough."""
+    described, prefixes = described_codes((PAGE_SRC / "lib" / "describe.js").read_text(encoding="utf-8"))
+    assert len(described) >= 30 and "attachment_" in prefixes, (described, prefixes)  # the scanner found what it should
+    assert not unknown_to_the_page(catalogue_codes(), described, prefixes, SHOWN_AS_SENT)
+
+
+def test_every_error_code_the_page_switches_on_is_in_the_catalogue() -> None:
+    """Every code the page names (describe.js, and any test of an error's code elsewhere) is one the
+    server can send, or one the page gives its own findings (E2EError: a seal that did not hold)."""
+    described, _prefixes = described_codes((PAGE_SRC / "lib" / "describe.js").read_text(encoding="utf-8"))
+    page, made_by_page = page_error_codes() | described, page_made_codes()
+    assert len(page) >= 30 and {"device_revoked", "pairing_locked", "queue_full"} <= page, page
+    assert {"e2e_event_invalid", "e2e_truncated", "e2e_unsealed_refusal"} <= made_by_page
+    stray = page - catalogue_codes() - made_by_page
+    assert not stray, f"the page handles codes the server never sends: {sorted(stray)}"
+
+
+def test_the_catalogue_checks_can_fail() -> None:
+    """The negative controls: a code added to the catalogue without words on the page is reported, and
+    so is an allow-list entry that is stale or named by the page; a code only the page knows is found."""
+    described, prefixes = described_codes('if (isCode(err, "queue_full")) x(); switch (err.code) { case "pairing_used": }\n'
+                                          '  speech_busy: "…",\nif (/^attachment_/.test(err.code)) y();')
+    assert described == {"queue_full", "pairing_used", "speech_busy"} and prefixes == {"attachment_"}
+    shown = {"a reason": ("internal", "made_up_stale", "queue_full")}
+    assert unknown_to_the_page({"queue_full", "pairing_used", "speech_busy", "attachment_empty", "internal",
+                                "made_up_new"}, described, prefixes, shown) == [
+        "made_up_new: the page has no words for it and SHOWN_AS_SENT does not say why",
+        "made_up_stale: in SHOWN_AS_SENT but not in the catalogue",
+        "queue_full: in SHOWN_AS_SENT but describe.js names it"]
+    assert "made_up_code" not in catalogue_codes() and {"device_revoked", "replayed", "internal"} <= catalogue_codes()
+
+
+# --- the codes the documents name -----------------------------------------------------------------------
+
+DOCUMENTS = ("SECURITY.md", "docs/E2E.md", "README.md")
+
+
+def documented_codes(text: str) -> list[tuple[int | None, str]]:
+    """(status or None, code) for every error code a document names with its status (401 `replayed`,
+    `409 e2e_key_retired`) or in the first column of a table headed "code"."""
+    named: list[tuple[int | None, str]] = []
+    for status, code in re.findall(r"\b([1-5]\d\d),? `([a-z][a-z0-9_]*)`", text):
+        named.append((int(status), code))
+    for status, code in re.findall(r"`([1-5]\d\d) ([a-z][a-z0-9_]*)`", text):
+        named.append((int(status), code))
+    in_table = False
+    for line in text.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")] if line.startswith("|") else []
+        if not cells:
+            in_table = False
+        elif cells[0] == "code":
+            in_table = True
+        elif in_table and re.fullmatch(r"`[a-z][a-z0-9_]*`", cells[0]):
+            named.append((None, cells[0].strip("`")))
+    return named
+
+
+def documentation_problems(named: list[tuple[int | None, str]], catalogue: dict[str, int]) -> list[str]:
+    problems = [f"`{code}`: not in the catalogue" for _status, code in named if code not in catalogue]
+    problems += [f"{status} `{code}`: the catalogue says {catalogue[code]}" for status, code in named
+                 if code in catalogue and status is not None and status != catalogue[code]]
+    return problems
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_code_a_document_names_is_in_the_catalogue_with_its_status(document: str) -> None:
+    named = documented_codes((REPO / document).read_text(encoding="utf-8"))
+    assert named or document == "README.md", f"{document}: the scanner found no codes"
+    assert not documentation_problems(named, {entry.code: entry.status for entry in CATALOGUE})
+
+
+def test_the_document_check_can_fail() -> None:
+    text = "A replay is 401 `replayed`; a revoked device `401 device_revoked`.\n\n| code | when |\n| --- | --- |\n| `made_up` | never |\n"
+    named = documented_codes(text)
+    assert named == [(401, "replayed"), (401, "device_revoked"), (None, "made_up")]
+    assert documentation_problems(named, {entry.code: entry.status for entry in CATALOGUE}) == [
+        "`made_up`: not in the catalogue", "401 `device_revoked`: the catalogue says 403"]

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import given, settings, strategies as st
 
 from privchat.storage.db import Database
+from privchat.storage.export import import_conversations
 from privchat.storage.history import HistoryStore
 from privchat.storage.search_index import SearchIndex, make_snippet, query_words, words
 from tests.support.stores import store_config, with_history
@@ -86,7 +87,7 @@ def test_what_another_connection_imports_is_found_without_a_restart(tmp_path: Pa
         assert await index.catch_up(history) == 0  # nobody else wrote: one PRAGMA, nothing read
         other_connection = await Database.open(store_config(tmp_path))
         try:
-            await HistoryStore(other_connection).import_conversations([{
+            await import_conversations(HistoryStore(other_connection), [{
                 "id": "imported", "title": "Platypus notes", "created_at": 1.0, "updated_at": 2.0,
                 "messages": [{"id": "imported-1", "role": "user", "content": "the echidna lays eggs",
                               "status": "complete", "created_at": 1.0}]}])

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privchat.e2e.errors import E2EOpenFailed
+from privchat.errors import E2E_OPEN_FAILED
 from privchat.e2e.frames import FrameShaper, encode_event, frame_size_for
 from privchat.e2e.padding import pad, sealed_size, unpad
 from privchat.e2e.sealing import ResponseSealer
@@ -83,7 +83,7 @@ def test_the_server_refuses_a_request_padded_otherwise(app_client: SignedClient)
         answer = app_client.http.send(app_client.http.build_request("POST", "/api/search", content=sealed, headers=headers))
         assert answer.status_code == status, answer.text
         if status == 400:  # refused sealed: the context exists before the body is opened
-            assert exchange.open_json(answer, answer.content)["error"]["code"] == E2EOpenFailed().code
+            assert exchange.open_json(answer, answer.content)["error"]["code"] == E2E_OPEN_FAILED.code
 
 
 def test_answers_and_requests_of_different_lengths_have_one_size(app_client: SignedClient) -> None:

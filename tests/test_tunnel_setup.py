@@ -260,7 +260,7 @@ def test_top_level_access_in_existing_cloudflared_config_is_dropped(env: dict[st
 
 
 def test_interactive_asks_for_missing_and_reasks_bad_answers() -> None:
-    from privchat.commands.tunnel_setup import gather_input
+    from privchat.commands.tunnel_setup_text import gather_input
 
     answers = iter(["http://example.com", "https://example.com", "chat-api.example.com:8443", "chat-api.example.com", "",
                     UUID, "", "my team", "myteam", "", AUD, ""])

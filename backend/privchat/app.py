@@ -1,4 +1,5 @@
-"""The Quart application: wiring of the stores, the model registry, the gate, CORS, limits and error shapes."""
+"""The Quart application: wiring of the stores, the model registry, CORS, error shapes and the request
+pipeline (``api/pipeline.py``: body limit, gate, rate limit, handler, seal)."""
 
 from __future__ import annotations
 
@@ -9,33 +10,29 @@ from typing import Any
 
 from pydantic import ValidationError
 from quart import Quart, Response, g, request
-from quart_rate_limiter import RateLimiter, RateLimitExceeded
+from quart_rate_limiter import RateLimitExceeded
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from werkzeug.exceptions import HTTPException
 
 from . import __version__
 from .api import attachments, chat, devices, e2e_key, health, history, models, search, settings, tokens, transcribe
-from .api.sealed import install_sealing
-from .api.body_limits import (ATTACHMENTS_ROUTE, TRANSCRIBE_ROUTE, attachment_body_bytes, install_body_limits,
-                               transcribe_body_bytes)
 from .api.cors import ACCESS_EXPIRES_HEADER, install_cors
-from .api.ratelimits import signed_limit
+from .api.pipeline import install_request_pipeline
 from .auth.access import AccessVerifier
 from .auth.devices import DeviceStore
-from .api.gate import install_gate
 from .auth.pairing import PairingStore
 from .auth.pake import PairingLogins
 from .auth.replay import NonceStore
 from .auth.signatures import SignatureVerifier
 from .config import Config
-from .api.error_shape import HTTP_CODES, api_error_response, error_response
+from .api.error_shape import HTTP_CODES, api_error_response
 from .e2e.keys import E2EKeyStore
-from .errors import CodedError
+from .errors import HTTP_ERROR, INTEGRITY_FAILED, INTERNAL, INVALID_JSON, RATE_LIMITED, VALIDATION_ERROR, CodedError
 from .llm.models import ModelRegistry
 from .llm.generations import GenerationManager
 from .llm.titles import TitleWriter
 from .speech.transcriber import Transcriber
-from .storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, INTEGRITY_FAILED_STATUS, CryptoError
+from .storage.crypto import CryptoError
 from .storage.db import Database, PassphraseSource
 from .storage.failures import storage_failure
 from .storage.history import HistoryStore
@@ -113,13 +110,6 @@ def create_app(config: Config, *, database: Database | None = None,
         state.attach(database)
     app.extensions["privchat"] = state
 
-    # The gate first: the rate limiter's per-device key needs the verified device.
-    install_gate(app)
-    limiter = RateLimiter(app, key_function=signed_limit.key_function, default_limits=[signed_limit])
-    # Its after-request hook only writes RateLimit-Limit/-Remaining/-Reset: outside the seal, those
-    # would tell the edge how many requests each device made and when (docs/E2E.md, what the edge
-    # sees). A refusal still says what to do, sealed, with its Retry-After.
-    app.after_request_funcs[None].remove(limiter._after_request)
     QuartSchema(app, info={"title": "privchat API", "version": __version__},
                 openapi_path="/api/openapi.json", redoc_ui_path=None, scalar_ui_path=None, swagger_ui_path=None)
     for module in (health, devices, chat, history, settings, e2e_key, models, search, transcribe, attachments, tokens):
@@ -127,11 +117,8 @@ def create_app(config: Config, *, database: Database | None = None,
     app = install_cors(app, server.allowed_origins)
     _install_error_handlers(app)
     _install_headers(app, server.allowed_origins)
-
-    install_body_limits(app, body_bytes=server.max_body_bytes, import_bytes=server.max_import_bytes,
-                        routes={TRANSCRIBE_ROUTE: transcribe_body_bytes(config.speech.max_audio_bytes),
-                                ATTACHMENTS_ROUTE: attachment_body_bytes(config.attachments.max_bytes)})
-    install_sealing(app)
+    # Body limit, gate, rate limit, pairing, handler, seal: every step a request meets, in order.
+    install_request_pipeline(app, config)
 
     @app.before_serving
     async def open_everything() -> None:
@@ -162,48 +149,49 @@ def create_app(config: Config, *, database: Database | None = None,
 def _install_error_handlers(app: Quart) -> None:
     @app.errorhandler(CodedError)
     async def coded_error(error: CodedError) -> Response:
-        """Every refusal privchat makes on purpose, from any layer, in the API's one shape."""
+        """Every refusal privchat makes on purpose, from any layer (the store's NotFound included), in
+        the API's one shape; sealed on the way out when the request was (api/sealed.py)."""
         return api_error_response(error)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def schema_error(error: RequestSchemaValidationError) -> Response:
-        return error_response(400, "validation_error", describe_validation_error(error.validation_error))
+        return api_error_response(CodedError(VALIDATION_ERROR, describe_validation_error(error.validation_error)))
 
     @app.errorhandler(UnicodeDecodeError)
     async def not_utf8(error: UnicodeDecodeError) -> Response:
         # Quart decodes a JSON body as UTF-8 before parsing it: other bytes are a client error, not a 500.
         if error.object == await request.get_data(cache=True):
-            return error_response(400, "invalid_json", "The request body is not valid JSON: it is not UTF-8 text.")
+            return api_error_response(CodedError(INVALID_JSON, "The request body is not valid JSON: it is not UTF-8 text."))
         return await unexpected(error)
 
     @app.errorhandler(RateLimitExceeded)
     async def rate_limited(error: RateLimitExceeded) -> Response:
-        return error_response(429, "rate_limited", "Too many requests from this device; wait a moment and try again.",
-                              retry_after=error.retry_after)
+        return api_error_response(CodedError(RATE_LIMITED, retry_after=error.retry_after))
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        code, message = HTTP_CODES.get(status, ("http_error", error.description or "The request failed."))
         if status == 400 and request.mimetype == "application/json":
-            code, message = "invalid_json", "The request body is not valid JSON."
-        return error_response(status, code, message)
+            return api_error_response(CodedError(INVALID_JSON))
+        if status in HTTP_CODES:
+            return api_error_response(CodedError(HTTP_CODES[status]))
+        return api_error_response(CodedError(HTTP_ERROR, error.description or None), status=status)
 
     @app.errorhandler(CryptoError)
     async def integrity_failed(error: CryptoError) -> Response:
         # The log names the row (table, column, id); the answer names nothing stored, and no
         # plaintext exists to leak: the value did not open.
         log.error("stored value failed its integrity check on %s %s: %s", request.method, request.path, error)
-        return error_response(INTEGRITY_FAILED_STATUS, INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE)
+        return api_error_response(CodedError(INTEGRITY_FAILED))
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> Response:
         storage = storage_failure(error)
         if storage is not None:
             log.error("storage failure on %s %s: %s", request.method, request.path, error)
-            return error_response(storage.status, storage.code, storage.message, retry_after=30)
+            return api_error_response(storage)
         log.error("unhandled %s on %s %s", type(error).__name__, request.method, request.path)
-        return error_response(500, "internal", "The server hit an unexpected error; it is logged on the server.")
+        return api_error_response(CodedError(INTERNAL))
 
 
 def describe_validation_error(error: Any) -> str:

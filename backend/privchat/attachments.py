@@ -19,7 +19,9 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from .errors import CodedError
+from .errors import (ATTACHMENT_EMPTY, ATTACHMENT_IMAGE_INVALID, ATTACHMENT_NOT_TEXT, ATTACHMENT_PDF_CORRUPT,
+                     ATTACHMENT_PDF_ENCRYPTED, ATTACHMENT_PDF_NO_TEXT, ATTACHMENT_TOO_LARGE, ATTACHMENT_TYPE_NOT_ALLOWED,
+                     CodedError)
 
 KINDS = ("document", "image")
 IMAGE_TYPES = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WebP"}
@@ -52,14 +54,8 @@ MAGIC = [
     (b"Rar!", "a RAR archive"), (b"SQLite format 3\x00", "an SQLite database"), (b"\xd0\xcf\x11\xe0", "an old Office document"),
 ]
 
-ALLOWED_SENTENCE = ("privchat attaches text files (plain, Markdown, CSV, JSON, source code), PDFs, and JPEG, PNG or WebP "
-                    "images")
-
-
 class AttachmentRefused(CodedError):
-    """A file that cannot be attached: the code says which rule, the sentence names the file."""
-
-    status = 422
+    """A file that cannot be attached (attachment_*): the code says which rule, the sentence names the file."""
 
 
 @dataclass
@@ -108,22 +104,21 @@ def classify(name: str, mime: str) -> str:
     if mime.startswith("text/") or mime in TEXT_TYPES or ext in TEXT_EXTENSIONS:
         return "text"
     if mime.startswith("audio/") or mime.startswith("video/"):
-        raise AttachmentRefused("attachment_type_not_allowed", f"{name} is {'an audio' if mime.startswith('audio/') else 'a video'} "
-                                f"file ({mime}); {ALLOWED_SENTENCE}. Speak to the model with the microphone button instead.", 415)
+        raise AttachmentRefused(ATTACHMENT_TYPE_NOT_ALLOWED, name=name, what=f"{'an audio' if mime.startswith('audio/') else 'a video'} "
+                                f"file ({mime})", advice=" Speak to the model with the microphone button instead.")
     what = f"a file of type {mime}" if mime not in NO_TYPE else "a file of a type privchat cannot read"
     if mime.startswith("image/"):
         what = f"a {mime.split('/', 1)[1].upper()} image"
-    raise AttachmentRefused("attachment_type_not_allowed", f"{name} is {what}; {ALLOWED_SENTENCE}.", 415)
+    raise AttachmentRefused(ATTACHMENT_TYPE_NOT_ALLOWED, name=name, what=what, advice="")
 
 
 def check(name: str, mime: str, data: bytes, *, max_bytes: int, max_pages: int) -> Checked:
     """Check a file by its bytes; return what will be stored, or raise AttachmentRefused."""
     if len(data) > max_bytes:
-        raise AttachmentRefused("attachment_too_large", f"{name} is {human_size(len(data))}; an attachment can be at most "
-                                f"{human_size(max_bytes)} (attachments.max_bytes in the server's config).", 413)
+        raise AttachmentRefused(ATTACHMENT_TOO_LARGE, name=name, size=human_size(len(data)), most=human_size(max_bytes))
     how = classify(name, mime)
     if not data:
-        raise AttachmentRefused("attachment_empty", f"{name} is empty: there is nothing in it to attach.")
+        raise AttachmentRefused(ATTACHMENT_EMPTY, name=name)
     if how == "image":
         return check_image(name, data)
     if how == "pdf":
@@ -136,14 +131,12 @@ def check(name: str, mime: str, data: bytes, *, max_bytes: int, max_pages: int) 
 def check_text(name: str, mime: str, data: bytes) -> Checked:
     for magic, what in MAGIC:
         if data.startswith(magic):
-            raise AttachmentRefused("attachment_not_text", f"{name} is not text: it is {what} with a text file's name. "
-                                    "Attach the file under its own name and type.")
+            raise AttachmentRefused(ATTACHMENT_NOT_TEXT, name=name, why=f"it is {what} with a text file's name")
     text = decode_text(data)
     if text is None:
-        raise AttachmentRefused("attachment_not_text", f"{name} is not text: its bytes are binary data, not UTF-8 or "
-                                "UTF-16 text. Attach the file under its own name and type.")
+        raise AttachmentRefused(ATTACHMENT_NOT_TEXT, name=name, why="its bytes are binary data, not UTF-8 or UTF-16 text")
     if not text.strip():
-        raise AttachmentRefused("attachment_empty", f"{name} holds only blank space: there is nothing in it to read.")
+        raise AttachmentRefused(ATTACHMENT_EMPTY, f"{name} holds only blank space: there is nothing in it to read.")
     real = (mime or "").split(";")[0].strip().lower()
     return Checked(kind="document", mime=real if real and real not in NO_TYPE else "text/plain", text=text)
 
@@ -175,7 +168,7 @@ def check_pdf(name: str, data: bytes, *, max_pages: int) -> Checked:
 
     if b"%PDF-" not in data[:1024]:
         what = next((w for magic, w in MAGIC if data.startswith(magic)), None)
-        raise AttachmentRefused("attachment_pdf_corrupt", f"{name} is not a PDF" + (f": it is {what}" if what else "")
+        raise AttachmentRefused(ATTACHMENT_PDF_CORRUPT, f"{name} is not a PDF" + (f": it is {what}" if what else "")
                                 + ". Attach the file under its own name and type.")
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its warnings would quote the file's structure
     try:
@@ -186,20 +179,17 @@ def check_pdf(name: str, data: bytes, *, max_pages: int) -> Checked:
             except Exception:
                 opened = 0
             if not opened:
-                raise AttachmentRefused("attachment_pdf_encrypted", f"{name} is protected by a password, so its text "
-                                        "cannot be read. Save or print a copy without the password and attach that.")
+                raise AttachmentRefused(ATTACHMENT_PDF_ENCRYPTED, name=name)
         count = len(reader.pages)
         pages = [(reader.pages[i].extract_text() or "").strip() for i in range(min(count, max_pages))]
     except AttachmentRefused:
         raise
     except Exception as exc:  # pypdf raises many kinds for a damaged file
-        raise AttachmentRefused("attachment_pdf_corrupt", f"{name} could not be read as a PDF: the file is damaged or "
-                                f"incomplete ({type(exc).__name__}). Open it and save it again, then attach the copy.") from None
+        raise AttachmentRefused(ATTACHMENT_PDF_CORRUPT, name=name, cause=type(exc).__name__) from None
     if count == 0:
-        raise AttachmentRefused("attachment_pdf_corrupt", f"{name} has no pages: the file is damaged or incomplete.")
+        raise AttachmentRefused(ATTACHMENT_PDF_CORRUPT, f"{name} has no pages: the file is damaged or incomplete.")
     if not any(pages):
-        raise AttachmentRefused("attachment_pdf_no_text", f"{name} has no text to read: its {count} page(s) are images "
-                                "(a scan?). Attach a PDF with a text layer, or the pages as images for a model that can see.")
+        raise AttachmentRefused(ATTACHMENT_PDF_NO_TEXT, name=name, count=count)
     return Checked(kind="document", mime=PDF_TYPE, pages=pages, page_count=count)
 
 
@@ -209,8 +199,7 @@ def check_image(name: str, data: bytes) -> Checked:
     """A JPEG, PNG or WebP file whose header and end are whole; its type comes from its bytes."""
     found = image_size(data)
     if found is None:
-        raise AttachmentRefused("attachment_image_invalid", f"{name} does not decode as a JPEG, PNG or WebP image: "
-                                "the file is damaged, incomplete or of another type.")
+        raise AttachmentRefused(ATTACHMENT_IMAGE_INVALID, name=name)
     mime, width, height = found
     return Checked(kind="image", mime=mime, width=width, height=height)
 

@@ -21,7 +21,7 @@ from quart.wrappers import Request
 
 from ..e2e.padding import sealed_size
 from ..e2e.suite import HEADER
-from ..errors import ApiError
+from ..errors import PAYLOAD_TOO_LARGE, CodedError
 
 IMPORT_ROUTE = ("POST", "/api/history/import")
 TRANSCRIBE_ROUTE = ("POST", "/api/transcribe")
@@ -78,4 +78,4 @@ def refuse_declared_oversize() -> None:
     """A declared Content-Length over the route's limit is refused before a byte is read."""
     limit = request.max_content_length
     if limit is not None and request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")
+        raise CodedError(PAYLOAD_TOO_LARGE, f"The request body is larger than {limit} bytes.")

@@ -19,9 +19,7 @@ from quart_rate_limiter import rate_limit
 from quart_schema import validate_querystring, validate_request, validate_response
 
 from .gate import current_device_id
-from ..errors import ApiError
 from ..llm.event_log import Event, parse_event_id
-from ..llm.generations import EventIdInvalid
 from .ratelimits import chat_limit
 from .reply_stream import framed_stream
 from .sealed import mark_sealed, meta_line, response_sealer
@@ -71,10 +69,7 @@ async def reattach(message_id: str, query_args: ReattachQuery) -> Response:
     """The reply's events after the signed ``last_event_id`` (all of them without it), then the live
     ones. An unsigned ``Last-Event-ID`` header is never read (the module docstring says why)."""
     state = current_app.extensions["privchat"]
-    try:
-        after = parse_event_id(message_id, query_args.last_event_id)
-    except ValueError as exc:
-        raise EventIdInvalid() from exc
+    after = parse_event_id(message_id, query_args.last_event_id)
     batches = await state.generations.attach(message_id, after)
     return stream_response(message_id, batches)
 
@@ -85,9 +80,6 @@ async def cancel(message_id: str) -> CancelResult:
     state = current_app.extensions["privchat"]
     if state.generations.cancel(message_id):
         return CancelResult(cancelled=True)
-    try:
-        message = await state.history.get_message(message_id)
-    except LookupError as exc:
-        raise ApiError(404, "not_found", "There is no reply with that id.") from exc
+    message = await state.history.get_message(message_id)  # NotFound: answered not_found
     # Already finished: cancelling is a no-op, not an error (the Stop button may race the end).
     return CancelResult(cancelled=message.status in ("cancelled", "interrupted"))

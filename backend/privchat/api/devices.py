@@ -9,34 +9,31 @@ from quart_rate_limiter import rate_limit
 from quart_schema import validate_request, validate_response
 
 from ..auth.device_names import check_device_name
-from .gate import current_device_id, signed_by_new_key, verify_device_signature
+from .gate import current_device_id, verify_device_signature
 from ..jwk import JwkError, parse_p256_public_jwk, thumbprint
 from ..auth.pairing import PairingError, key_confirmation
-from ..auth.pake import PakeFailed, device_proof
+from ..auth.pake import device_proof
 from ..auth.pake import key_confirmation as login_confirmation
-from ..errors import ApiError
+from ..errors import (DEVICE_EXISTS, DEVICE_UNKNOWN, INVALID_PUBLIC_KEY, INVALID_REQUEST, PAIRING_INVALID, CodedError,
+                      NotFound)
 from .ratelimits import registration_limit
 from .schemas import DeviceList, DeviceRecord, PairingStarted, RegisterDevice, RegisteredDevice, StartPairing
 from .sealed import opened_kid
 
 blueprint = Blueprint("devices", __name__)
 
-DEVICE_EXISTS = "This key is already registered; the page should use it instead of pairing again."
-
-
 async def signing_key(public_key: dict) -> tuple[dict[str, str], str]:
     """The key a pairing request registers (or will), after checking the request is signed by it."""
     try:
         public_members, key = parse_p256_public_jwk(public_key)
     except JwkError as exc:
-        raise ApiError(400, "invalid_public_key", f"The device key was refused: {exc}.") from exc
+        raise CodedError(INVALID_PUBLIC_KEY, reason=exc) from exc
     device_id = thumbprint(public_members)
     await verify_device_signature(registering_key=(device_id, key))
     return public_members, device_id
 
 
-@blueprint.post("/api/auth/pairing")
-@signed_by_new_key
+@blueprint.post("/api/auth/pairing")  # signed by the key it registers (pipeline.py lists it)
 @rate_limit(limits=registration_limit)
 @validate_request(StartPairing)
 @validate_response(PairingStarted)
@@ -46,14 +43,13 @@ async def start_pairing(data: StartPairing) -> PairingStarted:
     state = current_app.extensions["privchat"]
     _members, device_id = await signing_key(data.public_key)
     if await state.devices.get(device_id) is not None:
-        raise ApiError(409, "device_exists", DEVICE_EXISTS)
+        raise CodedError(DEVICE_EXISTS)
     code, code_hash, attempt_id = await state.pairing.begin_login()
     pairing_id, response = await state.logins.start(code, code_hash, data.request, attempt_id)
     return PairingStarted(pairing_id=pairing_id, response=response)
 
 
-@blueprint.post("/api/auth/device")
-@signed_by_new_key
+@blueprint.post("/api/auth/device")  # signed by the key it registers (pipeline.py lists it)
 @rate_limit(limits=registration_limit)
 @validate_request(RegisterDevice)
 async def register_device(data: RegisterDevice) -> tuple[RegisteredDevice, int]:
@@ -63,18 +59,17 @@ async def register_device(data: RegisterDevice) -> tuple[RegisteredDevice, int]:
     state = current_app.extensions["privchat"]
     typed = data.pairing_id is not None or data.finalization is not None or data.device_proof is not None
     if typed == (data.pairing_proof is not None) or (typed and not (data.pairing_id and data.finalization and data.device_proof)):
-        raise ApiError(400, "invalid_request", "Pair with either pairing_proof (a link) or pairing_id, finalization "
-                                               "and device_proof (a typed code), not both or parts of them.")
+        raise CodedError(INVALID_REQUEST)
     public_members, device_id = await signing_key(data.public_key)
     # Before the code is touched: a refused name neither uses it up nor counts as a wrong try.
     name = check_device_name(data.name.strip() or "Device")
     if await state.devices.get(device_id) is not None:
-        raise ApiError(409, "device_exists", DEVICE_EXISTS)
+        raise CodedError(DEVICE_EXISTS)
     login = None
     if typed:
-        login = state.logins.finish(data.pairing_id, data.finalization)  # PakeFailed: the start's try stays counted
+        login = state.logins.finish(data.pairing_id, data.finalization)  # pairing_invalid: the start's try stays counted
         if not hmac.compare_digest(device_proof(login[0], device_id, opened_kid()), data.device_proof or ""):
-            raise PakeFailed()  # another device, or a key swapped on the path: the try stays counted
+            raise PairingError(PAIRING_INVALID)  # another device, or a key swapped on the path: the try stays counted
     failure: PairingError | None = None
     already = False
     async with state.database.transaction() as conn:
@@ -94,7 +89,7 @@ async def register_device(data: RegisterDevice) -> tuple[RegisteredDevice, int]:
             else:
                 device = await state.devices.add(conn, device_id, name, public_members)
     if already:
-        raise ApiError(409, "device_exists", DEVICE_EXISTS)
+        raise CodedError(DEVICE_EXISTS)
     if failure is not None:
         raise failure
     if login is not None:
@@ -110,7 +105,7 @@ async def register_device(data: RegisterDevice) -> tuple[RegisteredDevice, int]:
 async def who_am_i() -> DeviceRecord:
     device = await current_app.extensions["privchat"].devices.get(current_device_id())
     if device is None:  # deleted between the gate and here: say so rather than fail
-        raise ApiError(401, "device_unknown", "This device is not paired with the server.")
+        raise CodedError(DEVICE_UNKNOWN)
     return DeviceRecord(**device.to_json())
 
 
@@ -126,5 +121,5 @@ async def list_devices() -> DeviceList:
 async def revoke_device(device_id: str) -> DeviceRecord:
     state = current_app.extensions["privchat"]
     if await state.devices.get(device_id) is None:
-        raise ApiError(404, "not_found", "There is no device with that id.")
+        raise NotFound("device")
     return DeviceRecord(**(await state.devices.revoke(device_id)).to_json())

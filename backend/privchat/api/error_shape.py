@@ -1,38 +1,34 @@
 """The one error shape of the API: ``{"error": {"code": ..., "message": ...}}``.
 
-Codes are stable strings the page switches on; messages are sentences a person can act on.
-``app.py`` answers every ``CodedError`` (see ``errors.py``) and every framework error through here.
+Codes are stable strings the page switches on; messages are sentences a person can act on. Both
+come from the catalogue in ``errors.py``; ``app.py`` answers every ``CodedError`` and every
+framework error through here.
 """
 
 from __future__ import annotations
 
 from quart import Response, jsonify
 
-from ..errors import CodedError
+from ..errors import (BAD_REQUEST, METHOD_NOT_ALLOWED, NOT_FOUND, PAYLOAD_TOO_LARGE, RATE_LIMITED, TIMEOUT,
+                      UNSUPPORTED_MEDIA_TYPE, Code, CodedError)
 
 
-def error_response(status: int, code: str, message: str, *, retry_after: int | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
-    response = jsonify({"error": {"code": code, "message": message}})
-    response.status_code = status
-    if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
+def api_error_response(error: CodedError, *, status: int | None = None) -> Response:
+    """The answer for ``error``; ``status`` only for an HTTP error of the framework (http_error) answered with its own."""
+    response = jsonify({"error": error.as_json()})
+    response.status_code = status or error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
     return response
 
 
-def api_error_response(error: CodedError) -> Response:
-    return error_response(error.status, error.code, error.message, retry_after=error.retry_after, headers=error.headers)
-
-
-# Default codes for HTTP errors raised by the framework itself (unknown route, wrong method, ...).
-HTTP_CODES: dict[int, tuple[str, str]] = {
-    400: ("bad_request", "The request could not be understood."),
-    404: ("not_found", "There is nothing at this address."),
-    405: ("method_not_allowed", "This address does not accept that method."),
-    408: ("timeout", "The request took too long to arrive."),
-    413: ("payload_too_large", "The request body is larger than the server accepts."),
-    415: ("unsupported_media_type", "Send the body as application/json."),
-    429: ("rate_limited", "Too many requests; wait a moment and try again."),
+# The entries for HTTP errors raised by the framework itself (unknown route, wrong method, ...).
+HTTP_CODES: dict[int, Code] = {
+    400: BAD_REQUEST,
+    404: NOT_FOUND,
+    405: METHOD_NOT_ALLOWED,
+    408: TIMEOUT,
+    413: PAYLOAD_TOO_LARGE,
+    415: UNSUPPORTED_MEDIA_TYPE,
+    429: RATE_LIMITED,
 }

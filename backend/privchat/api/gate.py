@@ -1,6 +1,5 @@
-"""The one gate every request passes: the start of the request pipeline, which runs, for each request,
-this gate (socket, origin, context, signature, body), then the rate limit, the handler, and the
-seal on the answer (``sealed.py``); ``app.py`` installs the hooks in that order. The gate's steps:
+"""The one gate every request passes, step 2 of the request pipeline (``pipeline.py``, which installs
+it and says which routes are not signed by a paired device). The gate's steps:
 
 1. The socket. privchat listens on two loopback ports, and trust follows the one a request came in
    on, never a header: on ``tunnel.port`` (the only port cloudflared points at) every request,
@@ -9,48 +8,33 @@ seal on the answer (``sealed.py``); ``app.py`` installs the hooks in that order.
    DNS rebinding), and a public hostname there is refused, so a tunnelled request can never pass
    as local by rewriting ``Host``, and a local process cannot pass as tunnelled either.
 2. Origin: a state-changing request from a browser origin that is not allowed is refused.
-3. Sealing and signature: every route not marked ``@public`` must be end-to-end encrypted
+3. Sealing and signature: every route signed by a paired device (all but those ``pipeline.py``
+   lists) must be end-to-end encrypted
    (``Privchat-E2E``, docs/E2E.md) and carry a valid RFC 9421 signature from an active device,
    which covers that header and the sealed body. The context is set up from the header and the
    keyid the signature names *before* the signature is checked (``api/sealed.py``), so the
    signature's refusals leave sealed; then the signature, then the body is opened for the verified
    device (``g.device_id``), so the handler reads plaintext and its answer leaves sealed.
 
-Each check fails closed and answers with its own error code. Marking a route public is explicit
-(``@public``), so a new route is signed unless someone decides otherwise.
+Each check fails closed and answers with its own error code. A route is public only if
+``pipeline.py``'s table says so, so a new route is signed unless someone decides otherwise.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from typing import Any
 
-from quart import Quart, current_app, g, request
+from quart import current_app, g, request
 
 from ..addresses import is_loopback_host
 from ..config import Config
-from ..errors import ApiError
+from ..errors import (ACCESS_DENIED, DEVICE_REVOKED, DEVICE_UNKNOWN, HOST_NOT_ALLOWED, ORIGIN_NOT_ALLOWED, REPLAYED,
+                      SIGNATURE_INVALID, CodedError)
 from ..auth.access import ACCESS_HEADER, AccessError
 from .sealed import begin_sealed_request, open_sealed_body, original_body, request_target, require_sealed_header
 from ..auth.signatures import RequestView, SignatureError, check_content_digest, check_freshness, parse_signature_input
 
-F = TypeVar("F", bound=Callable[..., Any])
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def public(view: F) -> F:
-    """Mark a route as reachable without a device signature and without sealing (health)."""
-    view._privchat_public = True  # type: ignore[attr-defined]
-    return view
-
-
-def signed_by_new_key(view: F) -> F:
-    """Mark the registration route: no registered device yet, so the gate does not verify the
-    signature (the view does, against the key it registers), but the request is sealed like any
-    other: once its rate limit has counted it, it is opened for the keyid the signature names,
-    before the view reads it (``api/sealed.py``)."""
-    view._privchat_public = True  # type: ignore[attr-defined]
-    view._privchat_sealed_before_signature = True  # type: ignore[attr-defined]
-    return view
 
 
 def request_host() -> str:
@@ -83,21 +67,21 @@ async def verify_device_signature(*, registering_key: tuple[str, Any] | None = N
         if registering_key is not None:
             key_id, key = registering_key
             if signature_input.key_id != key_id:
-                raise SignatureError("signature_invalid", "The registration must be signed by the key it registers (keyid = its thumbprint).")
+                raise SignatureError(SIGNATURE_INVALID, "The registration must be signed by the key it registers (keyid = its thumbprint).")
             state.verifier.verify(view, key_id, key)
             if not await state.nonces.use(key_id, signature_input.nonce, valid_until):
-                raise SignatureError("replayed", "This exact signed request was already used once; sign it again.")
+                raise SignatureError(REPLAYED)
             return key_id
         key_id = signature_input.key_id
         key = await state.devices.public_key(key_id)
         if key is None:
-            raise SignatureError("device_unknown", "This device is not paired with the server. Pair it with a code from `privchat pair`.")
+            raise SignatureError(DEVICE_UNKNOWN)
         state.verifier.verify(view, key_id, key)
         outcome = await state.nonces.use_if_active(key_id, signature_input.nonce, valid_until)
         if outcome == "revoked":
-            raise SignatureError("device_revoked", "This device was revoked by the owner. Pair it again to use it.", status=403)
+            raise SignatureError(DEVICE_REVOKED)
         if outcome == "replayed":
-            raise SignatureError("replayed", "This exact signed request was already used once; sign it again.")
+            raise SignatureError(REPLAYED)
     except SignatureError:
         g.pop("device_id", None)
         raise
@@ -125,50 +109,47 @@ async def check_listener(state: Any) -> None:
         try:
             g.access_claims = await state.access.verify(request.headers.get(ACCESS_HEADER))
         except AccessError as exc:
-            raise ApiError(403, "access_denied", f"Cloudflare Access refused this request: {exc.message}.") from exc
+            raise CodedError(ACCESS_DENIED, reason=exc.message) from exc
         if host not in public_hosts:
-            raise ApiError(403, "host_not_allowed",
-                           f"Requests through the tunnel must be for {' or '.join(public_hosts)}, not {host!r}; "
-                           "remove any httpHostHeader from the cloudflared rule (`privchat tunnel validate`).")
+            raise CodedError(HOST_NOT_ALLOWED,
+                             f"Requests through the tunnel must be for {' or '.join(public_hosts)}, not {host!r}; "
+                             "remove any httpHostHeader from the cloudflared rule (`privchat tunnel validate`).")
         return
     if host in public_hosts:
-        raise ApiError(403, "host_not_allowed",
-                       f"Requests for {host} come through the tunnel on tunnel.port {config.tunnel_port}, not on this local port; "
-                       "if cloudflared points here, run `privchat tunnel setup` again.")
+        raise CodedError(HOST_NOT_ALLOWED,
+                         f"Requests for {host} come through the tunnel on tunnel.port {config.tunnel_port}, not on this local port; "
+                         "if cloudflared points here, run `privchat tunnel setup` again.")
     if not is_loopback_host(host):
-        raise ApiError(403, "host_not_allowed",
-                       f"Requests for host {host!r} are not served; use the loopback address or the tunnel's hostname.")
+        raise CodedError(HOST_NOT_ALLOWED, host=host)
 
 
-def install_gate(app: Quart) -> None:
-    @app.before_request
-    async def privchat_gate() -> None:
-        state = app.extensions["privchat"]
-        await check_listener(state)
-        if request.method == "OPTIONS" or request.endpoint is None:
-            return
-        origin = request.headers.get("Origin")
-        if origin and request.method in STATE_CHANGING and origin.lower() not in state.config.server.allowed_origins:
-            raise ApiError(403, "origin_not_allowed", f"Requests from {origin} are not allowed; add it to server.allowed_origins.")
-        view_function = app.view_functions.get(request.endpoint)
-        if view_function is None:
-            return
-        if getattr(view_function, "_privchat_public", False):
-            # Health; and registration, opened after its rate limit (api/sealed.py, install_sealing).
-            return
-        # An unsigned request hears that it is unsigned (401, plain: no keyid, no context); a signed
-        # one gets its context from the E2E header first, so the signature's refusals leave sealed
-        # and the page can believe them (docs/E2E.md). A signed but plain one hears it is not sealed.
-        try:
-            claimed = parse_signature_input(request.headers).key_id
-        except SignatureError:
-            if request.headers.get("Signature-Input") and request.headers.get("Signature"):
-                require_sealed_header()  # signed (if badly) but plain: say it is not sealed
-            raise  # no keyid to set a context up for: plain
-        await begin_sealed_request(claimed)
-        device_id = await verify_device_signature()
-        await open_sealed_body()
-        await state.devices.touch(device_id)
+async def check_arrival(state: Any) -> None:
+    """Steps 1 and 2, for every request: the socket, then the Origin of a state-changing one."""
+    await check_listener(state)
+    if request.method == "OPTIONS" or request.endpoint is None:
+        return
+    origin = request.headers.get("Origin")
+    if origin and request.method in STATE_CHANGING and origin.lower() not in state.config.server.allowed_origins:
+        raise CodedError(ORIGIN_NOT_ALLOWED, origin=origin)
+
+
+async def open_signed_request(state: Any) -> None:
+    """Step 3, for a route signed by a paired device: the sealed context, the signature, the body.
+
+    An unsigned request hears that it is unsigned (401, plain: no keyid, no context); a signed one
+    gets its context from the E2E header first, so the signature's refusals leave sealed and the
+    page can believe them (docs/E2E.md). A signed but plain one hears it is not sealed.
+    """
+    try:
+        claimed = parse_signature_input(request.headers).key_id
+    except SignatureError:
+        if request.headers.get("Signature-Input") and request.headers.get("Signature"):
+            require_sealed_header()  # signed (if badly) but plain: say it is not sealed
+        raise  # no keyid to set a context up for: plain
+    await begin_sealed_request(claimed)
+    device_id = await verify_device_signature()
+    await open_sealed_body()
+    await state.devices.touch(device_id)
 
 
 def current_device_id() -> str:

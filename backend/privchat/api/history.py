@@ -1,5 +1,9 @@
 """Conversations: list, read (every branch, and the current one), rename, switch branch, delete,
-clear, export and import."""
+clear, export and import.
+
+What the store refuses (no such conversation, a leaf of another one, an export that does not hold
+together) it raises as coded errors, and ``app.py`` answers them: no route here translates one.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,8 @@ import time
 from quart import Blueprint, Response, current_app
 from quart_schema import validate_querystring, validate_request, validate_response
 
-from ..errors import ApiError
-from ..storage.history import ImportInvalid, NotFound, NotInConversation, export_to_markdown
+from ..errors import VALIDATION_ERROR, CodedError
+from ..storage.export import export_to_markdown, history_export, import_conversations
 from .schemas import (
     Conversation,
     ConversationPage,
@@ -34,17 +38,14 @@ def _history():
 @validate_querystring(HistoryQuery)
 @validate_response(ConversationPage)
 async def list_conversations(query_args: HistoryQuery) -> ConversationPage:
-    try:
-        items, next_before = await _history().list_conversations(query_args.limit, query_args.before)
-    except ValueError as exc:
-        raise ApiError(400, "validation_error", str(exc)) from exc
+    items, next_before = await _history().list_conversations(query_args.limit, query_args.before)
     return ConversationPage(conversations=items, next_before=next_before)
 
 
 @blueprint.get("/api/history/export")
 @validate_querystring(ExportQuery)
 async def export_history(query_args: ExportQuery) -> Response:
-    export = await _history().export()
+    export = await history_export(_history())
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(export["exported_at"]))
     if query_args.format == "markdown":
         body, mimetype, suffix = export_to_markdown(export), "text/markdown; charset=utf-8", "md"
@@ -59,20 +60,14 @@ async def export_history(query_args: ExportQuery) -> Response:
 @validate_request(ExportFile)
 @validate_response(ImportResult)
 async def import_history(data: ExportFile) -> ImportResult:
-    try:
-        result = await _history().import_conversations(c.model_dump() for c in data.conversations)
-    except ImportInvalid as exc:
-        raise ApiError(400, "validation_error", f"The request body is not valid: {exc}. Nothing was imported.") from exc
+    result = await import_conversations(_history(), (c.model_dump() for c in data.conversations))
     return ImportResult(**result)
 
 
 @blueprint.get("/api/history/<conversation_id>")
 @validate_response(Conversation)
 async def get_conversation(conversation_id: str) -> Conversation:
-    try:
-        return Conversation(**await _history().get_conversation(conversation_id))
-    except NotFound as exc:
-        raise ApiError(404, "not_found", "That conversation does not exist.") from exc
+    return Conversation(**await _history().get_conversation(conversation_id))
 
 
 @blueprint.patch("/api/history/<conversation_id>")
@@ -82,18 +77,13 @@ async def update_conversation(conversation_id: str, data: ConversationUpdate) ->
     """Rename (the owner's title is never replaced by the model's) and/or show another branch by
     default: ``current_leaf`` names any message of it, and its newest end is kept."""
     if data.title is None and data.current_leaf is None:
-        raise ApiError(400, "validation_error", "The request body is not valid: give a title, a current_leaf or both.")
+        raise CodedError(VALIDATION_ERROR, detail="give a title, a current_leaf or both")
     history = _history()
-    try:
-        if data.title is not None:
-            await history.rename(conversation_id, data.title, source="owner")
-        if data.current_leaf is not None:
-            await history.set_current_leaf(conversation_id, data.current_leaf)
-        conversation = await history.get_conversation(conversation_id)
-    except NotFound as exc:
-        raise ApiError(404, "not_found", "That conversation does not exist.") from exc
-    except NotInConversation as exc:
-        raise ApiError(400, "parent_invalid", "current_leaf names a message of another conversation, or of none.") from exc
+    if data.title is not None:
+        await history.rename(conversation_id, data.title, source="owner")  # NotFound: answered not_found
+    if data.current_leaf is not None:
+        await history.set_current_leaf(conversation_id, data.current_leaf)  # NotInConversation: parent_invalid
+    conversation = await history.get_conversation(conversation_id)
     return ConversationUpdated(id=conversation["id"], title=conversation["title"],
                                title_source=conversation["title_source"], current_leaf=conversation["current_leaf"])
 
@@ -101,10 +91,7 @@ async def update_conversation(conversation_id: str, data: ConversationUpdate) ->
 @blueprint.delete("/api/history/<conversation_id>")
 @validate_response(Deleted)
 async def delete_conversation(conversation_id: str) -> Deleted:
-    try:
-        await _history().delete_conversation(conversation_id)
-    except NotFound as exc:
-        raise ApiError(404, "not_found", "That conversation does not exist.") from exc
+    await _history().delete_conversation(conversation_id)
     return Deleted(deleted=1)
 
 

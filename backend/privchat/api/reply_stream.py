@@ -19,17 +19,18 @@ import asyncio
 from typing import AsyncIterator, Awaitable, Callable
 
 from ..e2e.frames import FrameShaper
+from ..errors import DEVICE_REVOKED, INTERNAL, CodedError
 from ..e2e.sealing import ResponseSealer
 from ..e2e.suite import FRAME_TICK_SECONDS
 from ..llm.event_log import Event, event_id
 
 # What a stream whose events ended without a final one (a defect) ends with: the page then says so
 # instead of waiting for ever.
-UNFINISHED = ("internal", "The reply stream ended early on the server; the reply so far is stored.")
+UNFINISHED = CodedError(INTERNAL, "The reply stream ended early on the server; the reply so far is stored.")
 # A revoked device's open streams end within this many ticks (0.5 s): revocation is for a lost
 # phone, and a reply it is still reading must stop too, not only its next request.
 REVOCATION_CHECK_TICKS = 5
-REVOKED = ("device_revoked", "This device was revoked by the owner. Pair it again to use it.")
+REVOKED = CodedError(DEVICE_REVOKED)
 
 
 async def _feed(reply_id: str, batches: AsyncIterator[list[Event]], shaper: FrameShaper, ready: asyncio.Event) -> None:
@@ -43,7 +44,7 @@ async def _feed(reply_id: str, batches: AsyncIterator[list[Event]], shaper: Fram
                 ready.set()  # only the first one matters: frame 0 waits for it
     finally:
         if not shaper.closed:
-            shaper.add(None, "error", {"code": UNFINISHED[0], "message": UNFINISHED[1]})
+            shaper.add(None, "error", UNFINISHED.as_json())
         ready.set()
 
 
@@ -75,7 +76,7 @@ async def framed_stream(reply_id: str, batches: AsyncIterator[list[Event]], seal
                 return
             ticks += 1
             if revoked is not None and not shaper.closed and ticks % REVOCATION_CHECK_TICKS == 0 and await revoked():
-                shaper.add(None, "error", {"code": REVOKED[0], "message": REVOKED[1]})
+                shaper.add(None, "error", REVOKED.as_json())
                 feeder.cancel()  # it adds nothing more: the shaper is closed
             late = loop.time() - (start + ticks * tick)
             if late > 0:  # missed ticks are skipped: the next frame goes on the next tick to come

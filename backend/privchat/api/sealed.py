@@ -6,23 +6,25 @@ exception: it seals frame by frame as it sends them, ``reply_stream.py``). The g
 before the signature is checked; from then on ``g.e2e_sealer`` exists and every answer to this
 request, the signature's refusals included, leaves sealed, so the page can believe a refusal and
 act on it. A refusal before that point has no context to be sealed under and carries no content;
-the page treats it as unproven (docs/E2E.md).
+the page treats it as unproven (docs/E2E.md). Where each of these runs in a request is
+``pipeline.py``'s to say.
 """
 
 from __future__ import annotations
 
 import json
 
-from quart import Quart, Response, current_app, g, request
+from quart import Response, current_app, g, request
 
-from ..e2e.errors import E2EKeyRetired, E2ERequired
+from ..e2e.errors import E2EError
 from ..e2e.header import parse_header
 from ..e2e.sealing import ResponseSealer, begin_request
 from ..e2e.suite import HEADER, RESPONSE_NONCE_HEADER, SEALED_MEDIA_TYPE, request_info
+from ..errors import E2E_KEY_RETIRED, E2E_REQUIRED, INTERNAL, CodedError
 from ..jwk import b64url_encode
 from ..auth.signatures import parse_signature_input
 from .body_limits import refuse_declared_oversize
-from .error_shape import error_response
+from .error_shape import api_error_response
 
 STREAM_MEDIA_TYPE = "text/event-stream"
 KEY_ROUTE = ("GET", "/api/e2e/key")  # the one route a retired key still opens (api/e2e_key.py)
@@ -34,7 +36,7 @@ SEALED_HEADERS = ("retry-after", "content-disposition")
 def require_sealed_header() -> str:
     value = request.headers.get(HEADER)
     if not value:
-        raise E2ERequired()
+        raise E2EError(E2E_REQUIRED)
     return value
 
 
@@ -65,7 +67,7 @@ async def begin_sealed_request(device_id: str) -> None:
     g.e2e_kid = key.kid
     g.e2e_sealer = begun.sealer
     if key.retired_at is not None and (request.method, request.path) != KEY_ROUTE:
-        raise E2EKeyRetired()  # sealed: the context exists, and the answer names the current key
+        raise E2EError(E2E_KEY_RETIRED)  # sealed: the context exists, and the answer names the current key
 
 
 async def open_sealed_body() -> None:
@@ -111,29 +113,25 @@ def mark_sealed(response: Response, sealer: ResponseSealer) -> Response:
     return response
 
 
-def install_sealing(app: Quart) -> None:
-    """Install after the gate and the rate limiter: before-request hooks run in that order."""
+async def open_registration() -> None:
+    """A pairing request (signed by the key it registers, not by a paired device): its context is set
+    up for the keyid its signature names and its body opened, before the view checks that signature."""
+    signature_input = parse_signature_input(request.headers)  # unsigned: 401 signature_missing
+    await begin_sealed_request(signature_input.key_id)
+    await open_sealed_body()
 
-    @app.before_request
-    async def open_registration() -> None:
-        view = app.view_functions.get(request.endpoint) if request.endpoint else None
-        if request.method == "OPTIONS" or not getattr(view, "_privchat_sealed_before_signature", False):
-            return
-        signature_input = parse_signature_input(request.headers)  # unsigned: 401 signature_missing
-        await begin_sealed_request(signature_input.key_id)
-        await open_sealed_body()
 
-    @app.after_request
-    async def seal_answer(response: Response) -> Response:
-        sealer = response_sealer()
-        if sealer is None:
-            return response
-        if response.mimetype == STREAM_MEDIA_TYPE:
-            if RESPONSE_NONCE_HEADER in response.headers:
-                return response  # sealed frame by frame (reply_stream.py)
-            # Fail closed: a stream nobody sealed never leaves; its events are dropped for an error.
-            response = error_response(500, "internal", "The server hit an unexpected error; it is logged on the server.")
-        plaintext = await response.get_data()
-        response.set_data(sealer.seal_body(answer_meta(response) + plaintext))  # padded to its size class
-        response.mimetype = SEALED_MEDIA_TYPE
-        return mark_sealed(response, sealer)
+async def seal_answer(response: Response) -> Response:
+    """Every answer to an opened request, sealed whole; a stream is sealed frame by frame by its sender."""
+    sealer = response_sealer()
+    if sealer is None:
+        return response
+    if response.mimetype == STREAM_MEDIA_TYPE:
+        if RESPONSE_NONCE_HEADER in response.headers:
+            return response  # sealed frame by frame (reply_stream.py)
+        # Fail closed: a stream nobody sealed never leaves; its events are dropped for an error.
+        response = api_error_response(CodedError(INTERNAL))
+    plaintext = await response.get_data()
+    response.set_data(sealer.seal_body(answer_meta(response) + plaintext))  # padded to its size class
+    response.mimetype = SEALED_MEDIA_TYPE
+    return mark_sealed(response, sealer)

@@ -7,7 +7,7 @@ from typing import Any
 from quart import Blueprint, current_app
 from quart_schema import validate_request, validate_response
 
-from ..errors import CodedError
+from ..errors import MAX_TOKENS_TOO_LARGE, MAX_TOKENS_TOO_SMALL, CodedError
 from ..llm.generations import default_model
 from ..llm.prompt import MIN_REPLY_TOKENS
 from .schemas import Settings, SettingsUpdate
@@ -18,26 +18,20 @@ blueprint = Blueprint("settings", __name__)
 UNKNOWN_CONTEXT_MAX_TOKENS = 32768
 
 
-class SettingRefused(CodedError):
-    status = 400
-
-
 def check_max_tokens(value: int, models: Any, model: str) -> None:
     """``max_tokens`` is 16 or more (a shorter reply is no reply; the engines used to raise it
     silently) and at most the model's context (the prompt and the reply share it)."""
     if value < MIN_REPLY_TOKENS:
-        raise SettingRefused("max_tokens_too_small", f"Max tokens must be {MIN_REPLY_TOKENS} or more: a reply shorter "
-                             f"than that is cut off before it says anything.")
+        raise CodedError(MAX_TOKENS_TOO_SMALL, least=MIN_REPLY_TOKENS)
     n_ctx = models.context_size(model)
     engine = models.get(model)
     label = engine.spec.label or engine.spec.name
     if n_ctx is None:
         if value > UNKNOWN_CONTEXT_MAX_TOKENS:
-            raise SettingRefused("max_tokens_too_large", f"Max tokens can be at most {UNKNOWN_CONTEXT_MAX_TOKENS}; the "
-                                 f"model {label} does not say its context (set n_ctx in its models.list entry).")
+            raise CodedError(MAX_TOKENS_TOO_LARGE, f"Max tokens can be at most {UNKNOWN_CONTEXT_MAX_TOKENS}; the "
+                             f"model {label} does not say its context (set n_ctx in its models.list entry).")
     elif value > n_ctx:
-        raise SettingRefused("max_tokens_too_large", f"Max tokens can be at most {n_ctx}: that is the whole context of "
-                             f"the model {label}, which the message and the reply share.")
+        raise CodedError(MAX_TOKENS_TOO_LARGE, most=n_ctx, model=label)
 
 
 @blueprint.get("/api/settings")

@@ -14,19 +14,12 @@ import json
 import unicodedata
 from typing import Any
 
-from ..errors import CodedError
+from ..errors import INVALID_DEVICE_NAME, CodedError
 
 MAX_NAME_LENGTH = 100
 
 # Text-direction controls: embeddings and overrides, isolates, and the marks.
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e" "\u2066\u2067\u2068\u2069" "\u200e\u200f\u061c")
-
-
-class DeviceNameError(CodedError):
-    status = 400
-
-    def __init__(self, message: str) -> None:
-        super().__init__("invalid_device_name", message)
 
 
 def refused_character(name: str) -> str | None:
@@ -39,14 +32,14 @@ def refused_character(name: str) -> str | None:
 
 
 def check_device_name(name: str) -> str:
-    """The name with outer spaces removed, or DeviceNameError with a sentence."""
+    """The name with outer spaces removed, or a refusal (invalid_device_name) with a sentence."""
     cleaned = name.strip()
     if not 1 <= len(cleaned) <= MAX_NAME_LENGTH:
-        raise DeviceNameError(f"A device name must be 1 to {MAX_NAME_LENGTH} characters.")
+        raise CodedError(INVALID_DEVICE_NAME, most=MAX_NAME_LENGTH)
     bad = refused_character(cleaned)
     if bad is not None:
-        raise DeviceNameError(f"A device name may not contain control or text-direction characters (it holds U+{ord(bad):04X}); "
-                              "use letters, digits, spaces and punctuation.")
+        raise CodedError(INVALID_DEVICE_NAME, f"A device name may not contain control or text-direction characters "
+                         f"(it holds U+{ord(bad):04X}); use letters, digits, spaces and punctuation.")
     return cleaned
 
 

@@ -120,7 +120,7 @@ class DeviceStore:
         return device
 
     async def rename(self, device_id: str, name: str) -> Device:
-        """Raises DeviceNameError for a name the terminal could act on (see device_names.py)."""
+        """Refuses (invalid_device_name) a name the terminal could act on (see device_names.py)."""
         name = check_device_name(name)
         async with self.database.transaction() as conn:
             await conn.execute("UPDATE devices SET name = ? WHERE id = ?", (name, device_id))

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ..errors import CodedError
+from ..errors import PAIRING_EXPIRED, PAIRING_INVALID, PAIRING_LOCKED, PAIRING_USED, CodedError
 from ..config import Config
 from ..storage.db import Database
 
@@ -35,15 +35,12 @@ CODE_LENGTH = 10  # 10 * 5 = 50 bits
 
 
 class PairingError(CodedError):
-    """A code refused: wrong, used or expired (403)."""
+    """A code refused: wrong, used or expired (403); or pairing locked after too many wrong codes
+    (423: the owner must act at the machine, `privchat pair`). Typed or linked: auth/pake.py raises it too."""
 
-    status = 403
 
-
-class PairingLocked(PairingError):
-    """Too many wrong codes: 423, the owner must act at the machine (`privchat pair`)."""
-
-    status = 423
+# pairing_locked, for the code a try names: it was voided when pairing locked, not just now.
+VOIDED = "That pairing code was voided after too many wrong tries. Run `privchat pair` again."
 
 
 @dataclass(frozen=True)
@@ -125,15 +122,14 @@ class PairingStore:
                 failures = int((await cursor.fetchone())[0])
             if failures >= self.max_attempts:
                 await conn.execute("UPDATE pairing_codes SET voided_at = ? WHERE used_at IS NULL AND voided_at IS NULL", (now,))
-                raise PairingLocked("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
-                                                     "Run `privchat pair` again for a new code.")
+                raise PairingError(PAIRING_LOCKED)
             async with conn.execute("SELECT * FROM pairing_codes WHERE code_sealed IS NOT NULL AND voided_at IS NULL "
                                     "ORDER BY created_at DESC LIMIT 1") as cursor:
                 row = await cursor.fetchone()
             if row is None or row["expires_at"] < now:
-                raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
+                raise PairingError(PAIRING_EXPIRED)
             if row["used_at"] is not None:
-                raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
+                raise PairingError(PAIRING_USED)
             cursor = await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
             attempt_id = int(cursor.lastrowid)
         code = self.database.cipher.open(row["code_sealed"], table="pairing_codes", column="code", row_id=row["code_hash"])
@@ -146,11 +142,11 @@ class PairingStore:
         async with conn.execute("SELECT * FROM pairing_codes WHERE code_hash = ?", (code_hash,)) as cursor:
             row = await cursor.fetchone()
         if row is None or row["voided_at"] is not None:
-            raise PairingLocked("pairing_locked", "That pairing code was voided after too many wrong tries. Run `privchat pair` again.")
+            raise PairingError(PAIRING_LOCKED, VOIDED)
         if row["used_at"] is not None:
-            raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
+            raise PairingError(PAIRING_USED)
         if row["expires_at"] < now:
-            raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
+            raise PairingError(PAIRING_EXPIRED)
         await conn.execute("UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?", (now, code_hash))
         await conn.execute("DELETE FROM pairing_failures WHERE rowid = ?", (attempt_id,))
 
@@ -182,22 +178,20 @@ class PairingStore:
         async with conn.execute("SELECT COUNT(*) FROM pairing_failures") as cursor:
             failures = int((await cursor.fetchone())[0])
         if failures >= self.max_attempts:
-            raise PairingLocked("pairing_locked", "Too many wrong pairing codes. Run `privchat pair` again for a new code.")
+            raise PairingError(PAIRING_LOCKED)
         match = await self._matching_row(conn, proof, device_id, kid)
         if match is None:
             await conn.execute("INSERT INTO pairing_failures (at) VALUES (?)", (now,))
             if failures + 1 >= self.max_attempts:
                 await conn.execute("UPDATE pairing_codes SET voided_at = ? WHERE used_at IS NULL AND voided_at IS NULL", (now,))
-                raise PairingLocked("pairing_locked", "Too many wrong pairing codes; every open code is now void. "
-                                                     "Run `privchat pair` again for a new code.")
-            raise PairingError("pairing_invalid", "That pairing code is not right. Check it against `privchat pair` "
-                                                  "(or the server key on the way was not this server's).")
+                raise PairingError(PAIRING_LOCKED)
+            raise PairingError(PAIRING_INVALID)
         row, code = match
         if row["used_at"] is not None:
-            raise PairingError("pairing_used", "That pairing code was already used. Run `privchat pair` for a new one.")
+            raise PairingError(PAIRING_USED)
         if row["voided_at"] is not None:
-            raise PairingLocked("pairing_locked", "That pairing code was voided after too many wrong tries. Run `privchat pair` again.")
+            raise PairingError(PAIRING_LOCKED, VOIDED)
         if row["expires_at"] < now:
-            raise PairingError("pairing_expired", "That pairing code has expired. Run `privchat pair` for a new one.")
+            raise PairingError(PAIRING_EXPIRED)
         await conn.execute("UPDATE pairing_codes SET used_at = ? WHERE code_hash = ?", (now, row["code_hash"]))
         return code

@@ -35,22 +35,13 @@ from dataclasses import dataclass
 import opaquepy
 from opaquepy import lib as opaque
 
-from ..errors import CodedError
+from ..errors import PAIRING_INVALID
+from .pairing import PairingError
 
 USER_ID = "privchat-pairing"  # one identity: the code is the secret, the open code is the record
 LOGIN_SECONDS = 120.0  # between a login's start and its finish
 DEVICE_LABEL = b"privchat pairing device v2"
 CONFIRM_LABEL = b"privchat pairing confirm v2"
-
-
-class PakeFailed(CodedError):
-    """The login did not finish: a wrong code, a message changed on the way, or an old login."""
-
-    status = 403
-
-    def __init__(self) -> None:
-        super().__init__("pairing_invalid", "That pairing code is not right. Check it against `privchat pair` "
-                                            "(or something on the way changed the pairing).")
 
 
 @dataclass
@@ -104,22 +95,23 @@ class PairingLogins:
         try:
             response, state = await asyncio.to_thread(opaque.login, self._setup, record, request, USER_ID)
         except ValueError as exc:
-            raise PakeFailed() from exc
+            raise PairingError(PAIRING_INVALID) from exc
         login_id = secrets.token_urlsafe(18)
         self._logins[login_id] = _Login(state, code_hash, attempt_id, time.monotonic())
         return login_id, response
 
     def finish(self, login_id: str, finalization: str) -> tuple[str, str, int]:
-        """(session key, code hash, attempt id) for a login the page finished; PakeFailed otherwise.
-        A login finishes once, right or wrong."""
+        """(session key, code hash, attempt id) for a login the page finished; otherwise PairingError
+        (pairing_invalid: a wrong code, a message changed on the way, or an old login). A login
+        finishes once, right or wrong."""
         self._forget_old()
         login = self._logins.pop(login_id, None)
         if login is None:
-            raise PakeFailed()
+            raise PairingError(PAIRING_INVALID)
         try:
             session_key = opaque.login_finish(finalization, login.state)
         except ValueError as exc:
-            raise PakeFailed() from exc
+            raise PairingError(PAIRING_INVALID) from exc
         return session_key, login.code_hash, login.attempt_id
 
     def forget_code(self, code_hash: str) -> None:

@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from http_message_signatures import HTTPMessageVerifier, InvalidSignature, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 
-from ..errors import CodedError
+from ..errors import (CLOCK_SKEW, DIGEST_MISMATCH, DIGEST_MISSING, SIGNATURE_ALGORITHM, SIGNATURE_COMPONENTS,
+                      SIGNATURE_EXPIRED, SIGNATURE_INVALID, SIGNATURE_MALFORMED, SIGNATURE_MISSING, SIGNATURE_TAG,
+                      CodedError)
 
 ALGORITHM = "ecdsa-p256-sha256"
 TAG = "privchat"
@@ -34,9 +36,7 @@ REQUIRED_COMPONENTS = ("@method", "@path", "@query", "content-digest", "privchat
 
 
 class SignatureError(CodedError):
-    """A refused signature: 401 (403 for a revoked device)."""
-
-    status = 401
+    """A refused signature (401), or a device that may not sign any more (device_revoked, 403)."""
 
 
 @dataclass(frozen=True)
@@ -92,34 +92,33 @@ def parse_signature_input(headers: Mapping[str, str]) -> SignatureInput:
     raw_input = _header(headers, "Signature-Input")
     raw_signature = _header(headers, "Signature")
     if not raw_input or not raw_signature:
-        raise SignatureError("signature_missing", "This request is not signed; this device must pair first.")
+        raise SignatureError(SIGNATURE_MISSING)
     try:
         inputs = http_sf.parse(raw_input.encode(), tltype="dictionary")
         signatures = http_sf.parse(raw_signature.encode(), tltype="dictionary")
     except Exception as exc:
-        raise SignatureError("signature_malformed", "The Signature-Input or Signature header is not a valid structured field.") from exc
+        raise SignatureError(SIGNATURE_MALFORMED) from exc
     if len(inputs) != 1 or len(signatures) != 1 or set(inputs) != set(signatures):
-        raise SignatureError("signature_malformed", "Exactly one signature, under the same label in both headers, is expected.")
+        raise SignatureError(SIGNATURE_MALFORMED, "Exactly one signature, under the same label in both headers, is expected.")
     (components, params), = inputs.values()
     if not isinstance(components, list):
-        raise SignatureError("signature_malformed", "Signature-Input must list the covered components.")
+        raise SignatureError(SIGNATURE_MALFORMED, "Signature-Input must list the covered components.")
     if params.get("tag") != TAG:
-        raise SignatureError("signature_tag", f"The signature's tag must be {TAG!r}.")
+        raise SignatureError(SIGNATURE_TAG, tag=TAG)
     if params.get("alg") != ALGORITHM:
-        raise SignatureError("signature_algorithm", f"Only {ALGORITHM} signatures are accepted.")
+        raise SignatureError(SIGNATURE_ALGORITHM, algorithm=ALGORITHM)
     names = tuple(item for item, item_params in components if not item_params)
     if len(names) != len(components) or sorted(names) != sorted(REQUIRED_COMPONENTS):
-        raise SignatureError("signature_components",
-                             f"The signature must cover exactly {' '.join(REQUIRED_COMPONENTS)}.")
+        raise SignatureError(SIGNATURE_COMPONENTS, components=" ".join(REQUIRED_COMPONENTS))
     key_id, nonce, created = params.get("keyid"), params.get("nonce"), params.get("created")
     if not isinstance(key_id, str) or not key_id:
-        raise SignatureError("signature_malformed", "The signature has no keyid.")
+        raise SignatureError(SIGNATURE_MALFORMED, "The signature has no keyid.")
     if not isinstance(nonce, str) or not 8 <= len(nonce) <= 128:
-        raise SignatureError("signature_malformed", "The signature needs a nonce of 8 to 128 characters.")
+        raise SignatureError(SIGNATURE_MALFORMED, "The signature needs a nonce of 8 to 128 characters.")
     if type(created) is not int:
-        raise SignatureError("signature_malformed", "The signature needs an integer created time.")
+        raise SignatureError(SIGNATURE_MALFORMED, "The signature needs an integer created time.")
     if "expires" in params:
-        raise SignatureError("signature_malformed", "The signature must not carry expires; the server sets the window.")
+        raise SignatureError(SIGNATURE_MALFORMED, "The signature must not carry expires; the server sets the window.")
     return SignatureInput(key_id=key_id, nonce=nonce, created=created)
 
 
@@ -127,25 +126,24 @@ def check_content_digest(headers: Mapping[str, str], body: bytes) -> None:
     """RFC 9530: the digest must be sha-256 of the bytes received, also for an empty body."""
     raw = _header(headers, "Content-Digest")
     if not raw:
-        raise SignatureError("digest_missing", "The request has no Content-Digest header.")
+        raise SignatureError(DIGEST_MISSING)
     try:
         parsed = http_sf.parse(raw.encode(), tltype="dictionary")
     except Exception as exc:
-        raise SignatureError("digest_mismatch", "The Content-Digest header is not a valid structured field.") from exc
+        raise SignatureError(DIGEST_MISMATCH, "The Content-Digest header is not a valid structured field.") from exc
     entry = parsed.get("sha-256")
     if entry is None or not isinstance(entry[0], bytes):
-        raise SignatureError("digest_mismatch", "The Content-Digest header must carry a sha-256 digest.")
+        raise SignatureError(DIGEST_MISMATCH, "The Content-Digest header must carry a sha-256 digest.")
     if not hmac.compare_digest(entry[0], hashlib.sha256(body).digest()):
-        raise SignatureError("digest_mismatch", "The body does not match its Content-Digest: it changed on the way.")
+        raise SignatureError(DIGEST_MISMATCH)
 
 
 def check_freshness(created: int, *, max_age: int, max_future: int, now: float | None = None) -> None:
     now = time.time() if now is None else now
     if created > now + max_future:
-        raise SignatureError("clock_skew", "The signature is dated in the future: this device's clock is off. "
-                                           "Resync with the server's time and try again.")
+        raise SignatureError(CLOCK_SKEW)
     if created < now - max_age:
-        raise SignatureError("signature_expired", f"The signature is older than {max_age} seconds; sign the request again.")
+        raise SignatureError(SIGNATURE_EXPIRED, max_age=max_age)
 
 
 class SignatureVerifier:
@@ -167,8 +165,7 @@ class SignatureVerifier:
                 body=view.body,
             )
         except (InvalidSignature, HTTPMessageSignaturesException) as exc:
-            raise SignatureError("signature_invalid",
-                                 "The signature does not verify: the request changed after signing, or it was signed with another key.") from exc
+            raise SignatureError(SIGNATURE_INVALID) from exc
 
     def valid_until(self, created: int) -> float:
         return created + self.max_age + self.max_future + 1

@@ -20,10 +20,10 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import quote
 
 from .. import __version__
-from ..auth.device_names import DeviceNameError, check_device_name, for_terminal
+from ..auth.device_names import check_device_name, for_terminal
 from ..addresses import port_in_use
 from ..config import SITE_PORT, Config, ConfigError, default_config_path, documented_defaults, load_config
-from ..errors import PrivchatError
+from ..errors import CodedError, PrivchatError
 from . import e2e as e2e_commands
 from .output import EXIT_FAIL, EXIT_OK, EXIT_USAGE, emit, report_failure
 from .service import ServiceError
@@ -207,7 +207,7 @@ def cmd_devices_revoke(args: argparse.Namespace) -> int:
 def cmd_devices_rename(args: argparse.Namespace) -> int:
     try:
         name = check_device_name(args.name)
-    except DeviceNameError as exc:
+    except CodedError as exc:  # invalid_device_name
         raise CliError(f"the new name was refused: {exc.message}") from exc
     return _change_device(args, lambda store, device_id: store.rename(device_id, name),
                           lambda d: f"Renamed {d.fingerprint} to {for_terminal(d.name)}.")
@@ -329,7 +329,8 @@ def _decrypt_export(source: Path, data: bytes, identity: str | None) -> bytes:
 
 
 def cmd_history_export(args: argparse.Namespace) -> int:
-    from ..storage.history import HistoryStore, export_to_markdown
+    from ..storage.export import export_to_markdown, history_export
+    from ..storage.history import HistoryStore
 
     encrypt = bool(args.encrypt or args.recipient)
     to_file = bool(args.output and args.output != "-")
@@ -341,7 +342,7 @@ def cmd_history_export(args: argparse.Namespace) -> int:
     passphrase = _export_passphrase(confirm=True) if encrypt and not args.recipient else None
 
     async def action(config: Config, database: Database) -> int:
-        export = await HistoryStore(database).export()
+        export = await history_export(HistoryStore(database))
         text = export_to_markdown(export) if args.format == "markdown" else json.dumps(export, ensure_ascii=False, indent=2)
         content: str | bytes = _encrypt_export(text.encode("utf-8"), args.recipient, passphrase) if encrypt else text
         if to_file:
@@ -363,6 +364,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
 
     from ..api.schemas import ExportFile
     from ..app import describe_validation_error
+    from ..storage.export import import_conversations
     from ..storage.history import HistoryStore
 
     source = Path(args.file)
@@ -388,7 +390,7 @@ def cmd_history_import(args: argparse.Namespace) -> int:
         raise CliError(f"{source}: {describe_validation_error(exc)} Nothing was imported.") from exc
 
     async def action(config: Config, database: Database) -> int:
-        result = await HistoryStore(database).import_conversations(c.model_dump() for c in parsed.conversations)
+        result = await import_conversations(HistoryStore(database), (c.model_dump() for c in parsed.conversations))
         emit(args, result, f"Imported {result['imported_conversations']} conversation(s) and "
                             f"{result['imported_messages']} message(s); {result['skipped']} already there.")
         return EXIT_OK

@@ -39,6 +39,7 @@ from quart import Quart, Response, request
 
 from ..addresses import host_port, http_url, is_loopback_host
 from ..config import SITE_PORT, Config
+from ..errors import PrivchatError
 
 if TYPE_CHECKING:
     import httpx
@@ -264,7 +265,7 @@ VERIFY_TIMEOUT_SECONDS = 20.0
 VERIFY_MAX_BYTES = 16 * 2**20
 
 
-class SiteVerifyError(Exception):
+class SiteVerifyError(PrivchatError):
     """A sentence: the check could not be made at all (no build, a bad URL)."""
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from privchat.commands.output import emit
 from privchat.config import load_config
 from privchat.commands.service import main_install, main_uninstall
-from privchat.commands.tunnel_setup import main_setup
+from privchat.commands.tunnel_setup_text import main_setup
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_file
 
 SETUP_EPILOG = """\

@@ -22,6 +22,11 @@ their service and their Access check live in the dashboard, not in a file. Setup
 cloudflared config; it still merges the privchat config and points the page at the API, and prints
 exactly what to enter in the dashboard (``remote_dashboard_settings``): the public hostname, the
 service (the tunnel port), "Protect with Access" with the team and AUD, and the CORS values.
+
+This module is setup's plan: from the answers, already normalised, to what each file must hold and
+what the dashboard must say, then the writes. It asks nothing and prints nothing; the questions,
+the printed summary and the steps left to the owner are ``tunnel_setup_text.py``, which also holds
+the command (``main_setup``).
 """
 
 from __future__ import annotations
@@ -29,10 +34,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -41,7 +45,6 @@ from privchat.addresses import DNS_LABEL, http_url, is_hostname, is_loopback_hos
 from privchat.api.cors import METHODS, PREFLIGHT_MAX_AGE, REQUEST_HEADERS
 from privchat.config import SCHEMA, ConfigError, config_from_dict
 from privchat.errors import PrivchatError
-from privchat.commands.output import emit
 from privchat.files import FileChange, write_file
 from privchat.tunnel.validate import PrivchatPorts, validate_cloudflared_config
 
@@ -322,7 +325,10 @@ class SetupResult:
     inputs: dict[str, Any]
     changes: list[FileChange]
     warnings: list[str]
-    next_steps: list[str]
+    service: str  # where cloudflared sends the API host's requests: privchat's tunnel port
+    cloudflared_config: Path | None  # the file written (None for a remotely-managed tunnel)
+    # What is left for the owner to do, told by the conversation (tunnel_setup_text.remaining_steps).
+    next_steps: list[str] = field(default_factory=list)
     access_cors: dict[str, Any] = field(default_factory=dict)
     main_site_redirects: list[str] = field(default_factory=list)
     dashboard: dict[str, Any] = field(default_factory=dict)  # --remote: the tunnel's public hostname, as the dashboard asks
@@ -449,16 +455,15 @@ def run_setup(inp: SetupInput, paths: SetupPaths, *, dry_run: bool = False) -> S
               "tunnel": inp.tunnel, "credentials_file": str(inp.credentials_file), "team_name": inp.team_name,
               "team_domain": inp.team_domain, "aud": inp.aud, "tunnel_port": inp.tunnel_port, "keep_local": inp.keep_local,
               "cloudflared_config": str(cloudflared_path), "privchat_config": str(paths.privchat_config)}
+    service = service_url(config.host, inp.tunnel_port)
     if inp.remote:
         for key in ("tunnel", "credentials_file", "cloudflared_config"):
             del inputs[key]
         inputs["mode"] = "remote"
-        return SetupResult(inputs=inputs, changes=changes, warnings=warnings,
-                           next_steps=remote_next_steps(inp, paths.privchat_config, service_url(config.host, inp.tunnel_port)),
+        return SetupResult(inputs=inputs, changes=changes, warnings=warnings, service=service, cloudflared_config=None,
                            access_cors=access_cors_settings(inp), main_site_redirects=main_site_redirects(inp),
                            dashboard=remote_dashboard_settings(inp, config.host))
-    return SetupResult(inputs=inputs, changes=changes, warnings=warnings,
-                       next_steps=next_steps(inp, cloudflared_path, paths.privchat_config),
+    return SetupResult(inputs=inputs, changes=changes, warnings=warnings, service=service, cloudflared_config=cloudflared_path,
                        access_cors=access_cors_settings(inp), main_site_redirects=main_site_redirects(inp))
 
 
@@ -480,31 +485,6 @@ def main_site_redirects(inp: SetupInput) -> list[str]:
     return [f"/chat {inp.page_origin}/chat/ 302", f"/chat/* {inp.page_origin}/chat/:splat 302"]
 
 
-def next_steps(inp: SetupInput, cloudflared_path: Path, privchat_config: Path) -> list[str]:
-    """The exact commands and dashboard clicks that remain; setup cannot do them without your account."""
-    name = inp.tunnel
-    cfg = str(cloudflared_path)
-    return [
-        "Log in to Cloudflare once (writes ~/.cloudflared/cert.pem): `cloudflared tunnel login`",
-        f"Create the tunnel if it does not exist yet (`cloudflared tunnel list` shows it): `cloudflared tunnel create {name}`"
-        f" -- it writes the credentials file; setup expects it at {inp.credentials_file}",
-        f"Point the API hostname at the tunnel (a proxied CNAME): `cloudflared tunnel route dns {name} {inp.api_host}`",
-        "In the Cloudflare Zero Trust dashboard, Access > Applications (see tunnel/ACCESS.md): one self-hosted application "
-        f"covering {inp.api_host}; a policy with action Allow and include 'Emails' = your own email; a session duration such as "
-        f"24h or 1 month (730h); its Application Audience (AUD) Tag must be {inp.aud} and the team domain {inp.team_domain}.",
-        "In that application's Advanced settings > Cross-Origin Resource Sharing (CORS) settings, let Access answer the page's "
-        "preflights (do NOT turn on 'Bypass OPTIONS requests to origin': cloudflared's own Access check refuses every request "
-        f"without a token, preflights included): {describe_access_cors(access_cors_settings(inp))}.",
-        f"Start privchat (`privchat --config {privchat_config} serve`; cloudflared reaches it on tunnel port {inp.tunnel_port}), "
-        f"then try the tunnel in the foreground: `cloudflared --config {cfg} tunnel run`",
-        f"Run the tunnel at boot as a system service: `sudo cloudflared --config {cfg} service install` -- "
-        "under sudo ~ means root's home, so the absolute --config path is required; the Linux installer copies the file to "
-        "/etc/cloudflared/config.yml, so after re-running setup copy it there again and `sudo systemctl restart cloudflared`.",
-        *page_steps(inp),
-        f"Pair your phone: `privchat --config {privchat_config} pair`",
-    ]
-
-
 def remote_dashboard_settings(inp: SetupInput, host: str) -> dict[str, Any]:
     """A remotely-managed tunnel's public hostname as the dashboard asks for it, the same rule
     ``api_rule`` writes to a file: the API host name to the tunnel port, Access required for the
@@ -524,51 +504,8 @@ def remote_dashboard_settings(inp: SetupInput, host: str) -> dict[str, Any]:
     }
 
 
-def remote_next_steps(inp: SetupInput, privchat_config: Path, service: str) -> list[str]:
-    """What is left for a remotely-managed tunnel: everything about the tunnel is in the dashboard."""
-    return [
-        "In the Cloudflare Zero Trust dashboard, Networks > Tunnels: create a tunnel of type Cloudflared (or open the one "
-        "you have) and install its connector on this machine with the command the dashboard shows "
-        "(`sudo cloudflared service install <TOKEN>`, or `cloudflared tunnel run --token <TOKEN>` in the foreground). "
-        "The token is the tunnel's secret: keep it out of shell history and files others can read.",
-        f"In that tunnel's Public Hostname tab, add the public hostname printed above ({inp.api_host} to {service}, "
-        "'Protect with Access' on); no other public hostname of any tunnel may point at privchat's ports.",
-        "In Access > Applications (see tunnel/ACCESS.md): one self-hosted application "
-        f"covering {inp.api_host}; a policy with action Allow and include 'Emails' = your own email; a session duration such as "
-        f"24h or 1 month (730h); its Application Audience (AUD) Tag must be {inp.aud} and the team domain {inp.team_domain}.",
-        "In that application's Advanced settings > Cross-Origin Resource Sharing (CORS) settings, let Access answer the page's "
-        "preflights (do NOT turn on 'Bypass OPTIONS requests to origin': cloudflared's own Access check refuses every request "
-        f"without a token, preflights included): {describe_access_cors(access_cors_settings(inp))}.",
-        f"Start privchat (`privchat --config {privchat_config} serve`; cloudflared reaches it on tunnel port {inp.tunnel_port}); "
-        "`privchat doctor` sees a cloudflared run with a token, and says what it cannot check from here.",
-        *page_steps(inp),
-        f"Pair your phone: `privchat --config {privchat_config} pair`",
-    ]
-
-
-def describe_access_cors(settings: dict[str, Any]) -> str:
-    return (f"Access-Control-Allow-Origin: {', '.join(settings['allowed_origins'])} (not 'Allow all origins'); "
-            "Access-Control-Allow-Credentials: on; "
-            f"Access-Control-Allow-Methods: {', '.join(settings['allowed_methods'])}; "
-            f"Access-Control-Allow-Headers: {', '.join(settings['allowed_headers'])}; "
-            f"Access-Control-Max-Age: {settings['max_age']}")
-
-
-def page_steps(inp: SetupInput) -> list[str]:
-    if inp.page_on_main_site:
-        return ["Deploy the site so the page's config.json and _headers go live, then open "
-                f"{inp.page_origin}/chat/ once and sign in to Access at {inp.api_origin} when the page asks."]
-    redirects = "; ".join(f"`{line}`" for line in main_site_redirects(inp))
-    return [
-        f"Deploy the page as its own Cloudflare Pages project (build output pages/dist) with the custom domain "
-        f"{urlsplit(inp.page_origin).hostname}, so the device keys live on an origin no other script shares.",
-        f"On your main site ({inp.site_url}) link to {inp.page_origin}/chat/, or add these lines to its _redirects file: {redirects}",
-        f"Open {inp.page_origin}/chat/ once and sign in to Access at {inp.api_origin} when the page asks.",
-    ]
-
-
 # --------------------------------------------------------------------------------------------
-# Gathering input from flags, the existing files and (on a TTY) questions.
+# Earlier answers, read back from the files an earlier run wrote.
 # --------------------------------------------------------------------------------------------
 
 def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> dict[str, Any]:
@@ -617,134 +554,16 @@ def existing_defaults(privchat_config: Path, cloudflared_path: Path | None) -> d
     return found
 
 
-FIELDS: list[tuple[str, str, str, Callable[[Any], Any]]] = [
-    ("site_url", "--site-url", "Your main site's origin, whose /chat leads to the page (https://example.com)", normalize_site_url),
-    ("api_host", "--api-hostname", "API hostname for the tunnel (chat-api.example.com)", normalize_api_host),
-    ("page_origin", "--page-origin", "Origin the chat page is served from, its own by default (https://chat.example.com)",
-     normalize_page_origin),
-    ("tunnel", "--tunnel", "Tunnel name or UUID", normalize_tunnel),
-    ("credentials_file", "--credentials-file", "Tunnel credentials file (~/.cloudflared/<UUID>.json)", normalize_credentials_file),
-    ("team_name", "--team-name", "Access team name (the 'myteam' of myteam.cloudflareaccess.com)", normalize_team_name),
-    ("aud", "--aud", "Access application AUD tag", normalize_aud),
-    ("tunnel_port", "--tunnel-port", "privchat's tunnel port (loopback; only cloudflared uses it)", normalize_port),
-]
-
-
-def gather_input(given: dict[str, Any], defaults: dict[str, Any], *, interactive: bool, keep_local: bool,
-                 ask: Callable[[str], str] = input, say: Callable[[str], None] = print, remote: bool = False) -> SetupInput:
-    """Flags win, then earlier answers; a TTY is asked for what is still missing (or invalid).
-    ``remote``: a tunnel run with a token needs no tunnel name and no credentials file."""
-    values: dict[str, Any] = {}
-    if remote:
-        values.update(tunnel="", credentials_file=None)
-    for key, flag, prompt, normalize in FIELDS:
-        if remote and key in ("tunnel", "credentials_file"):
-            continue
-        value = given.get(key)
-        default = defaults.get(key)
-        if key == "credentials_file" and defaults.get("tunnel") not in (None, values.get("tunnel")):
-            default = None  # the earlier credentials belong to another tunnel
-        if key == "credentials_file" and default is None and _UUID.match(str(values.get("tunnel", ""))):
-            default = f"~/.cloudflared/{values['tunnel']}.json"
-        if key == "page_origin" and default is None:
-            default = default_page_origin(values["api_host"])
-        if key == "tunnel_port" and default is None:
-            default = SCHEMA["tunnel"]["port"].default
-        if value is None and not interactive and default is not None:
-            value = default
-        while True:
-            if value is None:
-                if not interactive:
-                    raise SetupError(f"{prompt[0].lower() + prompt[1:]} ({flag}): missing; pass {flag} (no terminal to ask on).")
-                suffix = f" [{default}]" if default is not None else ""
-                answer = ask(f"{prompt}{suffix}: ").strip()
-                value = answer or default
-                if value is None:
-                    say(f"{flag} is required.")
-                    continue
-            try:
-                values[key] = normalize(value)
-                break
-            except SetupError as exc:
-                if not interactive or key in given and given[key] is not None and value == given[key]:
-                    raise
-                say(str(exc))
-                value = None
-    return SetupInput(keep_local=keep_local, remote=remote, **values)
-
-
-def render_result(result: SetupResult) -> str:
-    lines: list[str] = []
-    out = lines.append
-    for change in result.changes:
-        line = f"{change.status:>12}  {change.what}: {change.path}"
-        if change.backup:
-            line += f" (backup: {change.backup})"
-        out(line)
-        for note in change.notes:
-            out(f"{'':>14}note: {note}")
-    if not result.changed:
-        out("Nothing changed: every file already matches these answers.")
-    for warning in result.warnings:
-        out(f"warning: {warning}")
-    out("")
-    if result.dashboard:
-        board = result.dashboard
-        access = board["access"]
-        out(f"Zero Trust > Networks > Tunnels > (your tunnel) > Public Hostname > Add a public hostname "
-            f"for {board['public_hostname']}:")
-        for name, value in (("Subdomain", board["subdomain"]), ("Domain", board["domain"]), ("Path", "(empty)"),
-                            ("Service Type", board["service_type"]), ("Service URL", board["service_url"])):
-            out(f"  {name + ':':<35}{value}")
-        out(f"  (the service is {board['service']}: privchat's tunnel.port, never server.port)")
-        out("  Additional application settings:")
-        out(f"    {'HTTP Settings > HTTP Host Header:':<34}(empty: never set one for privchat)")
-        out(f"    {'Access > Protect with Access:':<34}on")
-        out(f"    {'Access > Team name:':<34}{access['team_name']}")
-        out(f"    {'Access > AUD Tag:':<34}{access['aud_tag']}")
-        out("No cloudflared config was written: a tunnel run with a token reads its rules from the dashboard.")
-        out("")
-    if result.access_cors:
-        cors = result.access_cors
-        out("Cloudflare Access > Applications > (the API application) > Advanced settings > CORS settings:")
-        for name, value in (("Access-Control-Allow-Origin", ", ".join(cors["allowed_origins"])),
-                            ("Access-Control-Allow-Credentials", "on"),
-                            ("Access-Control-Allow-Methods", ", ".join(cors["allowed_methods"])),
-                            ("Access-Control-Allow-Headers", ", ".join(cors["allowed_headers"])),
-                            ("Access-Control-Max-Age", str(cors["max_age"])),
-                            ("Bypass OPTIONS requests to origin", "off")):
-            out(f"  {name + ':':<35}{value}")
-        out("")
-    if result.main_site_redirects:
-        out("Lines for your main site's _redirects file (so /chat opens the page on its own origin):")
-        for line in result.main_site_redirects:
-            out(f"  {line}")
-        out("")
-    out("Remaining steps:")
-    for number, step in enumerate(result.next_steps, 1):
-        out(f"  {number}. {step}")
-    return "\n".join(lines)
-
-
-def main_setup(args: Any) -> int:
-    """The `privchat tunnel setup` command. Refused input raises SetupError (the CLI reports it, exit 2)."""
-    from privchat.config import default_config_path
-
-    privchat_config = Path(os.path.abspath(os.path.expanduser(str(args.config or default_config_path()))))
-    explicit_cf = Path(os.path.abspath(os.path.expanduser(args.cloudflared_config))) if args.cloudflared_config else None
-    interactive = not args.yes and sys.stdin.isatty() and not args.json
-    defaults = existing_defaults(privchat_config, explicit_cf)
-    cloudflared_path = explicit_cf or defaults.get("cloudflared_config") or privchat_config.parent / "cloudflared.yml"
-    given = {"site_url": args.site_url, "api_host": args.api_hostname, "tunnel": args.tunnel,
-             "credentials_file": args.credentials_file, "team_name": args.team_name, "aud": args.aud,
-             "page_origin": args.page_origin, "tunnel_port": args.tunnel_port}
-    remote = bool(getattr(args, "remote", False))
-    if remote and (args.tunnel or args.credentials_file or args.cloudflared_config):
-        raise SetupError("--remote: a remotely-managed tunnel is named and configured in the dashboard; drop --tunnel, "
-                         "--credentials-file and --cloudflared-config (no cloudflared config is written in this mode).")
-    inp = gather_input(given, defaults, interactive=interactive, keep_local=args.keep_local,
-                       say=lambda s: print(s, file=sys.stderr), remote=remote)
-    pages_dir = Path(args.pages_dir).expanduser() if args.pages_dir else default_pages_dir()
-    result = run_setup(inp, SetupPaths(privchat_config, Path(cloudflared_path), pages_dir), dry_run=args.dry_run)
-    emit(args, result.to_json(), render_result(result))
-    return 0
+def default_answer(key: str, answers: dict[str, Any], earlier: dict[str, Any]) -> Any:
+    """The value offered for ``key`` when no flag gives it (None: none to offer): an earlier run's
+    answer (``existing_defaults``), else one that follows from the answers so far."""
+    default = earlier.get(key)
+    if key == "credentials_file" and earlier.get("tunnel") not in (None, answers.get("tunnel")):
+        default = None  # the earlier credentials belong to another tunnel
+    if key == "credentials_file" and default is None and _UUID.match(str(answers.get("tunnel", ""))):
+        default = f"~/.cloudflared/{answers['tunnel']}.json"
+    if key == "page_origin" and default is None:
+        default = default_page_origin(answers["api_host"])
+    if key == "tunnel_port" and default is None:
+        default = SCHEMA["tunnel"]["port"].default
+    return default

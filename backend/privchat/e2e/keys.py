@@ -20,7 +20,8 @@ from pyhpke import KEMKey, KEMKeyInterface
 
 from ..jwk import b64url_encode, short_fingerprint, thumbprint
 from ..storage.db import Database
-from .errors import E2EKeyUnknown
+from ..errors import E2E_KEY_UNKNOWN
+from .errors import E2EError
 
 TABLE = "e2e_keys"
 
@@ -79,7 +80,7 @@ class E2EKeyStore:
         return self._current
 
     async def accepted(self, kid: str, now: float | None = None) -> ServerKey:
-        """The key a request names, if it may still open requests; else E2EKeyUnknown.
+        """The key a request names, if it may still open requests; else E2EError(E2E_KEY_UNKNOWN).
 
         The current key is read from the database first (one indexed SELECT): ``privchat e2e rotate``
         may have run while the server was up, and from that moment the old key's grace runs.
@@ -87,9 +88,9 @@ class E2EKeyStore:
         await self.published()
         key = self._keys.get(kid)
         if key is None:
-            raise E2EKeyUnknown()
+            raise E2EError(E2E_KEY_UNKNOWN)
         if key.retired_at is not None and (now or time.time()) > key.retired_at + self.grace_seconds:
-            raise E2EKeyUnknown()
+            raise E2EError(E2E_KEY_UNKNOWN)
         return key
 
     async def published(self) -> ServerKey:

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pyhpke import KEMKeyInterface
 
-from .errors import E2EOpenFailed
+from ..errors import E2E_OPEN_FAILED
+from .errors import E2EError
 from .padding import pad, unpad
 from .suite import FINAL_AAD, KEY_BYTES, NONCE_BYTES, RESPONSE_EXPORT_LABEL, RESPONSE_NONCE_BYTES, SUITE
 
@@ -79,7 +80,7 @@ class RequestContext:
         try:
             return unpad(self.context.open(body))
         except Exception as exc:  # pyhpke's own errors, a bad tag, bad padding
-            raise E2EOpenFailed() from exc
+            raise E2EError(E2E_OPEN_FAILED) from exc
 
 
 def begin_request(private_key: KEMKeyInterface, enc: bytes, info: bytes) -> RequestContext:
@@ -87,7 +88,7 @@ def begin_request(private_key: KEMKeyInterface, enc: bytes, info: bytes) -> Requ
     try:
         context = SUITE.create_recipient_context(enc, private_key, info)
     except Exception as exc:  # pyhpke raises its own errors and ValueError for bad points
-        raise E2EOpenFailed() from exc
+        raise E2EError(E2E_OPEN_FAILED) from exc
     secret = context.export(RESPONSE_EXPORT_LABEL, KEY_BYTES)
     return RequestContext(context=context, sealer=ResponseSealer(secret=secret, enc=enc))
 

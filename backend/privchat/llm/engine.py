@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..config import Config
+from ..errors import MODEL_LOADING, MODEL_UNAVAILABLE
 from .engine_types import EngineStatus, GenerationParams, GenerationResult, ModelUnavailable
 from .context_memory import context_bytes
 from .model_files import check_model_file, default_model_path
@@ -176,8 +177,8 @@ class ModelEngine:
         if self.status.state == "ready":
             return
         if self.status.state in ("loading", "unloaded"):
-            raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
-        raise ModelUnavailable("model_unavailable", f"The model is not available: {self.status.public_error}")
+            raise ModelUnavailable(MODEL_LOADING)
+        raise ModelUnavailable(MODEL_UNAVAILABLE, reason=self.status.public_error)
 
     def fit(self, system_prompt: str, turns: list[dict[str, str]], max_tokens: int) -> FittedPrompt:
         assert self._fitter is not None
@@ -205,7 +206,7 @@ class ModelEngine:
             return self._generate_seeing(system_prompt, turns, params, on_token, cancel)
         with self._decode_lock:
             if self._llm is None:  # unloaded between the check above and the lock (a model switch)
-                raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
+                raise ModelUnavailable(MODEL_LOADING)
             started = time.perf_counter()
             fitted = self.fit(system_prompt, turns, params.max_tokens)
             tokens = fitted.tokens
@@ -235,7 +236,7 @@ class ModelEngine:
 
         with self._decode_lock:
             if self._llm is None:
-                raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
+                raise ModelUnavailable(MODEL_LOADING)
             started = time.perf_counter()
             fitted = self.fit(system_prompt, [{"role": t["role"], "content": text_of(t["content"])} for t in turns], params.max_tokens)
             kept = turns[fitted.dropped_messages:]

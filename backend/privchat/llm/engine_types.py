@@ -15,12 +15,8 @@ from ..errors import CodedError
 
 
 class ModelUnavailable(CodedError):
-    """Chat cannot run: ``code`` is model_loading (ask again in 5 s) or model_unavailable (in 30 s)."""
-
-    status = 503
-
-    def __init__(self, code: str, message: str, retry_after: int | None = None) -> None:
-        super().__init__(code, message, retry_after=retry_after or (5 if code == "model_loading" else 30))
+    """Chat cannot run now: model_loading (ask again in 5 s), model_unavailable or model_too_big (in 30 s).
+    Titles catch it by type: a title is never worth waiting for a model."""
 
 
 @dataclass

@@ -17,11 +17,46 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import EVENT_ID_INVALID, CodedError
+
 Event = tuple[int, str, dict[str, Any]]  # (sequence number, kind, data)
 
 TERMINAL = ("done", "error")
 # Finished replies whose token boundaries are kept for replay (older ones replay as one snapshot).
 FINISHED_KEPT = 256
+
+
+# How a reply that did not end on its own stopped, as the finish_reason of its done event (a reply
+# still "streaming" in the database was interrupted by a restart).
+STOPPED = {"cancelled": "cancelled", "interrupted": "interrupted", "streaming": "interrupted"}
+
+
+def done_data(status: str, *, model_reason: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0,
+              timings: dict[str, float | None] | None = None, dropped_messages: int = 0,
+              message_cut: bool | None = None, attachments_seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """What a ``done`` event says, for a reply written live and for one read back from the database.
+
+    ``finish_reason`` is the model's own (``model_reason``: stop, length) for a complete reply, else
+    how it was stopped. A live reply also says whether the owner's message was cut and how much of
+    each document the model saw; a stored reply sent whole no longer knows those, and leaves them out.
+    """
+    if status == "complete":
+        finish_reason = "stop" if model_reason is None else model_reason
+    else:
+        finish_reason = STOPPED.get(status, "stop")
+    data: dict[str, Any] = {
+        "finish_reason": finish_reason,
+        "status": status,
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+        "timings": timings or {},
+        "dropped_messages": dropped_messages,
+    }
+    if message_cut is not None:
+        data["message_cut"] = message_cut
+    if attachments_seen is not None:
+        data["attachments_seen"] = attachments_seen
+    return data
 
 
 def event_id(assistant_message_id: str, seq: int) -> str:
@@ -31,13 +66,13 @@ def event_id(assistant_message_id: str, seq: int) -> str:
 def parse_event_id(assistant_message_id: str, value: str | None) -> int | None:
     """The sequence number of a ``Last-Event-ID`` for this reply; None for an absent or empty one.
 
-    Raises ValueError for an id of another reply or one that is not ``<id>:<n>``.
+    Refuses (event_id_invalid) an id of another reply or one that is not ``<id>:<n>``.
     """
     if value is None or not value.strip():
         return None
     reply, sep, number = value.strip().rpartition(":")
     if not sep or reply != assistant_message_id or not number.isdigit() or len(number) > 9:
-        raise ValueError(value)
+        raise CodedError(EVENT_ID_INVALID)
     return int(number)
 
 

@@ -17,71 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Callable
 
 from ..config import Config
-from ..errors import CodedError
-from ..storage.crypto import INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE, CryptoError
-from ..storage.attachments import AttachmentMissing, AttachmentTaken
+from ..errors import (EVENT_ID_INVALID, GENERATION_FAILED, IMAGE_NOT_SUPPORTED, INTEGRITY_FAILED, INTERNAL, QUEUE_FULL,
+                      SHUTTING_DOWN, STORAGE_FAILED, TOO_MANY_ATTACHMENTS, VALIDATION_ERROR, CodedError, NotFound)
+from ..storage.crypto import CryptoError
 from ..storage.failures import storage_failure
-from ..storage.history import END_OF_BRANCH, HistoryStore, NotFound, NotInConversation
+from ..storage.history import END_OF_BRANCH, HistoryStore
 from ..storage.settings import SettingsStore
 from ..tracebacks import describe
 from .attachment_prompt import Document, context_of, counter_for, expand_turn
-from .event_log import TERMINAL, Event, EventLog, FinishedReplay, FinishedReplays
-from .engine_types import GenerationParams, GenerationResult, ModelUnavailable
+from .branches import message_to_answer
+from .event_log import TERMINAL, Event, EventLog, FinishedReplay, FinishedReplays, done_data
+from .engine_types import GenerationParams, GenerationResult
 from .models import ModelRegistry
 
 log = logging.getLogger(__name__)
 
-
-class GenerationRefused(CodedError):
-    """No room for another reply now (the queue is full, the server is stopping): 503 with Retry-After."""
-
-    status = 503
-
-
-class ConversationMissing(CodedError):
-    """A reply asked for in a conversation that does not exist (any more)."""
-
-    status = 404
-
-
-class BranchInvalid(CodedError):
-    """A parent or a reply to regenerate that is not a message of the conversation."""
-
-    status = 400
-
-
-class EventIdInvalid(CodedError):
-    """A Last-Event-ID that this reply never sent."""
-
-    status = 400
-
-    def __init__(self) -> None:
-        super().__init__("event_id_invalid", "Last-Event-ID does not name an event of this reply; reattach without it to start over.")
-
-
-class AttachmentProblem(CodedError):
-    """Attachments a message cannot carry: unknown, already sent, too many, or an image for a model that cannot see."""
-
-    status = 400
-
-
-def attachment_missing() -> AttachmentProblem:
-    return AttachmentProblem("attachment_not_found", "An attachment of this message is gone (it expired before it was "
-                             "sent, or was deleted); attach the file again.", 404)
-
-
-def attachment_taken() -> AttachmentProblem:
-    return AttachmentProblem("attachment_taken", "An attachment of this message was already sent with another message, or "
-                             "belongs to another conversation; attach the file again.", 409)
-
-
-class ReplyMissing(CodedError):
-    """A stream asked for a reply that does not exist (any more, or never did)."""
-
-    status = 404
-
-    def __init__(self) -> None:
-        super().__init__("not_found", "There is no reply with that id (it may have been deleted).")
 
 # How many stored messages are read back to build a prompt; the fitter drops what does not fit.
 HISTORY_WINDOW = 200
@@ -180,13 +130,12 @@ class GenerationManager:
 
     def check_capacity(self, model: str | None = None) -> None:
         if self._closing:
-            raise GenerationRefused("shutting_down", "The server is shutting down.", retry_after=10)
+            raise CodedError(SHUTTING_DOWN)
         model = model or self.models.default
-        self.models.check(model)  # ModelUnavailable: unknown, loading, failed, too big for memory
+        self.models.check(model)  # model_unknown, model_loading, model_unavailable, model_too_big
         lane = self.models.lane(model)
         if lane.busy and lane.waiting >= self.queue_size:
-            raise GenerationRefused("queue_full",
-                           f"The model is busy with {lane.waiting + 1} requests; try again shortly.", retry_after=5)
+            raise CodedError(QUEUE_FULL, waiting=lane.waiting + 1)
 
     async def start(self, message: str | None, conversation_id: str | None, options: dict[str, Any], *,
                     parent_id: str | None = END_OF_BRANCH, regenerate_of: str | None = None,
@@ -209,40 +158,9 @@ class GenerationManager:
             max_tokens=options.get("max_tokens", prefs["max_tokens"]),
             seed=options.get("seed", self.models.model_config.seed),
         )
-        if regenerate_of is not None:
-            try:
-                old = await self.history.get_message(regenerate_of)
-            except NotFound:
-                old = None
-            if (old is None or old.role != "assistant" or old.parent_id is None
-                    or (conversation_id is not None and old.conversation_id != conversation_id)):
-                raise BranchInvalid("regenerate_invalid", "regenerate_of must name a reply of this conversation that answers a message.")
-            conversation_id = old.conversation_id
-            try:
-                user = await self.history.get_message(old.parent_id)
-            except NotFound:
-                user = None
-            if user is None or user.role != "user":
-                raise BranchInvalid("regenerate_invalid", "regenerate_of must name a reply of this conversation that answers a message.")
-        else:
-            if message is None:
-                raise BranchInvalid("validation_error", "The request body is not valid: message is required unless regenerate_of names a reply.")
-            if conversation_id is None:
-                if parent_id not in (END_OF_BRANCH, None):
-                    raise BranchInvalid("parent_invalid", "parent_id names a message of another conversation, or of none.")
-                conversation_id = await self.history.create_conversation(message)
-            elif not await self.history.conversation_exists(conversation_id):
-                raise ConversationMissing("not_found", "That conversation does not exist (it may have been deleted).")
-            # The owner's message is stored before any decoding: whatever happens next, it is kept.
-            try:
-                user = await self.history.add_message(conversation_id, "user", message, parent_id=parent_id,
-                                                      attachments=attachments or None)
-            except NotInConversation as exc:
-                raise BranchInvalid("parent_invalid", "parent_id names a message of another conversation, or of none.") from exc
-            except AttachmentMissing as exc:
-                raise attachment_missing() from exc
-            except AttachmentTaken as exc:
-                raise attachment_taken() from exc
+        user = await message_to_answer(self.history, message, conversation_id, parent_id=parent_id,
+                                       regenerate_of=regenerate_of, attachments=attachments)  # llm/branches.py
+        conversation_id = user.conversation_id
         assistant = await self.history.add_message(conversation_id, "assistant", "", status="streaming", parent_id=user.id,
                                                    model=model)
         params.cache_key = conversation_id  # the conversation's model state is kept in RAM (llm/state_cache.py)
@@ -264,29 +182,22 @@ class GenerationManager:
         """Before anything is stored: the attachments exist, wait to be sent in this conversation (or a new
         one), are not too many, and hold no image for a model that cannot see."""
         if regenerate_of is not None:
-            raise BranchInvalid("validation_error", "The request body is not valid: attachments go with a message, not "
-                                "with regenerate_of (the reply is written again with the message's own attachments).")
+            raise CodedError(VALIDATION_ERROR, detail="attachments go with a message, not with regenerate_of (the reply "
+                             "is written again with the message's own attachments)")
         most = self.models.config.attachments.max_per_message
         if len(ids) > most:
-            raise AttachmentProblem("too_many_attachments", f"A message can carry at most {most} attachments; this one has "
-                                    f"{len(ids)}. Send the others with a next message.")
-        try:
-            found = await self.history.attachments.pending(ids, conversation_id)
-        except AttachmentMissing as exc:
-            raise attachment_missing() from exc
-        except AttachmentTaken as exc:
-            raise attachment_taken() from exc
+            raise CodedError(TOO_MANY_ATTACHMENTS, most=most, count=len(ids))
+        found = await self.history.attachments.pending(ids, conversation_id)  # attachment_not_found, attachment_taken
         images = [a.name for a in found if a.kind == "image"]
         spec = self.models.get(model).spec
         if images and not spec.sees:
-            raise AttachmentProblem("image_not_supported", f"The model {spec.label or spec.name} cannot see images, so it "
-                                    f"would ignore {images[0]}. Pick a model that can see, or send the message without the image.")
+            raise CodedError(IMAGE_NOT_SUPPORTED, model=spec.label or spec.name, image=images[0])
 
     async def attach(self, assistant_message_id: str, after: int | None,
                      idle_seconds: float = 15.0) -> AsyncIterator[list[Event]]:
         """A reply's events after number ``after`` (None: from the start), then the live ones.
 
-        Raises ReplyMissing before anything is sent. The iterator yields batches of events, an
+        Raises NotFound before anything is sent. The iterator yields batches of events, an
         empty batch when nothing happened for ``idle_seconds`` (a wake-up with nothing to send), and ends after
         ``done`` or ``error``. A running reply is read from its log; a finished one from the stored
         text, cut at the token boundaries kept for it, or sent whole as one ``snapshot`` event
@@ -296,18 +207,15 @@ class GenerationManager:
         generation = self.running.get(assistant_message_id)
         if generation is not None:
             return _follow(_checked(generation.events, cursor), cursor, idle_seconds)
-        try:
-            message = await self.history.get_message(assistant_message_id)
-        except NotFound as exc:
-            raise ReplyMissing() from exc
+        message = await self.history.get_message(assistant_message_id)
         if message.role != "assistant":
-            raise ReplyMissing()
+            raise NotFound("reply")
         generation = self.running.get(assistant_message_id)  # it may have started while we read
         if generation is not None:
             return _follow(_checked(generation.events, cursor), cursor, idle_seconds)
         replay = self.finished.get(assistant_message_id)
         if replay is not None and cursor > len(replay.ends):
-            raise EventIdInvalid()
+            raise CodedError(EVENT_ID_INVALID)
         events = replay.events_after(cursor, message.content) if replay is not None else None
         if events is None:
             events = _snapshot(message)
@@ -364,7 +272,7 @@ class GenerationManager:
         except Exception as exc:  # never lose a task silently; the client gets an error event
             # Type and frames only: an exception's message may quote the prompt or the reply.
             log.error("generation %s failed: %s", generation.assistant_message_id, describe(exc))
-            generation.events.append("error", {"code": "internal", "message": "The reply failed unexpectedly."})
+            generation.events.append("error", CodedError(INTERNAL, "The reply failed unexpectedly.").as_json())
         finally:
             # In one step, so a reader finds the generation either running or finished, never neither.
             self.running.pop(generation.assistant_message_id, None)
@@ -378,7 +286,7 @@ class GenerationManager:
         batcher = TokenBatcher(loop, lambda texts: self._deliver(generation, texts))
 
         result: GenerationResult | None = None
-        failure: tuple[str, str] | None = None
+        failure: CodedError | None = None
         flusher = loop.create_task(self._flush_periodically(generation))
         try:
             if not generation.cancel.is_set():
@@ -386,15 +294,15 @@ class GenerationManager:
                     generation.model, lambda: generation.events.append("loading", {"model": generation.model}))
                 turns = await self._turns(generation, engine)  # after loading: documents are counted with its tokenizer
                 result = await engine.run(generation.system_prompt, turns, generation.params, batcher.add, generation.cancel)
-        except (ModelUnavailable, CodedError) as exc:  # also an upstream's failure (llm/upstream.py)
-            failure = (exc.code, exc.message)
+        except CodedError as exc:  # a model unavailable, an upstream's failure (llm/upstream.py)
+            failure = exc
         except CryptoError as exc:  # an earlier message of the conversation does not open: say so, not "the model"
             log.error("reply %s not written: %s", generation.assistant_message_id, exc)
-            failure = (INTEGRITY_FAILED_CODE, INTEGRITY_FAILED_MESSAGE)
+            failure = CodedError(INTEGRITY_FAILED)
         except Exception as exc:
             # Type and frames only: llama.cpp's and the bindings' messages may quote the text.
             log.error("decoding failed for %s: %s", generation.assistant_message_id, describe(exc))
-            failure = ("generation_failed", f"The model failed while writing the reply ({type(exc).__name__}).")
+            failure = CodedError(GENERATION_FAILED, cause=type(exc).__name__)
         finally:
             batcher.flush()  # tokens still in the window go out before done/error
             flusher.cancel()
@@ -420,38 +328,31 @@ class GenerationManager:
             )
         except Exception as exc:
             log.error("could not store reply %s: %s", generation.assistant_message_id, type(exc).__name__)
-            generation.events.append("error", {
-                "code": "storage_failed",
-                "message": f"The reply could not be saved: the database refused the write ({_storage_reason(exc)}).",
-            })
+            generation.events.append("error", CodedError(STORAGE_FAILED, reason=_storage_reason(exc)).as_json())
             return
         if failure is not None:
-            generation.events.append("error", {"code": failure[0], "message": failure[1]})
+            generation.events.append("error", failure.as_json())
             return
         if status == "complete" and self.titles is not None:
             self.titles.reply_finished(generation.conversation_id)
         assert result is not None or generation.cancel.is_set()
-        finish_reason = status if status in ("cancelled", "interrupted") else (result.finish_reason if result else "stop")
-        generation.events.append("done", {
-            "finish_reason": finish_reason,
-            "status": status,
-            "usage": {
-                "prompt_tokens": result.prompt_tokens if result else 0,
-                "completion_tokens": result.completion_tokens if result else 0,
-                "total_tokens": (result.prompt_tokens + result.completion_tokens) if result else 0,
-            },
-            "timings": {
+        generation.events.append("done", done_data(
+            status,
+            model_reason=result.finish_reason if result else None,
+            prompt_tokens=result.prompt_tokens if result else 0,
+            completion_tokens=result.completion_tokens if result else 0,
+            timings={
                 "ttft_ms": _round(result.ttft_ms) if result else None,
                 "tokens_per_second": _round(result.tokens_per_second) if result else None,
                 "total_ms": _round(result.total_ms) if result else 0,
                 "queued_ms": _round((time.perf_counter() - generation.accepted_at) * 1000 - (result.total_ms if result else 0)),
             },
-            "dropped_messages": result.dropped_messages if result else 0,
+            dropped_messages=result.dropped_messages if result else 0,
             # The message being answered was longer than the model can read: its start was cut.
-            "message_cut": bool(result and result.message_cut),
+            message_cut=bool(result and result.message_cut),
             # How much of each attached document the model saw ("the first 12 of 40 pages"); [] without documents.
-            "attachments_seen": generation.attachments_seen,
-        })
+            attachments_seen=generation.attachments_seen,
+        ))
 
     def _deliver(self, generation: Generation, texts: list[str]) -> None:
         for text in texts:
@@ -513,7 +414,7 @@ class GenerationManager:
 
 def _checked(log: EventLog, cursor: int) -> EventLog:
     if cursor > len(log.events):
-        raise EventIdInvalid()
+        raise CodedError(EVENT_ID_INVALID)
     return log
 
 
@@ -531,24 +432,15 @@ async def _once(events: list[Event]) -> AsyncIterator[list[Event]]:
     yield events
 
 
-# A stored reply's status, as the finish_reason of a done event.
-_FINISH = {"complete": "stop", "cancelled": "cancelled", "interrupted": "interrupted", "streaming": "interrupted"}
-
-
 def _snapshot(message: Any) -> list[Event]:
     """A finished reply whose token boundaries are gone: its whole stored text, then how it ended."""
     events: list[Event] = [(-1, "snapshot", {"text": message.content})]
     if message.status == "error":
-        events.append((-1, "error", {"code": "generation_failed",
-                                     "message": "This reply failed while it was being written; what was written is shown."}))
+        events.append((-1, "error", CodedError(GENERATION_FAILED, "This reply failed while it was being written; what was "
+                                               "written is shown.").as_json()))
     else:
-        completion = message.completion_tokens or 0
-        prompt = message.prompt_tokens or 0
-        events.append((-1, "done", {
-            "finish_reason": _FINISH.get(message.status, "stop"), "status": message.status,
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
-            "timings": {}, "dropped_messages": 0,
-        }))
+        events.append((-1, "done", done_data(message.status, prompt_tokens=message.prompt_tokens or 0,
+                                             completion_tokens=message.completion_tokens or 0)))
     return events
 
 
@@ -561,7 +453,7 @@ def _storage_reason(exc: Exception) -> str:
     return failure.reason if failure is not None else type(exc).__name__
 
 
-__all__ = ["Generation", "GenerationManager", "EventIdInvalid", "NotFound", "ReplyMissing"]
+__all__ = ["Generation", "GenerationManager"]
 
 
 def default_model(registry: Any, prefs: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import time
 from typing import Any, Callable, Union
 
 from ..config import Config
-from ..errors import CodedError
+from ..errors import MODEL_LOADING, MODEL_TOO_BIG, MODEL_UNAVAILABLE, MODEL_UNKNOWN, CodedError
 from .engine import ModelEngine
 from .engine_types import EngineStatus, ModelUnavailable
 from .model_files import available_memory_bytes
@@ -28,14 +28,6 @@ from .upstream import UpstreamEngine
 log = logging.getLogger(__name__)
 
 Engine = Union[ModelEngine, UpstreamEngine]
-
-
-class UnknownModel(CodedError):
-    status = 400
-    code = "model_unknown"
-
-    def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__("model_unknown", f"There is no model named {name!r}; the models are {', '.join(known)}.")
 
 
 class Lane:
@@ -102,7 +94,7 @@ class ModelRegistry:
     def get(self, name: str | None) -> Engine:
         engine = self.engines.get(name or self.default)
         if engine is None:
-            raise UnknownModel(str(name), list(self.engines))
+            raise CodedError(MODEL_UNKNOWN, name=str(name), known=", ".join(self.engines))
         return engine
 
     def lane(self, name: str) -> Lane:
@@ -127,7 +119,7 @@ class ModelRegistry:
         memory, else the one used last. A title never loads or unloads a model (a reply would wait)."""
         loaded = [e for e in self.engines.values() if isinstance(e, ModelEngine) and e.loaded]
         if not loaded:
-            raise ModelUnavailable("model_unavailable", "No embedded model is in memory to write a title with.")
+            raise ModelUnavailable(MODEL_UNAVAILABLE, "No embedded model is in memory to write a title with.")
         wanted = self.engines.get(preferred) if preferred else None
         return wanted if wanted in loaded else max(loaded, key=lambda e: e.last_used)  # type: ignore[return-value]
 
@@ -143,13 +135,13 @@ class ModelRegistry:
             return
         state = engine.status.state
         if state == "loading" and not engine.switch_load:
-            raise ModelUnavailable("model_loading", "The model is still loading; try again in a few seconds.")
+            raise ModelUnavailable(MODEL_LOADING)
         if state in ("error", "disabled"):
-            raise ModelUnavailable("model_unavailable", f"The model is not available: {engine.status.public_error}")
+            raise ModelUnavailable(MODEL_UNAVAILABLE, reason=engine.status.public_error)
         if state == "unloaded":
             problem = self._fit_problem(engine)
             if problem is not None:
-                raise ModelUnavailable("model_too_big", f"{problem}", retry_after=30)
+                raise ModelUnavailable(MODEL_TOO_BIG, problem)
 
     def _evictable(self, keep: ModelEngine) -> list[ModelEngine]:
         """Loaded embedded models to unload before ``keep`` loads, least recently used first."""
@@ -183,7 +175,7 @@ class ModelRegistry:
                 await asyncio.to_thread(engine.measure_context)
                 problem = self._fit_problem(engine)
                 if problem is not None:
-                    raise ModelUnavailable("model_too_big", f"{problem}", retry_after=30)
+                    raise ModelUnavailable(MODEL_TOO_BIG, problem)
                 for old in self._evictable(engine):
                     await old.unload()
                 engine.switch_load = True

@@ -26,8 +26,9 @@ import threading
 from typing import Any, Callable
 
 from ..config import Config
+from ..errors import NotFound
 from ..storage.crypto import CryptoError
-from ..storage.history import HistoryStore, NotFound, NotInConversation
+from ..storage.history import HistoryStore, NotInConversation
 from ..tracebacks import describe
 from .engine_types import GenerationParams, ModelUnavailable
 

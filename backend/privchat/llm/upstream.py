@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..config import Config
-from ..errors import CodedError
+from ..errors import (UPSTREAM_BAD_REPLY, UPSTREAM_CUT, UPSTREAM_ERROR, UPSTREAM_KEY_MISSING, UPSTREAM_NOT_PRIVATE,
+                      UPSTREAM_TIMEOUT, UPSTREAM_UNREACHABLE, Code, CodedError)
 from .engine_types import EngineStatus, GenerationParams, GenerationResult
 from ..addresses import ip_of, is_private_address
 from .specs import ModelSpec
@@ -47,16 +48,14 @@ def _tls_context() -> ssl.SSLContext:
 
 
 class UpstreamFailed(CodedError):
-    """The model server failed a reply; the sentence names it (base URL), never the conversation."""
-
-    status = 502
+    """The model server failed a reply (upstream_*); the sentence names it (base URL), never the conversation."""
 
 
 class ContextOverflow(UpstreamFailed):
     """The server refused the prompt as longer than its context (``n_ctx``: the size it named)."""
 
-    def __init__(self, message: str, n_ctx: int | None, code: str = "upstream_error") -> None:
-        super().__init__(code, message)
+    def __init__(self, message: str, n_ctx: int | None, entry: Code = UPSTREAM_ERROR) -> None:
+        super().__init__(entry, message)
         self.n_ctx = n_ctx
 
 
@@ -66,7 +65,7 @@ class EndedBeforeAnyToken(ContextOverflow):
     a server that keeps doing it fails as a cut stream."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, None, code="upstream_cut")
+        super().__init__(message, None, UPSTREAM_CUT)
 
 
 class UpstreamEngine:
@@ -109,7 +108,7 @@ class UpstreamEngine:
             async with self._client(read=self.spec.connect_timeout_seconds) as client:
                 response = await client.get(f"{self.where}/models", headers=self._headers())
             if response.status_code >= 400:
-                raise UpstreamFailed("upstream_error", f"The model server at {self.where} answered {response.status_code}.")
+                raise UpstreamFailed(UPSTREAM_ERROR, f"The model server at {self.where} answered {response.status_code}.")
         except UpstreamFailed as exc:
             self._state(exc)
             return self.status
@@ -123,7 +122,7 @@ class UpstreamEngine:
         if failure is None:
             self.status.state, self.status.error, self.detail = "ready", None, None
             return
-        unreachable = failure.code in ("upstream_unreachable", "upstream_timeout")
+        unreachable = failure.entry in (UPSTREAM_UNREACHABLE, UPSTREAM_TIMEOUT)
         self.status.state = "unreachable" if unreachable else "error"
         self.status.error = "the model server is not answering" if unreachable else "the model server failed a request"
         self.detail = failure.message
@@ -147,7 +146,7 @@ class UpstreamEngine:
             except ContextOverflow as exc:
                 fewer = self._fewer(system_prompt, sent, params, exc.n_ctx) if retries < MAX_RETRIES else None
                 if fewer is None or cancel.is_set():
-                    failed = UpstreamFailed(exc.code, exc.message)
+                    failed = UpstreamFailed(exc.entry, exc.message)
                     if isinstance(exc, EndedBeforeAnyToken):
                         self._state(failed)  # not the prompt's length after all: the server fails
                     raise failed from None
@@ -220,7 +219,7 @@ class UpstreamEngine:
                         overflow, n_ctx = context_overflow(response.status_code, refused)
                         if overflow:
                             raise ContextOverflow(refusal, n_ctx)
-                        raise UpstreamFailed("upstream_error", refusal)
+                        raise UpstreamFailed(UPSTREAM_ERROR, refusal)
                     ended = False
                     async for line in response.aiter_lines():
                         if not line.startswith("data:"):
@@ -232,7 +231,7 @@ class UpstreamEngine:
                         self._chunk(data, on_token, progress)
                     if not ended and progress["finish"] is None:
                         cut = f"The model server at {self.where} ended the reply before it was finished."
-                        raise EndedBeforeAnyToken(cut) if not progress["chunks"] else UpstreamFailed("upstream_cut", cut)
+                        raise EndedBeforeAnyToken(cut) if not progress["chunks"] else UpstreamFailed(UPSTREAM_CUT, cut)
         except UpstreamFailed:
             raise
         except (httpx.HTTPError, OSError) as exc:
@@ -242,7 +241,7 @@ class UpstreamEngine:
         try:
             chunk = json.loads(data)
             if chunk.get("error"):
-                raise UpstreamFailed("upstream_error", f"The model server at {self.where} reported an error mid-reply.")
+                raise UpstreamFailed(UPSTREAM_ERROR, where=self.where)
             if chunk.get("usage"):
                 progress["usage"] = chunk["usage"]
             choices = chunk.get("choices") or []
@@ -255,8 +254,7 @@ class UpstreamEngine:
         except UpstreamFailed:
             raise
         except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-            raise UpstreamFailed("upstream_bad_reply",
-                                 f"The model server at {self.where} sent something that is not an OpenAI chat stream.") from None
+            raise UpstreamFailed(UPSTREAM_BAD_REPLY, where=self.where) from None
         if text:
             progress["chunks"] += 1
             if progress["first_at"] is None:
@@ -280,16 +278,16 @@ class UpstreamEngine:
 
     def _translate(self, exc: BaseException, *, mid_stream: bool = False) -> UpstreamFailed:
         if isinstance(exc, httpx.ConnectTimeout):
-            return UpstreamFailed("upstream_timeout", f"The model server at {self.where} is not answering "
-                                  f"(no connection within {self.spec.connect_timeout_seconds:g} s).")
+            return UpstreamFailed(UPSTREAM_TIMEOUT, where=self.where,
+                                  detail=f"no connection within {self.spec.connect_timeout_seconds:g} s")
         if isinstance(exc, (httpx.ReadTimeout, httpx.PoolTimeout, httpx.WriteTimeout)):
-            return UpstreamFailed("upstream_timeout", f"The model server at {self.where} is not answering "
-                                  f"(nothing for {self.spec.first_token_timeout_seconds:g} s).")
+            return UpstreamFailed(UPSTREAM_TIMEOUT, where=self.where,
+                                  detail=f"nothing for {self.spec.first_token_timeout_seconds:g} s")
         if isinstance(exc, httpx.ConnectError):
-            return UpstreamFailed("upstream_unreachable", f"The model server at {self.where} is not answering (nothing listens there).")
+            return UpstreamFailed(UPSTREAM_UNREACHABLE, where=self.where, detail="nothing listens there")
         if mid_stream or isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-            return UpstreamFailed("upstream_cut", f"The model server at {self.where} closed the connection before the reply was finished.")
-        return UpstreamFailed("upstream_unreachable", f"The model server at {self.where} could not be reached ({type(exc).__name__}).")
+            return UpstreamFailed(UPSTREAM_CUT, where=self.where)
+        return UpstreamFailed(UPSTREAM_UNREACHABLE, f"The model server at {self.where} could not be reached ({type(exc).__name__}).")
 
     # Plumbing ----------------------------------------------------------------------------------
     def _client(self, *, read: float) -> httpx.AsyncClient:
@@ -303,8 +301,7 @@ class UpstreamEngine:
             try:
                 key = self.spec.api_key_file.read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise UpstreamFailed("upstream_key_missing",
-                                     f"The API key file of model {self.spec.name} cannot be read ({type(exc).__name__}).") from None
+                raise UpstreamFailed(UPSTREAM_KEY_MISSING, model=self.spec.name, cause=type(exc).__name__) from None
             if key:
                 headers["Authorization"] = f"Bearer {key}"
         return headers
@@ -318,13 +315,11 @@ class UpstreamEngine:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError:
-            raise UpstreamFailed("upstream_unreachable", f"The model server at {self.where} is not answering "
-                                 f"({host} does not resolve).") from None
+            raise UpstreamFailed(UPSTREAM_UNREACHABLE, where=self.where, detail=f"{host} does not resolve") from None
         for info in infos:
             address = ip_of(str(info[4][0]).split("%")[0])
             if address is None or not is_private_address(address):
-                raise UpstreamFailed("upstream_not_private", f"The model server at {self.where} resolves to a public address; "
-                                     "privchat only sends conversations to loopback or private addresses.")
+                raise UpstreamFailed(UPSTREAM_NOT_PRIVATE, where=self.where)
 
     def close(self) -> None:
         return None

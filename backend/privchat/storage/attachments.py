@@ -16,28 +16,49 @@ so ``secure_delete`` and the history's WAL checkpoint after a delete hold for th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, AsyncIterator, Container, Iterable
 
+from ..errors import ATTACHMENT_NOT_FOUND, ATTACHMENT_SENT, ATTACHMENT_TAKEN, VALIDATION_ERROR, Code, CodedError, NotFound
 from .bindings import attachment_binding
+from .crypto import CryptoError
 from .db import Database
 
 SEALED = ("name", "content", "data")
+# Every column but the file itself: what reading an attachment's name and text needs.
+TEXT_COLUMNS = "id, conversation_id, message_id, kind, mime, size, pages, name, content, created_at"
 
 
-class ImportInvalid(ValueError):
-    """An exported attachment that does not belong to a message of its conversation (history.ImportInvalid wraps it)."""
+class ImportInvalid(CodedError, ValueError):
+    """An export that does not hold together (a message's parent, an attachment's message); nothing of
+    it was imported. The one class for the whole file: storage/export.py raises it too."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(VALIDATION_ERROR, f"The export is not valid: {detail}. Nothing was imported.")
 
 
-class AttachmentMissing(LookupError):
-    """No attachment with that id (never, or deleted)."""
+class AttachmentMissing(CodedError, LookupError):
+    """No attachment with that id (never, or deleted); ``sentence`` for one a message names."""
+
+    def __init__(self, sentence: str | None = None) -> None:
+        super().__init__(ATTACHMENT_NOT_FOUND, sentence)
 
 
-class AttachmentTaken(LookupError):
-    """An attachment that is already part of a message, or of another conversation."""
+class AttachmentTaken(CodedError, LookupError):
+    """An attachment that is already part of a message, or of another conversation: attachment_taken
+    for a message that names it, attachment_sent for taking it back."""
+
+    def __init__(self, entry: Code = ATTACHMENT_TAKEN) -> None:
+        super().__init__(entry)
+
+
+# attachment_not_found, for an attachment a message being sent names.
+GONE_FROM_MESSAGE = ("An attachment of this message is gone (it expired before it was sent, or was deleted); "
+                     "attach the file again.")
 
 
 @dataclass
@@ -87,7 +108,7 @@ class AttachmentStore:
     # Writing ----------------------------------------------------------------------------------------
     async def add(self, *, name: str, kind: str, mime: str, data: bytes, content: str | None, pages: int | None,
                   conversation_id: str | None = None, now: float | None = None) -> AttachmentInfo:
-        """Store a checked file, pending; AttachmentMissing if ``conversation_id`` names no conversation."""
+        """Store a checked file, pending; NotFound if ``conversation_id`` names no conversation."""
         attachment_id = str(uuid.uuid4())
         now = time.time() if now is None else now
         bound = attachment_binding(conversation_id, None, kind, mime, len(data), pages)
@@ -98,7 +119,7 @@ class AttachmentStore:
             if conversation_id is not None:
                 async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)) as cursor:
                     if await cursor.fetchone() is None:
-                        raise AttachmentMissing(conversation_id)
+                        raise NotFound("conversation")
             await conn.execute(
                 "INSERT INTO attachments (id, conversation_id, message_id, kind, mime, size, pages, name, content, data, created_at) "
                 "VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -113,9 +134,9 @@ class AttachmentStore:
         for attachment_id in ids:
             row = rows.get(attachment_id)
             if row is None:
-                raise AttachmentMissing(attachment_id)
+                raise AttachmentMissing(GONE_FROM_MESSAGE)
             if row["message_id"] is not None or (row["conversation_id"] not in (None, conversation_id)):
-                raise AttachmentTaken(attachment_id)
+                raise AttachmentTaken()
             out.append(self._info(row))
         return out
 
@@ -126,9 +147,9 @@ class AttachmentStore:
             async with conn.execute("SELECT * FROM attachments WHERE id = ?", (attachment_id,)) as cursor:
                 row = await cursor.fetchone()
             if row is None:
-                raise AttachmentMissing(attachment_id)
+                raise AttachmentMissing(GONE_FROM_MESSAGE)
             if row["message_id"] is not None or row["conversation_id"] not in (None, conversation_id):
-                raise AttachmentTaken(attachment_id)
+                raise AttachmentTaken()
             bound = self._bound(row, conversation_id, message_id, keep=False)
             values = [self._seal(attachment_id, column, self._open(row, column), bound) for column in SEALED]
             await conn.execute("UPDATE attachments SET conversation_id = ?, message_id = ?, position = ?, name = ?, "
@@ -141,9 +162,9 @@ class AttachmentStore:
             async with conn.execute("SELECT message_id FROM attachments WHERE id = ?", (attachment_id,)) as cursor:
                 row = await cursor.fetchone()
             if row is None:
-                raise AttachmentMissing(attachment_id)
+                raise AttachmentMissing()
             if row[0] is not None:
-                raise AttachmentTaken(attachment_id)
+                raise AttachmentTaken(ATTACHMENT_SENT)
             await conn.execute("DELETE FROM attachments WHERE id = ?", (attachment_id,))
         await self.database.checkpoint()
 
@@ -165,7 +186,7 @@ class AttachmentStore:
         async with self.database.conn.execute("SELECT * FROM attachments WHERE id = ?", (attachment_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise AttachmentMissing(attachment_id)
+            raise AttachmentMissing()
         return self._info(row), self._open(row, "data") or b""
 
     async def of_messages(self, message_ids: list[str]) -> dict[str, list[AttachmentInfo]]:
@@ -203,6 +224,40 @@ class AttachmentStore:
         async with self.database.conn.execute(sql, params) as cursor:
             rows = list(await cursor.fetchall())
         return [(row["message_id"], row["id"], searchable_text(self._info(row).name, self._open(row, "content"))) for row in rows]
+
+    async def sent_text_batches(self, known: Container[str] = ()) -> AsyncIterator[list[tuple[str, str, str, str]]]:
+        """(attachment id, conversation id, message id, name and text) of every sent attachment whose id
+        is not in ``known``, 100 at a time, opened in a worker thread (one that does not open is left
+        out): what the search index reads at start-up and when another connection wrote."""
+        async with self.database.conn.execute("SELECT id FROM attachments WHERE message_id IS NOT NULL") as cursor:
+            unknown = [r[0] for r in await cursor.fetchall() if r[0] not in known]
+        for start in range(0, len(unknown), 100):
+            rows = await self._text_rows(unknown[start:start + 100])
+            yield await asyncio.to_thread(self._open_searchable, rows)
+
+    async def texts_of(self, attachment_ids: list[str]) -> dict[str, str]:
+        """The name and text of each of these attachments that is still there and opens (a search's snippets)."""
+        if not attachment_ids:
+            return {}
+        rows = await self._text_rows(attachment_ids)
+        return {attachment_id: text for attachment_id, _c, _m, text in self._open_searchable(rows)}
+
+    async def _text_rows(self, attachment_ids: list[str]) -> list[Any]:
+        async with self.database.conn.execute(
+                f"SELECT {TEXT_COLUMNS} FROM attachments WHERE id IN ({','.join('?' * len(attachment_ids))})",
+                attachment_ids) as cursor:
+            return list(await cursor.fetchall())
+
+    def _open_searchable(self, rows: list[Any]) -> list[tuple[str, str, str, str]]:
+        """(id, conversation id, message id, name and text) of each row that opens; safe in a worker thread."""
+        out = []
+        for row in rows:
+            try:
+                name = (self._open(row, "name") or b"").decode("utf-8")
+                out.append((row["id"], row["conversation_id"], row["message_id"], searchable_text(name, self._open(row, "content"))))
+            except CryptoError:
+                continue
+        return out
 
     # Export and import --------------------------------------------------------------------------------
     async def export_of(self, conversation_id: str) -> list[dict[str, Any]]:

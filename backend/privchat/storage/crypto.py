@@ -42,17 +42,9 @@ Binding = Mapping[str, "str | int"]
 
 
 class CryptoError(PrivchatError):
-    """A value or key that does not open; the message says which (for the log: it names the row)."""
+    """A value or key that does not open; the message says which (for the log: it names the row).
 
-
-# What clients are told when a stored value does not open (moved, re-labelled, reordered, rolled
-# back, or another key): a code and a sentence that name nothing stored. 409, not 5xx: the stored
-# state conflicts with the request, and retrying cannot help until the owner restores the database.
-INTEGRITY_FAILED_STATUS = 409
-INTEGRITY_FAILED_CODE = "integrity_failed"
-INTEGRITY_FAILED_MESSAGE = ("Part of the stored history or settings failed its integrity check: the database was changed "
-                            "outside privchat (rows moved, reordered or restored from an older copy), so it is not shown. "
-                            "Restore the database from a backup; the server log names the row.")
+    Clients are told ``errors.INTEGRITY_FAILED`` instead, a sentence that names nothing stored."""
 
 
 class WrongKeyError(CryptoError):

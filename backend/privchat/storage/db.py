@@ -412,6 +412,12 @@ class Database:
                 rows.update({r["id"]: r for r in await cursor.fetchall()})
         return rows
 
+    async def data_version(self) -> int:
+        """SQLite's counter of commits by other connections to this database (this one's own do not
+        count): what tells the search index that the CLI wrote meanwhile."""
+        async with self.conn.execute("PRAGMA data_version") as cursor:
+            return (await cursor.fetchone())[0]
+
     async def checkpoint(self) -> bool:
         """Copy the WAL into the database file and truncate the WAL to zero bytes.
 

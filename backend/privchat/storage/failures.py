@@ -8,15 +8,16 @@ here, so they never disagree about what the owner should do.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+
+from ..errors import STORAGE_FULL, STORAGE_UNAVAILABLE, Code, CodedError
 
 
-@dataclass(frozen=True)
-class StorageFailure:
-    status: int
-    code: str
-    message: str  # a sentence for the API answer
-    reason: str  # a short phrase: "the disk is full"
+class StorageFailure(CodedError):
+    """A write the database refused; ``reason`` is a short phrase for a longer sentence ("the disk is full")."""
+
+    def __init__(self, entry: Code, sentence: str | None, reason: str) -> None:
+        super().__init__(entry, sentence)
+        self.reason = reason
 
 
 def storage_failure(error: BaseException) -> StorageFailure | None:
@@ -25,12 +26,10 @@ def storage_failure(error: BaseException) -> StorageFailure | None:
         return None
     text = str(error).lower()
     if "full" in text:
-        return StorageFailure(507, "storage_full", "The server's disk is full, so nothing could be saved; "
-                              "free some space on the server and try again.", "the disk is full")
+        return StorageFailure(STORAGE_FULL, None, "the disk is full")
     if "readonly" in text or "read-only" in text:
-        return StorageFailure(503, "storage_unavailable", "The server's database is read-only, so nothing could be saved; "
+        return StorageFailure(STORAGE_UNAVAILABLE, "The server's database is read-only, so nothing could be saved; "
                               "check the data folder.", "the database is read-only")
     if "disk i/o" in text or "unable to open" in text:
-        return StorageFailure(503, "storage_unavailable", "The server's disk refused the write (full, over a size limit, "
-                              "or failing); nothing was saved. Check the server's disk and try again.", "the disk refused the write")
+        return StorageFailure(STORAGE_UNAVAILABLE, None, "the disk refused the write")
     return None

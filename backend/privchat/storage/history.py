@@ -11,23 +11,29 @@ or the one the owner switched to); a message added without a parent goes at the 
 (``path``). Who set the title is kept too: a title the owner chose is never replaced by the model's.
 Writes are told to the observers (the in-memory search index) once committed. Deletes end with a
 WAL checkpoint, so what was
-deleted does not linger in the WAL file.
+deleted does not linger in the WAL file. The export file, and what an import of one must hold, are
+``export.py``'s; the store gives it the conversations to list and one transaction to import in
+(``importing``), and gives the search index its bulk readers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Protocol
+from typing import Any, AsyncIterator, Callable, Container, Protocol, TypeVar
 
-from ..errors import PrivchatError
+from ..errors import PARENT_INVALID, VALIDATION_ERROR, CodedError, NotFound
 from .attachments import AttachmentStore
-from .attachments import ImportInvalid as AttachmentImportInvalid
 from .bindings import message_binding
+from .crypto import CryptoError
 from .db import Database
+
+T = TypeVar("T")
 
 TITLE_LENGTH = 60
 # Who set a conversation's title; the owner's rename wins over everything, the model only replaces the first message.
@@ -38,16 +44,12 @@ MESSAGE_STATUSES = ("complete", "streaming", "cancelled", "interrupted", "error"
 ROLES = ("system", "user", "assistant")
 
 
-class NotFound(LookupError):
-    """No conversation or message with that id."""
+class NotInConversation(CodedError, LookupError):
+    """A parent, leaf or reply named that is not a message of that conversation; ``field`` is the
+    request's name for it (parent_id, current_leaf)."""
 
-
-class NotInConversation(LookupError):
-    """A parent, leaf or reply named that is not a message of that conversation."""
-
-
-class ImportInvalid(PrivchatError, ValueError):
-    """An export whose tree does not hold together; nothing of it was imported."""
+    def __init__(self, field: str) -> None:
+        super().__init__(PARENT_INVALID, field=field)
 
 
 class HistoryObserver(Protocol):
@@ -182,7 +184,7 @@ class HistoryStore:
                 async with conn.execute("SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
                                         (parent_id, conversation_id)) as cursor:
                     if await cursor.fetchone() is None:
-                        raise NotInConversation(parent_id)
+                        raise NotInConversation("parent_id")
             async with conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE conversation_id = ?",
                                     (conversation_id,)) as cursor:
                 seq = int((await cursor.fetchone())[0])
@@ -239,7 +241,7 @@ class HistoryStore:
         async with self.database.transaction() as conn:
             cursor = await conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
             if cursor.rowcount == 0:
-                raise NotFound(conversation_id)
+                raise NotFound("conversation")
         self._tell("conversation_deleted", conversation_id)
         await self.database.checkpoint()
 
@@ -265,7 +267,7 @@ class HistoryStore:
             if not changed:
                 async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)) as found:
                     if await found.fetchone() is None:
-                        raise NotFound(conversation_id)
+                        raise NotFound("conversation")
         if changed:
             self._tell("title_written", conversation_id, title, None)
         return changed
@@ -281,11 +283,11 @@ class HistoryStore:
         async with self.database.transaction() as conn:
             async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)) as cursor:
                 if await cursor.fetchone() is None:
-                    raise NotFound(conversation_id)
+                    raise NotFound("conversation")
             async with conn.execute("SELECT 1 FROM messages WHERE id = ? AND conversation_id = ?",
                                     (message_id, conversation_id)) as cursor:
                 if await cursor.fetchone() is None:
-                    raise NotInConversation(message_id)
+                    raise NotInConversation("current_leaf")
             leaf = await _newest_descendant(conn, message_id)
             await conn.execute("UPDATE conversations SET current_leaf = ? WHERE id = ?", (leaf, conversation_id))
         return leaf
@@ -327,7 +329,7 @@ class HistoryStore:
                 stamp, last_id = base64.urlsafe_b64decode(before + "=" * (-len(before) % 4)).decode().split("|", 1)
                 params = [float(stamp), float(stamp), last_id]
             except (ValueError, UnicodeDecodeError) as exc:
-                raise ValueError("before: not a cursor returned by this API") from exc
+                raise CodedError(VALIDATION_ERROR, "The query is not valid: before is not a cursor returned by this API.") from exc
             where = "WHERE c.updated_at < ? OR (c.updated_at = ? AND c.id < ?)"
         sql = (
             "SELECT c.id, c.title, c.created_at, c.updated_at, "
@@ -358,7 +360,7 @@ class HistoryStore:
                 (conversation_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise NotFound(conversation_id)
+            raise NotFound("conversation")
         messages = await self._with_attachments(await self.messages(conversation_id))
         return {"id": row["id"], "title": self._title(row), "title_source": row["title_source"],
                 "created_at": row["created_at"], "updated_at": row["updated_at"],
@@ -375,7 +377,7 @@ class HistoryStore:
                                               (conversation_id,)) as cursor:
             parents = {row[0]: row[1] for row in await cursor.fetchall()}
         if message_id not in parents:
-            raise NotInConversation(message_id)
+            raise NotInConversation("message_id")
         ids: list[str] = []
         current: str | None = message_id
         while current is not None and current in parents and len(ids) <= len(parents):
@@ -402,107 +404,184 @@ class HistoryStore:
         async with self.database.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
-            raise NotFound(message_id)
+            raise NotFound("message")
         return self._message(row)
 
-    # Export and import ------------------------------------------------------------------------
-    async def export(self) -> dict[str, Any]:
-        """Version 3: every branch (each message's ``parent_id``), the current leaf, the title's source
-        and the attachments (each with its message, its file in base64 and its extracted text)."""
+    async def all_conversations(self) -> list[dict[str, Any]]:
+        """Every conversation's id, title, title source and times, oldest first (what an export lists)."""
         async with self.database.conn.execute(
                 "SELECT id, title, title_source, created_at, updated_at FROM conversations ORDER BY created_at, id") as cursor:
             rows = list(await cursor.fetchall())
-        conversations = []
-        for row in rows:
-            messages = await self.messages(row["id"])
-            conversations.append({
-                "id": row["id"], "title": self._title(row), "title_source": row["title_source"],
-                "created_at": row["created_at"], "updated_at": row["updated_at"],
-                "current_leaf": await self.branch_end(row["id"]),
-                "messages": [{k: v for k, v in m.to_json().items()
-                              if (v is not None or k in ("completed_at", "parent_id")) and k != "attachments"}
-                             for m in messages],
-                "attachments": await self.attachments.export_of(row["id"]),
-            })
-        return {"format": "privchat-export", "version": 3, "exported_at": time.time(), "conversations": conversations}
+        return [{"id": r["id"], "title": self._title(r), "title_source": r["title_source"],
+                 "created_at": r["created_at"], "updated_at": r["updated_at"]} for r in rows]
 
-    async def import_conversations(self, conversations: Iterable[dict[str, Any]]) -> dict[str, int]:
-        """Add what is not there yet, in one transaction: importing the same file twice adds nothing.
+    # Reading in bulk, for the search index ----------------------------------------------------------
+    # Batches are opened in a worker thread, so indexing a large history leaves the event loop free. A
+    # value that does not open is left out (a title reads ""): it fails its integrity check where it is read.
+    async def title_batches(self, size: int) -> AsyncIterator[list[tuple[str, str, float]]]:
+        """Every conversation's (id, title, updated_at), ``size`` at a time, in the order they were written."""
+        last = -1
+        while True:
+            async with self.database.conn.execute("SELECT rowid, id, title, updated_at FROM conversations WHERE rowid > ? "
+                                                  "ORDER BY rowid LIMIT ?", (last, size)) as cursor:
+                rows = [tuple(r) for r in await cursor.fetchall()]
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield await asyncio.to_thread(_open_titles, self.cipher, rows)
 
-        The input is already validated (api/schemas.py); a failure part-way rolls everything back.
-        A conversation from a version 2 file keeps its tree (a message's parent must come before it,
-        in the file or already stored in that conversation, else ValueError); one from a version 1
-        file, without parents, becomes one branch in file order. A version 3 file's attachments are
-        added with their messages, sealed bound to them.
-        """
-        added_conversations = added_messages = skipped = 0
-        told: list[tuple[Any, ...]] = []  # for the observers, once the whole import committed
-        with_attachments: list[str] = []
+    async def titles_not_in(self, known: Container[str]) -> list[tuple[str, str, float]]:
+        """(id, title, updated_at) of the conversations whose id is not in ``known``."""
+        async with self.database.conn.execute("SELECT rowid, id, title, updated_at FROM conversations") as cursor:
+            rows = [tuple(r) for r in await cursor.fetchall() if r[1] not in known]
+        return await asyncio.to_thread(_open_titles, self.cipher, rows)
+
+    async def message_batches(self, size: int, digest: Callable[[str], T]) -> AsyncIterator[list[tuple[str, str, T]]]:
+        """Every non-empty message's (id, conversation id, ``digest(text)``), ``size`` at a time, in the
+        order they were written. ``digest`` runs in the worker thread too: the index keeps words, not text."""
+        last = -1
+        while True:
+            async with self.database.conn.execute(
+                    "SELECT rowid, id, conversation_id, role, seq, parent_id, content FROM messages WHERE rowid > ? "
+                    "ORDER BY rowid LIMIT ?", (last, size)) as cursor:
+                rows = [tuple(r) for r in await cursor.fetchall()]
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield await asyncio.to_thread(_digest_messages, self.cipher, rows, digest)
+
+    async def messages_not_in(self, known: Container[str], digest: Callable[[str], T],
+                              size: int = 500) -> AsyncIterator[list[tuple[str, str, T]]]:
+        """``message_batches`` for the messages whose id is not in ``known`` (only those are read and opened)."""
+        async with self.database.conn.execute("SELECT id FROM messages") as cursor:
+            unknown = [r[0] for r in await cursor.fetchall() if r[0] not in known]
+        for start in range(0, len(unknown), size):
+            batch = unknown[start:start + size]
+            async with self.database.conn.execute(
+                    "SELECT rowid, id, conversation_id, role, seq, parent_id, content FROM messages "
+                    f"WHERE id IN ({','.join('?' * len(batch))})", batch) as cursor:
+                rows = [tuple(r) for r in await cursor.fetchall()]
+            yield await asyncio.to_thread(_digest_messages, self.cipher, rows, digest)
+
+    async def message_texts(self, message_ids: list[str]) -> dict[str, str]:
+        """The text of each of these messages that is still there ("" for one that does not open)."""
+        texts = {}
+        for message_id, row in (await self.database.rows_by_id("messages", message_ids)).items():
+            try:
+                texts[message_id] = self._message(row).content
+            except CryptoError:
+                texts[message_id] = ""
+        return texts
+
+    async def conversation_stamps(self, conversation_ids: list[str]) -> dict[str, float]:
+        """When each of these conversations that is still there was last written (``updated_at``)."""
+        async with self.database.conn.execute(
+                f"SELECT id, updated_at FROM conversations WHERE id IN ({','.join('?' * len(conversation_ids))})",
+                conversation_ids) as cursor:
+            return {row[0]: row[1] for row in await cursor.fetchall()}
+
+    # Importing ----------------------------------------------------------------------------------------
+    @asynccontextmanager
+    async def importing(self) -> AsyncIterator["ImportBatch"]:
+        """``async with history.importing() as batch:`` the writes of one import (``export.py``), in one
+        transaction; the observers hear of them once it committed, not before (a failed import told nothing)."""
         async with self.database.transaction() as conn:
-            for conv in conversations:
-                async with conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conv["id"],)) as cursor:
-                    exists = await cursor.fetchone() is not None
-                if not exists:
-                    title = self.cipher.seal(conv["title"], table="conversations", column="title", row_id=conv["id"])
-                    source = conv.get("title_source") if conv.get("title_source") in TITLE_SOURCES else "first_message"
-                    await conn.execute(
-                        "INSERT INTO conversations (id, title, created_at, updated_at, title_source) VALUES (?, ?, ?, ?, ?)",
-                        (conv["id"], title, conv["created_at"], conv["updated_at"], source),
-                    )
-                    added_conversations += 1
-                    told.append(("title_written", conv["id"], conv["title"], conv["updated_at"]))
-                async with conn.execute("SELECT id, seq FROM messages WHERE conversation_id = ?", (conv["id"],)) as cursor:
-                    existing = {row[0]: row[1] for row in await cursor.fetchall()}
-                next_seq = max(existing.values(), default=0) + 1
-                tree = conv.get("current_leaf") is not None or any(m.get("parent_id") for m in conv["messages"])
-                previous = None if not existing else await _branch_end(conn, conv["id"])
-                known = set(existing)
-                for message in conv["messages"]:
-                    parent = message.get("parent_id") if tree else previous
-                    if tree and parent is not None and parent not in known:
-                        raise ImportInvalid(f"message {message['id']}: its parent_id {parent} is not an earlier message "
-                                         "of the same conversation")
-                    if message["id"] in existing:
-                        skipped += 1
-                        previous = message["id"]
-                        continue
-                    async with conn.execute("SELECT conversation_id FROM messages WHERE id = ?", (message["id"],)) as cursor:
-                        elsewhere = await cursor.fetchone()
-                    if elsewhere is not None:
-                        skipped += 1
-                        continue
-                    known.add(message["id"])
-                    previous = message["id"]
-                    sealed = self.cipher.seal(message["content"], table="messages", column="content", row_id=message["id"],
-                                              bound=message_binding(conv["id"], message["role"], next_seq, parent))
-                    status = "interrupted" if message["status"] == "streaming" else message["status"]
-                    await conn.execute(
-                        "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, "
-                        "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, parent_id, model, "
-                        "attachments_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (message["id"], conv["id"], next_seq, message["role"], sealed, status, message["created_at"],
-                         message.get("completed_at"), message.get("prompt_tokens"), message.get("completion_tokens"),
-                         message.get("finish_reason"), message.get("ttft_ms"), message.get("tokens_per_second"), parent,
-                         message.get("model"), _seen_json(message.get("attachments_seen"))),
-                    )
-                    next_seq += 1
-                    added_messages += 1
-                    told.append(("message_written", conv["id"], message["id"], message["content"], conv["updated_at"]))
-                if conv.get("attachments"):
-                    try:
-                        if await self.attachments.import_rows(conn, conv["id"], conv["attachments"], known | set(existing)):
-                            with_attachments.append(conv["id"])
-                    except AttachmentImportInvalid as exc:
-                        raise ImportInvalid(str(exc)) from None
-                leaf = conv.get("current_leaf") if conv.get("current_leaf") in known else previous
-                if leaf is not None:
-                    await conn.execute("UPDATE conversations SET current_leaf = ? WHERE id = ? AND "
-                                       "(current_leaf IS NULL OR ? = 0)", (leaf, conv["id"], 1 if exists else 0))
-        for event in told:
+            batch = ImportBatch(self, conn)
+            yield batch
+        for event in batch._told:
             self._tell(*event)
-        for conversation_id in with_attachments:
+        for conversation_id in batch._with_attachments:
             await self._tell_attachments(conversation_id, None)
-        return {"imported_conversations": added_conversations, "imported_messages": added_messages, "skipped": skipped}
+
+
+class ImportBatch:
+    """The writes of one import, inside its transaction (BEGIN IMMEDIATE: what it reads stays true
+    until it commits). It writes rows as given, sealed and bound to them; what a file means and
+    whether it holds together is the export format's (``export.py``)."""
+
+    def __init__(self, store: HistoryStore, conn: Any) -> None:
+        self._store = store
+        self._conn = conn
+        self._told: list[tuple[Any, ...]] = []  # for the observers, once the whole import committed
+        self._with_attachments: list[str] = []
+
+    async def conversation_exists(self, conversation_id: str) -> bool:
+        async with self._conn.execute("SELECT 1 FROM conversations WHERE id = ?", (conversation_id,)) as cursor:
+            return await cursor.fetchone() is not None
+
+    async def add_conversation(self, conversation_id: str, title: str, *, created_at: float, updated_at: float,
+                               title_source: str) -> None:
+        sealed = self._store.cipher.seal(title, table="conversations", column="title", row_id=conversation_id)
+        await self._conn.execute(
+            "INSERT INTO conversations (id, title, created_at, updated_at, title_source) VALUES (?, ?, ?, ?, ?)",
+            (conversation_id, sealed, created_at, updated_at, title_source),
+        )
+        self._told.append(("title_written", conversation_id, title, updated_at))
+
+    async def message_positions(self, conversation_id: str) -> dict[str, int]:
+        """Each message stored in the conversation, and its position (``seq``)."""
+        async with self._conn.execute("SELECT id, seq FROM messages WHERE conversation_id = ?", (conversation_id,)) as cursor:
+            return {row[0]: row[1] for row in await cursor.fetchall()}
+
+    async def branch_end(self, conversation_id: str) -> str | None:
+        return await _branch_end(self._conn, conversation_id)
+
+    async def message_exists(self, message_id: str) -> bool:
+        """A message with this id is stored, in any conversation."""
+        async with self._conn.execute("SELECT conversation_id FROM messages WHERE id = ?", (message_id,)) as cursor:
+            return await cursor.fetchone() is not None
+
+    async def add_message(self, message: Message, *, updated_at: float | None) -> None:
+        """Store ``message`` as given (its id, position and parent too), sealed bound to them."""
+        sealed = self._store.cipher.seal(message.content, table="messages", column="content", row_id=message.id,
+                                         bound=message_binding(message.conversation_id, message.role, message.seq,
+                                                               message.parent_id))
+        await self._conn.execute(
+            "INSERT INTO messages (id, conversation_id, seq, role, content, status, created_at, completed_at, "
+            "prompt_tokens, completion_tokens, finish_reason, ttft_ms, tokens_per_second, parent_id, model, "
+            "attachments_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (message.id, message.conversation_id, message.seq, message.role, sealed, message.status, message.created_at,
+             message.completed_at, message.prompt_tokens, message.completion_tokens, message.finish_reason,
+             message.ttft_ms, message.tokens_per_second, message.parent_id, message.model,
+             _seen_json(message.attachments_seen)),
+        )
+        self._told.append(("message_written", message.conversation_id, message.id, message.content, updated_at))
+
+    async def add_attachments(self, conversation_id: str, attachments: list[dict[str, Any]], known_messages: set[str]) -> None:
+        """The conversation's exported attachments not stored yet (``AttachmentStore.import_rows``)."""
+        if await self._store.attachments.import_rows(self._conn, conversation_id, attachments, known_messages):
+            self._with_attachments.append(conversation_id)
+
+    async def set_current_leaf(self, conversation_id: str, leaf: str, *, replace: bool) -> None:
+        """Make ``leaf`` the conversation's current leaf; unless ``replace``, only where none is set yet."""
+        await self._conn.execute("UPDATE conversations SET current_leaf = ? WHERE id = ? AND "
+                                 "(current_leaf IS NULL OR ? = 1)", (leaf, conversation_id, 1 if replace else 0))
+
+
+def _open_titles(cipher: Any, rows: list[tuple[Any, ...]]) -> list[tuple[str, str, float]]:
+    """In a worker thread: (rowid, id, sealed title, updated_at) rows opened to (id, title, updated_at)."""
+    out = []
+    for _rowid, conversation_id, sealed, updated_at in rows:
+        try:
+            out.append((conversation_id, cipher.open(sealed, table="conversations", column="title", row_id=conversation_id),
+                        updated_at))
+        except CryptoError:
+            out.append((conversation_id, "", updated_at))
+    return out
+
+
+def _digest_messages(cipher: Any, rows: list[tuple[Any, ...]], digest: Callable[[str], T]) -> list[tuple[str, str, T]]:
+    """In a worker thread: message rows opened, and the non-empty ones' texts digested."""
+    out = []
+    for _rowid, message_id, conversation_id, role, seq, parent_id, sealed in rows:
+        try:
+            text = cipher.open(sealed, table="messages", column="content", row_id=message_id,
+                               bound=message_binding(conversation_id, role, seq, parent_id))
+        except CryptoError:
+            continue
+        if text:
+            out.append((message_id, conversation_id, digest(text)))
+    return out
 
 
 def _seen_json(seen: list[dict[str, Any]] | None) -> str | None:
@@ -518,40 +597,3 @@ def _seen(stored: str | None) -> list[dict[str, Any]] | None:
         return json.loads(stored) if stored else None
     except ValueError:
         return None
-
-
-def current_path(conv: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages of an exported conversation's current branch, root first (all of them for a
-    version 1 export, which has no branches)."""
-    messages = conv["messages"]
-    leaf = conv.get("current_leaf")
-    if leaf is None:
-        return messages
-    by_id = {m["id"]: m for m in messages}
-    path: list[dict[str, Any]] = []
-    while leaf is not None and leaf in by_id and len(path) <= len(messages):
-        path.append(by_id[leaf])
-        leaf = by_id[leaf].get("parent_id")
-    return path[::-1]
-
-
-def export_to_markdown(export: dict[str, Any]) -> str:
-    """A readable transcript; JSON stays the format to import back."""
-    from datetime import datetime, timezone
-
-    def stamp(value: float) -> str:
-        return datetime.fromtimestamp(value, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-
-    lines = ["# privchat history", "", f"Exported {stamp(export['exported_at'])}.", ""]
-    for conv in export["conversations"]:
-        lines += [f"## {conv['title']}", "", f"*Started {stamp(conv['created_at'])}*", ""]
-        attached: dict[str, list[str]] = {}
-        for item in conv.get("attachments") or []:
-            attached.setdefault(item["message_id"], []).append(f"{item['name']} ({item['size']} bytes)")
-        for message in current_path(conv):
-            who = {"user": "You", "assistant": "Assistant", "system": "System"}[message["role"]]
-            note = "" if message["status"] == "complete" else f" ({message['status']})"
-            lines += [f"**{who}**{note}:", "", message["content"], ""]
-            if message["id"] in attached:
-                lines += [f"*Attached: {', '.join(attached[message['id']])}*", ""]
-    return "\n".join(lines)

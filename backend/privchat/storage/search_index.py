@@ -3,7 +3,8 @@
 The history is sealed per value, so SQLite cannot search it, and a plain-text index (FTS tables, a
 token list, even hashed words) on disk would give away what the encryption hides. The index lives
 in this process's memory only: built from the decrypted history at start-up, in the background
-(``build``; batches of rows opened in a thread), and kept current by every write of the history
+(``build``; batches of rows opened in a thread, read through the history store's bulk readers
+such as ``HistoryStore.title_batches``), and kept current by every write of the history
 store, which tells it as each write commits (``HistoryObserver``). A restart forgets it and builds
 it again. It holds words, not text: the snippets of the few hits shown are opened from the database
 when a search asks (``search``), and a conversation deleted meanwhile (by the CLI, say) is dropped
@@ -33,8 +34,6 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .bindings import message_binding
-from .crypto import CryptoError
 from .history import HistoryStore
 
 log = logging.getLogger(__name__)
@@ -177,30 +176,13 @@ class SearchIndex:
 
     async def _build(self, history: HistoryStore) -> None:
         started = time.perf_counter()
-        conn, cipher = history.database.conn, history.cipher
-        self._data_version = await _data_version(history)  # what others commit from here on is caught up
-        last = -1
-        while True:
-            async with conn.execute("SELECT rowid, id, title, updated_at FROM conversations WHERE rowid > ? "
-                                    "ORDER BY rowid LIMIT ?", (last, BUILD_BATCH)) as cursor:
-                rows = [tuple(r) for r in await cursor.fetchall()]
-            if not rows:
-                break
-            last = rows[-1][0]
-            opened = await asyncio.to_thread(_open_titles, cipher, rows)
-            for conversation_id, title, updated_at in opened:
+        self._data_version = await history.database.data_version()  # what others commit from here on is caught up
+        async for titles in history.title_batches(BUILD_BATCH):
+            for conversation_id, title, updated_at in titles:
                 if conversation_id not in self._forgotten and conversation_id not in self._title_doc:
                     self.title_written(conversation_id, title, updated_at)
-        last = -1
-        while True:
-            async with conn.execute(
-                    "SELECT rowid, id, conversation_id, role, seq, parent_id, content FROM messages WHERE rowid > ? "
-                    "ORDER BY rowid LIMIT ?", (last, BUILD_BATCH)) as cursor:
-                rows = [tuple(r) for r in await cursor.fetchall()]
-            if not rows:
-                break
-            last = rows[-1][0]
-            for message_id, conversation_id, found in await asyncio.to_thread(_open_messages, cipher, rows):
+        async for messages in history.message_batches(BUILD_BATCH, words):
+            for message_id, conversation_id, found in messages:
                 if (conversation_id in self._conversations and conversation_id not in self._forgotten
                         and message_id not in self._message_doc):
                     doc = self._new_doc(self._conversations[conversation_id], message_id)
@@ -225,29 +207,19 @@ class SearchIndex:
         if not self.ready:
             return 0
         async with self._catching_up:
-            version = await _data_version(history)
+            version = await history.database.data_version()
             if version == self._data_version:
                 return 0
             self._data_version = version
             self._forgotten.clear()  # from here on: deleted while this catch-up reads, not to be added back
-            conn, cipher = history.database.conn, history.cipher
-            async with conn.execute("SELECT rowid, id, title, updated_at FROM conversations") as cursor:
-                titles = [tuple(r) for r in await cursor.fetchall() if r[1] not in self._title_doc]
             added = 0
-            for conversation_id, title, updated_at in await asyncio.to_thread(_open_titles, cipher, titles):
+            for conversation_id, title, updated_at in await history.titles_not_in(self._title_doc):
                 # A rename or a delete by this process while the rows were opened wins.
                 if conversation_id not in self._title_doc and conversation_id not in self._forgotten:
                     self.title_written(conversation_id, title, updated_at)
                     added += 1
-            async with conn.execute("SELECT id FROM messages") as cursor:
-                unknown = [r[0] for r in await cursor.fetchall() if r[0] not in self._message_doc]
-            for start in range(0, len(unknown), 500):
-                batch = unknown[start:start + 500]
-                async with conn.execute(
-                        "SELECT rowid, id, conversation_id, role, seq, parent_id, content FROM messages "
-                        f"WHERE id IN ({','.join('?' * len(batch))})", batch) as cursor:
-                    rows = [tuple(r) for r in await cursor.fetchall()]
-                for message_id, conversation_id, found in await asyncio.to_thread(_open_messages, cipher, rows):
+            async for messages in history.messages_not_in(self._message_doc, words):
+                for message_id, conversation_id, found in messages:
                     if conversation_id in self._conversations and message_id not in self._message_doc:
                         doc = self._new_doc(self._conversations[conversation_id], message_id)
                         self._message_doc[message_id] = doc
@@ -260,17 +232,9 @@ class SearchIndex:
 
     async def _index_attachments(self, history: HistoryStore, known: set[str] | None) -> int:
         """Every sent attachment not indexed yet (all of them at start-up), opened in a thread."""
-        async with history.database.conn.execute("SELECT id FROM attachments WHERE message_id IS NOT NULL") as cursor:
-            unknown = [r[0] for r in await cursor.fetchall() if known is None or r[0] not in known]
         added = 0
-        store = history.attachments
-        for start in range(0, len(unknown), 100):
-            batch = unknown[start:start + 100]
-            async with history.database.conn.execute(
-                    f"SELECT id, conversation_id, message_id, kind, mime, size, pages, name, content, created_at FROM attachments "
-                    f"WHERE id IN ({','.join('?' * len(batch))})", batch) as cursor:
-                rows = list(await cursor.fetchall())
-            for attachment_id, conversation_id, message_id, text in await asyncio.to_thread(_open_attachments, store, rows):
+        async for attachments in history.attachments.sent_text_batches(known or ()):
+            for attachment_id, conversation_id, message_id, text in attachments:
                 if conversation_id in self._conversations and conversation_id not in self._forgotten:
                     self.attachment_written(conversation_id, message_id, attachment_id, text, None)
                     added += 1
@@ -317,10 +281,10 @@ class SearchIndex:
         if not matched:
             return []
         message_ids = [self._doc_message[d] for _, d, _ in matched if d is not None and d not in self._doc_attachment]
-        texts = await _open_message_texts(history, [m for m in message_ids if m])
+        texts = await history.message_texts([m for m in message_ids if m])
         attached = {d: self._doc_attachment[d] for _, d, _ in matched if d in self._doc_attachment}
-        attachment_texts = await _open_attachment_texts(history, list(attached.values()))
-        stamps = await _existing(history, [c for c, _, _ in matched])
+        attachment_texts = await history.attachments.texts_of(list(attached.values()))
+        stamps = await history.conversation_stamps([c for c, _, _ in matched])
         hits = []
         for conversation_id, doc, terms in matched:
             if conversation_id not in stamps:  # deleted meanwhile (the CLI writes to the database too)
@@ -487,78 +451,3 @@ def make_snippet(text: str, terms: list[str]) -> tuple[str, list[tuple[int, int]
     mapping[len(window)] = len(out) + len(prefix)
     highlights = [(mapping[s - start], mapping[min(e, end) - start]) for s, e in spans if s >= start and s < end]
     return prefix + "".join(out) + suffix, highlights
-
-
-def _open_titles(cipher: Any, rows: list[tuple[Any, ...]]) -> list[tuple[str, str, float]]:
-    out = []
-    for _rowid, conversation_id, sealed, updated_at in rows:
-        try:
-            out.append((conversation_id, cipher.open(sealed, table="conversations", column="title", row_id=conversation_id),
-                        updated_at))
-        except CryptoError:
-            out.append((conversation_id, "", updated_at))  # it fails its integrity check where it is read
-    return out
-
-
-def _open_messages(cipher: Any, rows: list[tuple[Any, ...]]) -> list[tuple[str, str, set[str]]]:
-    out = []
-    for _rowid, message_id, conversation_id, role, seq, parent_id, sealed in rows:
-        try:
-            text = cipher.open(sealed, table="messages", column="content", row_id=message_id,
-                               bound=message_binding(conversation_id, role, seq, parent_id))
-        except CryptoError:
-            continue
-        if text:
-            out.append((message_id, conversation_id, words(text)))
-    return out
-
-
-async def _open_message_texts(history: HistoryStore, message_ids: list[str]) -> dict[str, str]:
-    if not message_ids:
-        return {}
-    async with history.database.conn.execute(
-            f"SELECT * FROM messages WHERE id IN ({','.join('?' * len(message_ids))})", message_ids) as cursor:
-        rows = list(await cursor.fetchall())
-    texts = {}
-    for row in rows:
-        try:
-            texts[row["id"]] = history._message(row).content
-        except CryptoError:
-            texts[row["id"]] = ""
-    return texts
-
-
-async def _data_version(history: HistoryStore) -> int:
-    """SQLite's counter of commits by other connections to this database (this one's own do not count)."""
-    async with history.database.conn.execute("PRAGMA data_version") as cursor:
-        return (await cursor.fetchone())[0]
-
-
-async def _existing(history: HistoryStore, conversation_ids: list[str]) -> dict[str, float]:
-    async with history.database.conn.execute(
-            f"SELECT id, updated_at FROM conversations WHERE id IN ({','.join('?' * len(conversation_ids))})",
-            conversation_ids) as cursor:
-        return {row[0]: row[1] for row in await cursor.fetchall()}
-
-
-def _open_attachments(store: Any, rows: list[Any]) -> list[tuple[str, str, str, str]]:
-    from .attachments import searchable_text
-
-    out = []
-    for row in rows:
-        try:
-            name = (store._open(row, "name") or b"").decode("utf-8")
-            out.append((row["id"], row["conversation_id"], row["message_id"], searchable_text(name, store._open(row, "content"))))
-        except CryptoError:
-            continue
-    return out
-
-
-async def _open_attachment_texts(history: HistoryStore, attachment_ids: list[str]) -> dict[str, str]:
-    if not attachment_ids:
-        return {}
-    async with history.database.conn.execute(
-            "SELECT id, conversation_id, message_id, kind, mime, size, pages, name, content, created_at FROM attachments "
-            f"WHERE id IN ({','.join('?' * len(attachment_ids))})", attachment_ids) as cursor:
-        rows = list(await cursor.fetchall())
-    return {attachment_id: text for attachment_id, _c, _m, text in _open_attachments(history.attachments, rows)}
