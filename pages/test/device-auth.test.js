@@ -6,7 +6,7 @@ import { ApiError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
 import { KEY_STORAGE_TEXT } from "../src/lib/describe.js";
 import { ApiClient } from "../src/lib/api.js";
 import { PairingController } from "../src/app/pairing.js";
-import { fakeServer, makeServerKey, pakeServer } from "./e2e-server.js";
+import { fakePairingApi, fakeServer, makeServerKey, pakeServer } from "./e2e-server.js";
 import { keyConfirmation, pairingProof } from "../src/lib/e2e.js";
 
 installDom();
@@ -19,26 +19,7 @@ let saved;
 let server; // the server's end-to-end key: {privateKey, pin: {kid, jwk, fingerprint}}
 let published; // what /api/health publishes as e2e
 
-function fakeApi(origin = "https://chat-api.example.org") {
-  return {
-    origin,
-    registered: [],
-    registerError: null,
-    healthError: null,
-    lastHealth: null,
-    async health() {
-      if (this.healthError) throw this.healthError;
-      this.lastHealth = { status: "ok", e2e: published };
-      return this.lastHealth;
-    },
-    publishedServerKey: ApiClient.prototype.publishedServerKey,
-    async registerDevice(req) {
-      this.registered.push(req);
-      if (this.registerError) throw this.registerError;
-      return { device_id: req.device.deviceId, name: `${req.name} (server)` };
-    },
-  };
-}
+const fakeApi = (origin) => fakePairingApi({ origin, published: () => published });
 
 beforeEach(async () => {
   server = server || (await makeServerKey());

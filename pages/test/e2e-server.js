@@ -7,6 +7,7 @@
 
 import { FRAME_SIZES, cipherSuite, importServerKey, metaLine, openRequest, pinnable } from "../src/lib/e2e.js";
 import { base64ToBytes, contentDigest, jwkThumbprint, signatureBase, verifyBase } from "../src/lib/signing.js";
+import { publishedServerKey } from "../src/lib/transport.js";
 
 /** The meta line of the tests' streams when none is named: a 200 from the key "test-kid". */
 export const TEST_META = Object.freeze({ status: 200, kid: "test-kid", headers: {} });
@@ -223,6 +224,32 @@ export async function pakeServer({ code, maxAttempts = 5, confirmKid = null }) {
           key_confirmation: mac("privchat pairing confirm v2", sessionKey, req.deviceId, confirmKid || req.kid),
         },
       };
+    },
+  };
+}
+
+/**
+ * The API as the pairing form uses it: health publishing `published()` (the server key's pin, read
+ * at each call so a test can rotate it), and a registration that records each request and fails
+ * with `registerError` when one is set (`healthError` likewise for health).
+ */
+export function fakePairingApi({ origin = "https://chat-api.example.org", published }) {
+  return {
+    origin,
+    registered: [],
+    registerError: null,
+    healthError: null,
+    lastHealth: null,
+    async health() {
+      if (this.healthError) throw this.healthError;
+      this.lastHealth = { status: "ok", e2e: published() };
+      return this.lastHealth;
+    },
+    publishedServerKey: (health, kid) => publishedServerKey(health, kid),
+    async registerDevice(req) {
+      this.registered.push(req);
+      if (this.registerError) throw this.registerError;
+      return { device_id: req.device.deviceId, name: `${req.name} (server)` };
     },
   };
 }

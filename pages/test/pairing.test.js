@@ -3,9 +3,8 @@
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
 import { PairingController } from "../src/app/pairing.js";
-import { publishedServerKey } from "../src/lib/transport.js";
 import { ApiError, E2EError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
-import { makeServerKey } from "./e2e-server.js";
+import { fakePairingApi, makeServerKey } from "./e2e-server.js";
 
 const server = await makeServerKey();
 const ORIGIN = "https://chat-api.example.org";
@@ -15,26 +14,7 @@ let kept;
 let handed;
 let signIns;
 
-function fakeApi() {
-  return {
-    origin: ORIGIN,
-    registered: [],
-    registerError: null,
-    healthError: null,
-    lastHealth: null,
-    async health() {
-      if (this.healthError) throw this.healthError;
-      this.lastHealth = { status: "ok", e2e: published };
-      return this.lastHealth;
-    },
-    publishedServerKey: (health, kid) => publishedServerKey(health, kid),
-    async registerDevice(req) {
-      this.registered.push(req);
-      if (this.registerError) throw this.registerError;
-      return { device_id: req.device.deviceId, name: `${req.name} (server)` };
-    },
-  };
-}
+const fakeApi = () => fakePairingApi({ origin: ORIGIN, published: () => published });
 
 function pairing(keys = {}) {
   return new PairingController({
