@@ -356,21 +356,11 @@ async def _clock_wait(runs: int) -> list[float]:
 def bench_signature(runs: int = 500) -> dict[str, Any]:
     """The gate's verification path, server side, on a real database: parse, digest, freshness,
     device lookup, the library's ECDSA verify and the replay insert."""
-    from privchat.app import create_app
     from privchat.api.gate import verify_device_signature
-    from privchat.config import config_from_dict
-    from privchat.storage.db import Database
-    from tests.support.signing import TestDevice
+    from tests.support.inprocess import app_with_device
 
     async def scenario() -> list[float]:
-        folder = Path(tempfile.mkdtemp(prefix="privchat-bench-sig-"))
-        config = config_from_dict({"storage": {"data_dir": str(folder), "key_file": str(folder / "key")}, "model": {"enabled": False}})
-        database = await Database.open(config)
-        app = create_app(config, database=database)
-        state = app.extensions["privchat"]
-        device = TestDevice()
-        async with database.transaction() as conn:
-            await state.devices.add(conn, device.device_id, "bench", device.public_jwk)
+        app, database, device = await app_with_device(Path(tempfile.mkdtemp(prefix="privchat-bench-sig-")), name="bench")
         body = json.dumps({"message": "hello"}).encode()
         timings = []
         for _ in range(runs):

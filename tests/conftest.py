@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from tests.support.inprocess import InProcessServer, started
-from tests.support.server import LiveServer, SignedClient, write_config
+from tests.support.server import LiveServer, SignedClient, started_live, write_config
 
 # Fixtures that start a live server, the model, cloudflared or Chromium: a test that uses one (or a
 # fixture built on one) is marked `live`, so `scripts/test --fast` (-m "not live") leaves it out.
@@ -43,10 +43,7 @@ def server_factory(tmp_path: Path) -> Iterator:
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One server with the real model for a whole module: most API tests need no fresh one."""
-    folder = tmp_path_factory.mktemp("shared")
-    server = LiveServer(folder, write_config(folder)).start()
-    yield server
-    server.stop()
+    yield from started_live(tmp_path_factory.mktemp("shared"))
 
 
 @pytest.fixture(scope="module")

@@ -8,34 +8,14 @@ stored reply, character for character.
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, Iterator
+from typing import Any
 
-from tests.support.server import BackgroundStream, LiveServer, SignedClient
+from tests.support.server import BackgroundStream, LiveServer, SignedClient, parse_sse_with_ids
 
 LONG_PROMPT = "Write a long story about a lighthouse keeper and the sea, with many details."
 
 Event = tuple[str | None, str, Any]  # (id, event, data)
-
-
-def parse_sse_ids(chunks: Iterator[str]) -> Iterator[Event]:
-    """Like parse_sse, with each event's `id:` (None when it has none); pings are left out."""
-    buffer = ""
-    for chunk in chunks:
-        buffer += chunk
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            event, data_lines, event_id = "message", [], None
-            for line in block.split("\n"):
-                if line.startswith("id:"):
-                    event_id = line[3:].strip()
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data_lines.append(line[5:].lstrip())
-            if data_lines:
-                yield (event_id, event, json.loads("\n".join(data_lines)))
 
 
 def read_stream(response: Any, stop_after_tokens: int | None = None) -> list[Event]:
@@ -43,7 +23,9 @@ def read_stream(response: Any, stop_after_tokens: int | None = None) -> list[Eve
     tokens = 0
     try:
         assert response.status_code == 200, response.read() and response.text
-        for event in parse_sse_ids(response.iter_text()):
+        for event in parse_sse_with_ids(response.iter_text()):
+            if event[1] == "ping":
+                continue
             events.append(event)
             if event[1] == "token":
                 tokens += 1

@@ -8,22 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from privchat.app import create_app
-from privchat.config import config_from_dict
-from privchat.storage.db import Database
 from tests.support.e2e import SealedExchange, ServerKey, open_events
-from tests.support.signing import TestDevice
+from tests.support.inprocess import app_with_device
 
 
 @pytest.mark.slow
 async def test_chat_while_loading_is_503_then_works(tmp_path: Path) -> None:
-    config = config_from_dict({"storage": {"data_dir": str(tmp_path), "key_file": str(tmp_path / "key")}})
-    database = await Database.open(config)
-    app = create_app(config, database=database)
+    app, _database, device = await app_with_device(tmp_path, {"model": {"enabled": True}}, name="loader")
     state = app.extensions["privchat"]
-    device = TestDevice()
-    async with database.transaction() as conn:
-        await state.devices.add(conn, device.device_id, "loader", device.public_jwk)
     body = json.dumps({"message": "hello", "options": {"max_tokens": 4}}).encode()
 
     def sealed() -> SealedExchange:

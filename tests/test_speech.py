@@ -23,7 +23,7 @@ import pytest
 from privchat.api.body_limits import TRANSCRIBE_ROUTE, body_limit, transcribe_body_bytes
 from privchat.speech.transcriber import default_model_path
 from tests.support.fswatch import FolderWatch
-from tests.support.server import LiveServer, SignedClient, write_config
+from tests.support.server import LiveServer, SignedClient, started_live
 
 SENTENCE = "Send an email to my brother about the meeting on Friday."
 KEY_WORDS = ("email", "brother", "meeting", "friday")
@@ -83,11 +83,8 @@ def speech_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServ
     """A server whose TMPDIR is a folder of its own, watched by the disk test."""
     folder = tmp_path_factory.mktemp("speech")
     (folder / "tmp").mkdir()
-    server = LiveServer(folder, write_config(folder, {"model": {"enabled": False},
-                                                      "speech": {"max_audio_bytes": MAX_AUDIO_BYTES}}))
-    server.start(env={"TMPDIR": str(folder / "tmp")})
-    yield server
-    server.stop()
+    yield from started_live(folder, {"model": {"enabled": False}, "speech": {"max_audio_bytes": MAX_AUDIO_BYTES}},
+                            env={"TMPDIR": str(folder / "tmp")})
 
 
 @pytest.fixture(scope="module")

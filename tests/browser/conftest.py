@@ -24,6 +24,7 @@ from tests.support.server import REPO, LiveServer, write_config
 PAGES = REPO / "pages"
 DESKTOP = {"viewport": {"width": 1280, "height": 800}}
 PHONE = {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+PHONE_390 = {**PHONE, "viewport": {"width": 390, "height": 844}}
 
 # Records CSP violations as the page sees them (the console message is the second witness).
 CSP_RECORDER = """
@@ -89,6 +90,14 @@ class Stack:
     def export(self) -> dict[str, Any]:
         return json.loads(self.server.cli("history", "export").stdout)
 
+    def stored(self, message_id: str) -> dict[str, Any]:
+        """The message as the server stored it (from the export), with its ``conversation_id``."""
+        for conversation in self.export()["conversations"]:
+            for message in conversation["messages"]:
+                if message["id"] == message_id:
+                    return {**message, "conversation_id": conversation["id"]}
+        raise AssertionError(f"message {message_id} is not in the export")
+
     def stop(self) -> None:
         self.site.stop()
         self.server.stop()
@@ -122,6 +131,21 @@ def stack_factory(tmp_path: Path, built_pages: Path) -> Iterator[Any]:
     yield make
     for stack in started:
         stack.stop()
+
+
+@pytest.fixture
+def paired_page(stack_factory: Any, open_page: Any) -> Any:
+    """paired_page(name, overrides, device=…, options=…) → (Stack, Watched): a stack only this test
+    uses and a fresh page (``options``: open_page's) paired to it through the `privchat pair` link."""
+
+    def make(name: str, overrides: dict[str, Any] | None = None, *, device: str,
+             options: dict[str, Any] | None = None) -> tuple[Stack, Watched]:
+        stack = stack_factory(name, overrides)
+        w = open_page(options)
+        pair_with_link(w.page, stack, device)
+        return stack, w
+
+    return make
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +276,12 @@ def pair_with_link(page: Any, stack: Any, name: str) -> dict[str, Any]:
     expect(page.locator("#pair-code")).to_have_value(pairing["code"])
     submit_pairing(page, name)
     return pairing
+
+
+def close_pair_banner(page: Any) -> None:
+    """Closes the banner a fresh pairing shows, if it is there."""
+    if page.locator("#pair-banner-close").is_visible():
+        page.click("#pair-banner-close")
 
 
 def send_and_watch(page: Any, text: str, *, click: Any = None) -> list[tuple[str, int]]:

@@ -10,11 +10,10 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAST_REPLY, REPLY_TIMEOUT_MS, pair_with_link, send_and_watch, wait_state
+from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, close_pair_banner, send_and_watch, wait_state
 
 pytestmark = pytest.mark.browser
 
-PHONE_390 = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 FORMS = {"phone": PHONE_390, "desktop": None}
 NOTICE_BACK_S = 2.0  # the page must be ready this soon after the server answers again (loopback)
 
@@ -39,14 +38,11 @@ def _open(page, phone: bool, conversation_id: str) -> None:
 
 
 @pytest.mark.parametrize("form", list(FORMS))
-def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) -> None:
+def test_reopen_draft_and_unsent_message(paired_page, form: str) -> None:
     phone = form == "phone"
-    stack = stack_factory(f"reopen-{form}", {"generation": {"max_tokens": 16}})
-    w = open_page(FORMS[form])
+    stack, w = paired_page(f"reopen-{form}", {"generation": {"max_tokens": 16}}, device=f"reopen {form}", options=FORMS[form])
     page = w.page
-    pair_with_link(page, stack, f"reopen {form}")
-    if page.locator("#pair-banner-close").is_visible():
-        page.click("#pair-banner-close")
+    close_pair_banner(page)
 
     # --- two conversations
     send_and_watch(page, "Name a colour.")
@@ -124,11 +120,9 @@ def test_reopen_draft_and_unsent_message(stack_factory, open_page, form: str) ->
     w.assert_clean()
 
 
-def test_reopen_a_deleted_conversation_falls_back_to_a_new_one(stack_factory, open_page) -> None:
-    stack = stack_factory("reopen-gone", {"generation": {"max_tokens": 16}})
-    w = open_page()
+def test_reopen_a_deleted_conversation_falls_back_to_a_new_one(paired_page) -> None:
+    stack, w = paired_page("reopen-gone", {"generation": {"max_tokens": 16}}, device="reopen gone")
     page = w.page
-    pair_with_link(page, stack, "reopen gone")
     send_and_watch(page, "Say one word.")
     conversation = _active_id(page)
     stack.server.cli("history", "clear", "--yes")
@@ -144,13 +138,11 @@ def test_reopen_a_deleted_conversation_falls_back_to_a_new_one(stack_factory, op
     w.assert_clean()
 
 
-def test_reload_mid_reply_reopens_and_attaches_to_the_running_reply(stack_factory, open_page) -> None:
+def test_reload_mid_reply_reopens_and_attaches_to_the_running_reply(paired_page) -> None:
     """A reload while a reply is being written: the same conversation opens and the reply goes on
     (history hands the running reply to the chat's reattach); the text ends equal to the stored one."""
-    stack = stack_factory("reopen-running", {"generation": {"max_tokens": 160}})
-    w = open_page(PHONE_390)
+    stack, w = paired_page("reopen-running", {"generation": {"max_tokens": 160}}, device="reopen running", options=PHONE_390)
     page = w.page
-    pair_with_link(page, stack, "reopen running")
     send_and_watch(page, "Name a colour.")
     conversation = _active_id(page)
     page.fill("#message-input", "Write a long story about a dragon who learns to bake bread.")
@@ -167,7 +159,7 @@ def test_reload_mid_reply_reopens_and_attaches_to_the_running_reply(stack_factor
     w.shot("reopen-phone-07-running-reply-attached")
     expect(reply).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
     reply_id = reply.get_attribute("data-id")
-    stored = next(m for c in stack.export()["conversations"] for m in c["messages"] if m["id"] == reply_id)
+    stored = stack.stored(reply_id)
     assert stored["status"] == "complete"
     shown = page.evaluate("(id) => window.privchat.messages.views.find((v) => v.el.dataset.id === id).text", reply_id)
     assert shown == stored["content"], (shown, stored["content"])

@@ -11,25 +11,16 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAST_REPLY, REPLY_TIMEOUT_MS, pair_with_link, wait_state
+from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, pair_with_link, wait_state
 
 pytestmark = pytest.mark.browser
 
-PHONE_390 = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 LONG_MESSAGE = "Write a very long story about a dragon who learns to bake bread. Use many chapters."
 OFFLINE_SECONDS = 3.0
 
 
 def _body(page) -> str:
     return page.locator(LAST_REPLY).locator(".message-body").inner_text()
-
-
-def _stored(stack, reply_id: str) -> dict:
-    for conversation in stack.export()["conversations"]:
-        for message in conversation["messages"]:
-            if message["id"] == reply_id:
-                return {**message, "conversation_id": conversation["id"]}
-    raise AssertionError(f"reply {reply_id} is not in the export")
 
 
 def _wait_streaming(page, chars: int) -> None:
@@ -39,11 +30,23 @@ def _wait_streaming(page, chars: int) -> None:
     }""", arg=chars, timeout=REPLY_TIMEOUT_MS)
 
 
-def _long_replies(stack) -> None:
-    """Long enough that the reply is still being written when the connection comes back."""
+def _long_replies(stack):
+    """The stack, its replies set long enough to be still being written when the connection comes back."""
     owner = stack.server.pair(name="settings")
     # 300 tokens: still being written 3 s after it started, on a quiet machine or a busy one.
     assert owner.put("/api/settings", {"max_tokens": 300, "temperature": 0}).status_code == 200
+    return stack
+
+
+def _phone_mid_reply(open_page, stack, device: str, chars: int = 40):
+    """A phone paired to ``stack`` as ``device`` that sent LONG_MESSAGE and shows the reply streaming,
+    past ``chars`` characters: returns the watched page and the reply's id."""
+    w = open_page(PHONE_390)
+    pair_with_link(w.page, stack, device)
+    w.page.fill("#message-input", LONG_MESSAGE)
+    w.page.press("#message-input", "Enter")
+    _wait_streaming(w.page, chars)
+    return w, w.page.locator(LAST_REPLY).get_attribute("data-id")
 
 
 def _rendered_from_server(page, phone: bool, conversation_id: str) -> str:
@@ -57,17 +60,10 @@ def _rendered_from_server(page, phone: bool, conversation_id: str) -> str:
 
 
 def test_offline_for_three_seconds_mid_reply_then_the_reply_completes_token_for_token(stack_factory, open_page) -> None:
-    stack = stack_factory("resume-offline")
-    _long_replies(stack)
-    w = open_page(PHONE_390)
+    stack = _long_replies(stack_factory("resume-offline"))
+    w, reply_id = _phone_mid_reply(open_page, stack, "phone")
     page = w.page
-    pair_with_link(page, stack, "phone")
-
-    page.fill("#message-input", LONG_MESSAGE)
-    page.press("#message-input", "Enter")
-    _wait_streaming(page, 40)
     reply = page.locator(LAST_REPLY)
-    reply_id = reply.get_attribute("data-id")
 
     page.context.set_offline(True)
     went_offline = time.monotonic()
@@ -86,7 +82,7 @@ def test_offline_for_three_seconds_mid_reply_then_the_reply_completes_token_for_
     on_screen = _body(page)
     w.shot("resume-02-complete")
 
-    stored = _stored(stack, reply_id)
+    stored = stack.stored(reply_id)
     assert stored["status"] == "complete"
     # The reply went on while the phone was away: more was stored than was shown before the drop.
     assert len(stored["content"]) > length_offline
@@ -99,16 +95,9 @@ def test_offline_for_three_seconds_mid_reply_then_the_reply_completes_token_for_
 
 
 def test_reload_mid_reply_reopens_the_conversation_and_the_reply_continues(stack_factory, open_page) -> None:
-    stack = stack_factory("resume-reload")
-    _long_replies(stack)
-    w = open_page(PHONE_390)
+    stack = _long_replies(stack_factory("resume-reload"))
+    w, reply_id = _phone_mid_reply(open_page, stack, "phone")
     page = w.page
-    pair_with_link(page, stack, "phone")
-
-    page.fill("#message-input", LONG_MESSAGE)
-    page.press("#message-input", "Enter")
-    _wait_streaming(page, 40)
-    reply_id = page.locator(LAST_REPLY).get_attribute("data-id")
 
     page.reload()
     wait_state(page, "ready", timeout=30_000)
@@ -124,22 +113,16 @@ def test_reload_mid_reply_reopens_the_conversation_and_the_reply_continues(stack
     expect(reply).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
     page.wait_for_timeout(200)
     on_screen = reply.locator(".message-body").inner_text()
-    stored = _stored(stack, reply_id)
+    stored = stack.stored(reply_id)
     assert stored["status"] == "complete"
     assert _rendered_from_server(page, True, stored["conversation_id"]) == on_screen
     w.assert_clean()
 
 
 def test_a_second_phone_watches_the_running_reply(stack_factory, open_page) -> None:
-    stack = stack_factory("resume-watch")
-    _long_replies(stack)
-    first = open_page(PHONE_390)
-    pair_with_link(first.page, stack, "phone one")
-    first.page.fill("#message-input", LONG_MESSAGE)
-    first.page.press("#message-input", "Enter")
-    _wait_streaming(first.page, 20)
-    reply_id = first.page.locator(LAST_REPLY).get_attribute("data-id")
-    conversation_id = _stored(stack, reply_id)["conversation_id"]
+    stack = _long_replies(stack_factory("resume-watch"))
+    first, reply_id = _phone_mid_reply(open_page, stack, "phone one", chars=20)
+    conversation_id = stack.stored(reply_id)["conversation_id"]
 
     second = open_page(PHONE_390)
     page = second.page

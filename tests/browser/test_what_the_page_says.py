@@ -14,11 +14,9 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAST_REPLY, REPLY_TIMEOUT_MS, pair_with_link, wait_state
+from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, close_pair_banner, pair_with_link, wait_state
 
 pytestmark = pytest.mark.browser
-
-PHONE_390 = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
 
 UNSENT = '.message[data-status="failed"]'
 USERS = "els => els.map(e => [e.querySelector('.message-body').textContent, e.dataset.status])"
@@ -28,9 +26,11 @@ def _users(page) -> list[list[str]]:
     return page.eval_on_selector_all('#messages .message[data-role="user"]', USERS)
 
 
-def _close_banner(page) -> None:
-    if page.locator("#pair-banner-close").is_visible():
-        page.click("#pair-banner-close")
+def _paired(paired_page, name: str, device: str, options=PHONE_390, max_tokens: int = 16):
+    """A stack with short replies and a page paired to it (a phone unless ``options`` says otherwise), banner closed."""
+    stack, w = paired_page(name, {"generation": {"max_tokens": max_tokens}}, device=device, options=options)
+    close_pair_banner(w.page)
+    return stack, w
 
 
 def _ask(page, text: str) -> None:
@@ -50,12 +50,9 @@ def _send(page, text: str) -> None:
     page.press("#message-input", "Enter")
 
 
-def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(stack_factory, open_page) -> None:
-    stack = stack_factory("unsent", {"generation": {"max_tokens": 16}})
-    w = open_page(PHONE_390)
+def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(paired_page) -> None:
+    _stack, w = _paired(paired_page, "unsent", "says phone")
     page = w.page
-    pair_with_link(page, stack, "says phone")
-    _close_banner(page)
 
     # Offline: "hello" is kept, says why, and offers nothing that cannot work.
     page.context.set_offline(True)
@@ -109,13 +106,10 @@ def test_phone_offline_message_says_why_sends_now_in_order_and_can_be_discarded(
 
 
 @pytest.mark.parametrize("form", ["desktop", "phone"])
-def test_server_down_at_page_load_cannot_load_yet(stack_factory, open_page, form: str) -> None:
+def test_server_down_at_page_load_cannot_load_yet(paired_page, form: str) -> None:
     phone = form == "phone"
-    stack = stack_factory(f"down-{form}", {"generation": {"max_tokens": 16}})
-    w = open_page(PHONE_390 if phone else None)
+    stack, w = _paired(paired_page, f"down-{form}", f"says down {form}", PHONE_390 if phone else None)
     page = w.page
-    pair_with_link(page, stack, f"says down {form}")
-    _close_banner(page)
     _ask(page, "Name a colour.")
 
     stack.server.stop()
@@ -145,12 +139,9 @@ def test_server_down_at_page_load_cannot_load_yet(stack_factory, open_page, form
     w.assert_clean()
 
 
-def test_phone_revoked_device_gets_no_send_now_and_one_header_row(stack_factory, open_page) -> None:
-    stack = stack_factory("revoked", {"generation": {"max_tokens": 16}})
-    w = open_page(PHONE_390)
+def test_phone_revoked_device_gets_no_send_now_and_one_header_row(paired_page) -> None:
+    stack, w = _paired(paired_page, "revoked", "says revoked")
     page = w.page
-    pair_with_link(page, stack, "says revoked")
-    _close_banner(page)
     _ask(page, "Name a colour.")
 
     stack.server.stop()
@@ -178,12 +169,9 @@ def test_phone_revoked_device_gets_no_send_now_and_one_header_row(stack_factory,
     w.assert_clean()
 
 
-def test_desktop_switching_versions_halfway_up_keeps_the_place(stack_factory, open_page) -> None:
-    stack = stack_factory("versions", {"generation": {"max_tokens": 24}})
-    w = open_page()
+def test_desktop_switching_versions_halfway_up_keeps_the_place(paired_page) -> None:
+    _stack, w = _paired(paired_page, "versions", "says versions", None, max_tokens=24)
     page = w.page
-    pair_with_link(page, stack, "says versions")
-    _close_banner(page)
     tall = "\n".join(f"line {i} of a long question" for i in range(8))
     for n in range(3):
         _ask(page, f"Question {n}.\n{tall}")
@@ -230,7 +218,7 @@ def test_phone_pairing_words_devices_storage_import_and_code_block(shared_stack,
     w.shot("says-phone-10-pairing")
 
     pair_with_link(page, shared_stack, "says storage")
-    _close_banner(page)
+    close_pair_banner(page)
     page.locator("#devices-button").tap()
     storage = page.locator("#this-device-storage")
     expect(storage).not_to_be_empty()

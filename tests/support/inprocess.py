@@ -49,6 +49,21 @@ def inprocess_config(folder: Path, overrides: dict[str, Any] | None = None) -> A
     return config_from_dict(raw, config_dir=folder)
 
 
+async def app_with_device(folder: Path, overrides: dict[str, Any] | None = None, *,
+                          name: str = "test device") -> tuple[Any, Database, TestDevice]:
+    """``create_app`` on a database freshly opened under ``folder`` (config: ``inprocess_config``), and
+    one device written straight into that database, as pairing leaves it: for tests and benchmarks that
+    drive the app below HTTP (its test client, a request context). Not started: the caller starts it
+    (``app.test_app()``) if it needs to, and closes the database."""
+    config = inprocess_config(folder, overrides)
+    database = await Database.open(config)
+    app = create_app(config, database=database)
+    device = TestDevice(name=name)
+    async with database.transaction() as conn:
+        await app.extensions["privchat"].devices.add(conn, device.device_id, name, device.public_jwk)
+    return app, database, device
+
+
 class LoopThread:
     """An event loop running in a daemon thread; ``run`` waits for a coroutine on it from any thread."""
 

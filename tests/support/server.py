@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ import yaml
 
 from privchat.e2e.suite import SEALED_MEDIA_TYPE
 
-from .e2e import OpenedResponse, SealError, SealedExchange, ServerKey, code_mac
+from .e2e import OpenedResponse, SealError, SealedExchange, ServerKey, code_mac, sse_blocks
 from .signing import TestDevice
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,6 +159,16 @@ class LiveServer:
         response = client.register(self.pair_code(), name)
         assert response.status_code == 201, response.text
         return client
+
+
+def started_live(folder: Path, overrides: dict[str, Any] | None = None, **start: Any) -> Iterator[LiveServer]:
+    """For fixtures: ``yield from started_live(folder, overrides)`` gives a live server with that config,
+    started (``start``: ``LiveServer.start``'s arguments), and stops it afterwards."""
+    server = LiveServer(folder, write_config(folder, overrides)).start(**start)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class SignedClient:
@@ -324,20 +334,25 @@ def session_mac(label: bytes, session_key: str, device_id: str, kid: str) -> str
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
-def parse_sse(chunks: Any) -> Any:
-    """A small SSE reader for tests: yields (event, data) and ('ping', None) for comments."""
-    buffer = ""
-    for chunk in chunks:
-        buffer += chunk
-        while "\n\n" in buffer:
-            block, buffer = buffer.split("\n\n", 1)
-            event, data_lines = "message", []
-            for line in block.split("\n"):
-                if line.startswith(":"):
-                    yield ("ping", None)
-                elif line.startswith("event:"):
-                    event = line[6:].strip()
-                elif line.startswith("data:"):
-                    data_lines.append(line[5:].lstrip())
-            if data_lines:
-                yield (event, json.loads("\n".join(data_lines)))
+def parse_sse_with_ids(chunks: Any) -> Iterator[tuple[str | None, str, Any]]:
+    """A small SSE reader for tests: yields (id, event, data), the id None when the event has none,
+    and (None, 'ping', None) for a comment."""
+    for block in sse_blocks(chunks):
+        event, data_lines, event_id = "message", [], None
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                yield (None, "ping", None)
+            elif line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data_lines.append(line[5:].lstrip())
+        if data_lines:
+            yield (event_id, event, json.loads("\n".join(data_lines)))
+
+
+def parse_sse(chunks: Any) -> Iterator[tuple[str, Any]]:
+    """(event, data) of each event, and ('ping', None) for comments: parse_sse_with_ids without the ids."""
+    for _id, event, data in parse_sse_with_ids(chunks):
+        yield (event, data)
