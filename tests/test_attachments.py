@@ -63,7 +63,8 @@ def fake() -> Iterator[FakeUpstream]:
 @pytest.fixture(scope="module")
 def app(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessServer]:
     def openai(name: str, **more: Any) -> dict[str, Any]:
-        return {"name": name, "engine": "openai", "base_url": fake.url("slow"), "first_token_timeout_seconds": 20, **more}
+        # "brief": three words a reply; these tests read the prompt the model was given, not what it writes.
+        return {"name": name, "engine": "openai", "base_url": fake.url("brief"), "first_token_timeout_seconds": 20, **more}
 
     models = [openai("texty", n_ctx=2048), openai("seeing", vision=True, n_ctx=8192), openai("roomy", n_ctx=32768)]
     server = InProcessServer(tmp_path_factory.mktemp("attach"), {"models": {"list": models, "default": "texty"},

@@ -52,6 +52,7 @@ def test_a_broken_config_is_reported(tmp_path: Path) -> None:
     assert "server.port" in report["checks"][0]["detail"]
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_tunnel_port_taken_by_another_program_is_named(tmp_path: Path) -> None:
     import socket
 
@@ -71,6 +72,7 @@ def _placement(config: Path, home: Path) -> dict:
     return next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "key placement")
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_doctor_warns_when_the_key_file_would_share_a_backup_with_the_database(tmp_path: Path) -> None:
     """Negative control: before the change doctor had no "key placement" check
     (StopIteration here), and nothing told the owner that one home backup held key and data."""

@@ -210,6 +210,7 @@ def SignedClientFor(server: Any) -> Any:  # noqa: N802 - reads as the client it 
     return SignedClient(server.url, TestDevice())
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_the_pages_opaque_client_pairs_with_the_backend(apps: Any) -> None:
     """Two implementations of the same crate meet: the page's code (@serenity-kit/opaque, through
     pages/test/e2e-interop.mjs) logs in with a typed code against the backend (opaquepy), its device

@@ -65,6 +65,7 @@ def verify(url: str, local: Path, *extra: str) -> subprocess.CompletedProcess[st
                           capture_output=True, text=True, timeout=60, cwd=REPO)
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_a_deployed_page_that_is_the_build_verifies(sites: tuple[Path, Path, str]) -> None:
     local, _served, url = sites
     result = verify(url, local)
@@ -77,6 +78,7 @@ def test_a_deployed_page_that_is_the_build_verifies(sites: tuple[Path, Path, str
     assert as_json["ok"] is True and {f["status"] for f in as_json["files"]} == {"ok"}
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_a_changed_file_and_a_missing_one_are_reported(sites: tuple[Path, Path, str]) -> None:
     local, served, url = sites
     app = served / "chat" / "app.js"
@@ -111,6 +113,7 @@ def test_verify_compares_the_hashes_the_service_worker_checks(sites: tuple[Path,
     assert [p for p, s in checks.items() if s != "ok"] == ["/chat/config.json"]
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_verify_refuses_what_it_cannot_check(tmp_path: Path) -> None:
     for url in ("http://chat.example.com/chat/", "ftp://127.0.0.1/chat/", "https://chat.example.com/other/",
                 "https://user:pw@chat.example.com/chat/"):

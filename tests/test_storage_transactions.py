@@ -50,6 +50,7 @@ async def _write_setting(database: Database, key: str) -> None:
         await conn.execute("INSERT INTO settings (key, value, updated_at) VALUES (?, '1', 0)", (key,))
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_a_cancel_while_begin_waits_leaves_no_transaction_open(tmp_path: Path) -> None:
     async def scenario(database: Database, _history: HistoryStore) -> None:
         slow = await _hold_the_thread(database)
@@ -100,6 +101,7 @@ def test_a_cancel_while_commit_waits_lets_the_commit_finish_and_then_cancels(tmp
     with_history(tmp_path, scenario)
 
 
+@pytest.mark.slow  # seconds of subprocesses or real waits: not in the --fast loop
 def test_a_cancel_inside_the_body_rolls_back_what_was_sent(tmp_path: Path) -> None:
     async def scenario(database: Database, _history: HistoryStore) -> None:
         began = asyncio.Event()

@@ -1,6 +1,6 @@
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { installDom, fresh, settle } from "./dom-env.js";
+import { installDom, fresh, settle, until } from "./dom-env.js";
 import { DeviceAuth, suggestDeviceName } from "../src/components/chat/DeviceAuth.js";
 import { ApiError, KeyStorageError, NetworkError } from "../src/lib/errors.js";
 import { KEY_STORAGE_TEXT } from "../src/lib/describe.js";
@@ -47,9 +47,9 @@ async function pairWith(code, name = "Test phone") {
   $("#pair-code").value = code;
   $("#device-name").value = name;
   $("#pair-button").click();
-  await settle(20);
   // Key generation and the end-to-end checks are real WebCrypto work: wait for the pairing to end.
-  for (let i = 0; i < 400 && auth.busy; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await settle(5);
+  await until(() => !auth.busy, "the pairing to end", 20_000);
   await settle(5);
 }
 
@@ -78,7 +78,7 @@ test("Access wants a sign-in: the sentence, a Sign in button and a Retry that tr
   assert.equal(signIns, 1);
   api.registerError = null;
   $("#pair-retry").click();
-  await settle(20);
+  await until(() => paired.length === 1, "the retried pairing to end", 20_000);
   assert.equal(api.registered.length, 2);
   assert.equal(paired.length, 1);
 });
@@ -167,8 +167,7 @@ test("device names from the user agent", () => {
 
 test("the pairing screen shows the server key's short fingerprint, and the device keeps the pinned key", async () => {
   auth.show({ code: "ABCD-1234", e2e: server.pin.kid });
-  await settle(20);
-  assert.equal($("#pair-server-key").textContent, server.pin.fingerprint);
+  await until(() => $("#pair-server-key").textContent === server.pin.fingerprint, "the server key's fingerprint");
   assert.match($("#pair-server-key-line").textContent, /^Server key: [0-9A-F]{4} /);
   await pairWith("ABCD-1234");
   assert.equal(api.registered.length, 1);
@@ -182,8 +181,7 @@ test("a health key that is not the pairing link's is refused before anything is 
   const other = await makeServerKey();
   published = other.pin;
   auth.show({ code: "ABCD-1234", e2e: server.pin.kid });
-  await settle(20);
-  assert.match($("#pair-server-key").textContent, /not the key in the pairing link/);
+  await until(() => /not the key in the pairing link/.test($("#pair-server-key").textContent), "the mismatch to be said");
   await pairWith("ABCD-1234");
   assert.equal(api.registered.length, 0);
   assert.equal(saved.length, 0);

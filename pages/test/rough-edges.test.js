@@ -1,7 +1,7 @@
 // The rough edges a new user hits, one test each where jsdom can check it.
 import { test, beforeEach } from "node:test";
 import assert from "node:assert/strict";
-import { installDom, fresh, settle } from "./dom-env.js";
+import { installDom, fresh, settle, until } from "./dom-env.js";
 import { createMarkdown } from "../src/lib/markdown.js";
 import { describe } from "../src/lib/describe.js";
 import { ApiError } from "../src/lib/errors.js";
@@ -21,8 +21,8 @@ import { makeServerKey } from "./e2e-server.js";
 /** Taps Pair and waits for the pairing (real WebCrypto work) to end. */
 async function tapPair(auth) {
   $("#pair-button").click();
-  await settle(20);
-  for (let i = 0; i < 400 && auth.busy; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  await settle(5);
+  await until(() => !auth.busy, "the pairing to end", 20_000); // real WebCrypto work
   await settle(5);
 }
 

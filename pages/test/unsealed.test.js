@@ -6,7 +6,7 @@
 import { test, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { installDom, settle } from "./dom-env.js";
+import { installDom, settle, until } from "./dom-env.js";
 import { fakeServer, makeDevice, makeServerKey } from "./e2e-server.js";
 
 const html = await readFile(new URL("../src/chat/index.html", import.meta.url), "utf8");
@@ -105,10 +105,12 @@ for (const [status, code] of [[401, "device_unknown"], [403, "device_revoked"], 
 test("a forged plain refusal of a message: it is kept, with Send now; nothing about the device changes", async () => {
   routes["POST /api/chat"] = plain(403, "device_revoked");
   assert.equal(ui.chat.send("hello"), true);
-  await settle(20);
+  // Sealing and opening go through WebCrypto, off the event loop: wait for the page to say it.
+  const kept = () => document.querySelector('.message[data-status="failed"]') || document.querySelector(".message.user");
+  await until(() => /not believed/.test(kept()?.textContent || ""), "the message kept with its reason");
   await ui.monitor.running;
   assertUntouched("chat");
-  const failed = document.querySelector('.message[data-status="failed"]') || document.querySelector(".message.user");
+  const failed = kept();
   assert.ok(failed, "the message is still there");
   assert.match(failed.textContent, /not believed/);
   assert.ok([...failed.querySelectorAll("button")].some((b) => /Send now/.test(b.textContent)), "with a Send now button");

@@ -115,6 +115,8 @@ class FakeUpstream:
                         self._send(_chunk(word))
                     self.close_connection = True
                     self.connection.shutdown(2)
+                elif mode == "brief":  # a few words whatever max_tokens allows: tests about the prompt, not the reply
+                    self._stream(3)
                 else:
                     self._stream(min(400, int(body.get("max_tokens") or 400)))
 
