@@ -63,12 +63,17 @@ function fakeNotification(permission = "granted") {
   return { Notif, shown };
 }
 
-test("the wake lock is taken when a reply starts and released when it ends", async () => {
+/** watchReplies over a fake wake lock, a fresh session and a visible fake document. */
+function watchingReplies() {
   const fake = fakeWakeLock();
-  const wake = new ScreenWake(fake.nav);
   const session = new Session();
   const doc = fakeDoc();
-  const stop = watchReplies(session, { wake, notify: async () => false, doc });
+  const stop = watchReplies(session, { wake: new ScreenWake(fake.nav), notify: async () => false, doc });
+  return { fake, session, doc, stop };
+}
+
+test("the wake lock is taken when a reply starts and released when it ends", async () => {
+  const { fake, session, doc, stop } = watchingReplies();
   const stream = { started: false, stopped: false };
   session.set({ stream });
   await tick();
@@ -83,11 +88,7 @@ test("the wake lock is taken when a reply starts and released when it ends", asy
 });
 
 test("the wake lock is taken again when the page comes back while the reply still streams", async () => {
-  const fake = fakeWakeLock();
-  const wake = new ScreenWake(fake.nav);
-  const session = new Session();
-  const doc = fakeDoc();
-  const stop = watchReplies(session, { wake, notify: async () => false, doc });
+  const { fake, session, doc, stop } = watchingReplies();
   session.set({ stream: { started: true, stopped: false } });
   await tick();
   fake.hide(); // the browser drops it when the page is hidden
@@ -110,11 +111,7 @@ test("the wake lock is taken again when the page comes back while the reply stil
 });
 
 test("Stop releases the wake lock at once, before the stream ends", async () => {
-  const fake = fakeWakeLock();
-  const wake = new ScreenWake(fake.nav);
-  const session = new Session();
-  const doc = fakeDoc();
-  const stop = watchReplies(session, { wake, notify: async () => false, doc });
+  const { fake, session, doc, stop } = watchingReplies();
   session.set({ stream: { started: true, stopped: false } });
   await tick();
   const button = fresh('<button id="stop-button">Stop</button>').firstChild;
