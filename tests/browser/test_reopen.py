@@ -1,7 +1,7 @@
 """Reopen where you were, and honest waiting (issue 12, items 2 and 3), in Chromium against a real
 server: a reload goes back to the open conversation with its draft; a message sent while the server
 is down stays (also across a reload), and Send now sends it once the server is back; a server on this machine that
-comes back is noticed within about 2 s."""
+comes back is noticed within the loopback backoff and one check (about 2 s on a quiet machine)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,12 @@ from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, clos
 pytestmark = pytest.mark.browser
 
 FORMS = {"phone": PHONE_390, "desktop": None}
-NOTICE_BACK_S = 2.0  # the page must be ready this soon after the server answers again (loopback)
+# A server on this machine that answers again is noticed within the loopback backoff cap (1.5 s,
+# lib/connection.js) plus one check. A check's cost is this machine's: the time a reload takes to
+# be ready (page start, health, the sealed who-am-I) is measured in the test and stands for it, with
+# half a second as its floor, what it costs on a quiet two-core machine.
+BACKOFF_LOOPBACK_S = 1.5
+QUIET_CHECK_S = 0.5
 
 
 def _sidebar(page, phone: bool) -> None:
@@ -61,8 +66,10 @@ def test_reopen_draft_and_unsent_message(paired_page, form: str) -> None:
     w.shot(f"reopen-{form}-01-drafts")
 
     # --- reload: the same conversation, its draft; the other draft is kept too
+    reloading = time.monotonic()
     page.reload()
     wait_state(page, "ready")
+    check_s = max(QUIET_CHECK_S, time.monotonic() - reloading)
     expect(page.locator(".conversation-item.active")).to_have_attribute("data-id", colour)
     expect(page.locator('.message[data-role="user"]').first).to_contain_text("Name a colour.")
     expect(page.locator("#message-input")).to_have_value("draft for the colour")
@@ -85,13 +92,22 @@ def test_reopen_draft_and_unsent_message(paired_page, form: str) -> None:
     expect(unsent.locator(".discard-button")).to_be_visible()
     page.wait_for_timeout(8_000)  # long enough for a 30 s-capped backoff to have grown past 4 s
     w.shot(f"reopen-{form}-03-server-down")
+    # What the status said and when (ms on the page's clock), for the message if the bound is missed.
+    page.evaluate("""() => { const el = document.querySelector('#status'); window.__states = [];
+      new MutationObserver(() => window.__states.push([Math.round(performance.now()), el.dataset.state]))
+        .observe(el, { attributes: true, attributeFilter: ['data-state'] }); }""")
 
-    # --- the server is back: the page notices within ~2 s, the message is still there with Send now
+    # --- the server is back: noticed within the loopback cap and one check; the message is still there with Send now
     stack.server.start()  # returns once the server answers /api/health with a ready model
     answered = time.monotonic()
-    wait_state(page, "ready", timeout=15_000)
+    answered_on_page = page.evaluate("Math.round(performance.now())")
+    wait_state(page, "ready", timeout=30_000)
     waited = time.monotonic() - answered
-    assert waited <= NOTICE_BACK_S + 0.3, f"the page took {waited:.1f} s to notice the server was back"
+    allowed = BACKOFF_LOOPBACK_S + check_s
+    states = page.evaluate("window.__states")
+    assert waited <= allowed, (f"the page took {waited:.1f} s to notice the server was back ({allowed:.1f} s allowed: "
+                               f"{BACKOFF_LOOPBACK_S} s backoff and a check measured at {check_s:.1f} s); "
+                               f"status changes {states}, the server answered at {answered_on_page}")
     expect(unsent).to_have_count(1)
     expect(unsent.locator(".retry-button")).to_be_visible()
     w.shot(f"reopen-{form}-04-server-back")
