@@ -283,3 +283,33 @@ def test_the_document_check_can_fail() -> None:
     assert named == [(401, "replayed"), (401, "device_revoked"), (None, "made_up")]
     assert documentation_problems(named, {entry.code: entry.status for entry in CATALOGUE}) == [
         "`made_up`: not in the catalogue", "401 `device_revoked`: the catalogue says 403"]
+
+
+# --- tests/README.md maps every test file to a part of the product -------------------------------
+
+def unmapped_test_files(map_text: str, files: list[str]) -> list[str]:
+    """The test files the map names neither by name nor by a glob in backticks (``test_storage_*.py``)."""
+    from fnmatch import fnmatch
+
+    named = re.findall(r"`([^`\s]+\.(?:py|js))`", map_text)
+    return [f for f in files if not any(fnmatch(f, pattern) for pattern in named)]
+
+
+def _test_files() -> list[str]:
+    python = [p.name for p in (REPO / "tests").glob("test_*.py")]
+    browser = [p.name for p in (REPO / "tests" / "browser").glob("test_*.py")]
+    page = [p.name for p in (REPO / "pages" / "test").glob("*.test.js")]
+    return sorted(python + browser + page)
+
+
+def test_every_test_file_is_in_the_map() -> None:
+    files = _test_files()
+    assert len(files) > 80, "the test files were not found: the check is broken, not the map"
+    missing = unmapped_test_files((REPO / "tests" / "README.md").read_text(encoding="utf-8"), files)
+    assert not missing, f"tests/README.md does not say which part of the product these cover: {missing}"
+
+
+def test_the_map_check_can_fail() -> None:
+    """The negative control: a file the map does not name is reported; a glob covers its files."""
+    text = "| history | `test_history.py`, `test_storage_*.py` |"
+    assert unmapped_test_files(text, ["test_history.py", "test_storage_kdf.py", "test_new_thing.py"]) == ["test_new_thing.py"]
