@@ -6,6 +6,7 @@ import { ConnectionStatus } from "../src/components/chat/ConnectionStatus.js";
 import { Session } from "../src/lib/session.js";
 import { ApiError, E2EError, NetworkError } from "../src/lib/errors.js";
 import { fakeClock } from "./fake-clock.js";
+import { BACKOFF_LOOPBACK_MAX_MS, POLL_OK_MS } from "../src/lib/connection.js";
 
 installDom();
 const $ = (sel) => document.querySelector(sel);
@@ -205,6 +206,28 @@ test("the status names the chosen model, and another choice shows at once withou
   const down = text();
   monitor.modelChanged();
   assert.equal(text(), down, "while the server is not answering, a model change does not claim it is ready");
+});
+
+test("a model list that says loading just after a ready check brings the next check within the loopback cap, not 15 s later", async () => {
+  let entry = null;
+  session.set({ apiOrigin: "http://127.0.0.1:8765" });
+  const status = new ConnectionStatus($("#status"), $("#status-actions"));
+  monitor = new ConnectionMonitor({ api, session, status, onEffects: (e) => effects.push(e), timers: clock, now: clock.now,
+    online: () => online, chosenModel: () => entry });
+  await monitor.checkNow();
+  assert.equal(state(), "ready");
+  const ready = [...clock.pending.values()].map((t) => t.at - clock.now());
+  assert.deepEqual(ready, [POLL_OK_MS], "a ready server is asked again after 15 s");
+  // The model list, fetched once the page is ready, says the chosen model is still loading.
+  entry = { name: "qwen", state: "loading" };
+  monitor.modelChanged();
+  assert.equal(state(), "loading");
+  const soon = [...clock.pending.values()].map((t) => t.at - clock.now());
+  assert.deepEqual(soon, [BACKOFF_LOOPBACK_MAX_MS], "loading on this machine: asked again within the loopback cap");
+  // The control: a redraw that keeps the state keeps the timer.
+  entry = { name: "qwen", label: "Qwen", state: "loading" };
+  monitor.modelChanged();
+  assert.deepEqual([...clock.pending.values()].map((t) => t.at - clock.now()), [BACKOFF_LOOPBACK_MAX_MS]);
 });
 
 // A server the page's own CSP blocks is not a stopped server.

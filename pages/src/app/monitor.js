@@ -87,14 +87,18 @@ export class ConnectionMonitor {
 
   /**
    * The model list or the choice changed: a status that names the model says the new one at once.
-   * Only the sentence changes (no effects, no new timers): every steady state keeps the input on.
+   * No effects (every steady state keeps the input on), but the next check moves to the new state's:
+   * a list that says the model is loading, read just after a check that found it ready, would
+   * otherwise leave "Loading" on screen until the ready state's check 15 s later.
    */
   modelChanged() {
     if (!this.lastSeen || !connection.STEADY.includes(this.memory.state)) return;
     const decision = connection.decide(this.memory, { ...this.lastSeen, model: this.chosenModel() });
     if (!connection.STEADY.includes(decision.memory.state)) return;
+    const stateChanged = decision.memory.state !== this.memory.state;
     this.memory = decision.memory;
     this.status.show(decision.status);
+    if (stateChanged) this.schedule(decision);
   }
 
   /** The browser went offline. */
