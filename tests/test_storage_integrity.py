@@ -1,4 +1,4 @@
-"""Rows cannot be rearranged without the key (issue 15, item 1).
+"""Rows cannot be rearranged without the key.
 
 Someone who can write the database file but has no key could, when only table, column, row id and
 key version were bound, move a message into another conversation, turn the owner's words into the

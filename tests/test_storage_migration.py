@@ -1,4 +1,4 @@
-"""Migration 2 (issue 15, items 1 and 3): existing databases are re-sealed with the v2 associated
+"""Migration 2: existing databases are re-sealed with the v2 associated
 data, old passphrase databases move from scrypt to Argon2id, and a migration killed with SIGKILL
 part-way leaves the database as it was.
 

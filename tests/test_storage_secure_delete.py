@@ -1,4 +1,4 @@
-"""Cleared history does not stay on disk (issue 15, item 2).
+"""Cleared history does not stay on disk.
 
 SQLite leaves deleted rows in free pages unless ``secure_delete`` is on, and keeps every page it
 wrote in the WAL file until a checkpoint. Debian's SQLite happens to default ``secure_delete`` to

@@ -1,5 +1,5 @@
-// Reopen where you were (issue 12, item 2): the open conversation, the draft per conversation and
-// the unsent messages outlive the tab; and honest waiting (item 3): the backoff cap on loopback and
+// Reopen where you were: the open conversation, the draft per conversation and
+// the unsent messages outlive the tab; and honest waiting: the backoff cap on loopback and
 // a Send that starts the backoff over. A "reload" here is a new page (session, controllers,
 // components) over the same storage.
 import { test, beforeEach } from "node:test";

@@ -1,4 +1,4 @@
-"""Reopen where you were, and honest waiting (issue 12, items 2 and 3), in Chromium against a real
+"""Reopen where you were, and honest waiting, in Chromium against a real
 server: a reload goes back to the open conversation with its draft; a message sent while the server
 is down stays (also across a reload), and Send now sends it once the server is back; a server on this machine that
 comes back is noticed within the loopback backoff and one check (about 2 s on a quiet machine)."""
@@ -87,7 +87,7 @@ def test_reopen_draft_and_unsent_message(paired_page, form: str) -> None:
     expect(unsent).to_contain_text("Are you still there?")
     expect(page.locator("#message-input")).to_have_value("")  # sent: the draft is cleared
     wait_state(page, "reconnecting", "unreachable")
-    # While the server is away: no Send now that cannot work, Discard (issue 23).
+    # While the server is away: no Send now that cannot work, only Discard.
     expect(unsent.locator(".retry-button")).to_have_count(0)
     expect(unsent.locator(".discard-button")).to_be_visible()
     page.wait_for_timeout(8_000)  # long enough for a 30 s-capped backoff to have grown past 4 s

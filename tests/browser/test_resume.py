@@ -1,4 +1,4 @@
-"""A reply that survives a dropped connection (issue 12, item 1), in Chromium on a phone viewport
+"""A reply that survives a dropped connection, in Chromium on a phone viewport
 against a real server with the real model: the phone goes offline mid-reply for 3 s and comes back;
 the page reattaches by itself and the text on screen ends equal to the stored reply. A reload
 mid-reply reopens the conversation and the reply goes on.

@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAST_REPLY, PHONE, send_and_watch, submit_pairing, wait_state
+from tests.browser.conftest import LAST_REPLY, PHONE_390, send_and_watch, submit_pairing, wait_state
 
 pytestmark = pytest.mark.browser
-
-PHONE_390 = {**PHONE, "viewport": {"width": 390, "height": 844}}
-
 
 def _in_view_above(page, selector: str, other: str) -> None:
     """``selector`` is on screen and ends above ``other`` (the footer, the composer)."""

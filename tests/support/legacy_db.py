@@ -1,4 +1,4 @@
-"""Databases as privchat wrote them before issue 15: schema version 1, values sealed with the v1
+"""Databases as privchat wrote them before schema version 2: schema version 1, values sealed with the v1
 associated data (table, column, row id and key version only), and in passphrase mode a data key
 wrapped by scrypt (N = 2^15, r = 8, p = 1).
 
