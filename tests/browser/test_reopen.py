@@ -5,7 +5,9 @@ comes back is noticed within the loopback backoff and one check (about 2 s on a 
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,11 +17,13 @@ from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, clos
 pytestmark = pytest.mark.browser
 
 FORMS = {"phone": PHONE_390, "desktop": None}
-# A server on this machine that answers again is noticed within the loopback backoff cap (1.5 s,
-# lib/connection.js) plus one check. A check's cost is this machine's: the time a reload takes to
-# be ready (page start, health, the sealed who-am-I) is measured in the test and stands for it, with
-# half a second as its floor, what it costs on a quiet two-core machine.
-BACKOFF_LOOPBACK_S = 1.5
+# A server on this machine that answers again is noticed within the loopback backoff cap plus one
+# check. The cap is the page's own (lib/connection.js), read from it so the two cannot drift apart.
+# A check's cost is this machine's: the time a reload takes to be ready (page start, health, the
+# sealed who-am-I) is measured in the test and stands for it, with half a second as its floor, what
+# it costs on a quiet two-core machine.
+_CONNECTION_JS = (Path(__file__).resolve().parents[2] / "pages" / "src" / "lib" / "connection.js").read_text()
+BACKOFF_LOOPBACK_S = int(re.search(r"BACKOFF_LOOPBACK_MAX_MS = ([\d_]+);", _CONNECTION_JS)[1].replace("_", "")) / 1000
 QUIET_CHECK_S = 0.5
 
 
