@@ -253,6 +253,18 @@ WATCH_REPLY = """
 """
 
 
+def frame_drawn(page: Any) -> None:
+    """Returns once the page drew a frame: a render it scheduled before (a message's text is drawn in
+    a requestAnimationFrame, MessageList.js) has run, since a frame runs its callbacks in order."""
+    page.evaluate("() => new Promise((drawn) => requestAnimationFrame(() => drawn()))")
+
+
+def drawer_slid_in(page: Any) -> None:
+    """Waits until the phone's conversation drawer has slid all the way in (its 0.2 s transform ends
+    at the left edge), so a screenshot shows it where the owner sees it."""
+    page.wait_for_function("() => document.querySelector('#sidebar').getBoundingClientRect().left >= 0")
+
+
 def wait_state(page: Any, *states: str, timeout: float = 20_000) -> str:
     """Waits until #status has one of ``states``; returns the one it has."""
     page.wait_for_function("(states) => states.includes(document.querySelector('#status').dataset.state)",

@@ -19,6 +19,11 @@ def _shown(page) -> list[str]:
     return page.eval_on_selector_all("#messages .message", SHOWN)
 
 
+def _stores_the_choice(response) -> bool:
+    """The server's answer to the page's PATCH of a conversation (here, its current_leaf)."""
+    return response.request.method == "PATCH" and "/api/history/" in response.url
+
+
 def _message(page, message_id: str):
     return page.locator(f'#messages .message[data-id="{message_id}"]')
 
@@ -65,12 +70,14 @@ def test_regenerate_edit_switch_reload_second_device_search_rename(shared_stack,
     expect(_message(page, q1b).locator(".message-body")).to_have_text("Say hello to the pelican")
 
     # Back to the first version of the question, then its first reply: that branch is remembered.
-    _message(page, q1b).locator(".branch-prev").click()
+    # Each switch stores the choice (a PATCH of current_leaf): the reload below waits for both answers.
+    with page.expect_response(_stores_the_choice):
+        _message(page, q1b).locator(".branch-prev").click()
     assert _settled(page, 2) == [q1, a1b]  # the newest reply under the original question
-    _message(page, a1b).locator(".branch-prev").click()
+    with page.expect_response(_stores_the_choice):
+        _message(page, a1b).locator(".branch-prev").click()
     assert _settled(page, 2) == [q1, a1]
     conversation = page.locator(".conversation-item.active").get_attribute("data-id")
-    page.wait_for_timeout(300)  # the PATCH of the choice is on its way
 
     page.reload()
     wait_state(page, "ready", timeout=30_000)

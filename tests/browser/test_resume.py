@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, pair_with_link, wait_state
+from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, frame_drawn, pair_with_link, wait_state
 
 pytestmark = pytest.mark.browser
 
@@ -55,7 +55,7 @@ def _rendered_from_server(page, phone: bool, conversation_id: str) -> str:
         page.locator("#sidebar-toggle").click()
     page.locator(f'.conversation-item[data-id="{conversation_id}"] .conversation-open').click()
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete")
-    page.wait_for_timeout(200)  # one animation frame renders the text
+    frame_drawn(page)  # the text is drawn in an animation frame
     return _body(page)
 
 
@@ -78,7 +78,7 @@ def test_offline_for_three_seconds_mid_reply_then_the_reply_completes_token_for_
 
     expect(reply).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
     expect(reply.locator(".message-notice")).to_be_hidden()
-    page.wait_for_timeout(200)
+    frame_drawn(page)
     on_screen = _body(page)
     w.shot("resume-02-complete")
 
@@ -111,7 +111,7 @@ def test_reload_mid_reply_reopens_the_conversation_and_the_reply_continues(stack
         return m && m.querySelector(".message-body").textContent.length > chars;
     }""", arg=[reply_id, grown], timeout=REPLY_TIMEOUT_MS)
     expect(reply).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
-    page.wait_for_timeout(200)
+    frame_drawn(page)
     on_screen = reply.locator(".message-body").inner_text()
     stored = stack.stored(reply_id)
     assert stored["status"] == "complete"
@@ -133,7 +133,7 @@ def test_a_second_phone_watches_the_running_reply(stack_factory, open_page) -> N
     expect(reply).to_have_attribute("data-status", "streaming", timeout=20_000)
     expect(reply).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
     expect(first.page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=REPLY_TIMEOUT_MS)
-    page.wait_for_timeout(200)
+    frame_drawn(page)
     assert reply.locator(".message-body").inner_text() == _body(first.page)
     first.assert_clean()
     second.assert_clean()

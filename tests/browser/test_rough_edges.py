@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -9,12 +11,18 @@ from tests.browser.conftest import LAST_REPLY, PHONE_390, send_and_watch, submit
 
 pytestmark = pytest.mark.browser
 
-def _in_view_above(page, selector: str, other: str) -> None:
-    """``selector`` is on screen and ends above ``other`` (the footer, the composer)."""
-    box = page.locator(selector).bounding_box()
-    limit = page.locator(other).bounding_box()
-    assert box and limit, (box, limit)
-    assert box["y"] >= 0 and box["y"] + box["height"] <= limit["y"] + 1, (selector, box, other, limit)
+
+def _in_view_above(page, selector: str, other: str, timeout: float = 10.0) -> None:
+    """``selector`` ends on screen and above ``other`` (the footer, the composer), once the page's
+    scroll (smooth, so it takes a few frames) has brought it there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        box = page.locator(selector).bounding_box()
+        limit = page.locator(other).bounding_box()
+        if box and limit and box["y"] >= 0 and box["y"] + box["height"] <= limit["y"] + 1:
+            return
+        assert time.monotonic() < deadline, (selector, box, other, limit)
+        time.sleep(0.05)
 
 
 def test_phone_pairing_error_link_in_open_tab_and_chat_layout(shared_stack, open_page) -> None:
@@ -33,7 +41,6 @@ def test_phone_pairing_error_link_in_open_tab_and_chat_layout(shared_stack, open
     expect(error).to_be_visible()
     expect(error).to_be_focused()
     expect(error).to_be_in_viewport()
-    page.wait_for_timeout(600)  # the smooth scroll
     _in_view_above(page, "#pair-error", ".footer")
     w.shot("rough-phone-01-pair-error")
 
@@ -71,7 +78,6 @@ def test_phone_pairing_error_link_in_open_tab_and_chat_layout(shared_stack, open
     meta = page.locator(f"{LAST_REPLY} >> .message-meta")
     expect(meta).to_be_visible()
     expect(meta).to_contain_text("tokens")
-    page.wait_for_timeout(300)
     _in_view_above(page, f"{LAST_REPLY} >> .message-meta", "#composer")
     w.shot("rough-phone-03-reply")
 

@@ -14,7 +14,8 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, close_pair_banner, pair_with_link, wait_state
+from tests.browser.conftest import (LAST_REPLY, PHONE_390, REPLY_TIMEOUT_MS, close_pair_banner, drawer_slid_in, frame_drawn,
+                                    pair_with_link, wait_state)
 
 pytestmark = pytest.mark.browser
 
@@ -124,7 +125,7 @@ def test_server_down_at_page_load_cannot_load_yet(paired_page, form: str) -> Non
     w.shot(f"says-{form}-05-server-down-at-load")
     if phone:
         page.locator("#sidebar-toggle").tap()
-        page.wait_for_timeout(400)  # the drawer slides in
+        drawer_slid_in(page)
     listed = page.locator("#conversation-empty")
     expect(listed).to_be_visible()
     expect(listed).to_contain_text("Can't load your conversations yet")
@@ -188,14 +189,14 @@ def test_desktop_switching_versions_halfway_up_keeps_the_place(paired_page) -> N
     new = page.locator('#messages .message[data-role="assistant"]').nth(1)
     expect(new.locator(".branch-count")).to_have_text("2/2")
     new.evaluate("el => el.scrollIntoView({block: 'center'})")
-    page.wait_for_timeout(200)
+    frame_drawn(page)  # the list has heard its scroll event
     before = new.bounding_box()
     assert page.evaluate("(() => { const s = document.querySelector('#messages'); return s.scrollHeight - s.scrollTop - s.clientHeight; })()") > 200
     w.shot("says-desktop-08-before-switch")
     new.locator(".branch-prev").click()
     switched = page.locator(f'#messages .message[data-id="{second_id}"]')
     expect(switched.locator(".branch-count")).to_have_text("1/2")
-    page.wait_for_timeout(200)
+    frame_drawn(page)  # the switched version is drawn in its place
     after = switched.bounding_box()
     assert before and after
     assert abs(after["y"] - before["y"]) <= 2, (before, after)
